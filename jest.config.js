@@ -1,0 +1,29 @@
+// Three tiers, one command: `npm test` runs them all (see README "Development").
+//   unit  *.spec.ts      beside the code, no I/O
+//   int   *.int-spec.ts  against real Postgres/Redis
+//   e2e   *.e2e-spec.ts  real sockets to real processes
+const fs = require('node:fs');
+
+const swcConfig = JSON.parse(fs.readFileSync(`${__dirname}/.swcrc`, 'utf8'));
+delete swcConfig.$schema;
+
+const shared = {
+  rootDir: __dirname,
+  testEnvironment: 'node',
+  transform: { '^.+\\.ts$': ['@swc/jest', swcConfig] },
+  moduleFileExtensions: ['ts', 'js', 'json'],
+  moduleNameMapper: {
+    '^@securechat/protocol$': '<rootDir>/libs/protocol/src',
+    '^@securechat/protocol/(.*)$': '<rootDir>/libs/protocol/src/$1',
+  },
+  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+};
+
+/** @type {import('jest').Config} */
+module.exports = {
+  projects: [
+    { ...shared, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs}/**/*.spec.ts'] },
+    { ...shared, displayName: 'int', testMatch: ['<rootDir>/{apps,libs,test}/**/*.int-spec.ts'] },
+    { ...shared, displayName: 'e2e', testMatch: ['<rootDir>/{apps,libs,test}/**/*.e2e-spec.ts'] },
+  ],
+};

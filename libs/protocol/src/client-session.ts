@@ -1,0 +1,193 @@
+/** The client's side of an established session (§5–§7). */
+import { type KeyObject } from 'node:crypto';
+
+import { ed25519Verify, timingSafeEqual, userSign } from './crypto';
+import { fromBase64, toBase64 } from './encoding';
+import { ProtocolError } from './errors/protocol-error';
+import { type RawFrame } from './frame-decoder';
+import { type ClientMessage, type SendMessage } from './messages/client-messages';
+import { parseStrict } from './messages/fields';
+import {
+  type Deliver,
+  type Receipt,
+  type ServerMessage,
+  serverMessageSchema,
+} from './messages/server-messages';
+import { signMessage, verifyMessage } from './message-signature';
+import { Session, type SessionInit } from './session';
+import {
+  countersignSignedBytes,
+  receiptDigest,
+  receiptSignedBytes,
+  type TranscriptView,
+} from './transcript';
+
+export type ClientSessionState =
+  | 'open'
+  /** `bye` sent: read until `receipt`, send nothing (§7). */
+  | 'bye_sent'
+  /** `receipt` read: answer with `countersign`. */
+  | 'receipt_received'
+  | 'closed';
+
+/** How the server's receipt compares with our own view (§7). */
+export interface ReceiptCheck {
+  /** Both counts and both chains equal ours. */
+  readonly viewsMatch: boolean;
+  /** The receipt's signature verifies under the server identity over `D` of the receipt's view. */
+  readonly signatureValid: boolean;
+  readonly clientView: TranscriptView;
+  readonly serverView: TranscriptView;
+  readonly receipt: Receipt;
+}
+
+export interface ClientSessionInit extends SessionInit {
+  readonly serverKey: KeyObject;
+  readonly userKey: KeyObject;
+}
+
+export interface ClientReceived {
+  readonly message: ServerMessage;
+  readonly plaintext: Buffer;
+  readonly receipt?: ReceiptCheck;
+}
+
+/** What a caller gives to send a chat message; `from` is the session's username. */
+export interface OutgoingMessage {
+  readonly id: string;
+  readonly to: string;
+  readonly body: string;
+  readonly ts: number;
+}
+
+export class ClientSession extends Session {
+  #state: ClientSessionState = 'open';
+  readonly #serverKey: KeyObject;
+  readonly #userKey: KeyObject;
+
+  constructor(init: ClientSessionInit) {
+    super(init);
+    this.#serverKey = init.serverKey;
+    this.#userKey = init.userKey;
+  }
+
+  get state(): ClientSessionState {
+    return this.#state;
+  }
+
+  /** Seals a request; key updates are inserted on schedule (§4). Use `bye()` to close. */
+  send(message: Exclude<ClientMessage, { type: 'bye' | 'countersign' }>): Buffer {
+    this.assertCanSend(message.type);
+    return this.sealWithRotation(message);
+  }
+
+  /** Builds and signs a `send` (§6 message signature) as this session's user. */
+  signedSend(message: OutgoingMessage): SendMessage {
+    const sig = signMessage(this.#userKey, { from: this.username, ...message });
+    return {
+      type: 'send',
+      id: message.id,
+      to: message.to,
+      body: message.body,
+      ts: message.ts,
+      sig,
+    };
+  }
+
+  /** §6: whether a `deliver` is signed by `senderKey` (the author's key, from `get_key`). */
+  static verifyDeliver(deliver: Deliver, senderKey: KeyObject): boolean {
+    return verifyMessage(
+      senderKey,
+      { from: deliver.from, to: deliver.to, id: deliver.id, ts: deliver.ts, body: deliver.body },
+      deliver.sig,
+    );
+  }
+
+  /** Starts closing (§7): `bye`, after which only `countersign` may be sent. */
+  bye(): Buffer {
+    this.assertCanSend('bye');
+    const frame = this.seal({ type: 'bye' }, false);
+    this.#state = 'bye_sent';
+    return frame;
+  }
+
+  /** Reads one frame from the server. Throws ProtocolError (always fatal here). */
+  receive(frame: RawFrame): ClientReceived {
+    if (this.#state === 'receipt_received' || this.#state === 'closed') {
+      this.#state = 'closed';
+      throw new ProtocolError('unexpected_message', 'nothing may follow receipt');
+    }
+    let message: ServerMessage;
+    let opened: ReturnType<Session['openFrame']>;
+    try {
+      opened = this.openFrame(frame);
+      message = parseStrict(serverMessageSchema, opened.object, 'message');
+      if (message.type === 'receipt' && this.#state !== 'bye_sent') {
+        throw new ProtocolError('unexpected_message', 'receipt before bye');
+      }
+    } catch (error) {
+      this.#state = 'closed';
+      throw error;
+    }
+    const { plaintext, sequence } = opened;
+    if (message.type === 'receipt') {
+      this.accept(plaintext, sequence, message.type, false);
+      this.#state = 'receipt_received';
+      return { message, plaintext, receipt: this.#checkReceipt(message) };
+    }
+    this.accept(plaintext, sequence, message.type, true);
+    return { message, plaintext };
+  }
+
+  /** §7: `countersign`, signed over `D` of our own view, whatever the receipt said. */
+  countersign(): Buffer {
+    if (this.#state !== 'receipt_received')
+      throw new Error('countersign() must follow the receipt');
+    const view = this.view();
+    const signature = userSign(this.#userKey, countersignSignedBytes(receiptDigest(view)));
+    const frame = this.seal(
+      {
+        type: 'countersign',
+        c2s_count: view.c2sCount,
+        c2s_chain: toBase64(view.c2sChain),
+        s2c_count: view.s2cCount,
+        s2c_chain: toBase64(view.s2cChain),
+        signature: toBase64(signature),
+      },
+      false,
+    );
+    this.#state = 'closed';
+    return frame;
+  }
+
+  #checkReceipt(receipt: Receipt): ReceiptCheck {
+    const clientView = this.view();
+    const serverView: TranscriptView = {
+      sessionId: receipt.session_id,
+      c2sCount: receipt.c2s_count,
+      c2sChain: fromBase64(receipt.c2s_chain, 'c2s_chain', 32),
+      s2cCount: receipt.s2c_count,
+      s2cChain: fromBase64(receipt.s2c_chain, 's2c_chain', 32),
+    };
+    const viewsMatch =
+      serverView.sessionId === clientView.sessionId &&
+      serverView.c2sCount === clientView.c2sCount &&
+      serverView.s2cCount === clientView.s2cCount &&
+      timingSafeEqual(serverView.c2sChain, clientView.c2sChain) &&
+      timingSafeEqual(serverView.s2cChain, clientView.s2cChain);
+    const signatureValid = ed25519Verify(
+      this.#serverKey,
+      receiptSignedBytes(receiptDigest(serverView)),
+      fromBase64(receipt.signature, 'signature', 64),
+    );
+    return { viewsMatch, signatureValid, clientView, serverView, receipt };
+  }
+
+  protected assertCanSend(type: string): void {
+    if (this.#state !== 'open') {
+      throw new Error(
+        `cannot send ${type}: the session is ${this.#state} (§7: only countersign follows bye)`,
+      );
+    }
+  }
+}

@@ -1,0 +1,302 @@
+/**
+ * The primitives of §1, all from node:crypto (OpenSSL). Nothing here is hand-rolled except the
+ * HKDF-Expand loop, which node:crypto does not expose on its own; it is RFC 5869 §2.3 over
+ * node's HMAC-SHA256. Private keys stay in KeyObjects.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes as nodeRandomBytes,
+  sign as nodeSign,
+  timingSafeEqual as nodeTimingSafeEqual,
+  verify as nodeVerify,
+  constants,
+} from 'node:crypto';
+
+import {
+  AES_KEY_BYTES,
+  GCM_NONCE_BYTES,
+  GCM_TAG_BYTES,
+  HASH_BYTES,
+  MAX_USER_PUBLIC_KEY_BYTES,
+  MIN_RSA_MODULUS_BITS,
+  RSA_PSS_SALT_BYTES,
+  X25519_KEY_BYTES,
+} from './constants';
+import { ProtocolError } from './errors/protocol-error';
+
+/** DER headers that turn 32 raw key bytes into PKCS#8 / SPKI (RFC 8410). */
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+function assertBytes(value: Uint8Array, length: number, what: string): void {
+  if (!(value instanceof Uint8Array) || value.length !== length) {
+    throw new RangeError(`${what}: expected ${length} bytes`);
+  }
+}
+
+/** SHA-256 over the concatenation of `parts` (§1). */
+export function sha256(...parts: Uint8Array[]): Buffer {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return hash.digest();
+}
+
+/** HKDF-Extract(salt, ikm) = HMAC-SHA256(salt, ikm) (RFC 5869 §2.2). */
+export function hkdfExtract(salt: Uint8Array, ikm: Uint8Array): Buffer {
+  return createHmac('sha256', salt).update(ikm).digest();
+}
+
+/** HKDF-Expand(prk, info, length) (RFC 5869 §2.3). `info` text is ASCII as §3 and §4 use it. */
+export function hkdfExpand(prk: Uint8Array, info: string, length: number): Buffer {
+  if (prk.length < HASH_BYTES) throw new RangeError('hkdfExpand: PRK shorter than HashLen');
+  if (!Number.isInteger(length) || length < 1 || length > 255 * HASH_BYTES) {
+    throw new RangeError('hkdfExpand: length out of range');
+  }
+  const infoBytes = Buffer.from(info, 'utf8');
+  const blocks: Buffer[] = [];
+  let previous = Buffer.alloc(0);
+  for (let i = 1; blocks.length * HASH_BYTES < length; i++) {
+    previous = createHmac('sha256', prk)
+      .update(previous)
+      .update(infoBytes)
+      .update(Buffer.of(i))
+      .digest();
+    blocks.push(previous);
+  }
+  return Buffer.concat(blocks).subarray(0, length);
+}
+
+/** Compares equal-length byte strings in constant time (§9); unequal lengths are simply unequal. */
+export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && nodeTimingSafeEqual(a, b);
+}
+
+export function randomBytes(length: number): Buffer {
+  return nodeRandomBytes(length);
+}
+
+// ---------------------------------------------------------------- X25519 (RFC 7748)
+
+export interface X25519KeyPair {
+  readonly privateKey: KeyObject;
+  /** The 32 raw bytes that travel as `dh_pub`. */
+  readonly publicRaw: Buffer;
+}
+
+function rawX25519Public(publicKey: KeyObject): Buffer {
+  const spki = publicKey.export({ format: 'der', type: 'spki' });
+  return Buffer.from(spki.subarray(spki.length - X25519_KEY_BYTES));
+}
+
+/** A fresh ephemeral key pair, or the one given by its 32 private bytes (test vectors). */
+export function x25519KeyPair(privateRaw?: Uint8Array): X25519KeyPair {
+  if (privateRaw === undefined) {
+    const { privateKey, publicKey } = generateKeyPairSync('x25519');
+    return { privateKey, publicRaw: rawX25519Public(publicKey) };
+  }
+  assertBytes(privateRaw, X25519_KEY_BYTES, 'x25519KeyPair');
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([X25519_PKCS8_PREFIX, privateRaw]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  return { privateKey, publicRaw: rawX25519Public(createPublicKey(privateKey)) };
+}
+
+/**
+ * X25519(priv, peer). An all-zero result (a low-order peer key) is fatal on both sides (§3
+ * step 4); OpenSSL refuses to derive it, and we check again rather than rely on that.
+ */
+export function x25519(privateKey: KeyObject, peerPublicRaw: Uint8Array): Buffer {
+  assertBytes(peerPublicRaw, X25519_KEY_BYTES, 'x25519');
+  let shared: Buffer;
+  try {
+    const publicKey = createPublicKey({
+      key: Buffer.concat([X25519_SPKI_PREFIX, peerPublicRaw]),
+      format: 'der',
+      type: 'spki',
+    });
+    shared = diffieHellman({ privateKey, publicKey });
+  } catch (cause) {
+    throw new ProtocolError('bad_frame', 'dh_pub: key agreement failed', { cause });
+  }
+  if (shared.every((byte) => byte === 0)) {
+    throw new ProtocolError('bad_frame', 'dh_pub: all-zero shared secret');
+  }
+  return shared;
+}
+
+// ---------------------------------------------------------------- AES-128-GCM (§5)
+
+/** AES-128-GCM with empty associated data: `ciphertext || tag`. */
+export function aesGcmSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array): Buffer {
+  assertBytes(key, AES_KEY_BYTES, 'aesGcmSeal key');
+  assertBytes(nonce, GCM_NONCE_BYTES, 'aesGcmSeal nonce');
+  const cipher = createCipheriv('aes-128-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES });
+  return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+}
+
+/**
+ * Opens `ciphertext || tag`; returns undefined when it does not authenticate. `authTagLength`
+ * pins the tag to 16 bytes: without it node accepts truncated tags (§9).
+ */
+export function aesGcmOpen(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  sealed: Uint8Array,
+): Buffer | undefined {
+  assertBytes(key, AES_KEY_BYTES, 'aesGcmOpen key');
+  assertBytes(nonce, GCM_NONCE_BYTES, 'aesGcmOpen nonce');
+  if (sealed.length < GCM_TAG_BYTES) return undefined;
+  const split = sealed.length - GCM_TAG_BYTES;
+  const decipher = createDecipheriv('aes-128-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES });
+  decipher.setAuthTag(sealed.subarray(split));
+  const head = decipher.update(sealed.subarray(0, split));
+  try {
+    return Buffer.concat([head, decipher.final()]);
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------- keys and signatures (§1)
+
+/** `sha256:` and the lowercase hex SHA-256 of the SPKI DER (§1). */
+export function fingerprint(spkiDer: Uint8Array): string {
+  return `sha256:${sha256(spkiDer).toString('hex')}`;
+}
+
+/** The SPKI DER of a public key (or of a private key's public half). */
+export function exportSpki(key: KeyObject): Buffer {
+  const publicKey = key.type === 'private' ? createPublicKey(key) : key;
+  return publicKey.export({ format: 'der', type: 'spki' });
+}
+
+/** Ed25519 private key from its 32-byte seed (RFC 8032 §5.1.5). */
+export function ed25519PrivateKeyFromSeed(seed: Uint8Array): KeyObject {
+  assertBytes(seed, 32, 'ed25519PrivateKeyFromSeed');
+  return createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+}
+
+export function ed25519Sign(privateKey: KeyObject, data: Uint8Array): Buffer {
+  if (privateKey.asymmetricKeyType !== 'ed25519' || privateKey.type !== 'private') {
+    throw new TypeError('ed25519Sign: expected an Ed25519 private key');
+  }
+  return nodeSign(null, data, privateKey);
+}
+
+export function ed25519Verify(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array) {
+  if (publicKey.asymmetricKeyType !== 'ed25519') return false;
+  try {
+    return nodeVerify(null, data, publicKey, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** Imports the Ed25519 server identity key from `server_key` (§3 step 2). */
+export function importServerKey(spkiDer: Uint8Array): KeyObject {
+  const key = importSpki(spkiDer, 'server_key');
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new ProtocolError('bad_frame', 'server_key: not an Ed25519 key');
+  }
+  return key;
+}
+
+function importSpki(spkiDer: Uint8Array, field: string): KeyObject {
+  if (spkiDer.length === 0 || spkiDer.length > MAX_USER_PUBLIC_KEY_BYTES) {
+    throw new ProtocolError('bad_frame', `${field}: key size out of range`);
+  }
+  try {
+    return createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
+  } catch (cause) {
+    throw new ProtocolError('bad_frame', `${field}: not a SubjectPublicKeyInfo`, { cause });
+  }
+}
+
+/**
+ * Imports a user public key (§1): RSA (rsaEncryption or id-RSASSA-PSS, modulus ≥ 2048 bits) or
+ * Ed25519. Anything else is `bad_request`: the frame was fine, the key is not acceptable.
+ */
+export function importUserPublicKey(spkiDer: Uint8Array, field = 'public_key'): KeyObject {
+  const key = importSpki(spkiDer, field);
+  assertUserKeyType(key, field);
+  return key;
+}
+
+function assertUserKeyType(key: KeyObject, field: string): void {
+  switch (key.asymmetricKeyType) {
+    case 'ed25519':
+      return;
+    case 'rsa':
+    case 'rsa-pss': {
+      const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+      if (bits < MIN_RSA_MODULUS_BITS) {
+        throw new ProtocolError(
+          'bad_request',
+          `${field}: RSA modulus below ${MIN_RSA_MODULUS_BITS} bits`,
+        );
+      }
+      return;
+    }
+    default:
+      throw new ProtocolError('bad_request', `${field}: key type is neither RSA nor Ed25519`);
+  }
+}
+
+/** Checks that a private key can act as a user key (§1) before anything is signed with it. */
+export function assertUserPrivateKey(key: KeyObject): void {
+  if (key.type !== 'private') throw new TypeError('expected a private key');
+  assertUserKeyType(key, 'user key');
+}
+
+const PSS_OPTIONS = {
+  padding: constants.RSA_PKCS1_PSS_PADDING,
+  saltLength: RSA_PSS_SALT_BYTES,
+} as const;
+
+/**
+ * UserSign (§1): RSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt for RSA keys (node's
+ * default salt is the largest possible, §9), Ed25519 otherwise.
+ */
+export function userSign(privateKey: KeyObject, data: Uint8Array): Buffer {
+  assertUserPrivateKey(privateKey);
+  if (privateKey.asymmetricKeyType === 'ed25519') return nodeSign(null, data, privateKey);
+  return nodeSign('sha256', data, { key: privateKey, ...PSS_OPTIONS });
+}
+
+/**
+ * The matching verify. An RSA key is always verified as RSA-PSS with a 32-byte salt, never as
+ * PKCS#1 v1.5 and never with "any salt" (node's default, §9). Never throws on bad input.
+ */
+export function userVerify(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    switch (publicKey.asymmetricKeyType) {
+      case 'ed25519':
+        return nodeVerify(null, data, publicKey, signature);
+      case 'rsa':
+      case 'rsa-pss':
+        if ((publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_MODULUS_BITS) {
+          return false;
+        }
+        return nodeVerify('sha256', data, { key: publicKey, ...PSS_OPTIONS }, signature);
+      default:
+        return false;
+    }
+  } catch {
+    return false;
+  }
+}

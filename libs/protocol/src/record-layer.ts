@@ -1,0 +1,100 @@
+/** One direction of the record layer: §4 (keys, sequence numbers, key update) and §5 (records). */
+import { GCM_NONCE_BYTES, KEY_UPDATE_LIMIT } from './constants';
+import { aesGcmOpen, aesGcmSeal } from './crypto';
+import { ProtocolError } from './errors/protocol-error';
+import { RecordAuthenticationError } from './errors/record-authentication-error';
+import { deriveRecordKeys, nextTrafficSecret } from './key-schedule';
+
+export type Direction = 'c2s' | 's2c';
+
+/** `nonce = iv XOR (0x00000000 || u64(n))` (§5). */
+export function recordNonce(iv: Uint8Array, sequence: number): Buffer {
+  if (iv.length !== GCM_NONCE_BYTES) throw new RangeError('recordNonce: iv must be 12 bytes');
+  if (!Number.isSafeInteger(sequence) || sequence < 0) {
+    throw new RangeError('recordNonce: sequence must be a non-negative integer');
+  }
+  const nonce = Buffer.from(iv);
+  // The sequence never reaches 2^53 (§4 caps it at 2^24), so hi/lo 32-bit halves are exact.
+  const hi = Math.floor(sequence / 2 ** 32);
+  const lo = sequence >>> 0;
+  nonce.writeUInt32BE((nonce.readUInt32BE(4) ^ hi) >>> 0, 4);
+  nonce.writeUInt32BE((nonce.readUInt32BE(8) ^ lo) >>> 0, 8);
+  return nonce;
+}
+
+/**
+ * The state of one direction: traffic secret, key, iv and the implicit sequence number. The
+ * sender seals and the receiver opens with their own count, never one from the wire (§5).
+ */
+export class RecordDirection {
+  #secret: Buffer;
+  #key: Buffer;
+  #iv: Buffer;
+  #sequence: number;
+
+  constructor(
+    readonly direction: Direction,
+    secret: Uint8Array,
+    initialSequence = 0,
+  ) {
+    this.#secret = Buffer.from(secret);
+    ({ key: this.#key, iv: this.#iv } = deriveRecordKeys(this.#secret));
+    this.#sequence = initialSequence;
+  }
+
+  /** The sequence number the next record in this direction uses. */
+  get sequence(): number {
+    return this.#sequence;
+  }
+
+  /** Seals `plaintext` as the next record (§5). */
+  seal(plaintext: Uint8Array): Buffer {
+    if (this.#sequence >= KEY_UPDATE_LIMIT) {
+      // Our own sender must have rotated before this (§4); refusing beats breaking the spec.
+      throw new Error(`${this.direction}: sequence number reached 2^24 without a key update`);
+    }
+    const sealed = aesGcmSeal(this.#key, recordNonce(this.#iv, this.#sequence), plaintext);
+    this.#sequence += 1;
+    return sealed;
+  }
+
+  /**
+   * Opens the next record. A record that fails to authenticate throws
+   * RecordAuthenticationError (§5: fatal, process nothing); the count does not move.
+   */
+  open(sealed: Uint8Array): Buffer {
+    if (this.#sequence >= KEY_UPDATE_LIMIT) {
+      // §4: the peer MUST have sent key_update before its count reached 2^24.
+      throw new ProtocolError(
+        'unexpected_message',
+        `${this.direction}: no key_update before 2^24 records`,
+      );
+    }
+    const plaintext = aesGcmOpen(this.#key, recordNonce(this.#iv, this.#sequence), sealed);
+    if (plaintext === undefined) throw new RecordAuthenticationError(this.direction);
+    this.#sequence += 1;
+    return plaintext;
+  }
+
+  /** §4 key update: the next secret, new key and iv, sequence number back to 0. */
+  update(): void {
+    this.#secret = nextTrafficSecret(this.#secret);
+    ({ key: this.#key, iv: this.#iv } = deriveRecordKeys(this.#secret));
+    this.#sequence = 0;
+  }
+
+  /** Current key material, for known-answer tests only. */
+  snapshotForTests(): { secret: Buffer; key: Buffer; iv: Buffer; sequence: number } {
+    return {
+      secret: Buffer.from(this.#secret),
+      key: Buffer.from(this.#key),
+      iv: Buffer.from(this.#iv),
+      sequence: this.#sequence,
+    };
+  }
+
+  /** Keeps key material out of logs and inspection. */
+  toJSON(): object {
+    return { direction: this.direction, sequence: this.#sequence };
+  }
+}

@@ -1,0 +1,223 @@
+/** The server's side of an established session (§5–§7). */
+import { type KeyObject } from 'node:crypto';
+
+import { ed25519Sign, timingSafeEqual, userVerify } from './crypto';
+import { fromBase64, toBase64 } from './encoding';
+import { type ErrorCode } from './errors/error-codes';
+import { ProtocolError } from './errors/protocol-error';
+import { type RawFrame } from './frame-decoder';
+import {
+  type ClientMessage,
+  type CountersignMessage,
+  type SendMessage,
+  clientMessageSchema,
+} from './messages/client-messages';
+import { parseStrict } from './messages/fields';
+import { type ErrorMessage } from './messages/handshake-frames';
+import { type RequestLimits, checkRequest } from './messages/request-rules';
+import { type ServerMessage } from './messages/server-messages';
+import { verifyMessage } from './message-signature';
+import { Session, type SessionInit } from './session';
+import {
+  countersignSignedBytes,
+  receiptDigest,
+  receiptSignedBytes,
+  type TranscriptView,
+} from './transcript';
+
+export type ServerSessionState =
+  /** Requests flow both ways. */
+  | 'open'
+  /** `bye` read: the only thing left to send is `receipt` (§7). */
+  | 'closing'
+  /** `receipt` sent: the only thing left to read is `countersign`. */
+  | 'receipt_sent'
+  /** `countersign` read (or the session failed): close the connection. */
+  | 'closed';
+
+/** The outcome of closing (§7): `agreed` when the views match and the countersignature verifies. */
+export interface CountersignCheck {
+  readonly outcome: 'agreed' | 'disputed';
+  readonly viewsMatch: boolean;
+  readonly signatureValid: boolean;
+  /** What the server signed in its receipt. */
+  readonly serverView: TranscriptView;
+  readonly serverSignature: Buffer;
+  /** What the client says it saw, as it signed it. */
+  readonly clientView: TranscriptView;
+  readonly clientSignature: Buffer;
+}
+
+export interface ServerSessionInit extends SessionInit {
+  readonly identityKey: KeyObject;
+  /** The user's public key, for message signatures (§6) and the countersignature (§7). */
+  readonly userKey: KeyObject;
+  readonly limits?: RequestLimits;
+}
+
+/** One record read from the client. */
+export interface ServerReceived {
+  readonly message: ClientMessage;
+  readonly plaintext: Buffer;
+  /** Set when `message` is the client's `countersign`. */
+  readonly countersign?: CountersignCheck;
+}
+
+export class ServerSession extends Session {
+  #state: ServerSessionState = 'open';
+  readonly #identityKey: KeyObject;
+  readonly #userKey: KeyObject;
+  readonly #limits: RequestLimits;
+  #receipt: { view: TranscriptView; signature: Buffer } | undefined;
+
+  constructor(init: ServerSessionInit) {
+    super(init);
+    this.#identityKey = init.identityKey;
+    this.#userKey = init.userKey;
+    this.#limits = init.limits ?? {};
+  }
+
+  get state(): ServerSessionState {
+    return this.#state;
+  }
+
+  /** Seals a message to the client; key updates are inserted on schedule (§4). */
+  send(message: ServerMessage): Buffer {
+    this.assertCanSend(message.type);
+    return this.sealWithRotation(message);
+  }
+
+  /** An `error` record for `error` (§2): the caller sends it with `send` and closes if fatal. */
+  static errorMessage(
+    code: ErrorCode,
+    message: string,
+    extra: { id?: string; retryAfter?: number } = {},
+  ): ErrorMessage {
+    return {
+      type: 'error',
+      code,
+      message,
+      ...(extra.id === undefined ? {} : { id: extra.id }),
+      ...(extra.retryAfter === undefined ? {} : { retry_after: extra.retryAfter }),
+    };
+  }
+
+  /**
+   * Reads one frame from the client. Throws ProtocolError: fatal ones (`closesConnection`)
+   * end the session; `bad_request`/`too_large` are answers, and the session goes on.
+   */
+  receive(frame: RawFrame): ServerReceived {
+    if (this.#state === 'closing' || this.#state === 'closed') {
+      this.#state = 'closed';
+      throw new ProtocolError(
+        'unexpected_message',
+        'nothing may follow bye but countersign, after receipt',
+      );
+    }
+    let opened: ReturnType<Session['openFrame']>;
+    let message: ClientMessage;
+    try {
+      opened = this.openFrame(frame);
+      message = parseStrict(clientMessageSchema, opened.object, 'message');
+    } catch (error) {
+      this.#state = 'closed';
+      throw error;
+    }
+    const { plaintext, sequence } = opened;
+
+    if (this.#state === 'receipt_sent') {
+      if (message.type !== 'countersign') {
+        this.#state = 'closed';
+        throw new ProtocolError('unexpected_message', 'expected countersign');
+      }
+      this.accept(plaintext, sequence, message.type, false);
+      this.#state = 'closed';
+      return { message, plaintext, countersign: this.#checkCountersign(message) };
+    }
+
+    // state 'open'
+    switch (message.type) {
+      case 'countersign':
+        this.#state = 'closed';
+        throw new ProtocolError('unexpected_message', 'countersign before receipt');
+      case 'bye':
+        this.accept(plaintext, sequence, message.type, false);
+        this.#state = 'closing';
+        return { message, plaintext };
+      default:
+        this.accept(plaintext, sequence, message.type, true);
+        checkRequest(message, this.#limits);
+        return { message, plaintext };
+    }
+  }
+
+  /** §6: whether a `send`'s `sig` is this session's user's signature (`from` = our username). */
+  verifySendSignature(message: SendMessage): boolean {
+    return verifyMessage(
+      this.#userKey,
+      { from: this.username, to: message.to, id: message.id, ts: message.ts, body: message.body },
+      message.sig,
+    );
+  }
+
+  /** §7: the `receipt` record answering `bye`, signed by the server identity over `D`. */
+  receipt(): Buffer {
+    if (this.#state !== 'closing') throw new Error('receipt() is only allowed right after bye');
+    const view = this.view();
+    const signature = ed25519Sign(this.#identityKey, receiptSignedBytes(receiptDigest(view)));
+    this.#receipt = { view, signature };
+    const frame = this.seal(
+      {
+        type: 'receipt',
+        session_id: view.sessionId,
+        c2s_count: view.c2sCount,
+        c2s_chain: toBase64(view.c2sChain),
+        s2c_count: view.s2cCount,
+        s2c_chain: toBase64(view.s2cChain),
+        signature: toBase64(signature),
+      },
+      false,
+    );
+    this.#state = 'receipt_sent';
+    return frame;
+  }
+
+  #checkCountersign(message: CountersignMessage): CountersignCheck {
+    const receipt = this.#receipt!;
+    const clientView: TranscriptView = {
+      sessionId: this.sessionId,
+      c2sCount: message.c2s_count,
+      c2sChain: fromBase64(message.c2s_chain, 'c2s_chain', 32),
+      s2cCount: message.s2c_count,
+      s2cChain: fromBase64(message.s2c_chain, 's2c_chain', 32),
+    };
+    const clientSignature = fromBase64(message.signature, 'signature');
+    const viewsMatch =
+      clientView.c2sCount === receipt.view.c2sCount &&
+      clientView.s2cCount === receipt.view.s2cCount &&
+      timingSafeEqual(clientView.c2sChain, receipt.view.c2sChain) &&
+      timingSafeEqual(clientView.s2cChain, receipt.view.s2cChain);
+    const signatureValid = userVerify(
+      this.#userKey,
+      countersignSignedBytes(receiptDigest(clientView)),
+      clientSignature,
+    );
+    return {
+      outcome: viewsMatch && signatureValid ? 'agreed' : 'disputed',
+      viewsMatch,
+      signatureValid,
+      serverView: receipt.view,
+      serverSignature: receipt.signature,
+      clientView,
+      clientSignature,
+    };
+  }
+
+  protected assertCanSend(type: string): void {
+    if (this.#state !== 'open') {
+      throw new Error(
+        `cannot send ${type}: the session is ${this.#state} (§7: only receipt follows bye)`,
+      );
+    }
+  }
+}

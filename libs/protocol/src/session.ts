@@ -1,0 +1,179 @@
+/**
+ * What both roles share once the handshake is done: records (§5), key updates (§4) and the
+ * transcript chains (§7). Role rules — what may be sent or received when, receipts — live in
+ * ServerSession and ClientSession.
+ */
+import { DEFAULT_KEY_UPDATE_INTERVAL, DEFAULT_MAX_FRAME, KEY_UPDATE_LIMIT } from './constants';
+import { toBase64, fromBase64 } from './encoding';
+import { ProtocolError } from './errors/protocol-error';
+import { type RawFrame, encodeFrame } from './frame-decoder';
+import { encFrameSchema } from './messages/handshake-frames';
+import { parseStrict } from './messages/fields';
+import { parseJsonObject, serializeJson } from './messages/json';
+import { type Direction, type RecordDirection } from './record-layer';
+import { type TranscriptChain, type TranscriptView } from './transcript';
+
+/** Every record a session seals or opens, byte-exact, for transcripts (§7) and audit logs. */
+export interface RecordEvent {
+  readonly direction: Direction;
+  /** The record's sequence number under the key that protected it. */
+  readonly sequence: number;
+  /** The plaintext exactly as sealed or opened. */
+  readonly plaintext: Buffer;
+  /** Whether §7 counts it in its direction's chain (`bye`, `receipt`, `countersign` are not). */
+  readonly chained: boolean;
+}
+
+export interface SessionOptions {
+  /** Send `key_update` once the sending sequence number reaches this (< 2^24, §4). */
+  readonly keyUpdateInterval?: number;
+  /** Largest frame body we send or accept (§2). */
+  readonly maxFrame?: number;
+  /** Called synchronously for every record, in order. */
+  readonly onRecord?: (event: RecordEvent) => void;
+}
+
+/** What a handshake hands over to the session it completes. */
+export interface SessionInit {
+  readonly sessionId: string;
+  readonly username: string;
+  readonly h2: Buffer;
+  readonly sending: RecordDirection;
+  readonly receiving: RecordDirection;
+  readonly c2sChain: TranscriptChain;
+  readonly s2cChain: TranscriptChain;
+  readonly options?: SessionOptions;
+}
+
+/** Any JSON object with a `type`, as sealed into a record. */
+export type RecordMessage = { readonly type: string } & Record<string, unknown>;
+
+export abstract class Session {
+  readonly sessionId: string;
+  readonly username: string;
+  protected readonly h2: Buffer;
+  protected readonly sending: RecordDirection;
+  protected readonly receiving: RecordDirection;
+  protected readonly c2sChain: TranscriptChain;
+  protected readonly s2cChain: TranscriptChain;
+  protected readonly keyUpdateInterval: number;
+  readonly maxFrame: number;
+  readonly #onRecord: ((event: RecordEvent) => void) | undefined;
+
+  protected constructor(init: SessionInit) {
+    const interval = init.options?.keyUpdateInterval ?? DEFAULT_KEY_UPDATE_INTERVAL;
+    if (!Number.isInteger(interval) || interval < 1 || interval >= KEY_UPDATE_LIMIT) {
+      throw new RangeError('keyUpdateInterval must be an integer in 1..2^24-1');
+    }
+    this.sessionId = init.sessionId;
+    this.username = init.username;
+    this.h2 = init.h2;
+    this.sending = init.sending;
+    this.receiving = init.receiving;
+    this.c2sChain = init.c2sChain;
+    this.s2cChain = init.s2cChain;
+    this.keyUpdateInterval = interval;
+    this.maxFrame = init.options?.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.#onRecord = init.options?.onRecord;
+  }
+
+  /** This party's current view of the session (§7). */
+  view(): TranscriptView {
+    return {
+      sessionId: this.sessionId,
+      c2sCount: this.c2sChain.count,
+      c2sChain: this.c2sChain.head,
+      s2cCount: this.s2cChain.count,
+      s2cChain: this.s2cChain.head,
+    };
+  }
+
+  /** Sequence numbers of the next record each way (for tests and metrics). */
+  get sequences(): { sending: number; receiving: number } {
+    return { sending: this.sending.sequence, receiving: this.receiving.sequence };
+  }
+
+  protected get sendChain(): TranscriptChain {
+    return this.sending.direction === 'c2s' ? this.c2sChain : this.s2cChain;
+  }
+
+  protected get receiveChain(): TranscriptChain {
+    return this.receiving.direction === 'c2s' ? this.c2sChain : this.s2cChain;
+  }
+
+  /** Sends `key_update` now (§4): sealed under the old key, then the sending key moves on. */
+  keyUpdate(): Buffer {
+    this.assertCanSend('key_update');
+    const frame = this.seal({ type: 'key_update' }, true);
+    this.sending.update();
+    return frame;
+  }
+
+  /**
+   * Seals an application message, preceded by a `key_update` when the sending count has
+   * reached the interval. Returns the bytes to write (one or two frames).
+   */
+  protected sealWithRotation(message: RecordMessage): Buffer {
+    if (this.sending.sequence < this.keyUpdateInterval) return this.seal(message, true);
+    const rotation = this.keyUpdate();
+    return Buffer.concat([rotation, this.seal(message, true)]);
+  }
+
+  /** Serialises, chains (§7), seals (§5) and frames (§2) one record. */
+  protected seal(message: RecordMessage, chained: boolean): Buffer {
+    const plaintext = serializeJson(message);
+    const sequence = this.sending.sequence;
+    const ct = this.sending.seal(plaintext);
+    const frameBody = serializeJson({ type: 'enc', ct: toBase64(ct) });
+    if (frameBody.length > this.maxFrame) {
+      // Undo nothing: the record was not sent, but the sequence moved. Refuse loudly instead,
+      // since a session whose count and peer's count differ is broken.
+      throw new Error(
+        `a ${message.type} record does not fit max_frame; check sizes before sending`,
+      );
+    }
+    if (chained) this.sendChain.append(plaintext);
+    this.#onRecord?.({ direction: this.sending.direction, sequence, plaintext, chained });
+    return encodeFrame(frameBody, this.maxFrame);
+  }
+
+  /**
+   * Whether a message would fit in one frame once sealed: base64 of plaintext + 16-byte tag,
+   * inside `{"type":"enc","ct":"…"}`. Callers size lists (history, members) with it.
+   */
+  fits(message: RecordMessage): boolean {
+    const plaintextBytes = serializeJson(message).length;
+    const ctChars = Math.ceil((plaintextBytes + 16) / 3) * 4;
+    return ctChars + '{"type":"enc","ct":""}'.length <= this.maxFrame;
+  }
+
+  /** Opens one `enc` frame (§5) and returns its plaintext and its parsed JSON object. */
+  protected openFrame(frame: RawFrame): {
+    plaintext: Buffer;
+    sequence: number;
+    object: Record<string, unknown>;
+  } {
+    const object = parseJsonObject(frame.body);
+    if (object.type !== 'enc') {
+      // After the handshake only records cross the wire (§5); plaintext frames are out of order.
+      throw new ProtocolError('unexpected_message', 'expected an enc frame');
+    }
+    const enc = parseStrict(encFrameSchema, object, 'enc frame');
+    const sequence = this.receiving.sequence;
+    const plaintext = this.receiving.open(fromBase64(enc.ct, 'ct'));
+    return { plaintext, sequence, object: parseJsonObject(plaintext) };
+  }
+
+  /** Records a received plaintext: chain (§7), observer, and key update (§4) when it is one. */
+  protected accept(plaintext: Buffer, sequence: number, type: string, chained: boolean): void {
+    if (chained) this.receiveChain.append(plaintext);
+    this.#onRecord?.({ direction: this.receiving.direction, sequence, plaintext, chained });
+    if (type === 'key_update') this.receiving.update();
+  }
+
+  protected abstract assertCanSend(type: string): void;
+
+  toJSON(): object {
+    return { sessionId: this.sessionId, username: this.username, sequences: this.sequences };
+  }
+}
