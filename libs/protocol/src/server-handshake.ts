@@ -17,6 +17,7 @@ import {
 } from './crypto';
 import { fromBase64, toBase64 } from './encoding';
 import { type ErrorCode } from './errors/error-codes';
+import { PeerError } from './errors/peer-error';
 import { ProtocolError } from './errors/protocol-error';
 import { type RawFrame, encodeFrame } from './frame-decoder';
 import {
@@ -102,8 +103,11 @@ export type ServerHandshakeState =
 export interface ServerHandshakeStep {
   readonly send: Buffer[];
   readonly close: boolean;
-  /** Set when the handshake failed; `send` then holds the `error` frame, if any is due. */
-  readonly error?: ProtocolError;
+  /**
+   * Set when the handshake failed; `send` then holds the `error` frame, if any is due. A
+   * PeerError means the client sent `error` itself: we close without answering.
+   */
+  readonly error?: ProtocolError | PeerError;
   /** Set when login succeeded: the established session. */
   readonly session?: ServerSession;
   /** The verified login, with the session. */
@@ -166,6 +170,10 @@ export class ServerHandshake {
           );
       }
     } catch (error) {
+      if (error instanceof PeerError) {
+        this.#state = 'failed';
+        return { send: [], close: true, error };
+      }
       return this.#fail(
         error instanceof ProtocolError
           ? error
@@ -289,6 +297,9 @@ export class ServerHandshake {
   }
 
   #expect<T extends Frame['type']>(frame: Frame, type: T): Extract<Frame, { type: T }> {
+    if (frame.type === 'error') {
+      throw new PeerError(frame.code, frame.message, frame.retry_after, frame.id);
+    }
     if (frame.type !== type) throw new ProtocolError('unexpected_message', `expected ${type}`);
     return frame as Extract<Frame, { type: T }>;
   }
