@@ -15,6 +15,9 @@ const shared = {
   moduleNameMapper: {
     '^@securechat/protocol$': '<rootDir>/libs/protocol/src',
     '^@securechat/protocol/(.*)$': '<rootDir>/libs/protocol/src/$1',
+    '^@securechat/core$': '<rootDir>/libs/core/src',
+    '^@securechat/core/(.*)$': '<rootDir>/libs/core/src/$1',
+    '^@db/(.*)$': '<rootDir>/db/$1',
   },
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
 };

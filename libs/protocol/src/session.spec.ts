@@ -222,7 +222,7 @@ describe('requests', () => {
     const send = run.clientSession.signedSend({ id: 'm-9', to: 'bob', body: 'hi', ts: 5 });
     expect(run.serverSession.verifySendSignature(send)).toBe(true);
     expect(run.serverSession.verifySendSignature({ ...send, body: 'hi!' })).toBe(false);
-    const deliver: Deliver = { type: 'deliver', msg_id: '9', from: 'alice', server_ts: 6, ...send };
+    const deliver: Deliver = { ...send, type: 'deliver', msg_id: '9', from: 'alice', server_ts: 6 };
     expect(ClientSession.verifyDeliver(deliver, createPublicKey(aliceKey))).toBe(true);
     expect(
       ClientSession.verifyDeliver({ ...deliver, from: 'eve' }, createPublicKey(aliceKey)),

@@ -1,0 +1,141 @@
+/**
+ * Every environment variable SecureChat reads, validated once at boot. The README's
+ * configuration table lists the same names and defaults; keep the two together.
+ */
+import { isIP } from 'node:net';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, { error: 'must be a whole number' })
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, { error: `must be at least ${min}` })
+        .max(max, { error: `must be at most ${max}` }),
+    );
+
+export const envSchema = z.object({
+  SECURECHAT_HOST: z
+    .string()
+    .refine((v) => isIP(v) !== 0 || v === 'localhost', {
+      error: 'must be an IP address or localhost',
+    })
+    .default('127.0.0.1'),
+  SECURECHAT_PORT: int(0, 65535).default(7777),
+  SECURECHAT_DATA_DIR: z.string().min(1).default('./data'),
+  SECURECHAT_IDENTITY_KEY: z.string().min(1).optional(),
+  SECURECHAT_GATEWAY_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+    .optional(),
+  ALLOW_REGISTRATION: bool.default(false),
+  TRANSCRIPTS: z.enum(['full', 'digest'], { error: 'must be full or digest' }).default('full'),
+
+  SECURECHAT_MAX_FRAME: int(1024, 16 * 1024 * 1024).default(65536),
+  SECURECHAT_MAX_BODY_BYTES: int(1, 1024 * 1024).default(16384),
+  SECURECHAT_HANDSHAKE_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  SECURECHAT_IDLE_TIMEOUT_MS: int(1000, 86_400_000).default(300_000),
+  SECURECHAT_MAX_OUTBOUND_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
+  SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS: int(1, 1_000_000).default(256),
+  SECURECHAT_MAX_HANDSHAKES: int(1, 1_000_000).default(4096),
+  SECURECHAT_MAX_SESSIONS: int(1, 10_000_000).default(100_000),
+
+  THROTTLE_USER_FAILURES: int(1, 1000).default(5),
+  THROTTLE_ADDRESS_FAILURES: int(1, 1_000_000).default(200),
+  THROTTLE_MAX_DELAY_S: int(1, 86_400).default(900),
+  /** Benchmarks only: cheap password hashing so that protocol costs show. Never in production. */
+  SECURECHAT_INSECURE_FAST_HASH: bool.default(false),
+});
+
+export type Env = z.input<typeof envSchema>;
+
+export interface SecureChatConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly identityKeyPath: string;
+  readonly gatewayId: string;
+  readonly allowRegistration: boolean;
+  readonly transcripts: 'full' | 'digest';
+  readonly limits: {
+    readonly maxFrame: number;
+    readonly maxBodyBytes: number;
+    readonly handshakeTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly maxOutboundBytes: number;
+    readonly maxHandshakesPerAddress: number;
+    readonly maxHandshakes: number;
+    readonly maxSessions: number;
+  };
+  readonly throttle: {
+    readonly userFailures: number;
+    readonly addressFailures: number;
+    readonly maxDelaySeconds: number;
+  };
+  readonly insecureFastHash: boolean;
+}
+
+/** Thrown at boot with every invalid variable listed, one per line. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Reads and validates the environment; throws ConfigError listing every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConfig {
+  const relevant = Object.fromEntries(
+    Object.keys(envSchema.shape)
+      .filter((key) => env[key] !== undefined && env[key] !== '')
+      .map((key) => [key, env[key]]),
+  );
+  const parsed = envSchema.safeParse(relevant);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
+    );
+  }
+  const e = parsed.data;
+  const dataDir = resolve(e.SECURECHAT_DATA_DIR);
+  return {
+    host: e.SECURECHAT_HOST,
+    port: e.SECURECHAT_PORT,
+    dataDir,
+    identityKeyPath: resolve(e.SECURECHAT_IDENTITY_KEY ?? join(dataDir, 'server-identity.pem')),
+    gatewayId: e.SECURECHAT_GATEWAY_ID ?? `${hostname()}-${process.pid}`,
+    allowRegistration: e.ALLOW_REGISTRATION,
+    transcripts: e.TRANSCRIPTS,
+    limits: {
+      maxFrame: e.SECURECHAT_MAX_FRAME,
+      maxBodyBytes: e.SECURECHAT_MAX_BODY_BYTES,
+      handshakeTimeoutMs: e.SECURECHAT_HANDSHAKE_TIMEOUT_MS,
+      idleTimeoutMs: e.SECURECHAT_IDLE_TIMEOUT_MS,
+      maxOutboundBytes: e.SECURECHAT_MAX_OUTBOUND_BYTES,
+      maxHandshakesPerAddress: e.SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS,
+      maxHandshakes: e.SECURECHAT_MAX_HANDSHAKES,
+      maxSessions: e.SECURECHAT_MAX_SESSIONS,
+    },
+    throttle: {
+      userFailures: e.THROTTLE_USER_FAILURES,
+      addressFailures: e.THROTTLE_ADDRESS_FAILURES,
+      maxDelaySeconds: e.THROTTLE_MAX_DELAY_S,
+    },
+    insecureFastHash: e.SECURECHAT_INSECURE_FAST_HASH,
+  };
+}
+
+/** Nest injection token for SecureChatConfig. */
+export const CONFIG = Symbol('SecureChatConfig');

@@ -1,0 +1,19 @@
+/**
+ * Message patterns between the gateway and the services. One name per operation; the payload
+ * and result types are in the matching contracts file. Payloads are plain JSON (binary as
+ * base64), so every transport carries them the same way.
+ */
+export const AUTH_PATTERNS = {
+  login: 'auth.login',
+  getKey: 'auth.get_key',
+} as const;
+
+export const RELAY_PATTERNS = {
+  send: 'relay.send',
+  delivered: 'relay.delivered',
+  pending: 'relay.pending',
+  join: 'relay.join',
+  leave: 'relay.leave',
+  history: 'relay.history',
+  transcriptAppend: 'relay.transcript_append',
+} as const;

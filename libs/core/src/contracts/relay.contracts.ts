@@ -1,0 +1,134 @@
+/** What the gateway asks the relay service, and what it answers. */
+
+/** A stored message as §6 `deliver` carries it (without `type`). */
+export interface StoredMessage {
+  readonly msg_id: string;
+  readonly id: string;
+  readonly from: string;
+  readonly to: string;
+  readonly body: string;
+  readonly ts: number;
+  readonly server_ts: number;
+  readonly sig: string;
+}
+
+/** A `send` whose signature the gateway has verified; `from` is the session's user. */
+export interface SendCommand {
+  readonly from: string;
+  readonly id: string;
+  readonly to: string;
+  readonly body: string;
+  readonly ts: number;
+  readonly sig: string;
+}
+
+export type SendResult =
+  | {
+      readonly ok: true;
+      readonly msgId: string;
+      readonly serverTs: number;
+      readonly duplicate: boolean;
+    }
+  | {
+      readonly ok: false;
+      readonly code: 'not_found' | 'forbidden' | 'conflict';
+      readonly message: string;
+    };
+
+export interface DeliveredCommand {
+  readonly username: string;
+  readonly msgId: string;
+}
+
+/** Undelivered messages of a user, oldest first, after `after` (a msg_id) when given. */
+export interface PendingQuery {
+  readonly username: string;
+  readonly after?: string;
+  readonly limit: number;
+}
+
+export interface PendingResult {
+  readonly messages: StoredMessage[];
+}
+
+export interface RoomCommand {
+  readonly username: string;
+  readonly room: string;
+}
+
+export type JoinResult = { readonly ok: true; readonly room: string; readonly members: string[] };
+
+export type LeaveResult =
+  | { readonly ok: true; readonly room: string }
+  | { readonly ok: false; readonly code: 'not_found'; readonly message: string };
+
+export interface HistoryQuery {
+  readonly username: string;
+  readonly with: string;
+  readonly before?: string;
+  readonly limit: number;
+}
+
+export type HistoryResult =
+  | { readonly ok: true; readonly with: string; readonly messages: StoredMessage[] }
+  | { readonly ok: false; readonly code: 'not_found' | 'forbidden'; readonly message: string };
+
+/** Fan-out from the relay to every gateway: deliver `message` to these users' live sessions. */
+export interface FanoutEvent {
+  readonly recipients: string[];
+  readonly message: StoredMessage;
+}
+
+// ------------------------------------------------------------------ transcripts
+
+export type TranscriptMode = 'full' | 'digest';
+export type TranscriptStatus = 'open' | 'agreed' | 'disputed' | 'incomplete';
+
+export interface TranscriptOpen {
+  readonly sessionId: string;
+  readonly username: string;
+  readonly gateway: string;
+  readonly mode: TranscriptMode;
+  /** base64 of H2. */
+  readonly h2: string;
+  readonly startedAt: number;
+}
+
+export interface TranscriptRecord {
+  readonly sessionId: string;
+  /** 0, 1, 2, … in the order the gateway saw the records, both directions interleaved. */
+  readonly position: number;
+  readonly direction: 'c2s' | 's2c';
+  readonly chained: boolean;
+  /** base64 of the plaintext, byte-exact. */
+  readonly plaintext: string;
+}
+
+export interface TranscriptView {
+  readonly c2sCount: number;
+  /** base64 */
+  readonly c2sChain: string;
+  readonly s2cCount: number;
+  /** base64 */
+  readonly s2cChain: string;
+}
+
+export interface TranscriptClose {
+  readonly sessionId: string;
+  readonly endedAt: number;
+  readonly status: Exclude<TranscriptStatus, 'open'>;
+  /** The server's view at the end (the receipt's view when one was sent). */
+  readonly serverView: TranscriptView;
+  /** base64, when a receipt was sent. */
+  readonly receiptSignature?: string;
+  /** From `countersign`, when one arrived. */
+  readonly clientView?: TranscriptView;
+  readonly countersignature?: string;
+}
+
+/** One batch from a gateway: applied in order opens, records, closes. */
+export interface TranscriptBatch {
+  readonly opens: TranscriptOpen[];
+  readonly records: TranscriptRecord[];
+  readonly closes: TranscriptClose[];
+}

@@ -1,0 +1,55 @@
+/**
+ * The database handle every repository uses: Drizzle over `pg` (distributed mode) or over
+ * PGlite (embedded mode). Same schema, same SQL, same migrations.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+import { type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
+
+import * as schema from '@db/schema';
+
+export type Schema = typeof schema;
+export type Database = PgDatabase<PgQueryResultHKT, Schema>;
+export { schema };
+
+/** Nest injection token for Database. */
+export const DATABASE = Symbol('Database');
+
+export type DatabaseTarget =
+  { kind: 'pglite'; dataDir: string } | { kind: 'postgres'; url: string };
+
+export interface DatabaseHandle {
+  readonly db: Database;
+  close(): Promise<void>;
+}
+
+/** Finds db/migrations from the source tree or from a build (dist/...) alike. */
+export function migrationsFolder(start = __dirname): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'db', 'migrations');
+    if (existsSync(join(candidate, 'meta', '_journal.json'))) return candidate;
+    if (dirname(dir) === dir) throw new Error('db/migrations not found above ' + start);
+  }
+}
+
+/** Opens the database and applies the checked-in migrations. */
+export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHandle> {
+  if (target.kind === 'pglite') {
+    const { PGlite } = await import('@electric-sql/pglite');
+    const { drizzle } = await import('drizzle-orm/pglite');
+    const { migrate } = await import('drizzle-orm/pglite/migrator');
+    if (target.dataDir !== 'memory://') mkdirSync(target.dataDir, { recursive: true, mode: 0o700 });
+    const client = new PGlite(target.dataDir);
+    const db = drizzle(client, { schema });
+    await migrate(db, { migrationsFolder: migrationsFolder() });
+    return { db: db as unknown as Database, close: () => client.close() };
+  }
+  const { Pool } = await import('pg');
+  const { drizzle } = await import('drizzle-orm/node-postgres');
+  const { migrate } = await import('drizzle-orm/node-postgres/migrator');
+  const pool = new Pool({ connectionString: target.url, max: 10 });
+  const db = drizzle(pool, { schema });
+  await migrate(db, { migrationsFolder: migrationsFolder() });
+  return { db: db as unknown as Database, close: () => pool.end() };
+}
