@@ -9,3 +9,5 @@ export * from './transport/in-process.server';
 export * from './transport/in-process.client';
 export * from './transport/service-client';
 export * from './transport/service-unavailable.error';
+export * from './fanout/fanout.port';
+export * from './fanout/in-process.fanout';

@@ -27,3 +27,4 @@ export * from './server-session';
 export * from './client-session';
 export * from './server-handshake';
 export * from './client-handshake';
+export * from './transcript-verifier';
