@@ -4,21 +4,28 @@
  */
 import { ProtocolError } from './errors/protocol-error';
 
-const BASE64_SHAPE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
 /** Standard base64 with padding (RFC 4648 §4). */
 export function toBase64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
 /**
- * Whether `text` is canonical standard base64: RFC 4648 §4 alphabet, padding present, and the
- * unused bits of the last group zero (RFC 4648 §3.5). §2 only says "standard base64 with
- * padding"; we also require canonical form so that one value has one spelling.
+ * Decodes `text` if it is canonical standard base64: RFC 4648 §4 alphabet, padding present,
+ * and the unused bits of the last group zero (RFC 4648 §3.5); undefined otherwise. §2 only
+ * says "standard base64 with padding"; we also require canonical form so that one value has
+ * one spelling. node's decoder skips what it does not understand (whitespace, `-`/`_`, missing
+ * padding), and re-encoding always yields the canonical text, so "re-encodes to itself" is
+ * exactly the rule — one decode and one encode, no regular expression over large inputs.
  */
+export function decodeCanonicalBase64(text: string): Buffer | undefined {
+  if (text.length % 4 !== 0) return undefined;
+  const bytes = Buffer.from(text, 'base64');
+  return bytes.toString('base64') === text ? bytes : undefined;
+}
+
+/** Whether `text` is canonical standard base64 (see decodeCanonicalBase64). */
 export function isCanonicalBase64(text: string): boolean {
-  if (text.length % 4 !== 0 || !BASE64_SHAPE.test(text)) return false;
-  return Buffer.from(text, 'base64').toString('base64') === text;
+  return decodeCanonicalBase64(text) !== undefined;
 }
 
 /**
@@ -26,10 +33,10 @@ export function isCanonicalBase64(text: string): boolean {
  * given, on any other decoded length. `field` names the member in the error, never its value.
  */
 export function fromBase64(text: string, field: string, length?: number): Buffer {
-  if (!isCanonicalBase64(text)) {
+  const bytes = decodeCanonicalBase64(text);
+  if (bytes === undefined) {
     throw new ProtocolError('bad_frame', `${field}: not canonical padded base64`);
   }
-  const bytes = Buffer.from(text, 'base64');
   if (length !== undefined && bytes.length !== length) {
     throw new ProtocolError('bad_frame', `${field}: expected ${length} bytes`);
   }

@@ -238,7 +238,7 @@ describe('login failures (§3 step 5)', () => {
       { trust: { fingerprint: serverFingerprint }, credentials: aliceLogin },
       serverOptions(),
     );
-    const otherH2 = (other.serverSession as unknown as { h2: Buffer }).h2;
+    const otherH2 = other.serverSession!.h2;
 
     const verifier = verifierFor({ alice: { password: PASSWORD, key: createPublicKey(aliceKey) } });
     const server = new ServerHandshake(serverOptions({ verifyLogin: verifier.verify }));

@@ -81,6 +81,11 @@ export class ServerSession extends Session {
     return this.#state;
   }
 
+  /** The view and signature of the receipt, once sent (for the transcript store). */
+  get sentReceipt(): { readonly view: TranscriptView; readonly signature: Buffer } | undefined {
+    return this.#receipt;
+  }
+
   /** Seals a message to the client; key updates are inserted on schedule (§4). */
   send(message: ServerMessage): Buffer {
     this.assertCanSend(message.type);

@@ -123,7 +123,7 @@ describe('a long session', () => {
     // Both views agree and equal what an offline verifier recomputes from the records.
     const view = server.view();
     expect(client.view()).toEqual(view);
-    const h2 = (server as unknown as { h2: Buffer }).h2;
+    const h2 = server.h2;
     for (const [records, direction, count, chain] of [
       [serverRecords, 'c2s', view.c2sCount, view.c2sChain],
       [serverRecords, 's2c', view.s2cCount, view.s2cChain],

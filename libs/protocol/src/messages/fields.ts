@@ -1,14 +1,9 @@
 /** zod building blocks shared by the frame and message schemas. */
 import { z } from 'zod';
 
-import { isCanonicalBase64 } from '../encoding';
+import { decodeCanonicalBase64 } from '../encoding';
 import { type ErrorCode } from '../errors/error-codes';
 import { ProtocolError } from '../errors/protocol-error';
-
-function decodedLength(b64: string): number {
-  const padding = b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0;
-  return (b64.length / 4) * 3 - padding;
-}
 
 /**
  * A §2 binary field: canonical padded base64, of exactly `length` decoded bytes or within
@@ -19,9 +14,13 @@ export function base64Field(size: number | { min: number; max: number }) {
   return z
     .string()
     .max(Math.ceil(max / 3) * 4)
-    .refine((s) => isCanonicalBase64(s) && decodedLength(s) >= min && decodedLength(s) <= max, {
-      message: 'not canonical base64 of the right length',
-    });
+    .refine(
+      (s) => {
+        const length = decodeCanonicalBase64(s)?.length;
+        return length !== undefined && length >= min && length <= max;
+      },
+      { message: 'not canonical base64 of the right length' },
+    );
 }
 
 /** A non-negative integer that fits JSON numbers exactly (counts, timestamps). */
