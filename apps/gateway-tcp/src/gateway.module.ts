@@ -1,0 +1,27 @@
+import { Module } from '@nestjs/common';
+
+import { ConnectionLimiter } from './connection-limiter';
+import { GatewayServer } from './gateway.server';
+import { IdentityKeyRepository } from './identity-key.repository';
+import { AuthClient, RelayClient } from './service-clients';
+import { SessionRegistry } from './session-registry';
+import { TranscriptShipper } from './transcript-shipper';
+
+/**
+ * The TCP gateway. Expects from the process wiring (a global module): `CONFIG`,
+ * `ClockRepository`, `FanoutPort`, and Nest client proxies under `AUTH_CLIENT` and
+ * `RELAY_CLIENT`. Call `GatewayServer.start()` once the services answer.
+ */
+@Module({
+  providers: [
+    GatewayServer,
+    IdentityKeyRepository,
+    AuthClient,
+    RelayClient,
+    SessionRegistry,
+    ConnectionLimiter,
+    TranscriptShipper,
+  ],
+  exports: [GatewayServer, SessionRegistry],
+})
+export class GatewayModule {}

@@ -1,0 +1,116 @@
+import { createServer, type Server, type Socket } from 'node:net';
+
+import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { ClockRepository, CONFIG, FanoutPort, type SecureChatConfig } from '@securechat/core';
+import { encodeFrame, serializeJson } from '@securechat/protocol';
+
+import { ClientConnection } from './client-connection';
+import { ConnectionLimiter } from './connection-limiter';
+import { IdentityKeyRepository } from './identity-key.repository';
+import { AuthClient, RelayClient } from './service-clients';
+import { SessionRegistry } from './session-registry';
+import { TranscriptShipper } from './transcript-shipper';
+
+/**
+ * The TCP listener: one ClientConnection per socket, caps enforced at accept, fan-out from the
+ * relay delivered to the sessions this gateway holds.
+ */
+@Injectable()
+export class GatewayServer implements OnModuleDestroy {
+  readonly #logger = new Logger('Gateway');
+  readonly #connections = new Set<ClientConnection>();
+  #server: Server | undefined;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(
+    @Inject(CONFIG) private readonly config: SecureChatConfig,
+    private readonly identityKeys: IdentityKeyRepository,
+    private readonly auth: AuthClient,
+    private readonly relay: RelayClient,
+    private readonly registry: SessionRegistry,
+    private readonly limiter: ConnectionLimiter,
+    private readonly transcripts: TranscriptShipper,
+    private readonly clock: ClockRepository,
+    private readonly fanout: FanoutPort,
+  ) {}
+
+  /** Live connections (handshaking or in session). */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Starts listening; resolves with the bound address once ready. */
+  async start(): Promise<{ host: string; port: number; fingerprint: string }> {
+    const identity = this.identityKeys.load();
+    this.#logger.log(`server identity fingerprint ${identity.fingerprint}`);
+    this.#unsubscribe = this.fanout.subscribe((event) => {
+      for (const user of event.recipients) {
+        for (const target of this.registry.sessionsOf(user)) target.deliver(event.message);
+      }
+    });
+    const server = createServer({ pauseOnConnect: false }, (socket) => this.#accept(socket));
+    server.maxConnections = this.config.limits.maxHandshakes + this.config.limits.maxSessions;
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.config.port, this.config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : this.config.port;
+    this.#logger.log(`listening on ${this.config.host}:${port}`);
+    return { host: this.config.host, port, fingerprint: identity.fingerprint };
+  }
+
+  #accept(socket: Socket): void {
+    const address = socket.remoteAddress ?? 'unknown';
+    const verdict = this.limiter.tryStartHandshake(address);
+    if (verdict !== 'ok') {
+      // Plaintext, before any key exists (§2); the client may retry after a second.
+      const message =
+        verdict === 'too_many_sessions' ? 'server is full' : 'too many connections in progress';
+      socket.end(
+        encodeFrame(
+          serializeJson({ type: 'error', code: 'rate_limited', message, retry_after: 1 }),
+        ),
+      );
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    const connection = new ClientConnection(socket, {
+      config: this.config,
+      identity: this.identityKeys.load(),
+      auth: this.auth,
+      relay: this.relay,
+      registry: this.registry,
+      limiter: this.limiter,
+      transcripts: this.transcripts,
+      now: () => this.clock.now(),
+      onClosed: (closed) => this.#connections.delete(closed),
+    });
+    this.#connections.add(connection);
+    connection.start();
+  }
+
+  /** Stops accepting, tells every client `shutting_down`, and ships the last transcripts. */
+  async stop(): Promise<void> {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    const server = this.#server;
+    this.#server = undefined;
+    const closed = server
+      ? new Promise<void>((resolve) => server.close(() => resolve()))
+      : Promise.resolve();
+    for (const connection of [...this.#connections]) {
+      connection.shutdown('shutting_down', 'server is shutting down');
+    }
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+    await this.transcripts.flush();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.stop();
+  }
+}

@@ -1,0 +1,20 @@
+import { type ErrorCode } from '@securechat/protocol';
+
+/** Failure codes the services answer with; each maps to one protocol error (§2). */
+export type ServiceFailure = 'not_found' | 'forbidden' | 'conflict' | 'bad_request' | 'unavailable';
+
+/** The edge mapping from a service's refusal to the code and text the client sees. */
+export function protocolErrorFor(failure: ServiceFailure): { code: ErrorCode; message: string } {
+  switch (failure) {
+    case 'not_found':
+      return { code: 'not_found', message: 'no such user or room' };
+    case 'forbidden':
+      return { code: 'forbidden', message: 'not allowed' };
+    case 'conflict':
+      return { code: 'conflict', message: 'conflicts with an existing message' };
+    case 'bad_request':
+      return { code: 'bad_request', message: 'invalid request' };
+    case 'unavailable':
+      return { code: 'internal', message: 'service unavailable; retry later' };
+  }
+}

@@ -1,0 +1,75 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { type ClientProxy } from '@nestjs/microservices';
+import {
+  AUTH_PATTERNS,
+  type GetKeyResult,
+  type HistoryQuery,
+  type HistoryResult,
+  type JoinResult,
+  type LeaveResult,
+  type LoginCommand,
+  type LoginResult,
+  type PendingQuery,
+  type PendingResult,
+  RELAY_PATTERNS,
+  request,
+  type RoomCommand,
+  type SendCommand,
+  type SendResult,
+  type TranscriptBatch,
+} from '@securechat/core';
+
+/** Injection tokens for the Nest client proxies the process wiring supplies. */
+export const AUTH_CLIENT = Symbol('AUTH_CLIENT');
+export const RELAY_CLIENT = Symbol('RELAY_CLIENT');
+
+/** How long the gateway waits for a service before answering `internal`. */
+const SERVICE_TIMEOUT_MS = 15_000;
+
+/** The auth service as the gateway sees it. Transport failures throw ServiceUnavailableError. */
+@Injectable()
+export class AuthClient {
+  constructor(@Inject(AUTH_CLIENT) private readonly proxy: ClientProxy) {}
+
+  login(command: LoginCommand): Promise<LoginResult> {
+    return request(this.proxy, AUTH_PATTERNS.login, command, SERVICE_TIMEOUT_MS);
+  }
+
+  getKey(user: string): Promise<GetKeyResult> {
+    return request(this.proxy, AUTH_PATTERNS.getKey, { user }, SERVICE_TIMEOUT_MS);
+  }
+}
+
+/** The relay service as the gateway sees it. Transport failures throw ServiceUnavailableError. */
+@Injectable()
+export class RelayClient {
+  constructor(@Inject(RELAY_CLIENT) private readonly proxy: ClientProxy) {}
+
+  send(command: SendCommand): Promise<SendResult> {
+    return request(this.proxy, RELAY_PATTERNS.send, command, SERVICE_TIMEOUT_MS);
+  }
+
+  delivered(username: string, msgId: string): Promise<void> {
+    return request(this.proxy, RELAY_PATTERNS.delivered, { username, msgId }, SERVICE_TIMEOUT_MS);
+  }
+
+  pending(query: PendingQuery): Promise<PendingResult> {
+    return request(this.proxy, RELAY_PATTERNS.pending, query, SERVICE_TIMEOUT_MS);
+  }
+
+  join(command: RoomCommand): Promise<JoinResult> {
+    return request(this.proxy, RELAY_PATTERNS.join, command, SERVICE_TIMEOUT_MS);
+  }
+
+  leave(command: RoomCommand): Promise<LeaveResult> {
+    return request(this.proxy, RELAY_PATTERNS.leave, command, SERVICE_TIMEOUT_MS);
+  }
+
+  history(query: HistoryQuery): Promise<HistoryResult> {
+    return request(this.proxy, RELAY_PATTERNS.history, query, SERVICE_TIMEOUT_MS);
+  }
+
+  transcriptAppend(batch: TranscriptBatch): Promise<void> {
+    return request(this.proxy, RELAY_PATTERNS.transcriptAppend, batch, SERVICE_TIMEOUT_MS);
+  }
+}
