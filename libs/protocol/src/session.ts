@@ -3,7 +3,12 @@
  * transcript chains (§7). Role rules — what may be sent or received when, receipts — live in
  * ServerSession and ClientSession.
  */
-import { DEFAULT_KEY_UPDATE_INTERVAL, DEFAULT_MAX_FRAME, KEY_UPDATE_LIMIT } from './constants';
+import {
+  DEFAULT_KEY_UPDATE_INTERVAL,
+  DEFAULT_MAX_FRAME,
+  GCM_TAG_BYTES,
+  KEY_UPDATE_LIMIT,
+} from './constants';
 import { toBase64, fromBase64 } from './encoding';
 import { ProtocolError } from './errors/protocol-error';
 import { type RawFrame, encodeFrame } from './frame-decoder';
@@ -164,8 +169,11 @@ export abstract class Session {
     if (typeof ct !== 'string' || Object.keys(object).length !== 2) {
       parseStrict(encFrameSchema, object, 'enc frame'); // throws the precise bad_frame
     }
+    const sealed = fromBase64(ct as string, 'ct');
+    if (sealed.length < GCM_TAG_BYTES)
+      throw new ProtocolError('bad_frame', 'ct: shorter than a tag');
     const sequence = this.receiving.sequence;
-    const plaintext = this.receiving.open(fromBase64(ct as string, 'ct'));
+    const plaintext = this.receiving.open(sealed);
     return { plaintext, sequence, object: parseJsonObject(plaintext) };
   }
 
