@@ -233,11 +233,18 @@ function importSpki(spkiDer: Uint8Array, field: string): KeyObject {
   if (spkiDer.length === 0 || spkiDer.length > MAX_USER_PUBLIC_KEY_BYTES) {
     throw new ProtocolError('bad_frame', `${field}: key size out of range`);
   }
+  let key: KeyObject;
   try {
-    return createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
+    key = createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
   } catch (cause) {
     throw new ProtocolError('bad_frame', `${field}: not a SubjectPublicKeyInfo`, { cause });
   }
+  // OpenSSL accepts trailing bytes and some non-DER encodings; one key must have one SPKI and
+  // so one fingerprint (§1), so only the canonical encoding is accepted.
+  if (!timingSafeEqual(key.export({ format: 'der', type: 'spki' }), spkiDer)) {
+    throw new ProtocolError('bad_frame', `${field}: SubjectPublicKeyInfo is not canonical DER`);
+  }
+  return key;
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   exportSpki,
   fingerprint,
   importServerKey,
+  importUserPublicKey,
   userSign,
   x25519,
   x25519KeyPair,
@@ -428,6 +429,16 @@ describe('frame order and bad input (§2, §3)', () => {
       () => new ServerHandshake({ ...serverOptions(), identity: { privateKey: aliceRsaKey } }),
     ).toThrow(TypeError);
     expect(() => importServerKey(exportSpki(aliceRsaKey))).toThrow(
+      expect.objectContaining({ code: 'bad_frame' }),
+    );
+  });
+});
+
+describe('key import', () => {
+  it('accepts only canonical SPKI DER, so one key has one fingerprint', () => {
+    const spki = exportSpki(aliceRsaKey);
+    expect(() => importUserPublicKey(spki)).not.toThrow();
+    expect(() => importUserPublicKey(Buffer.concat([spki, Buffer.of(0)]))).toThrow(
       expect.objectContaining({ code: 'bad_frame' }),
     );
   });

@@ -1,0 +1,29 @@
+import { Module } from '@nestjs/common';
+
+import { AuthController } from './auth.controller';
+import { AuthService } from './auth.service';
+import { PasswordHasherRepository } from './password-hasher.repository';
+import { UserRepository } from './user.repository';
+
+/**
+ * The auth service: users, login decisions (docs/PROTOCOL.md §4.4, §4.5), `get_key` (§7.1, §7.2).
+ *
+ * It creates no infrastructure. The process that imports it must make these providers
+ * visible to it, normally from one `@Global()` infrastructure module shared with the gateway
+ * and relay modules:
+ *
+ * - `DATABASE` (from @securechat/core): a `Database` (Drizzle over pg or PGlite, migrated);
+ * - `CONFIG` (from @securechat/core): the `SecureChatConfig` (allowRegistration, throttle,
+ *   insecureFastHash are read here);
+ * - `ClockRepository` (from @securechat/core);
+ * - `LoginThrottleRepository` (from this app): `MemoryLoginThrottleRepository` in the embedded
+ *   process, e.g. `{ provide: LoginThrottleRepository, useClass: MemoryLoginThrottleRepository }`.
+ *
+ * Exports AuthService for in-process callers (operator tooling, tests).
+ */
+@Module({
+  controllers: [AuthController],
+  providers: [AuthService, UserRepository, PasswordHasherRepository],
+  exports: [AuthService],
+})
+export class AuthModule {}

@@ -1,0 +1,332 @@
+import { generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
+
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+
+import {
+  ClockRepository,
+  CONFIG,
+  type GetKeyQuery,
+  type GetKeyResult,
+  type LoginCommand,
+  type LoginResult,
+  type SecureChatConfig,
+} from '@securechat/core';
+import {
+  clientAuthInput,
+  decodeCanonicalBase64,
+  exportSpki,
+  fingerprint,
+  HASH_BYTES,
+  importUserPublicKey,
+  PASSWORD_MAX_BYTES,
+  PASSWORD_MIN_BYTES,
+  toBase64,
+  USERNAME_PATTERN,
+  userVerify,
+} from '@securechat/protocol';
+
+import { InvalidUserInputError } from './errors/invalid-user-input.error';
+import { UserExistsError } from './errors/user-exists.error';
+import { UserNotFoundError } from './errors/user-not-found.error';
+import { KeyedMutex } from './keyed-mutex';
+import { LoginThrottleRepository } from './login-throttle.repository';
+import { PasswordHasherRepository } from './password-hasher.repository';
+import { addressThrottleKey, usernameThrottleKey } from './throttle-keys';
+import { type UserRecord, UserRepository } from './user.repository';
+
+/** An account to create (operators and tests; self-registration goes through `login`). */
+export interface NewUser {
+  readonly username: string;
+  readonly password: string;
+  /** SPKI DER of an RSA (≥ 2048 bits) or Ed25519 public key. */
+  readonly publicKey: Buffer;
+}
+
+/** An account as operators see it: no hash, no key bytes. */
+export interface UserSummary {
+  readonly username: string;
+  readonly fingerprint: string;
+  readonly disabled: boolean;
+  readonly deletedAt: Date | null;
+  readonly createdAt: Date;
+}
+
+// The answers, one object each: every failed login returns literally the same value (§4.5).
+const AUTH_FAILED: LoginResult = Object.freeze({ ok: false, code: 'auth_failed' });
+const BAD_REQUEST: LoginResult = Object.freeze({ ok: false, code: 'bad_request' });
+const FORBIDDEN: LoginResult = Object.freeze({ ok: false, code: 'forbidden' });
+const CONFLICT: LoginResult = Object.freeze({ ok: false, code: 'conflict' });
+const NOT_FOUND: GetKeyResult = Object.freeze({ ok: false, code: 'not_found' });
+
+/**
+ * Verified in place of a password that breaks the length rule, so the argon2 work is the same
+ * without feeding argon2 an unbounded input. Its result is ignored.
+ */
+const PLACEHOLDER_PASSWORD = 'placeholder-for-a-password-out-of-range';
+
+function rateLimited(seconds: number): LoginResult {
+  return { ok: false, code: 'rate_limited', retryAfter: Math.max(1, Math.ceil(seconds)) };
+}
+
+/** §4.4: 8 to 1024 bytes once UTF-8 encoded; a lone surrogate has no UTF-8 form at all. */
+function passwordLengthOk(password: string): boolean {
+  if (!password.isWellFormed()) return false;
+  const bytes = Buffer.byteLength(password, 'utf8');
+  return bytes >= PASSWORD_MIN_BYTES && bytes <= PASSWORD_MAX_BYTES;
+}
+
+function summary(user: UserRecord): UserSummary {
+  return {
+    username: user.username,
+    fingerprint: user.fingerprint,
+    disabled: user.disabled,
+    deletedAt: user.deletedAt,
+    createdAt: user.createdAt,
+  };
+}
+
+/**
+ * Login decisions, self-registration, key lookup and account administration
+ * (docs/PROTOCOL.md §4.4, §4.5, `get_key` §7.1–7.2). Every side effect is a repository, so
+ * this class is pure logic under unit test.
+ */
+@Injectable()
+export class AuthService implements OnModuleInit {
+  readonly #logger = new Logger(AuthService.name);
+  readonly #perUsername = new KeyedMutex();
+  /**
+   * Stands in for the key of an account that does not exist or is deleted, so a signature is
+   * verified whatever the case. Its private half is discarded: nothing verifies under it.
+   */
+  readonly #dummyKey: KeyObject = generateKeyPairSync('ed25519').publicKey;
+  #dummyHash: Promise<string> | undefined;
+
+  constructor(
+    private readonly users: UserRepository,
+    private readonly hasher: PasswordHasherRepository,
+    private readonly throttle: LoginThrottleRepository,
+    private readonly clock: ClockRepository,
+    @Inject(CONFIG) private readonly config: SecureChatConfig,
+  ) {}
+
+  /** Computes the dummy password hash at startup, so that the first failed login is not slower. */
+  async onModuleInit(): Promise<void> {
+    await this.#dummyPasswordHash();
+  }
+
+  /**
+   * Decides a login or a self-registration (§4.4, §4.5), as the gateway asks after decrypting
+   * the login record. Never says why a login failed: unknown or deleted account, wrong
+   * password, wrong signature, disabled account and invalid username or password all return
+   * the same `auth_failed`, after the same work (one argon2 verify, one signature verify).
+   * A throttled attempt (§4.5) is refused before any other work. Rejects only when a
+   * repository fails (storage down): the gateway answers that with `internal`.
+   */
+  login(command: LoginCommand): Promise<LoginResult> {
+    if (command.action === 'register') return this.#register(command);
+    // One attempt at a time per username: see KeyedMutex.
+    return this.#perUsername.run(usernameThrottleKey(command.username), () => this.#login(command));
+  }
+
+  /**
+   * The public key of an account for `get_key` (§7.1; answered as `key`, §7.2): any account
+   * that is not deleted, disabled ones included (their stored messages still need verifying).
+   */
+  async getKey(query: GetKeyQuery): Promise<GetKeyResult> {
+    if (!USERNAME_PATTERN.test(query.user)) return NOT_FOUND;
+    const user = await this.users.findByUsername(query.user);
+    if (user === undefined || user.deletedAt !== null) return NOT_FOUND;
+    return {
+      ok: true,
+      user: user.username,
+      publicKey: toBase64(user.publicKey),
+      fingerprint: user.fingerprint,
+    };
+  }
+
+  /**
+   * Creates an account (operators, tests) under the same rules as self-registration (§4.4),
+   * whatever config.allowRegistration says. Throws InvalidUserInputError or UserExistsError.
+   */
+  async createUser(input: NewUser): Promise<UserSummary> {
+    this.#checkNewUser(input.username, input.password, input.publicKey);
+    if ((await this.users.findByUsername(input.username)) !== undefined) {
+      throw new UserExistsError(input.username);
+    }
+    const created = await this.#insertUser(input.username, input.password, input.publicKey);
+    this.#logger.log(`user ${created.username} created by an operator`);
+    return summary(created);
+  }
+
+  /**
+   * Disables or re-enables an account: a disabled account cannot log in (its logins fail like
+   * any other, §4.5) but its key stays available. Throws UserNotFoundError for an unknown or
+   * deleted account.
+   */
+  async setDisabled(username: string, disabled: boolean): Promise<void> {
+    const updated =
+      USERNAME_PATTERN.test(username) &&
+      (await this.users.setDisabled(username, disabled, new Date(this.clock.now())));
+    if (!updated) throw new UserNotFoundError(username);
+    this.#logger.log(`user ${username} ${disabled ? 'disabled' : 'enabled'}`);
+  }
+
+  /**
+   * Deletes an account: it can no longer log in and `get_key` no longer finds it, but the row
+   * stays (its messages and transcripts keep a verifiable author) and the name is never given
+   * out again. Throws UserNotFoundError for an unknown or already deleted account.
+   */
+  async deleteUser(username: string): Promise<void> {
+    const deleted =
+      USERNAME_PATTERN.test(username) &&
+      (await this.users.markDeleted(username, new Date(this.clock.now())));
+    if (!deleted) throw new UserNotFoundError(username);
+    this.#logger.log(`user ${username} deleted`);
+  }
+
+  /** Every account, deleted ones included, by name. */
+  async listUsers(): Promise<UserSummary[]> {
+    return (await this.users.list()).map(summary);
+  }
+
+  async #login(command: LoginCommand): Promise<LoginResult> {
+    const userKey = usernameThrottleKey(command.username);
+    const addressKey = addressThrottleKey(command.sourceAddress);
+    const blocked = await this.throttle.blockedFor(userKey, addressKey, this.clock.now());
+    if (blocked > 0) return rateLimited(blocked);
+
+    const h2 = decodeCanonicalBase64(command.h2);
+    const signature = decodeCanonicalBase64(command.signature);
+    if (h2?.length !== HASH_BYTES || signature === undefined) return BAD_REQUEST;
+
+    // An invalid name cannot exist, so it skips the lookup; that saves a query and reveals
+    // nothing, the pattern being public.
+    const user = USERNAME_PATTERN.test(command.username)
+      ? await this.users.findByUsername(command.username)
+      : undefined;
+    const account = user !== undefined && user.deletedAt === null ? user : undefined;
+    const storedKey = account === undefined ? undefined : this.#importStoredKey(account);
+    const passwordHash = account?.passwordHash ?? (await this.#dummyPasswordHash());
+    const passwordInRange = passwordLengthOk(command.password);
+
+    // Both checks always run, whatever is already known to have failed (§4.5: same work).
+    const passwordMatches = await this.hasher.verify(
+      passwordHash,
+      passwordInRange ? command.password : PLACEHOLDER_PASSWORD,
+    );
+    const signatureValid = userVerify(storedKey ?? this.#dummyKey, clientAuthInput(h2), signature);
+
+    if (
+      account === undefined ||
+      storedKey === undefined ||
+      account.disabled ||
+      !passwordInRange ||
+      !passwordMatches ||
+      !signatureValid
+    ) {
+      await this.throttle.recordFailure(userKey, addressKey, this.clock.now());
+      return AUTH_FAILED;
+    }
+    await this.throttle.recordSuccess(userKey);
+    return { ok: true, username: account.username, publicKey: toBase64(account.publicKey) };
+  }
+
+  async #register(command: LoginCommand): Promise<LoginResult> {
+    const addressKey = addressThrottleKey(command.sourceAddress);
+    const blocked = await this.throttle.blockedFor(null, addressKey, this.clock.now());
+    if (blocked > 0) return rateLimited(blocked);
+    if (!this.config.allowRegistration) return FORBIDDEN;
+
+    const h2 = decodeCanonicalBase64(command.h2);
+    const signature = decodeCanonicalBase64(command.signature);
+    const spki =
+      command.publicKey === undefined ? undefined : decodeCanonicalBase64(command.publicKey);
+    if (h2?.length !== HASH_BYTES || signature === undefined || spki === undefined) {
+      return BAD_REQUEST;
+    }
+    let key: KeyObject;
+    try {
+      key = this.#checkNewUser(command.username, command.password, spki);
+    } catch (error) {
+      if (error instanceof InvalidUserInputError) return BAD_REQUEST;
+      throw error;
+    }
+    // Proof of possession (§4.4): the client signed this session's H2 with the key it
+    // registers. A failure counts against the address only: the name is nobody's yet.
+    if (!userVerify(key, clientAuthInput(h2), signature)) {
+      await this.throttle.recordFailure(null, addressKey, this.clock.now());
+      return AUTH_FAILED;
+    }
+    // Checked before hashing so that a taken name costs no argon2; the insert checks again.
+    if ((await this.users.findByUsername(command.username)) !== undefined) return CONFLICT;
+    let created: UserRecord;
+    try {
+      created = await this.#insertUser(command.username, command.password, spki);
+    } catch (error) {
+      if (error instanceof UserExistsError) return CONFLICT;
+      throw error;
+    }
+    this.#logger.log(`user ${created.username} registered`);
+    return { ok: true, username: created.username, publicKey: toBase64(created.publicKey) };
+  }
+
+  /**
+   * The value rules of §4.4 for a new account; returns the imported key. The key must also be
+   * in canonical DER (OpenSSL tolerates trailing bytes), so that one key has one fingerprint.
+   */
+  #checkNewUser(username: string, password: string, spki: Uint8Array): KeyObject {
+    if (!USERNAME_PATTERN.test(username)) {
+      throw new InvalidUserInputError('username', 'must match ^[a-z0-9_]{3,32}$');
+    }
+    if (!passwordLengthOk(password)) {
+      throw new InvalidUserInputError(
+        'password',
+        `must be ${PASSWORD_MIN_BYTES} to ${PASSWORD_MAX_BYTES} bytes of UTF-8`,
+      );
+    }
+    let key: KeyObject;
+    try {
+      key = importUserPublicKey(spki);
+    } catch {
+      throw new InvalidUserInputError(
+        'public_key',
+        'must be the SPKI of an RSA key of at least 2048 bits or of an Ed25519 key',
+      );
+    }
+    if (!exportSpki(key).equals(spki)) {
+      throw new InvalidUserInputError('public_key', 'must be canonical DER');
+    }
+    return key;
+  }
+
+  async #insertUser(username: string, password: string, spki: Uint8Array): Promise<UserRecord> {
+    const publicKey = Buffer.from(spki);
+    return this.users.create({
+      username,
+      passwordHash: await this.hasher.hash(password),
+      publicKey,
+      fingerprint: fingerprint(publicKey),
+      createdAt: new Date(this.clock.now()),
+    });
+  }
+
+  /** A stored key that no longer imports (it was checked when stored) fails the login. */
+  #importStoredKey(user: UserRecord): KeyObject | undefined {
+    try {
+      return importUserPublicKey(user.publicKey);
+    } catch {
+      this.#logger.error(`stored public key of user ${user.username} does not import`);
+      return undefined;
+    }
+  }
+
+  /** Hash of a random password nobody knows, made once with the current parameters. */
+  #dummyPasswordHash(): Promise<string> {
+    this.#dummyHash ??= this.hasher.hash(randomBytes(32).toString('base64')).catch((error) => {
+      // Not cached when it failed: the next login tries again.
+      this.#dummyHash = undefined;
+      throw error;
+    });
+    return this.#dummyHash;
+  }
+}
