@@ -319,6 +319,11 @@ export class ClientConnection implements DeliveryTarget {
       case 'key_update':
         return; // the session already switched its receiving key (§4)
       case 'send': {
+        if (message.body.includes('\u0000')) {
+          // PostgreSQL text cannot hold U+0000 (docs/PROTOCOL.md §10): refuse it here, alone,
+          // rather than fail the relay's whole batch.
+          throw new ProtocolError('bad_request', 'body: U+0000 is not supported', { id: message.id });
+        }
         if (!session.verifySendSignature(message)) {
           throw new ProtocolError('bad_request', 'sig: does not verify with your key', {
             id: message.id,

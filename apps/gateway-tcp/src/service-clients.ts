@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { type ClientProxy } from '@nestjs/microservices';
 import {
   AUTH_PATTERNS,
+  type DeliveredResult,
   type GetKeyResult,
   type HistoryQuery,
   type HistoryResult,
@@ -16,6 +17,7 @@ import {
   type RoomCommand,
   type SendCommand,
   type SendResult,
+  type TranscriptAppendResult,
   type TranscriptBatch,
 } from '@securechat/core';
 
@@ -49,7 +51,7 @@ export class RelayClient {
     return request(this.proxy, RELAY_PATTERNS.send, command, SERVICE_TIMEOUT_MS);
   }
 
-  delivered(username: string, msgId: string): Promise<void> {
+  delivered(username: string, msgId: string): Promise<DeliveredResult> {
     return request(this.proxy, RELAY_PATTERNS.delivered, { username, msgId }, SERVICE_TIMEOUT_MS);
   }
 
@@ -69,7 +71,7 @@ export class RelayClient {
     return request(this.proxy, RELAY_PATTERNS.history, query, SERVICE_TIMEOUT_MS);
   }
 
-  transcriptAppend(batch: TranscriptBatch): Promise<void> {
+  transcriptAppend(batch: TranscriptBatch): Promise<TranscriptAppendResult> {
     return request(this.proxy, RELAY_PATTERNS.transcriptAppend, batch, SERVICE_TIMEOUT_MS);
   }
 }

@@ -12,7 +12,7 @@ import {
   createPublicKey,
   diffieHellman,
   generateKeyPairSync,
-  type KeyObject,
+  KeyObject,
   randomBytes as nodeRandomBytes,
   sign as nodeSign,
   timingSafeEqual as nodeTimingSafeEqual,
@@ -279,7 +279,9 @@ function assertUserKeyType(key: KeyObject, field: string): void {
 
 /** Checks that a private key can act as a user key (§1) before anything is signed with it. */
 export function assertUserPrivateKey(key: KeyObject): void {
-  if (key.type !== 'private') throw new TypeError('expected a private key');
+  if (!(key instanceof KeyObject) || key.type !== 'private') {
+    throw new TypeError('expected a private KeyObject');
+  }
   assertUserKeyType(key, 'user key');
 }
 

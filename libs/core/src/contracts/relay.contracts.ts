@@ -40,6 +40,13 @@ export interface DeliveredCommand {
   readonly msgId: string;
 }
 
+/** The client gets no answer to `delivered` (§6); the gateway gets this one. */
+export interface DeliveredResult {
+  readonly ok: true;
+  /** Whether a pending delivery was marked; false for unknown, foreign or repeated ids. */
+  readonly marked: boolean;
+}
+
 /** Undelivered messages of a user, oldest first, after `after` (a msg_id) when given. */
 export interface PendingQuery {
   readonly username: string;
@@ -124,6 +131,14 @@ export interface TranscriptClose {
   /** From `countersign`, when one arrived. */
   readonly clientView?: TranscriptView;
   readonly countersignature?: string;
+}
+
+/** How many rows a transcript batch changed (0 on a retry of a stored batch). */
+export interface TranscriptAppendResult {
+  readonly ok: true;
+  readonly opened: number;
+  readonly recorded: number;
+  readonly closed: number;
 }
 
 /** One batch from a gateway: applied in order opens, records, closes. */

@@ -1,0 +1,4 @@
+export * from './gateway.module';
+export * from './gateway.server';
+export * from './service-clients';
+export * from './session-registry';

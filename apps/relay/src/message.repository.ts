@@ -1,0 +1,290 @@
+/**
+ * Messages and their per-recipient delivery state (tables `messages` and `deliveries`,
+ * docs/PROTOCOL.md §7.4). Sends go through group commit (GroupCommitBatcher): each batch of up
+ * to MAX_BATCH sends is one transaction with multi-row inserts, and every caller learns its
+ * own outcome only after that transaction committed, so an `ack` built from it means durable.
+ */
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import { and, asc, desc, eq, getTableColumns, gt, isNull, lt, or, sql } from 'drizzle-orm';
+
+import { ClockRepository, DATABASE, type Database, type StoredMessage } from '@securechat/core';
+import { deliveries, messages } from '@db/schema';
+
+import { GroupCommitBatcher, type GroupCommitStats } from './message-batcher';
+import { describeError, RelayFailure } from './relay-failure.error';
+
+/**
+ * Most sends per transaction: enough to amortise the commit, few enough that one batch stays
+ * a few milliseconds of work and a failing batch takes few senders with it.
+ */
+export const MAX_BATCH = 256;
+
+/** A send the service has authorised, ready to store. */
+export interface NewMessage {
+  readonly sender: string;
+  /** The client's `id` (§7.1). */
+  readonly clientId: string;
+  /** Username or `#room`, as sent. */
+  readonly recipient: string;
+  readonly conversation: string;
+  readonly body: string;
+  readonly clientTs: number;
+  readonly sig: string;
+  /** The users who get a `deliveries` row (§7.4 "Recipients"). */
+  readonly recipients: readonly string[];
+}
+
+export interface StoreOutcome {
+  /** The stored message: for a duplicate, the one stored the first time. */
+  readonly message: StoredMessage;
+  /** True when (sender, client id) was already stored (§7.4 "Idempotent send"). */
+  readonly duplicate: boolean;
+}
+
+type MessageRow = typeof messages.$inferSelect;
+
+/** The §7.2 `deliver` members of a stored row. */
+export function toStoredMessage(row: MessageRow): StoredMessage {
+  return {
+    msg_id: row.id.toString(),
+    id: row.clientId,
+    from: row.sender,
+    to: row.recipient,
+    body: row.body,
+    ts: row.clientTs,
+    server_ts: row.serverTs,
+    sig: row.sig,
+  };
+}
+
+/** `execute` answers `{ rows }` on both drivers (pg's QueryResult, PGlite's Results). */
+const rowsOf = <T>(result: unknown): T[] => (result as { rows: T[] }).rows;
+
+const dedupeKey = (sender: string, clientId: string) => `${sender}\u0000${clientId}`;
+
+@Injectable()
+export class MessageRepository implements BeforeApplicationShutdown {
+  readonly #logger = new Logger(MessageRepository.name);
+  readonly #batcher: GroupCommitBatcher<NewMessage, StoreOutcome>;
+
+  constructor(
+    @Inject(DATABASE) private readonly db: Database,
+    private readonly clock: ClockRepository,
+  ) {
+    this.#batcher = new GroupCommitBatcher(async (batch) => {
+      try {
+        return await this.#writeBatch(batch);
+      } catch (error) {
+        // Logged once here rather than once per caller; every caller gets the same safe error.
+        const reason = `a batch of ${batch.length} sends failed: ${describeError(error)}`;
+        this.#logger.error(reason);
+        throw new RelayFailure(reason);
+      }
+    }, MAX_BATCH);
+  }
+
+  /**
+   * Stores `message` and one pending delivery per recipient in the same transaction, shared
+   * with concurrent calls. Resolves after the commit; rejects if the batch failed (nothing of
+   * it is stored then, and the client may resend: §9 `internal`).
+   */
+  store(message: NewMessage): Promise<StoreOutcome> {
+    return this.#batcher.submit(message);
+  }
+
+  /** Group commit counters: how many transactions the stored messages took. */
+  get batchStats(): GroupCommitStats {
+    return this.#batcher.stats;
+  }
+
+  /**
+   * Lets sends already accepted finish their transaction. `before…` because the process
+   * wiring closes the database in an `onApplicationShutdown` hook, which runs after this.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.#batcher.drain();
+  }
+
+  /**
+   * Undelivered messages of `recipient`, oldest first (§7.4 "Redelivery"), with ids above
+   * `after` when given.
+   */
+  async pending(
+    recipient: string,
+    after: bigint | undefined,
+    limit: number,
+  ): Promise<StoredMessage[]> {
+    const rows = await this.db
+      .select(getTableColumns(messages))
+      .from(deliveries)
+      .innerJoin(messages, eq(messages.id, deliveries.messageId))
+      .where(
+        and(
+          eq(deliveries.recipient, recipient),
+          isNull(deliveries.deliveredAt),
+          after === undefined ? undefined : gt(deliveries.messageId, after),
+        ),
+      )
+      .orderBy(asc(deliveries.messageId))
+      .limit(limit);
+    return rows.map(toStoredMessage);
+  }
+
+  /** Marks one delivery done if it is still pending; returns whether it was (§7.4). */
+  async markDelivered(recipient: string, messageId: bigint, at: Date): Promise<boolean> {
+    const rows = await this.db
+      .update(deliveries)
+      .set({ deliveredAt: at })
+      .where(
+        and(
+          eq(deliveries.recipient, recipient),
+          eq(deliveries.messageId, messageId),
+          isNull(deliveries.deliveredAt),
+        ),
+      )
+      .returning({ messageId: deliveries.messageId });
+    return rows.length > 0;
+  }
+
+  /**
+   * The `limit` most recent messages of a conversation with ids below `before` (when given),
+   * oldest first (§7.4 "History").
+   */
+  async history(
+    conversation: string,
+    before: bigint | undefined,
+    limit: number,
+  ): Promise<StoredMessage[]> {
+    const rows = await this.db
+      .select()
+      .from(messages)
+      .where(
+        and(
+          eq(messages.conversation, conversation),
+          before === undefined ? undefined : lt(messages.id, before),
+        ),
+      )
+      .orderBy(desc(messages.id))
+      .limit(limit);
+    return rows.reverse().map(toStoredMessage);
+  }
+
+  /**
+   * One batch, one transaction: insert the messages that are new (`on conflict do nothing`
+   * on (sender, client_id)), look up the ones that were not, then insert the deliveries of the
+   * new ones. Identical (sender, client_id) pairs inside the batch are written once; the later
+   * ones are answered as duplicates of the first.
+   */
+  async #writeBatch(batch: readonly NewMessage[]): Promise<StoreOutcome[]> {
+    // Index of the first occurrence of each key; later occurrences follow it.
+    const leaderOf = new Map<string, number>();
+    const leaders: NewMessage[] = [];
+    const follows = batch.map((message) => {
+      const key = dedupeKey(message.sender, message.clientId);
+      const index = leaderOf.get(key);
+      if (index !== undefined) return { leader: index, first: false };
+      leaderOf.set(key, leaders.length);
+      leaders.push(message);
+      return { leader: leaders.length - 1, first: true };
+    });
+
+    // One timestamp per batch: the moment of storage (§7.2 `ack.server_ts`) for all of it.
+    const serverTs = this.clock.now();
+
+    const outcomes = await this.db.transaction(async (tx) => {
+      // One statement, one parameter per column (arrays through unnest): Drizzle's builder
+      // spends longer assembling 2,048 placeholders than Postgres spends inserting the rows,
+      // and this form has no parameter-count limit. Only ids come back: the rest we have.
+      const column = (pick: (m: NewMessage) => string) => sql.param(leaders.map(pick));
+      const inserted = rowsOf<{ id: string | number | bigint; sender: string; client_id: string }>(
+        await tx.execute(sql`
+          insert into ${messages}
+            (sender, client_id, recipient, conversation, body, client_ts, server_ts, sig)
+          select s, c, r, conv, b, ts::bigint, ${String(serverTs)}::bigint, sig
+          from unnest(
+            ${column((m) => m.sender)}::text[],
+            ${column((m) => m.clientId)}::text[],
+            ${column((m) => m.recipient)}::text[],
+            ${column((m) => m.conversation)}::text[],
+            ${column((m) => m.body)}::text[],
+            ${column((m) => String(m.clientTs))}::text[],
+            ${column((m) => m.sig)}::text[]
+          ) with ordinality as t(s, c, r, conv, b, ts, sig, n)
+          -- ids are drawn in this order: storage order is batch order (§7.4 "Order")
+          order by n
+          on conflict (sender, client_id) do nothing
+          returning id, sender, client_id`),
+      );
+
+      const stored = new Map<string, StoreOutcome>();
+      const deliveryRecipients: string[] = [];
+      const deliveryIds: string[] = [];
+      for (const row of inserted) {
+        const key = dedupeKey(row.sender, row.client_id);
+        const m = leaders[leaderOf.get(key)!]!;
+        const id = BigInt(row.id).toString();
+        stored.set(key, {
+          message: {
+            msg_id: id,
+            id: m.clientId,
+            from: m.sender,
+            to: m.recipient,
+            body: m.body,
+            ts: m.clientTs,
+            server_ts: serverTs,
+            sig: m.sig,
+          },
+          duplicate: false,
+        });
+        for (const recipient of new Set(m.recipients)) {
+          deliveryRecipients.push(recipient);
+          deliveryIds.push(id);
+        }
+      }
+
+      // Stored before (by an earlier batch, or by another relay whose transaction we waited
+      // for): answer with what was stored then, not with what this send says.
+      const existing = leaders.filter((m) => !stored.has(dedupeKey(m.sender, m.clientId)));
+      if (existing.length > 0) {
+        const rows = await tx
+          .select()
+          .from(messages)
+          .where(
+            or(
+              ...existing.map((m) =>
+                and(eq(messages.sender, m.sender), eq(messages.clientId, m.clientId)),
+              ),
+            ),
+          );
+        for (const row of rows) {
+          stored.set(dedupeKey(row.sender, row.clientId), {
+            message: toStoredMessage(row),
+            duplicate: true,
+          });
+        }
+      }
+
+      if (deliveryIds.length > 0) {
+        await tx.execute(sql`
+          insert into ${deliveries} (recipient, message_id)
+          select r, m::bigint
+          from unnest(${sql.param(deliveryRecipients)}::text[], ${sql.param(deliveryIds)}::text[])
+            as t(r, m)
+          on conflict do nothing`);
+      }
+
+      return leaders.map((m) => {
+        const outcome = stored.get(dedupeKey(m.sender, m.clientId));
+        // Neither inserted nor found: only possible if the row vanished, which the schema
+        // does not allow. Fail the batch rather than acknowledge something not stored.
+        if (!outcome) throw new Error('a message of the batch was neither inserted nor found');
+        return outcome;
+      });
+    });
+
+    return follows.map(({ leader, first }) => {
+      const outcome = outcomes[leader]!;
+      return first ? outcome : { message: outcome.message, duplicate: true };
+    });
+  }
+}

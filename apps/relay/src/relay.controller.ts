@@ -1,0 +1,125 @@
+/**
+ * The relay's side of the service transport: one `@MessagePattern` per RELAY_PATTERNS entry,
+ * each answering exactly the result type of libs/core relay.contracts.ts (or relay.results.ts
+ * where the contracts have none yet). Payloads are validated strictly first; a malformed
+ * payload, like any failure to carry out a request, is thrown as a RelayFailure, which the
+ * gateway sees as a transport failure and answers `internal` (docs/PROTOCOL.md §9).
+ */
+import { Controller, Inject, Logger } from '@nestjs/common';
+import { MessagePattern, Payload } from '@nestjs/microservices';
+import { type z } from 'zod';
+
+import {
+  CONFIG,
+  type HistoryResult,
+  type JoinResult,
+  type LeaveResult,
+  type PendingResult,
+  RELAY_PATTERNS,
+  type SecureChatConfig,
+  type SendResult,
+} from '@securechat/core';
+
+import { describeError, RelayFailure } from './relay-failure.error';
+import { type DeliveredResult, type TranscriptAppendResult } from './relay.results';
+import { relaySchemas, type RelaySchemas } from './relay.schemas';
+import { RelayService } from './relay.service';
+
+@Controller()
+export class RelayController {
+  readonly #logger = new Logger(RelayController.name);
+  readonly #schemas: RelaySchemas;
+
+  constructor(
+    private readonly relay: RelayService,
+    @Inject(CONFIG) config: SecureChatConfig,
+  ) {
+    this.#schemas = relaySchemas({
+      maxBodyBytes: config.limits.maxBodyBytes,
+      maxFrame: config.limits.maxFrame,
+    });
+  }
+
+  @MessagePattern(RELAY_PATTERNS.send)
+  send(@Payload() payload: unknown): Promise<SendResult> {
+    return this.#handle(RELAY_PATTERNS.send, this.#schemas.send, payload, (cmd) =>
+      this.relay.send(cmd),
+    );
+  }
+
+  @MessagePattern(RELAY_PATTERNS.delivered)
+  delivered(@Payload() payload: unknown): Promise<DeliveredResult> {
+    return this.#handle(RELAY_PATTERNS.delivered, this.#schemas.delivered, payload, (cmd) =>
+      this.relay.delivered(cmd),
+    );
+  }
+
+  @MessagePattern(RELAY_PATTERNS.pending)
+  pending(@Payload() payload: unknown): Promise<PendingResult> {
+    return this.#handle(RELAY_PATTERNS.pending, this.#schemas.pending, payload, (query) =>
+      this.relay.pending(query),
+    );
+  }
+
+  @MessagePattern(RELAY_PATTERNS.join)
+  join(@Payload() payload: unknown): Promise<JoinResult> {
+    return this.#handle(RELAY_PATTERNS.join, this.#schemas.roomCommand, payload, (cmd) =>
+      this.relay.join(cmd),
+    );
+  }
+
+  @MessagePattern(RELAY_PATTERNS.leave)
+  leave(@Payload() payload: unknown): Promise<LeaveResult> {
+    return this.#handle(RELAY_PATTERNS.leave, this.#schemas.roomCommand, payload, (cmd) =>
+      this.relay.leave(cmd),
+    );
+  }
+
+  @MessagePattern(RELAY_PATTERNS.history)
+  history(@Payload() payload: unknown): Promise<HistoryResult> {
+    return this.#handle(RELAY_PATTERNS.history, this.#schemas.history, payload, (query) =>
+      this.relay.history(query),
+    );
+  }
+
+  @MessagePattern(RELAY_PATTERNS.transcriptAppend)
+  transcriptAppend(@Payload() payload: unknown): Promise<TranscriptAppendResult> {
+    return this.#handle(
+      RELAY_PATTERNS.transcriptAppend,
+      this.#schemas.transcriptBatch,
+      payload,
+      (batch) => this.relay.transcriptAppend(batch),
+    );
+  }
+
+  /**
+   * Validates, runs, and turns every failure into a RelayFailure that is safe to print:
+   * member paths and issue codes only (never values: a value may be a message body), and
+   * storage errors reduced to class and SQLSTATE.
+   */
+  async #handle<S extends z.ZodType, R>(
+    pattern: string,
+    schema: S,
+    payload: unknown,
+    run: (input: z.output<S>) => Promise<R>,
+  ): Promise<R> {
+    const parsed = schema.safeParse(payload);
+    if (!parsed.success) {
+      const where = parsed.error.issues
+        .slice(0, 3)
+        .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.code}`)
+        .join('; ');
+      const reason = `${pattern}: malformed payload (${where})`;
+      this.#logger.warn(reason);
+      throw new RelayFailure(reason);
+    }
+    try {
+      return await run(parsed.data);
+    } catch (error) {
+      if (error instanceof RelayFailure) throw error; // already logged where it happened
+      const reason = `${pattern} failed: ${describeError(error)}`;
+      this.#logger.error(reason);
+      throw new RelayFailure(reason);
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import { Module } from '@nestjs/common';
+
+import { MessageRepository } from './message.repository';
+import { RelayController } from './relay.controller';
+import { RelayService } from './relay.service';
+import { RoomRepository } from './room.repository';
+import { TranscriptRepository } from './transcript.repository';
+import { TranscriptService } from './transcript.service';
+import { UserDirectoryRepository } from './user-directory.repository';
+
+/**
+ * The relay service (docs/PROTOCOL.md §7.4 delivery semantics, §8 transcripts): durable
+ * messages with group commit, pending deliveries, rooms, history, transcripts, fan-out.
+ *
+ * It declares no infrastructure of its own. The process wiring (embedded or distributed) must
+ * provide these globally, from a `@Global()` module:
+ *
+ * - `DATABASE` (`Database` from `@securechat/core`): Drizzle over `pg` or PGlite, migrated.
+ * - `CONFIG` (`SecureChatConfig`): `limits.maxBodyBytes` and `limits.maxFrame` bound payloads.
+ * - `ClockRepository`: `server_ts` of stored messages, `delivered_at`.
+ * - `FanoutPort`: where stored messages are published for the gateways (InProcessFanout in
+ *   the embedded mode, Redis in the distributed one).
+ *
+ * The controller answers RELAY_PATTERNS over whatever Nest transport the process connects
+ * (InProcessServer in the embedded mode). RelayService and TranscriptService are exported for
+ * in-process callers such as the admin API and transcript export.
+ */
+@Module({
+  controllers: [RelayController],
+  providers: [
+    RelayService,
+    TranscriptService,
+    MessageRepository,
+    RoomRepository,
+    UserDirectoryRepository,
+    TranscriptRepository,
+  ],
+  exports: [RelayService, TranscriptService],
+})
+export class RelayModule {}

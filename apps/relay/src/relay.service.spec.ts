@@ -1,0 +1,312 @@
+/** RelayService rules (docs/PROTOCOL.md §7.4) against mocked repositories, fan-out and clock. */
+import { Logger } from '@nestjs/common';
+
+import { type StoredMessage } from '@securechat/core';
+
+import { type MessageRepository, type NewMessage, type StoreOutcome } from './message.repository';
+import { RelayService } from './relay.service';
+import { type RoomRepository } from './room.repository';
+import { type TranscriptRepository } from './transcript.repository';
+import { type DirectoryEntry, type UserDirectoryRepository } from './user-directory.repository';
+
+const NOW = 1_764_000_000_000;
+
+function stored(message: NewMessage, msgId: string): StoredMessage {
+  return {
+    msg_id: msgId,
+    id: message.clientId,
+    from: message.sender,
+    to: message.recipient,
+    body: message.body,
+    ts: message.clientTs,
+    server_ts: NOW,
+    sig: message.sig,
+  };
+}
+
+function setup() {
+  const userTable: Record<string, DirectoryEntry> = {
+    alice: { username: 'alice', deleted: false, publicKey: Buffer.alloc(0) },
+    bob: { username: 'bob', deleted: false, publicKey: Buffer.alloc(0) },
+    carol: { username: 'carol', deleted: false, publicKey: Buffer.alloc(0) },
+    gone: { username: 'gone', deleted: true, publicKey: Buffer.alloc(0) },
+  };
+  const roomTable: Record<string, string[]> = { '#general': ['alice', 'bob', 'carol'] };
+  let nextId = 1;
+  const messages = {
+    store: jest.fn((m: NewMessage): Promise<StoreOutcome> =>
+      Promise.resolve({ message: stored(m, String(nextId++)), duplicate: false }),
+    ),
+    pending: jest.fn(() => Promise.resolve([] as StoredMessage[])),
+    markDelivered: jest.fn(() => Promise.resolve(true)),
+    history: jest.fn(() => Promise.resolve([] as StoredMessage[])),
+  };
+  const rooms = {
+    members: jest.fn((room: string) => Promise.resolve(roomTable[room] ?? [])),
+    isMember: jest.fn((room: string, user: string) =>
+      Promise.resolve((roomTable[room] ?? []).includes(user)),
+    ),
+    join: jest.fn((room: string, user: string) => {
+      const members = (roomTable[room] ??= []);
+      if (!members.includes(user)) members.push(user);
+      return Promise.resolve([...members].sort());
+    }),
+    leave: jest.fn((room: string, user: string) => {
+      const members = roomTable[room] ?? [];
+      const at = members.indexOf(user);
+      if (at >= 0) members.splice(at, 1);
+      return Promise.resolve(at >= 0);
+    }),
+  };
+  const users = { find: jest.fn((u: string) => Promise.resolve(userTable[u])) };
+  const transcripts = {
+    append: jest.fn(() => Promise.resolve({ ok: true, opened: 0, recorded: 0, closed: 0 })),
+  };
+  const fanout = { publish: jest.fn(() => Promise.resolve()), subscribe: jest.fn() };
+  const clock = { now: jest.fn(() => NOW) };
+  const service = new RelayService(
+    messages as unknown as MessageRepository,
+    rooms as unknown as RoomRepository,
+    users as unknown as UserDirectoryRepository,
+    transcripts as unknown as TranscriptRepository,
+    fanout,
+    clock,
+  );
+  return { service, messages, rooms, users, transcripts, fanout, clock };
+}
+
+const send = (to: string, id = 'm-1', from = 'alice') => ({
+  from,
+  id,
+  to,
+  body: 'hello ✓',
+  ts: NOW - 5,
+  sig: 'c2ln',
+});
+
+describe('RelayService.send', () => {
+  it('sends a direct message to that user, in the sorted dm conversation, and publishes it', async () => {
+    const { service, messages, fanout } = setup();
+    const result = await service.send(send('bob', 'm-1', 'carol'));
+    expect(result).toEqual({ ok: true, msgId: '1', serverTs: NOW, duplicate: false });
+    expect(messages.store).toHaveBeenCalledWith({
+      sender: 'carol',
+      clientId: 'm-1',
+      recipient: 'bob',
+      conversation: 'dm:bob:carol',
+      body: 'hello ✓',
+      clientTs: NOW - 5,
+      sig: 'c2ln',
+      recipients: ['bob'],
+    });
+    expect(fanout.publish).toHaveBeenCalledWith({
+      recipients: ['bob'],
+      message: {
+        msg_id: '1',
+        id: 'm-1',
+        from: 'carol',
+        to: 'bob',
+        body: 'hello ✓',
+        ts: NOW - 5,
+        server_ts: NOW,
+        sig: 'c2ln',
+      },
+    });
+  });
+
+  it('sends a room message to every member except the sender, keyed by the room', async () => {
+    const { service, messages, fanout } = setup();
+    await service.send(send('#general', 'm-2', 'bob'));
+    expect(messages.store).toHaveBeenCalledWith(
+      expect.objectContaining({
+        recipient: '#general',
+        conversation: '#general',
+        recipients: ['alice', 'carol'],
+      }),
+    );
+    expect(fanout.publish).toHaveBeenCalledWith(
+      expect.objectContaining({ recipients: ['alice', 'carol'] }),
+    );
+  });
+
+  it('answers not_found for an unknown or deleted user and stores nothing', async () => {
+    const { service, messages, fanout } = setup();
+    for (const to of ['nobody', 'gone']) {
+      expect(await service.send(send(to))).toEqual({
+        ok: false,
+        code: 'not_found',
+        message: expect.any(String),
+      });
+    }
+    expect(messages.store).not.toHaveBeenCalled();
+    expect(fanout.publish).not.toHaveBeenCalled();
+  });
+
+  it('answers forbidden for a room the sender is not in, or that does not exist', async () => {
+    const { service, messages, fanout } = setup();
+    await service.leave({ username: 'alice', room: '#general' });
+    for (const to of ['#general', '#nowhere']) {
+      expect(await service.send(send(to))).toMatchObject({ ok: false, code: 'forbidden' });
+    }
+    expect(messages.store).not.toHaveBeenCalled();
+    expect(fanout.publish).not.toHaveBeenCalled();
+  });
+
+  it('acknowledges a duplicate with the first msg_id and publishes nothing', async () => {
+    const { service, messages, fanout } = setup();
+    messages.store.mockImplementationOnce((m) =>
+      Promise.resolve({ message: { ...stored(m, '41'), server_ts: NOW - 1000 }, duplicate: true }),
+    );
+    expect(await service.send(send('bob'))).toEqual({
+      ok: true,
+      msgId: '41',
+      serverTs: NOW - 1000,
+      duplicate: true,
+    });
+    expect(fanout.publish).not.toHaveBeenCalled();
+  });
+
+  it('publishes only after the store has resolved', async () => {
+    const { service, messages, fanout } = setup();
+    let commit!: () => void;
+    messages.store.mockImplementationOnce(
+      (m) =>
+        new Promise((resolve) => {
+          commit = () => resolve({ message: stored(m, '7'), duplicate: false });
+        }),
+    );
+    const pending = service.send(send('bob'));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(messages.store).toHaveBeenCalledTimes(1);
+    expect(fanout.publish).not.toHaveBeenCalled();
+    commit();
+    await pending;
+    expect(fanout.publish).toHaveBeenCalledTimes(1);
+    expect(messages.store.mock.invocationCallOrder[0]).toBeLessThan(
+      fanout.publish.mock.invocationCallOrder[0]!,
+    );
+  });
+
+  it('neither acknowledges nor publishes when the store fails', async () => {
+    const { service, messages, fanout } = setup();
+    messages.store.mockRejectedValueOnce(new Error('disk full'));
+    await expect(service.send(send('bob'))).rejects.toThrow('disk full');
+    expect(fanout.publish).not.toHaveBeenCalled();
+  });
+
+  it('still acknowledges when the fan-out fails: the message is stored and stays pending', async () => {
+    const { service, fanout } = setup();
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    fanout.publish.mockRejectedValueOnce(new Error('redis down'));
+    expect(await service.send(send('bob'))).toMatchObject({ ok: true, duplicate: false });
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(JSON.stringify(warn.mock.calls)).not.toContain('hello');
+    warn.mockRestore();
+  });
+
+  it('publishes nothing for a room where the sender is alone', async () => {
+    const { service, fanout } = setup();
+    await service.join({ username: 'alice', room: '#solo' });
+    expect(await service.send(send('#solo'))).toMatchObject({ ok: true });
+    expect(fanout.publish).not.toHaveBeenCalled();
+  });
+});
+
+describe('RelayService.delivered and pending', () => {
+  it('marks with the parsed id and the clock time; ignores ids that cannot be ours', async () => {
+    const { service, messages } = setup();
+    expect(await service.delivered({ username: 'bob', msgId: '12' })).toEqual({
+      ok: true,
+      marked: true,
+    });
+    expect(messages.markDelivered).toHaveBeenCalledWith('bob', 12n, new Date(NOW));
+    for (const msgId of ['abc', '0', '-1', '1e3', '99999999999999999999']) {
+      expect(await service.delivered({ username: 'bob', msgId })).toEqual({
+        ok: true,
+        marked: false,
+      });
+    }
+    expect(messages.markDelivered).toHaveBeenCalledTimes(1);
+  });
+
+  it('pages pending messages after a msg_id', async () => {
+    const { service, messages } = setup();
+    await service.pending({ username: 'bob', limit: 10 });
+    await service.pending({ username: 'bob', after: '5', limit: 10 });
+    expect(messages.pending.mock.calls).toEqual([
+      ['bob', undefined, 10],
+      ['bob', 5n, 10],
+    ]);
+  });
+});
+
+describe('RelayService.history', () => {
+  it('needs room membership: forbidden otherwise, and nothing is read', async () => {
+    const { service, messages } = setup();
+    expect(await service.history({ username: 'dave', with: '#general', limit: 50 })).toEqual({
+      ok: false,
+      code: 'forbidden',
+      message: expect.any(String),
+    });
+    expect(messages.history).not.toHaveBeenCalled();
+  });
+
+  it('needs the other user to exist: not_found otherwise; a deleted user still has history', async () => {
+    const { service, messages } = setup();
+    expect(await service.history({ username: 'alice', with: 'nobody', limit: 50 })).toMatchObject({
+      ok: false,
+      code: 'not_found',
+    });
+    expect(await service.history({ username: 'alice', with: 'gone', limit: 50 })).toEqual({
+      ok: true,
+      with: 'gone',
+      messages: [],
+    });
+    expect(messages.history).toHaveBeenCalledWith('dm:alice:gone', undefined, 50);
+  });
+
+  it('reads the conversation with before and limit, and never marks anything delivered', async () => {
+    const { service, messages } = setup();
+    await service.history({ username: 'bob', with: 'alice', before: '100', limit: 20 });
+    await service.history({ username: 'carol', with: '#general', limit: 5 });
+    expect(messages.history.mock.calls).toEqual([
+      ['dm:alice:bob', 100n, 20],
+      ['#general', undefined, 5],
+    ]);
+    expect(messages.markDelivered).not.toHaveBeenCalled();
+  });
+
+  it('answers an empty page for a before that is no msg_id, and no bound past every id', async () => {
+    const { service, messages } = setup();
+    expect(
+      await service.history({ username: 'bob', with: 'alice', before: 'xyz', limit: 20 }),
+    ).toEqual({ ok: true, with: 'alice', messages: [] });
+    expect(messages.history).not.toHaveBeenCalled();
+    await service.history({ username: 'bob', with: 'alice', before: '9'.repeat(30), limit: 20 });
+    expect(messages.history).toHaveBeenCalledWith('dm:alice:bob', undefined, 20);
+  });
+});
+
+describe('RelayService rooms', () => {
+  it('joins (members sorted) and leaves; leaving a room one is not in is not_found', async () => {
+    const { service } = setup();
+    expect(await service.join({ username: 'dave', room: '#general' })).toEqual({
+      ok: true,
+      room: '#general',
+      members: ['alice', 'bob', 'carol', 'dave'],
+    });
+    expect(await service.leave({ username: 'dave', room: '#general' })).toEqual({
+      ok: true,
+      room: '#general',
+    });
+    expect(await service.leave({ username: 'dave', room: '#general' })).toEqual({
+      ok: false,
+      code: 'not_found',
+      message: expect.any(String),
+    });
+    expect(await service.leave({ username: 'dave', room: '#nowhere' })).toMatchObject({
+      ok: false,
+      code: 'not_found',
+    });
+  });
+});

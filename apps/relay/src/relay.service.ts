@@ -1,0 +1,185 @@
+/**
+ * The relay's rules (docs/PROTOCOL.md §7.4): who receives a message, what `ack` promises,
+ * idempotent sends, pending deliveries, rooms and history. Everything with a side effect sits
+ * behind an injected repository or port, so these rules are unit-tested with mocks.
+ */
+import { Injectable, Logger } from '@nestjs/common';
+
+import {
+  ClockRepository,
+  type DeliveredCommand,
+  type FanoutEvent,
+  FanoutPort,
+  type HistoryQuery,
+  type HistoryResult,
+  type JoinResult,
+  type LeaveResult,
+  type PendingQuery,
+  type PendingResult,
+  type RoomCommand,
+  type SendCommand,
+  type SendResult,
+  type TranscriptBatch,
+} from '@securechat/core';
+
+import { conversationKey, isRoomName, MAX_MESSAGE_ID, parseMessageId } from './conversation.util';
+import { MessageRepository } from './message.repository';
+import { describeError } from './relay-failure.error';
+import { type DeliveredResult, type TranscriptAppendResult } from './relay.results';
+import { RoomRepository } from './room.repository';
+import { TranscriptRepository } from './transcript.repository';
+import { UserDirectoryRepository } from './user-directory.repository';
+
+type Recipients =
+  | { readonly ok: true; readonly recipients: string[] }
+  | { readonly ok: false; readonly code: 'not_found' | 'forbidden'; readonly message: string };
+
+@Injectable()
+export class RelayService {
+  readonly #logger = new Logger(RelayService.name);
+
+  constructor(
+    private readonly messages: MessageRepository,
+    private readonly rooms: RoomRepository,
+    private readonly users: UserDirectoryRepository,
+    private readonly transcripts: TranscriptRepository,
+    private readonly fanout: FanoutPort,
+    private readonly clock: ClockRepository,
+  ) {}
+
+  /**
+   * §7.4 send: checks the recipient, stores the message with one pending delivery per
+   * recipient user (durable before this resolves: the gateway's `ack` relies on it), then
+   * hands it to the fan-out. A repeated (from, id) answers the first msg_id with
+   * `duplicate: true` and neither stores nor publishes anything.
+   */
+  async send(cmd: SendCommand): Promise<SendResult> {
+    const target = await this.#recipients(cmd.from, cmd.to);
+    if (!target.ok) return target;
+
+    const outcome = await this.messages.store({
+      sender: cmd.from,
+      clientId: cmd.id,
+      recipient: cmd.to,
+      conversation: conversationKey(cmd.from, cmd.to),
+      body: cmd.body,
+      clientTs: cmd.ts,
+      sig: cmd.sig,
+      recipients: target.recipients,
+    });
+    const { message, duplicate } = outcome;
+
+    // Only now, after the commit: a recipient must never see a message that could still be
+    // lost. Group commit resolves its callers in storage order and nothing is awaited between
+    // here and the publish call, so events leave in storage order (§7.4 "Order").
+    if (!duplicate && target.recipients.length > 0) {
+      await this.#publish({ recipients: target.recipients, message });
+    }
+    return { ok: true, msgId: message.msg_id, serverTs: message.server_ts, duplicate };
+  }
+
+  /**
+   * §7.4: marks the delivery done for this user if it is pending. Anything else (unknown id,
+   * another user's message, already delivered, not a msg_id at all) is silently ignored.
+   */
+  async delivered(cmd: DeliveredCommand): Promise<DeliveredResult> {
+    const id = parseMessageId(cmd.msgId);
+    if (id === undefined) return { ok: true, marked: false };
+    const marked = await this.messages.markDelivered(cmd.username, id, new Date(this.clock.now()));
+    return { ok: true, marked };
+  }
+
+  /** §7.4 "Redelivery": the user's unconfirmed messages, oldest first, after `after`. */
+  async pending(q: PendingQuery): Promise<PendingResult> {
+    let after: bigint | undefined;
+    if (q.after !== undefined) {
+      if (!/^[0-9]+$/.test(q.after)) throw new Error('pending: after is not a msg_id');
+      after = BigInt(q.after);
+      // Past the largest id there is nothing left to page through.
+      if (after >= MAX_MESSAGE_ID) return { messages: [] };
+    }
+    return { messages: await this.messages.pending(q.username, after, q.limit) };
+  }
+
+  /** §7.4 "Rooms": creates the room when needed and adds the caller; idempotent. */
+  async join(cmd: RoomCommand): Promise<JoinResult> {
+    const members = await this.rooms.join(cmd.room, cmd.username);
+    return { ok: true, room: cmd.room, members };
+  }
+
+  /** §7.4 "Rooms": removes the caller; `not_found` when the caller is not a member. */
+  async leave(cmd: RoomCommand): Promise<LeaveResult> {
+    const left = await this.rooms.leave(cmd.room, cmd.username);
+    return left
+      ? { ok: true, room: cmd.room }
+      : { ok: false, code: 'not_found', message: 'not a member of this room' };
+  }
+
+  /**
+   * §7.4 "History": the `limit` most recent messages of the conversation before `before`,
+   * oldest first. A room needs membership (`forbidden`); a user needs to exist (`not_found`),
+   * deleted or not, since a deleted account's messages stay. Marks nothing delivered.
+   */
+  async history(q: HistoryQuery): Promise<HistoryResult> {
+    if (isRoomName(q.with)) {
+      if (!(await this.rooms.isMember(q.with, q.username))) {
+        return { ok: false, code: 'forbidden', message: 'not a member of this room' };
+      }
+    } else if (!(await this.users.find(q.with))) {
+      return { ok: false, code: 'not_found', message: 'no such user' };
+    }
+
+    let before: bigint | undefined;
+    if (q.before !== undefined) {
+      // msg_ids are opaque to clients (§7.2), so `before` may be any string (§10.1 leaves
+      // the answer open). Ours: a text that is no msg_id of ours precedes nothing, so the
+      // page is empty and a client paging backwards stops; a number past every id bounds
+      // nothing.
+      if (!/^[0-9]+$/.test(q.before)) return { ok: true, with: q.with, messages: [] };
+      const value = BigInt(q.before);
+      before = value > MAX_MESSAGE_ID ? undefined : value;
+    }
+    const messages = await this.messages.history(
+      conversationKey(q.username, q.with),
+      before,
+      q.limit,
+    );
+    return { ok: true, with: q.with, messages };
+  }
+
+  /** §8: stores a gateway's batch of transcript opens, records and closes (append-only). */
+  transcriptAppend(batch: TranscriptBatch): Promise<TranscriptAppendResult> {
+    return this.transcripts.append(batch);
+  }
+
+  /** §7.4 "Recipients": DM → the user (existing, not deleted); room → members but the sender. */
+  async #recipients(from: string, to: string): Promise<Recipients> {
+    if (isRoomName(to)) {
+      // A room that does not exist has no members, so this is `forbidden` as well (§10.1
+      // leaves the code open; answering like a private room reveals nothing about it).
+      const members = await this.rooms.members(to);
+      if (!members.includes(from)) {
+        return { ok: false, code: 'forbidden', message: 'not a member of this room' };
+      }
+      return { ok: true, recipients: members.filter((member) => member !== from) };
+    }
+    const user = await this.users.find(to);
+    if (!user || user.deleted) return { ok: false, code: 'not_found', message: 'no such user' };
+    return { ok: true, recipients: [to] };
+  }
+
+  /**
+   * Fan-out is at most once (FanoutPort): if it fails, the message is still stored and
+   * pending, so its recipients get it at their next login and the sender still gets its ack.
+   * Calls `publish` synchronously, before any await, to keep the storage order.
+   */
+  async #publish(event: FanoutEvent): Promise<void> {
+    try {
+      await this.fanout.publish(event);
+    } catch (error) {
+      this.#logger.warn(
+        `fan-out of msg_id ${event.message.msg_id} failed (stays pending): ${describeError(error)}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * Transcripts end to end (docs/PROTOCOL.md §8): a real session run with libs/protocol, its
+ * records stored through transcriptAppend in several batches (one of them retried), then
+ * verified from the store with TranscriptService; a tampered record must fail verification.
+ */
+import { createPublicKey } from 'node:crypto';
+
+import { and, eq } from 'drizzle-orm';
+
+import { type TranscriptBatch, type TranscriptRecord, type TranscriptView } from '@securechat/core';
+import {
+  type CountersignCheck,
+  exportSpki,
+  fingerprint,
+  type RecordEvent,
+  type TranscriptView as ProtocolView,
+} from '@securechat/protocol';
+import { transcriptRecords, transcriptSessions, users } from '@db/schema';
+
+import {
+  pgliteTestDatabase,
+  postgresTestDatabase,
+  type TestDatabase,
+} from '../../../libs/core/test/test-database';
+import {
+  aliceKey,
+  runHandshake,
+  serverFingerprint,
+  serverIdentity,
+  verifierFor,
+} from '../../../libs/protocol/test/in-memory-pair';
+import { TranscriptRepository } from './transcript.repository';
+import { TranscriptService } from './transcript.service';
+import { UserDirectoryRepository } from './user-directory.repository';
+
+const PASSWORD = 'correct horse battery staple';
+const serverPublicKey = createPublicKey(serverIdentity);
+
+const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+const wireView = (view: ProtocolView): TranscriptView => ({
+  c2sCount: view.c2sCount,
+  c2sChain: b64(view.c2sChain),
+  s2cCount: view.s2cCount,
+  s2cChain: b64(view.s2cChain),
+});
+
+/** What a gateway collects for one session that ends with bye, receipt and countersign. */
+interface CollectedSession {
+  readonly sessionId: string;
+  readonly h2: Buffer;
+  readonly records: TranscriptRecord[];
+  readonly check: CountersignCheck;
+}
+
+async function runSession(sessionId: string, exchanges: number): Promise<CollectedSession> {
+  const events: RecordEvent[] = [];
+  let h2: Buffer | undefined;
+  const verifier = verifierFor({ alice: { password: PASSWORD, key: createPublicKey(aliceKey) } });
+  const run = await runHandshake(
+    {
+      trust: { fingerprint: serverFingerprint },
+      credentials: { action: 'login', username: 'alice', password: PASSWORD, privateKey: aliceKey },
+      session: { keyUpdateInterval: 5 },
+    },
+    {
+      identity: { privateKey: serverIdentity },
+      sessionId,
+      verifyLogin: (request) => {
+        h2 = request.h2;
+        return verifier.verify(request);
+      },
+      session: { keyUpdateInterval: 7, onRecord: (event) => events.push(event) },
+    },
+  );
+  const client = run.clientSession!;
+  const server = run.serverSession!;
+  const toServer = (bytes: Buffer) =>
+    run.toServer.frames(bytes).map((frame) => server.receive(frame));
+  const toClient = (bytes: Buffer) =>
+    run.toClient.frames(bytes).map((frame) => client.receive(frame));
+
+  for (let i = 0; i < exchanges; i++) {
+    const send = client.signedSend({ id: `m-${i}`, to: 'bob', body: `hello ${i} ✓`, ts: 1000 + i });
+    toServer(client.send(send));
+    toClient(server.send({ type: 'ack', id: send.id, msg_id: String(i + 1), server_ts: 2000 + i }));
+    toServer(client.send({ type: 'ping', n: i }));
+    toClient(server.send({ type: 'pong', n: i }));
+  }
+  toServer(client.bye());
+  toClient(server.receipt());
+  const [final] = toServer(client.countersign());
+  if (!h2 || !final?.countersign) throw new Error('the session did not close properly');
+  return {
+    sessionId,
+    h2,
+    records: events.map((event, position) => ({
+      sessionId,
+      position,
+      direction: event.direction,
+      chained: event.chained,
+      plaintext: b64(event.plaintext),
+    })),
+    check: final.countersign,
+  };
+}
+
+const openOf = (s: CollectedSession, mode: 'full' | 'digest' = 'full') => ({
+  sessionId: s.sessionId,
+  username: 'alice',
+  gateway: 'gw-test',
+  mode,
+  h2: b64(s.h2),
+  startedAt: 1_764_000_000_000,
+});
+
+const closeOf = (s: CollectedSession) => ({
+  sessionId: s.sessionId,
+  endedAt: 1_764_000_060_000,
+  status: s.check.outcome,
+  serverView: wireView(s.check.serverView),
+  receiptSignature: b64(s.check.serverSignature),
+  clientView: wireView(s.check.clientView),
+  countersignature: b64(s.check.clientSignature),
+});
+
+describe.each([
+  ['PGlite', pgliteTestDatabase],
+  ['PostgreSQL', postgresTestDatabase],
+])('transcripts on %s', (_name, open) => {
+  let handle: TestDatabase;
+  let repo: TranscriptRepository;
+  let service: TranscriptService;
+  let full: CollectedSession;
+  let digest: CollectedSession;
+
+  beforeAll(async () => {
+    handle = await open();
+    repo = new TranscriptRepository(handle.db);
+    service = new TranscriptService(repo, new UserDirectoryRepository(handle.db));
+    const spki = exportSpki(aliceKey);
+    await handle.db.insert(users).values({
+      username: 'alice',
+      passwordHash: 'not used here',
+      publicKey: spki,
+      fingerprint: fingerprint(spki),
+    });
+    full = await runSession('s-full', 12);
+    digest = await runSession('s-digest', 3);
+  }, 60_000);
+  afterAll(() => handle.close());
+
+  it('stores a full session over several batches, a retried batch changing nothing', async () => {
+    const { records } = full;
+    expect(records.length).toBeGreaterThan(50); // includes key updates both ways
+    const third = Math.floor(records.length / 3);
+    const batches: TranscriptBatch[] = [
+      { opens: [openOf(full)], records: records.slice(0, third), closes: [] },
+      { opens: [], records: records.slice(third, 2 * third), closes: [] },
+      { opens: [], records: records.slice(2 * third), closes: [closeOf(full)] },
+    ];
+    expect(await repo.append(batches[0]!)).toEqual({
+      ok: true,
+      opened: 1,
+      recorded: third,
+      closed: 0,
+    });
+    expect(await repo.append(batches[1]!)).toMatchObject({ recorded: third });
+    // The gateway lost the answer and resends the same batch: nothing changes.
+    expect(await repo.append(batches[1]!)).toEqual({ ok: true, opened: 0, recorded: 0, closed: 0 });
+    expect(await repo.append(batches[2]!)).toEqual({
+      ok: true,
+      opened: 0,
+      recorded: records.length - 2 * third,
+      closed: 1,
+    });
+    // ... and all of them once more, at the end: still nothing.
+    for (const batch of batches) {
+      expect(await repo.append(batch)).toEqual({ ok: true, opened: 0, recorded: 0, closed: 0 });
+    }
+
+    const stored = await service.load('s-full');
+    expect(stored!.session).toMatchObject({
+      sessionId: 's-full',
+      username: 'alice',
+      gateway: 'gw-test',
+      mode: 'full',
+      status: 'agreed',
+      startedAt: 1_764_000_000_000,
+      endedAt: 1_764_000_060_000,
+    });
+    expect(stored!.records.map((r) => r.position)).toEqual(records.map((_, i) => i));
+    expect(stored!.records.map((r) => b64(r.plaintext))).toEqual(records.map((r) => r.plaintext));
+  });
+
+  it('verifies the stored session: chains recomputed, receipt and countersignature valid', async () => {
+    const report = await service.verify('s-full', serverPublicKey);
+    expect(report).toMatchObject({ ok: true, status: 'agreed', mode: 'full' });
+    expect(report!.checks.map((c) => [c.name, c.ok])).toEqual([
+      ['records contiguous', true],
+      ['records match receipt', true],
+      ['receipt signature', true],
+      ['views agree', true],
+      ['countersignature', true],
+    ]);
+    expect(report!.recomputed).toMatchObject({
+      c2sCount: full.check.serverView.c2sCount,
+      s2cCount: full.check.serverView.s2cCount,
+    });
+    // a foreign server key fails it
+    const other = createPublicKey(aliceKey);
+    expect((await service.verify('s-full', other))!.ok).toBe(false);
+  });
+
+  it('keeps a closed session closed: a later close does not rewrite it', async () => {
+    const rewrite = { ...closeOf(full), status: 'disputed' as const, endedAt: 1 };
+    expect(await repo.append({ opens: [], records: [], closes: [rewrite] })).toMatchObject({
+      closed: 0,
+    });
+    expect((await service.load('s-full'))!.session).toMatchObject({
+      status: 'agreed',
+      endedAt: 1_764_000_060_000,
+    });
+  });
+
+  it('fails verification once a stored record is altered', async () => {
+    const position = 5;
+    const where = and(
+      eq(transcriptRecords.sessionId, 's-full'),
+      eq(transcriptRecords.position, position),
+    );
+    const [original] = await handle.db.select().from(transcriptRecords).where(where);
+    try {
+      await handle.db
+        .update(transcriptRecords)
+        .set({ plaintext: Buffer.from('{"type":"ping","n":999}') })
+        .where(where);
+      const report = await service.verify('s-full', serverPublicKey);
+      expect(report!.ok).toBe(false);
+      expect(report!.checks.find((c) => c.name === 'records match receipt')!.ok).toBe(false);
+      // signatures themselves are still fine: it is the records that no longer match
+      expect(report!.checks.find((c) => c.name === 'receipt signature')!.ok).toBe(true);
+    } finally {
+      await handle.db
+        .update(transcriptRecords)
+        .set({ plaintext: original!.plaintext })
+        .where(where);
+    }
+    expect((await service.verify('s-full', serverPublicKey))!.ok).toBe(true);
+  });
+
+  it('verifies a digest session by its signatures alone', async () => {
+    expect(
+      await repo.append({
+        opens: [openOf(digest, 'digest')],
+        records: [],
+        closes: [closeOf(digest)],
+      }),
+    ).toEqual({ ok: true, opened: 1, recorded: 0, closed: 1 });
+    const report = await service.verify('s-digest', serverPublicKey);
+    expect(report).toMatchObject({ ok: true, status: 'agreed', mode: 'digest' });
+    expect(report!.recomputed).toBeUndefined();
+    expect(report!.checks.map((c) => c.name)).toEqual([
+      'receipt signature',
+      'views agree',
+      'countersignature',
+    ]);
+    // with a forged countersignature it fails
+    await handle.db
+      .update(transcriptSessions)
+      .set({ countersignature: Buffer.alloc(64, 7) })
+      .where(eq(transcriptSessions.sessionId, 's-digest'));
+    expect((await service.verify('s-digest', serverPublicKey))!.ok).toBe(false);
+  });
+
+  it('reports a session that ended without a receipt, and an unknown one', async () => {
+    const sessionId = 's-lost';
+    await repo.append({
+      opens: [{ ...openOf(full), sessionId }],
+      records: full.records.slice(0, 4).map((r) => ({ ...r, sessionId })),
+      closes: [
+        {
+          sessionId,
+          endedAt: 1_764_000_001_000,
+          status: 'incomplete',
+          serverView: wireView(full.check.serverView),
+        },
+      ],
+    });
+    const report = await service.verify(sessionId, serverPublicKey);
+    expect(report).toMatchObject({ ok: false, status: 'incomplete' });
+    expect(report!.checks.find((c) => c.name === 'receipt present')!.ok).toBe(false);
+    expect(await service.verify('s-unknown', serverPublicKey)).toBeUndefined();
+    expect(await service.load('s-unknown')).toBeUndefined();
+  });
+
+  it('rejects records of a session that was never opened, storing nothing of the batch', async () => {
+    await expect(
+      repo.append({
+        opens: [{ ...openOf(full), sessionId: 's-half' }],
+        records: [{ ...full.records[0]!, sessionId: 's-never-opened' }],
+        closes: [],
+      }),
+    ).rejects.toThrow();
+    expect(await service.load('s-half')).toBeUndefined();
+  });
+});

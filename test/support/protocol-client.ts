@@ -1,0 +1,237 @@
+/**
+ * A minimal securechat/1 client for end-to-end tests, straight on libs/protocol and a socket.
+ * (The reference client, libs/client, is a separate piece of work; tests keep this one small
+ * and explicit so that they can also misbehave on purpose.)
+ */
+import { type KeyObject } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+
+import {
+  type Ack,
+  type ErrorMessage,
+  ClientHandshake,
+  type ClientHandshakeStep,
+  type ClientReceived,
+  type ClientSession,
+  type Deliver,
+  FrameDecoder,
+  type LoginOk,
+  type PeerError,
+  type ProtocolError,
+  type RawFrame,
+  type ReceiptCheck,
+  type ServerIdentityError,
+  type ServerMessage,
+} from '@securechat/protocol';
+
+export interface ConnectOptions {
+  readonly port: number;
+  readonly host?: string;
+  readonly username: string;
+  readonly password: string;
+  readonly key: KeyObject;
+  readonly action?: 'login' | 'register';
+  /** Pinned server fingerprint; trust on first use when absent. */
+  readonly fingerprint?: string;
+  readonly keyUpdateInterval?: number;
+}
+
+export function openSocket(port: number, host = '127.0.0.1'): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host }, () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Resolves when the socket is closed by either side. */
+export function socketClosed(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed || socket.closed) resolve();
+    else socket.once('close', () => resolve());
+  });
+}
+
+export class HandshakeFailed extends Error {
+  constructor(override readonly cause: ServerIdentityError | PeerError | ProtocolError) {
+    super(`handshake failed: ${cause.message}`);
+  }
+  get code(): string | undefined {
+    return 'code' in this.cause ? this.cause.code : undefined;
+  }
+}
+
+export class TestClient {
+  readonly inbox: ServerMessage[] = [];
+  readonly closed: Promise<void>;
+  #waiters: { match: (m: ServerMessage) => boolean; resolve: (m: ServerMessage) => void }[] = [];
+  #nextId = 0;
+  #failure: Error | undefined;
+  receiptCheck: ReceiptCheck | undefined;
+
+  private constructor(
+    readonly socket: Socket,
+    readonly session: ClientSession,
+    readonly loginOk: LoginOk,
+    private readonly decoder: FrameDecoder,
+  ) {
+    this.closed = socketClosed(socket);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+  }
+
+  static async connect(options: ConnectOptions): Promise<TestClient> {
+    const socket = await openSocket(options.port, options.host);
+    socket.on('error', () => undefined);
+    const decoder = new FrameDecoder();
+    const handshake = new ClientHandshake({
+      trust: options.fingerprint
+        ? { fingerprint: options.fingerprint }
+        : { onFirstUse: () => true },
+      credentials: {
+        action: options.action ?? 'login',
+        username: options.username,
+        password: options.password,
+        privateKey: options.key,
+      },
+      ...(options.keyUpdateInterval
+        ? { session: { keyUpdateInterval: options.keyUpdateInterval } }
+        : {}),
+    });
+    const done = new Promise<ClientHandshakeStep>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        void (async () => {
+          for (const frame of decoder.push(chunk)) {
+            const step = await handshake.receive(frame);
+            for (const bytes of step.send) socket.write(bytes);
+            if (step.error || step.session) {
+              socket.off('data', onData);
+              resolve(step);
+              return;
+            }
+          }
+        })().catch(reject);
+      };
+      socket.on('data', onData);
+      socket.once('close', () => reject(new Error('connection closed during the handshake')));
+    });
+    socket.write(handshake.start());
+    const step = await done;
+    if (step.error) {
+      socket.destroy();
+      throw new HandshakeFailed(step.error);
+    }
+    return new TestClient(socket, step.session!, step.loginOk!, decoder);
+  }
+
+  get username(): string {
+    return this.session.username;
+  }
+
+  #onData(chunk: Buffer): void {
+    let frames: RawFrame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (error) {
+      this.#failure = error as Error;
+      return;
+    }
+    for (const frame of frames) {
+      let received: ClientReceived;
+      try {
+        received = this.session.receive(frame);
+      } catch (error) {
+        this.#failure = error as Error;
+        this.socket.destroy();
+        return;
+      }
+      if (received.receipt) this.receiptCheck = received.receipt;
+      const message = received.message;
+      this.inbox.push(message);
+      const index = this.#waiters.findIndex((w) => w.match(message));
+      if (index >= 0) this.#waiters.splice(index, 1)[0]!.resolve(message);
+    }
+  }
+
+  /** The first message (already received or still to come) that matches, consumed once. */
+  next<T extends ServerMessage['type']>(
+    type: T,
+    match: (m: Extract<ServerMessage, { type: T }>) => boolean = () => true,
+    timeoutMs = 10_000,
+  ): Promise<Extract<ServerMessage, { type: T }>> {
+    type M = Extract<ServerMessage, { type: T }>;
+    return this.nextWhere((m): m is M => m.type === type && match(m as M), `a ${type}`, timeoutMs);
+  }
+
+  /** The first message that satisfies `test`, consumed once; rejects after `timeoutMs`. */
+  nextWhere<M extends ServerMessage>(
+    test: (m: ServerMessage) => m is M,
+    what: string,
+    timeoutMs = 10_000,
+  ): Promise<M> {
+    const index = this.inbox.findIndex(test);
+    if (index >= 0) return Promise.resolve(this.inbox.splice(index, 1)[0] as M);
+    return new Promise<M>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w.resolve !== done);
+        reject(
+          new Error(
+            `no ${what} within ${timeoutMs} ms (failure: ${this.#failure?.message ?? 'none'})`,
+          ),
+        );
+      }, timeoutMs);
+      const done = (m: ServerMessage) => {
+        clearTimeout(timer);
+        this.inbox.splice(this.inbox.indexOf(m), 1);
+        resolve(m as M);
+      };
+      this.#waiters.push({ match: test, resolve: done });
+    });
+  }
+
+  write(message: Parameters<ClientSession['send']>[0]): void {
+    this.socket.write(this.session.send(message));
+  }
+
+  /** Signs and sends a chat message; returns its client id. */
+  sendMessage(
+    to: string,
+    body: string,
+    id = `m-${Date.now()}-${this.#nextId++}`,
+    ts = Date.now(),
+  ): string {
+    this.write(this.session.signedSend({ id, to, body, ts }));
+    return id;
+  }
+
+  /** Sends and waits for the ack (or the error carrying the same id). */
+  sendAndAck(to: string, body: string, id?: string): Promise<Ack | ErrorMessage> {
+    const clientId = this.sendMessage(to, body, id);
+    return this.nextWhere(
+      (m): m is Ack | ErrorMessage => (m.type === 'ack' || m.type === 'error') && m.id === clientId,
+      `an ack for ${clientId}`,
+    );
+  }
+
+  /** Waits for a deliver and acknowledges it with `delivered`. */
+  async receive(match: (d: Deliver) => boolean = () => true): Promise<Deliver> {
+    const deliver = await this.next('deliver', match);
+    this.write({ type: 'delivered', msg_id: deliver.msg_id });
+    return deliver;
+  }
+
+  /** §7 closing: bye → receipt → countersign; returns how the receipt compared. */
+  async close(): Promise<ReceiptCheck> {
+    this.socket.write(this.session.bye());
+    await this.next('receipt');
+    this.socket.write(this.session.countersign());
+    await this.closed;
+    return this.receiptCheck!;
+  }
+
+  /** Drops the connection without closing the session properly. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
