@@ -322,7 +322,9 @@ export class ClientConnection implements DeliveryTarget {
         if (message.body.includes('\u0000')) {
           // PostgreSQL text cannot hold U+0000 (docs/PROTOCOL.md §10): refuse it here, alone,
           // rather than fail the relay's whole batch.
-          throw new ProtocolError('bad_request', 'body: U+0000 is not supported', { id: message.id });
+          throw new ProtocolError('bad_request', 'body: U+0000 is not supported', {
+            id: message.id,
+          });
         }
         if (!session.verifySendSignature(message)) {
           throw new ProtocolError('bad_request', 'sig: does not verify with your key', {
