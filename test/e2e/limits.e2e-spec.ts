@@ -1,0 +1,112 @@
+/**
+ * Per-connection limits of the gateway, on a server with small limits: handshake caps per
+ * address, idle timeout, and slow readers dropped without losing their messages.
+ */
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+
+import {
+  toBase64,
+  encodeFrame,
+  serializeJson,
+  FrameDecoder,
+  parseJsonObject,
+} from '@securechat/protocol';
+
+import { removeDataDir, type RunningServer, startEmbeddedServer } from '../support/embedded-server';
+import { openSocket, socketClosed, TestClient } from '../support/protocol-client';
+
+jest.setTimeout(120_000);
+
+const PASSWORD = 'correct horse battery staple';
+let server: RunningServer;
+const keys: Record<string, KeyObject> = {};
+
+function connect(username: string, action: 'login' | 'register' = 'login') {
+  keys[username] ??= generateKeyPairSync('ed25519').privateKey;
+  return TestClient.connect({
+    port: server.port,
+    username,
+    password: PASSWORD,
+    key: keys[username],
+    action,
+    fingerprint: server.fingerprint,
+  });
+}
+
+beforeAll(async () => {
+  server = await startEmbeddedServer({
+    ALLOW_REGISTRATION: 'true',
+    SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS: '3',
+    SECURECHAT_IDLE_TIMEOUT_MS: '2000',
+    SECURECHAT_MAX_OUTBOUND_BYTES: '65536',
+  });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  if (server) removeDataDir(server);
+});
+
+it('caps connections still in the handshake per address, and frees the slots', async () => {
+  const waiting = await Promise.all([1, 2, 3].map(() => openSocket(server.port)));
+  const extra = await openSocket(server.port);
+  const decoder = new FrameDecoder();
+  const answers: Record<string, unknown>[] = [];
+  extra.on('data', (chunk: Buffer) =>
+    decoder.push(chunk).forEach((f) => answers.push(parseJsonObject(f.body))),
+  );
+  await socketClosed(extra);
+  expect(answers).toEqual([
+    expect.objectContaining({ type: 'error', code: 'rate_limited', retry_after: 1 }),
+  ]);
+
+  for (const socket of waiting) socket.destroy();
+  await new Promise((r) => setTimeout(r, 200));
+  // the slots are free again: a full login works
+  const alice = await connect('alice', 'register');
+  await alice.close();
+});
+
+it('closes a connection that stays silent past the idle timeout', async () => {
+  const socket = await openSocket(server.port);
+  const hello = encodeFrame(
+    serializeJson({
+      type: 'client_hello',
+      protocol: 'securechat/1',
+      nonce: toBase64(Buffer.alloc(32, 3)),
+    }),
+  );
+  socket.write(hello);
+  socket.on('data', () => undefined);
+  const started = Date.now();
+  await socketClosed(socket);
+  // handshake timeout is 10 s here, so this was the 2 s idle timeout
+  expect(Date.now() - started).toBeLessThan(9_000);
+});
+
+it('drops a reader that does not keep up, and keeps its messages pending for the next login', async () => {
+  const sender = await connect('sender', 'register');
+  await (await connect('sloth', 'register')).close();
+  const sloth = await connect('sloth');
+  sloth.socket.pause(); // reads nothing from now on
+
+  const body = 'x'.repeat(16_000);
+  const acked: string[] = [];
+  let dropped = false;
+  for (let i = 0; i < 600 && !dropped; i++) {
+    const ack = await sender.sendAndAck('sloth', `${i} ${body}`);
+    expect(ack.type).toBe('ack');
+    acked.push((ack as { msg_id: string }).msg_id);
+    if (i % 20 === 0) dropped = server.output().includes('dropping slow reader');
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  expect(server.output()).toContain('dropping slow reader');
+  sloth.destroy();
+
+  // Everything acked arrives at the next login, in order, whatever the dropped session had read.
+  const again = await connect('sloth');
+  const received: string[] = [];
+  while (received.length < acked.length) received.push((await again.receive()).msg_id);
+  expect(received).toEqual(acked);
+  await Promise.all([again.close(), sender.close()]);
+});
