@@ -1,5 +1,13 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 
 import { Inject, Injectable, Logger } from '@nestjs/common';
@@ -49,12 +57,20 @@ export class IdentityKeyRepository {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const { privateKey } = generateKeyPairSync('ed25519');
     const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
-    // Written under a temporary name and renamed, so a concurrent start never reads half a key;
-    // 'wx' refuses to clobber a file another process is writing.
-    const temporary = `${path}.${process.pid}.tmp`;
+    // Written under a temporary name, then hard-linked into place: link() fails if another
+    // gateway starting at the same moment got there first, and then both use that one key
+    // (a rename would silently replace it and leave two gateways with different keys).
+    const temporary = `${path}.${process.pid}.${Date.now()}.tmp`;
     writeFileSync(temporary, pem, { mode: 0o600, flag: 'wx' });
     chmodSync(temporary, 0o600);
-    renameSync(temporary, path);
+    try {
+      linkSync(temporary, path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      return readFileSync(path, 'utf8');
+    } finally {
+      unlinkSync(temporary); // never leave a copy of the private key behind
+    }
     this.#logger.log(`generated a new server identity key at ${path}`);
     return readFileSync(path, 'utf8');
   }

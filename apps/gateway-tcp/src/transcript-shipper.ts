@@ -27,7 +27,7 @@ export class TranscriptShipper implements OnModuleDestroy {
   #records: TranscriptRecord[] = [];
   #closes: TranscriptClose[] = [];
   #timer: NodeJS.Timeout | undefined;
-  #flushing: Promise<void> | undefined;
+  #flushing: Promise<boolean> | undefined;
   #dropped = 0;
 
   constructor(
@@ -67,34 +67,51 @@ export class TranscriptShipper implements OnModuleDestroy {
     this.#schedule();
   }
 
-  /** Sends what is buffered; resolves once it is stored (or the attempt failed and was kept). */
-  async flush(): Promise<void> {
-    if (this.#flushing) await this.#flushing;
-    if (this.backlog === 0) return;
-    const batch: TranscriptBatch = {
-      opens: this.#opens.splice(0),
-      records: this.#records.splice(0, MAX_BATCH_RECORDS),
-      closes: this.#records.length === 0 ? this.#closes.splice(0) : [],
-    };
-    this.#flushing = this.relay.transcriptAppend(batch).then(
-      () => undefined,
-      (error: unknown) => {
-        // Put the batch back in front, in order, and try again on the next flush.
+  /**
+   * Ships everything buffered, one relay call at a time and in order; resolves once it is
+   * stored, or once an attempt failed (the batch is kept, in front, and retried later).
+   */
+  flush(): Promise<boolean> {
+    this.#flushing ??= this.#drain().finally(() => {
+      this.#flushing = undefined;
+    });
+    return this.#flushing;
+  }
+
+  async #drain(): Promise<boolean> {
+    while (this.backlog > 0) {
+      const records = this.#records.splice(0, MAX_BATCH_RECORDS);
+      const batch: TranscriptBatch = {
+        opens: this.#opens.splice(0),
+        records,
+        // A close travels only once every earlier record has gone, never ahead of them.
+        closes: this.#records.length === 0 ? this.#closes.splice(0) : [],
+      };
+      try {
+        await this.relay.transcriptAppend(batch);
+      } catch (error) {
+        // Nothing else is in flight, so putting the batch back in front keeps the order.
         this.#opens.unshift(...batch.opens);
         this.#records.unshift(...batch.records);
         this.#closes.unshift(...batch.closes);
         this.#logger.warn(`transcript batch not stored, will retry: ${(error as Error).message}`);
         this.#schedule();
-      },
-    );
-    await this.#flushing;
-    this.#flushing = undefined;
-    if (this.backlog > 0) this.#schedule();
+        return false;
+      }
+    }
+    return true;
   }
 
+  /** Ships the rest before the process exits; gives up after three failed attempts. */
   async onModuleDestroy(): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer);
-    for (let attempt = 0; attempt < 3 && this.backlog > 0; attempt++) await this.flush();
+    this.#timer = undefined;
+    for (let failures = 0; this.backlog > 0 && failures < 3;) {
+      if (!(await this.flush())) failures += 1;
+    }
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.backlog > 0)
+      this.#logger.error(`${this.backlog} transcript entries not stored at shutdown`);
   }
 
   #schedule(): void {

@@ -1,0 +1,375 @@
+/** Boot-time configuration: defaults, parsing of every variable, and the all-at-once error. */
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { ConfigError, envSchema, loadConfig, requireDistributed } from './config.schema';
+
+/** Runs loadConfig and returns the ConfigError it must throw. */
+function configErrorFor(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('loadConfig accepted an invalid environment');
+}
+
+describe('loadConfig', () => {
+  describe('defaults', () => {
+    it('gives the documented defaults for an empty environment', () => {
+      expect(loadConfig({})).toEqual({
+        host: '127.0.0.1',
+        port: 7777,
+        dataDir: resolve('./data'),
+        identityKeyPath: join(resolve('./data'), 'server-identity.pem'),
+        gatewayId: `${hostname()}-${process.pid}`,
+        allowRegistration: false,
+        transcripts: 'full',
+        limits: {
+          maxFrame: 65536,
+          maxBodyBytes: 16384,
+          handshakeTimeoutMs: 10_000,
+          idleTimeoutMs: 300_000,
+          maxOutboundBytes: 4 * 1024 * 1024,
+          maxHandshakesPerAddress: 256,
+          maxHandshakes: 4096,
+          maxSessions: 100_000,
+        },
+        throttle: { userFailures: 5, addressFailures: 200, maxDelaySeconds: 900 },
+        insecureFastHash: false,
+        databasePoolSize: 10,
+        redisPrefix: 'sc:',
+      });
+    });
+
+    it('leaves the distributed-mode URLs out (not even as undefined keys) when unset', () => {
+      const config = loadConfig({});
+      expect('databaseUrl' in config).toBe(false);
+      expect('redisUrl' in config).toBe(false);
+    });
+
+    it('treats empty strings as unset', () => {
+      const env = Object.fromEntries(Object.keys(envSchema.shape).map((key) => [key, '']));
+      expect(loadConfig(env)).toEqual(loadConfig({}));
+    });
+
+    it('ignores variables it does not know', () => {
+      expect(loadConfig({ PATH: '/bin', SECURECHAT_UNKNOWN: 'x' })).toEqual(loadConfig({}));
+    });
+
+    it('reads process.env when no environment is passed', () => {
+      const saved = process.env.SECURECHAT_PORT;
+      process.env.SECURECHAT_PORT = '4242';
+      try {
+        expect(loadConfig().port).toBe(4242);
+      } finally {
+        if (saved === undefined) delete process.env.SECURECHAT_PORT;
+        else process.env.SECURECHAT_PORT = saved;
+      }
+    });
+  });
+
+  describe('identity key path', () => {
+    it('defaults to server-identity.pem under the data directory', () => {
+      const config = loadConfig({ SECURECHAT_DATA_DIR: '/srv/securechat' });
+      expect(config.dataDir).toBe('/srv/securechat');
+      expect(config.identityKeyPath).toBe('/srv/securechat/server-identity.pem');
+    });
+
+    it('resolves a relative data directory to an absolute one', () => {
+      const config = loadConfig({ SECURECHAT_DATA_DIR: 'some/dir' });
+      expect(config.dataDir).toBe(join(process.cwd(), 'some/dir'));
+      expect(config.identityKeyPath).toBe(join(process.cwd(), 'some/dir/server-identity.pem'));
+    });
+
+    it('uses SECURECHAT_IDENTITY_KEY when set, resolved to an absolute path', () => {
+      expect(
+        loadConfig({ SECURECHAT_DATA_DIR: '/srv/data', SECURECHAT_IDENTITY_KEY: '/etc/sc/id.pem' })
+          .identityKeyPath,
+      ).toBe('/etc/sc/id.pem');
+      expect(loadConfig({ SECURECHAT_IDENTITY_KEY: 'keys/id.pem' }).identityKeyPath).toBe(
+        join(process.cwd(), 'keys/id.pem'),
+      );
+    });
+
+    it('falls back to the data directory when SECURECHAT_IDENTITY_KEY is empty', () => {
+      expect(
+        loadConfig({ SECURECHAT_DATA_DIR: '/srv/data', SECURECHAT_IDENTITY_KEY: '' })
+          .identityKeyPath,
+      ).toBe('/srv/data/server-identity.pem');
+    });
+  });
+
+  describe('parsing', () => {
+    it('reads every variable into its place', () => {
+      const config = loadConfig({
+        SECURECHAT_HOST: '0.0.0.0',
+        SECURECHAT_PORT: '9000',
+        SECURECHAT_DATA_DIR: '/var/lib/sc',
+        SECURECHAT_IDENTITY_KEY: '/etc/sc/key.pem',
+        SECURECHAT_GATEWAY_ID: 'gw-1.eu_west',
+        ALLOW_REGISTRATION: 'true',
+        TRANSCRIPTS: 'digest',
+        SECURECHAT_MAX_FRAME: '2048',
+        SECURECHAT_MAX_BODY_BYTES: '100',
+        SECURECHAT_HANDSHAKE_TIMEOUT_MS: '500',
+        SECURECHAT_IDLE_TIMEOUT_MS: '60000',
+        SECURECHAT_MAX_OUTBOUND_BYTES: '65536',
+        SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS: '3',
+        SECURECHAT_MAX_HANDSHAKES: '10',
+        SECURECHAT_MAX_SESSIONS: '20',
+        THROTTLE_USER_FAILURES: '7',
+        THROTTLE_ADDRESS_FAILURES: '70',
+        THROTTLE_MAX_DELAY_S: '60',
+        SECURECHAT_INSECURE_FAST_HASH: 'yes',
+        DATABASE_URL: 'postgres://sc:pw@db.internal:5432/securechat',
+        DATABASE_POOL_SIZE: '25',
+        REDIS_URL: 'redis://cache.internal:6379/2',
+        SECURECHAT_REDIS_PREFIX: 'prod:eu-1.',
+      });
+      expect(config).toEqual({
+        host: '0.0.0.0',
+        port: 9000,
+        dataDir: '/var/lib/sc',
+        identityKeyPath: '/etc/sc/key.pem',
+        gatewayId: 'gw-1.eu_west',
+        allowRegistration: true,
+        transcripts: 'digest',
+        limits: {
+          maxFrame: 2048,
+          maxBodyBytes: 100,
+          handshakeTimeoutMs: 500,
+          idleTimeoutMs: 60_000,
+          maxOutboundBytes: 65536,
+          maxHandshakesPerAddress: 3,
+          maxHandshakes: 10,
+          maxSessions: 20,
+        },
+        throttle: { userFailures: 7, addressFailures: 70, maxDelaySeconds: 60 },
+        insecureFastHash: true,
+        databaseUrl: 'postgres://sc:pw@db.internal:5432/securechat',
+        databasePoolSize: 25,
+        redisUrl: 'redis://cache.internal:6379/2',
+        redisPrefix: 'prod:eu-1.',
+      });
+    });
+
+    it.each([
+      ['true', true],
+      ['1', true],
+      ['yes', true],
+      ['false', false],
+      ['0', false],
+      ['no', false],
+    ])('reads the boolean %j as %j', (raw, expected) => {
+      const config = loadConfig({ ALLOW_REGISTRATION: raw, SECURECHAT_INSECURE_FAST_HASH: raw });
+      expect(config.allowRegistration).toBe(expected);
+      expect(config.insecureFastHash).toBe(expected);
+    });
+
+    it.each(['TRUE', 'on', 'off', 'y', '2', ' true'])('refuses the boolean %j', (raw) => {
+      expect(configErrorFor({ ALLOW_REGISTRATION: raw }).problems).toEqual([
+        'ALLOW_REGISTRATION: must be true or false',
+      ]);
+    });
+
+    it.each(['full', 'digest'] as const)('reads TRANSCRIPTS=%s', (mode) => {
+      expect(loadConfig({ TRANSCRIPTS: mode }).transcripts).toBe(mode);
+    });
+
+    it('refuses any other TRANSCRIPTS value', () => {
+      expect(configErrorFor({ TRANSCRIPTS: 'FULL' }).problems).toEqual([
+        'TRANSCRIPTS: must be full or digest',
+      ]);
+    });
+
+    it.each(['127.0.0.1', '::1', '::', '10.1.2.3', 'localhost'])('accepts the host %j', (host) => {
+      expect(loadConfig({ SECURECHAT_HOST: host }).host).toBe(host);
+    });
+
+    it.each(['example.com', '256.0.0.1', 'LOCALHOST'])('refuses the host %j', (host) => {
+      expect(configErrorFor({ SECURECHAT_HOST: host }).problems).toEqual([
+        'SECURECHAT_HOST: must be an IP address or localhost',
+      ]);
+    });
+
+    it('accepts port 0 (any free port) and 65535', () => {
+      expect(loadConfig({ SECURECHAT_PORT: '0' }).port).toBe(0);
+      expect(loadConfig({ SECURECHAT_PORT: '65535' }).port).toBe(65535);
+    });
+
+    it.each([
+      ['65536', 'SECURECHAT_PORT: must be at most 65535'],
+      ['-1', 'SECURECHAT_PORT: must be a whole number'],
+      ['80.5', 'SECURECHAT_PORT: must be a whole number'],
+      ['1e3', 'SECURECHAT_PORT: must be a whole number'],
+      ['0x50', 'SECURECHAT_PORT: must be a whole number'],
+      [' 80', 'SECURECHAT_PORT: must be a whole number'],
+      ['eighty', 'SECURECHAT_PORT: must be a whole number'],
+    ])('refuses the port %j', (raw, problem) => {
+      expect(configErrorFor({ SECURECHAT_PORT: raw }).problems).toEqual([problem]);
+    });
+
+    it.each([
+      ['SECURECHAT_MAX_FRAME', 1024, 16 * 1024 * 1024],
+      ['SECURECHAT_MAX_BODY_BYTES', 1, 1024 * 1024],
+      ['SECURECHAT_HANDSHAKE_TIMEOUT_MS', 100, 600_000],
+      ['SECURECHAT_IDLE_TIMEOUT_MS', 1000, 86_400_000],
+      ['SECURECHAT_MAX_OUTBOUND_BYTES', 64 * 1024, 1024 * 1024 * 1024],
+      ['SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS', 1, 1_000_000],
+      ['SECURECHAT_MAX_HANDSHAKES', 1, 1_000_000],
+      ['SECURECHAT_MAX_SESSIONS', 1, 10_000_000],
+      ['THROTTLE_USER_FAILURES', 1, 1000],
+      ['THROTTLE_ADDRESS_FAILURES', 1, 1_000_000],
+      ['THROTTLE_MAX_DELAY_S', 1, 86_400],
+      ['DATABASE_POOL_SIZE', 1, 1000],
+    ])('bounds %s to %d..%d', (name, min, max) => {
+      expect(() => loadConfig({ [name]: String(min) })).not.toThrow();
+      expect(() => loadConfig({ [name]: String(max) })).not.toThrow();
+      expect(configErrorFor({ [name]: String(min - 1) }).problems).toEqual([
+        `${name}: must be at least ${min}`,
+      ]);
+      expect(configErrorFor({ [name]: String(max + 1) }).problems).toEqual([
+        `${name}: must be at most ${max}`,
+      ]);
+    });
+
+    it.each(['a', 'gw_1', 'GW-2.x', 'x'.repeat(64)])('accepts the gateway id %j', (id) => {
+      expect(loadConfig({ SECURECHAT_GATEWAY_ID: id }).gatewayId).toBe(id);
+    });
+
+    it.each(['gw 1', 'gw/1', 'x'.repeat(65), 'gé'])('refuses the gateway id %j', (id) => {
+      const [problem, ...rest] = configErrorFor({ SECURECHAT_GATEWAY_ID: id }).problems;
+      expect(rest).toEqual([]);
+      expect(problem).toMatch(/^SECURECHAT_GATEWAY_ID: /);
+    });
+    it.each(['postgres://localhost/db', 'postgresql://u:p@h:5432/d'])(
+      'accepts the database URL %j',
+      (url) => {
+        expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
+      },
+    );
+
+    it.each(['mysql://localhost/db', 'localhost:5432', 'POSTGRES://h/d', ' postgres://h/d'])(
+      'refuses the database URL %j',
+      (url) => {
+        expect(configErrorFor({ DATABASE_URL: url }).problems).toEqual([
+          'DATABASE_URL: must be a postgres:// URL',
+        ]);
+      },
+    );
+
+    it.each(['redis://localhost:6379', 'rediss://u:p@h:6380/1'])(
+      'accepts the Redis URL %j',
+      (url) => {
+        expect(loadConfig({ REDIS_URL: url }).redisUrl).toBe(url);
+      },
+    );
+
+    it.each(['http://localhost:6379', 'localhost:6379', 'redis:/h'])(
+      'refuses the Redis URL %j',
+      (url) => {
+        expect(configErrorFor({ REDIS_URL: url }).problems).toEqual([
+          'REDIS_URL: must be a redis:// URL',
+        ]);
+      },
+    );
+
+    it.each(['a', 'sc:', 'prod:eu-1.', 'x'.repeat(64)])('accepts the Redis prefix %j', (prefix) => {
+      expect(loadConfig({ SECURECHAT_REDIS_PREFIX: prefix }).redisPrefix).toBe(prefix);
+    });
+
+    it.each(['sc prefix', 'sc/', 'x'.repeat(65), '{sc}'])(
+      'refuses the Redis prefix %j',
+      (prefix) => {
+        expect(configErrorFor({ SECURECHAT_REDIS_PREFIX: prefix }).problems).toEqual([
+          'SECURECHAT_REDIS_PREFIX: must be 1-64 of A-Z a-z 0-9 _ : . -',
+        ]);
+      },
+    );
+  });
+
+  describe('requireDistributed', () => {
+    it('passes a configuration with both URLs through unchanged', () => {
+      const config = loadConfig({
+        DATABASE_URL: 'postgres://h/d',
+        REDIS_URL: 'redis://h:6379',
+      });
+      const distributed = requireDistributed(config);
+      expect(distributed).toBe(config);
+      expect(distributed.databaseUrl).toBe('postgres://h/d');
+      expect(distributed.redisUrl).toBe('redis://h:6379');
+    });
+
+    it('lists both URLs when both are missing', () => {
+      let thrown: unknown;
+      try {
+        requireDistributed(loadConfig({}));
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(ConfigError);
+      expect((thrown as ConfigError).problems).toEqual([
+        'DATABASE_URL: required to run a service on its own',
+        'REDIS_URL: required to run a service on its own',
+      ]);
+    });
+
+    it('names only the URL that is missing', () => {
+      expect(() => requireDistributed(loadConfig({ DATABASE_URL: 'postgres://h/d' }))).toThrow(
+        expect.objectContaining({ problems: ['REDIS_URL: required to run a service on its own'] }),
+      );
+      expect(() => requireDistributed(loadConfig({ REDIS_URL: 'redis://h' }))).toThrow(
+        expect.objectContaining({
+          problems: ['DATABASE_URL: required to run a service on its own'],
+        }),
+      );
+    });
+  });
+
+  describe('ConfigError', () => {
+    it('lists every bad variable at once, one line each', () => {
+      const error = configErrorFor({
+        SECURECHAT_PORT: '70000',
+        ALLOW_REGISTRATION: 'maybe',
+        TRANSCRIPTS: 'everything',
+        SECURECHAT_MAX_SESSIONS: 'lots',
+        SECURECHAT_MAX_FRAME: '4096', // valid: must not be listed
+      });
+      expect(error).toBeInstanceOf(Error);
+      expect(error.name).toBe('ConfigError');
+      expect(error.problems).toHaveLength(4);
+      const lines = error.message.split('\n');
+      expect(lines[0]).toBe('invalid configuration:');
+      expect(lines.slice(1)).toHaveLength(4);
+      for (const name of [
+        'SECURECHAT_PORT',
+        'ALLOW_REGISTRATION',
+        'TRANSCRIPTS',
+        'SECURECHAT_MAX_SESSIONS',
+      ]) {
+        expect(lines.filter((line) => line.startsWith(`  - ${name}: `))).toHaveLength(1);
+      }
+      expect(error.message).not.toContain('SECURECHAT_MAX_FRAME');
+    });
+
+    it('does not quote the offending values', () => {
+      const values = {
+        SECURECHAT_HOST: 'secret-host-value',
+        SECURECHAT_PORT: '98765',
+        ALLOW_REGISTRATION: 'secret-bool-value',
+        TRANSCRIPTS: 'secret-mode-value',
+        SECURECHAT_GATEWAY_ID: 'secret gateway value',
+        THROTTLE_MAX_DELAY_S: 'secret-delay-value',
+        DATABASE_URL: 'mysql://admin:hunter2-db-password@db.internal/sc',
+        REDIS_URL: 'http://:hunter3-redis-password@cache.internal',
+      };
+      const error = configErrorFor(values);
+      expect(error.problems).toHaveLength(Object.keys(values).length);
+      for (const value of Object.values(values)) expect(error.message).not.toContain(value);
+      expect(error.message).not.toMatch(/hunter|secret|98765/);
+      expect(error.problems.join('\n')).not.toMatch(/hunter|secret|98765/);
+    });
+  });
+});
