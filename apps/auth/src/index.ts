@@ -6,3 +6,4 @@ export * from './memory-login-throttle.repository';
 export * from './errors/invalid-user-input.error';
 export * from './errors/user-exists.error';
 export * from './errors/user-not-found.error';
+export * from './redis-login-throttle.repository';

@@ -1,37 +1,21 @@
+import { type DynamicModule, Global, Module, type Provider } from '@nestjs/common';
+import { LoginThrottleRepository, MemoryLoginThrottleRepository } from '@securechat/auth';
 import {
-  type DynamicModule,
-  Global,
-  Inject,
-  Injectable,
-  Module,
-  type OnApplicationShutdown,
-} from '@nestjs/common';
-import {
-  ClockRepository,
-  CONFIG,
-  DATABASE,
+  baseProviders,
   type DatabaseHandle,
   FanoutPort,
   InProcessBus,
   InProcessClient,
   InProcessFanout,
+  providedTokens,
   type SecureChatConfig,
 } from '@securechat/core';
-
-import { LoginThrottleRepository, MemoryLoginThrottleRepository } from '@securechat/auth';
-import { AUTH_CLIENT, RELAY_CLIENT } from '@securechat/gateway-tcp';
-
-const DATABASE_HANDLE = Symbol('DatabaseHandle');
-
-/** Closes the database last, after every module has flushed what it owed it. */
-@Injectable()
-class DatabaseCloser implements OnApplicationShutdown {
-  constructor(@Inject(DATABASE_HANDLE) private readonly handle: DatabaseHandle) {}
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.handle.close();
-  }
-}
+import {
+  AUTH_CLIENT,
+  MemoryPresenceRepository,
+  PresenceRepository,
+  RELAY_CLIENT,
+} from '@securechat/gateway-tcp';
 
 export interface EmbeddedInfrastructure {
   readonly config: SecureChatConfig;
@@ -48,14 +32,12 @@ export interface EmbeddedInfrastructure {
 @Module({})
 export class EmbeddedInfrastructureModule {
   static forRoot(infrastructure: EmbeddedInfrastructure): DynamicModule {
-    const providers = [
-      { provide: CONFIG, useValue: infrastructure.config },
-      { provide: DATABASE_HANDLE, useValue: infrastructure.database },
-      { provide: DATABASE, useValue: infrastructure.database.db },
+    const providers: Provider[] = [
+      ...baseProviders(infrastructure.config, infrastructure.database),
       { provide: InProcessBus, useValue: infrastructure.bus },
-      ClockRepository,
       { provide: FanoutPort, useClass: InProcessFanout },
       { provide: LoginThrottleRepository, useClass: MemoryLoginThrottleRepository },
+      { provide: PresenceRepository, useClass: MemoryPresenceRepository },
       {
         provide: AUTH_CLIENT,
         useFactory: (bus: InProcessBus) => new InProcessClient(bus),
@@ -66,14 +48,11 @@ export class EmbeddedInfrastructureModule {
         useFactory: (bus: InProcessBus) => new InProcessClient(bus),
         inject: [InProcessBus],
       },
-      DatabaseCloser,
     ];
     return {
       module: EmbeddedInfrastructureModule,
       providers,
-      exports: providers
-        .filter((p) => p !== DatabaseCloser)
-        .map((p) => ('provide' in p ? p.provide : p)),
+      exports: providedTokens(providers) as Provider[],
     };
   }
 }

@@ -10,28 +10,19 @@ import { type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { type MicroserviceOptions } from '@nestjs/microservices';
 import {
-  ConfigError,
+  announceReady,
   InProcessBus,
   InProcessServer,
   loadConfig,
   openDatabase,
+  runMain,
 } from '@securechat/core';
 import { GatewayServer } from '@securechat/gateway-tcp';
 
 import { EmbeddedModule } from './embedded.module';
 
-async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(2);
-    }
-    throw error;
-  }
-
+runMain(async () => {
+  const config = loadConfig();
   const logLevels: LogLevel[] =
     process.env.SECURECHAT_LOG_LEVEL === 'debug'
       ? ['error', 'warn', 'log', 'debug']
@@ -46,16 +37,11 @@ async function main(): Promise<void> {
   await app.listen();
   const { host, port, fingerprint } = await app.get(GatewayServer).start();
   // One machine-readable line for scripts and tests, then the human summary.
-  console.log(JSON.stringify({ event: 'ready', host, port, fingerprint }));
+  announceReady({ host, port, fingerprint });
   console.log(
     `SecureChat is listening on ${host}:${port}\n` +
       `  server fingerprint: ${fingerprint}\n` +
       `  data directory:     ${config.dataDir}\n` +
       `  registration:       ${config.allowRegistration ? 'open (ALLOW_REGISTRATION=true)' : 'closed'}`,
   );
-}
-
-main().catch((error: unknown) => {
-  console.error('SecureChat failed to start:', error instanceof Error ? error.message : error);
-  process.exit(1);
 });

@@ -42,6 +42,8 @@ export interface ConnectionDeps {
   readonly limiter: ConnectionLimiter;
   readonly transcripts: TranscriptShipper;
   readonly now: () => number;
+  /** Called once the user is logged in and the session registered. */
+  readonly onSessionStart: (connection: ClientConnection) => void;
   /** Called once when the connection is gone, whatever the reason. */
   readonly onClosed: (connection: ClientConnection) => void;
 }
@@ -113,6 +115,11 @@ export class ClientConnection implements DeliveryTarget {
 
   get phase(): Phase {
     return this.#phase;
+  }
+
+  /** Whether the user logged in on this connection (presence needs to know on close). */
+  get hadSession(): boolean {
+    return this.#inSessionSlot || this.#transcriptOpen;
   }
 
   start(): void {
@@ -277,34 +284,50 @@ export class ClientConnection implements DeliveryTarget {
     this.#transcriptOpen = true;
     for (const event of this.#earlyRecords.splice(0)) this.#onRecord(event);
     this.deps.registry.add(this);
+    this.deps.onSessionStart(this);
     this.#logger.log(`login ${session.username} from ${this.remoteAddress}`);
 
-    try {
-      let after: string | undefined;
-      for (;;) {
-        const page = await this.deps.relay.pending({
-          username: session.username,
-          limit: PENDING_PAGE,
-          ...(after === undefined ? {} : { after }),
-        });
-        for (const message of page.messages) {
-          if (this.#phase !== 'syncing') return;
-          this.#sentDuringSync.add(message.msg_id);
-          this.#sendDeliver(message);
-        }
-        if (page.messages.length < PENDING_PAGE) break;
-        after = page.messages.at(-1)!.msg_id;
-      }
-    } catch (error) {
-      // The session stays usable; what was not sent stays pending for the next login.
-      this.#logger.warn(`pending messages not loaded: ${(error as Error).message}`);
-    }
+    await this.#sendPending(() => this.#phase === 'syncing', this.#sentDuringSync);
     if (this.#phase !== 'syncing') return;
     this.#phase = 'session';
     for (const message of this.#heldDeliveries.splice(0)) {
       if (!this.#sentDuringSync.has(message.msg_id)) this.#sendDeliver(message);
     }
     this.#sentDuringSync.clear();
+  }
+
+  /**
+   * Sends every message still pending for this user again. Called when the fan-out channel
+   * came back from an outage (it is at most once); recipients drop duplicates by msg_id (§6).
+   */
+  async resync(): Promise<void> {
+    if (this.#phase !== 'session') return;
+    await this.#sendPending(() => this.#phase === 'session' && this.#session?.state === 'open');
+  }
+
+  /** Pages through the relay's pending list and delivers it, oldest first, while `stillWanted`. */
+  async #sendPending(stillWanted: () => boolean, sent?: Set<string>): Promise<void> {
+    const username = this.#session!.username;
+    try {
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.deps.relay.pending({
+          username,
+          limit: PENDING_PAGE,
+          ...(after === undefined ? {} : { after }),
+        });
+        for (const message of page.messages) {
+          if (!stillWanted()) return;
+          sent?.add(message.msg_id);
+          this.#sendDeliver(message);
+        }
+        if (page.messages.length < PENDING_PAGE) return;
+        after = page.messages.at(-1)!.msg_id;
+      }
+    } catch (error) {
+      // The session stays usable; what was not sent stays pending for the next login.
+      this.#logger.warn(`pending messages not loaded: ${(error as Error).message}`);
+    }
   }
 
   // ------------------------------------------------------------------ requests (§6)

@@ -7,9 +7,13 @@ import { encodeFrame, serializeJson } from '@securechat/protocol';
 import { ClientConnection } from './client-connection';
 import { ConnectionLimiter } from './connection-limiter';
 import { IdentityKeyRepository } from './identity-key.repository';
+import { PresenceRepository } from './presence.repository';
 import { AuthClient, RelayClient } from './service-clients';
 import { SessionRegistry } from './session-registry';
 import { TranscriptShipper } from './transcript-shipper';
+
+/** How often this gateway tells presence it is alive (entries of dead gateways then expire). */
+const PRESENCE_HEARTBEAT_MS = 5_000;
 
 /**
  * The TCP listener: one ClientConnection per socket, caps enforced at accept, fan-out from the
@@ -21,6 +25,8 @@ export class GatewayServer implements OnModuleDestroy {
   readonly #connections = new Set<ClientConnection>();
   #server: Server | undefined;
   #unsubscribe: (() => void) | undefined;
+  #unsubscribeReconnect: (() => void) | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
 
   constructor(
     @Inject(CONFIG) private readonly config: SecureChatConfig,
@@ -32,6 +38,7 @@ export class GatewayServer implements OnModuleDestroy {
     private readonly transcripts: TranscriptShipper,
     private readonly clock: ClockRepository,
     private readonly fanout: FanoutPort,
+    private readonly presence: PresenceRepository,
   ) {}
 
   /** Live connections (handshaking or in session). */
@@ -48,6 +55,20 @@ export class GatewayServer implements OnModuleDestroy {
         for (const target of this.registry.sessionsOf(user)) target.deliver(event.message);
       }
     });
+    // Pub/sub is at most once: after an outage, resend what is pending from Postgres (§6).
+    this.#unsubscribeReconnect = this.fanout.onReconnect(() => {
+      this.#logger.warn(
+        'fan-out channel reconnected; resending pending messages to local sessions',
+      );
+      for (const connection of this.#connections) void connection.resync();
+    });
+    await this.presence.heartbeat(this.config.gatewayId);
+    this.#heartbeat = setInterval(() => {
+      this.presence.heartbeat(this.config.gatewayId).catch((error: unknown) => {
+        this.#logger.warn(`presence heartbeat failed: ${(error as Error).message}`);
+      });
+    }, PRESENCE_HEARTBEAT_MS);
+    this.#heartbeat.unref();
     const server = createServer({ pauseOnConnect: false }, (socket) => this.#accept(socket));
     server.maxConnections = this.config.limits.maxHandshakes + this.config.limits.maxSessions;
     this.#server = server;
@@ -88,16 +109,45 @@ export class GatewayServer implements OnModuleDestroy {
       limiter: this.limiter,
       transcripts: this.transcripts,
       now: () => this.clock.now(),
-      onClosed: (closed) => this.#connections.delete(closed),
+      onSessionStart: (started) => this.#presenceAdd(started),
+      onClosed: (closed) => {
+        this.#connections.delete(closed);
+        if (closed.hadSession) this.#presenceRemove(closed);
+      },
     });
     this.#connections.add(connection);
     connection.start();
+  }
+
+  #presenceAdd(connection: ClientConnection): void {
+    this.presence
+      .add({
+        sessionId: connection.sessionId,
+        username: connection.username,
+        gateway: this.config.gatewayId,
+        sourceAddress: connection.remoteAddress,
+        since: this.clock.now(),
+      })
+      .catch((error: unknown) =>
+        this.#logger.warn(`presence not recorded: ${(error as Error).message}`),
+      );
+  }
+
+  #presenceRemove(connection: ClientConnection): void {
+    this.presence
+      .remove(connection.sessionId, connection.username)
+      .catch((error: unknown) =>
+        this.#logger.warn(`presence not removed: ${(error as Error).message}`),
+      );
   }
 
   /** Stops accepting, tells every client `shutting_down`, and ships the last transcripts. */
   async stop(): Promise<void> {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
+    this.#unsubscribeReconnect?.();
+    this.#unsubscribeReconnect = undefined;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
     const server = this.#server;
     this.#server = undefined;
     const closed = server
@@ -107,7 +157,7 @@ export class GatewayServer implements OnModuleDestroy {
       connection.shutdown('shutting_down', 'server is shutting down');
     }
     await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
-    await this.transcripts.flush();
+    await this.transcripts.onModuleDestroy();
   }
 
   async onModuleDestroy(): Promise<void> {

@@ -273,6 +273,7 @@ describe.each([
           return Promise.resolve();
         },
         subscribe: () => () => undefined,
+        onReconnect: () => () => undefined,
       };
       const service = new RelayService(
         repo,

@@ -62,7 +62,11 @@ function setup() {
   const transcripts = {
     append: jest.fn(() => Promise.resolve({ ok: true, opened: 0, recorded: 0, closed: 0 })),
   };
-  const fanout = { publish: jest.fn(() => Promise.resolve()), subscribe: jest.fn() };
+  const fanout = {
+    publish: jest.fn(() => Promise.resolve()),
+    subscribe: jest.fn(),
+    onReconnect: jest.fn(),
+  };
   const clock = { now: jest.fn(() => NOW) };
   const service = new RelayService(
     messages as unknown as MessageRepository,

@@ -11,3 +11,7 @@ export * from './transport/service-client';
 export * from './transport/service-unavailable.error';
 export * from './fanout/fanout.port';
 export * from './fanout/in-process.fanout';
+export * from './process/process-infrastructure';
+export * from './transport/redis-streams.server';
+export * from './transport/redis-streams.client';
+export * from './fanout/redis.fanout';

@@ -54,6 +54,21 @@ export const envSchema = z.object({
   THROTTLE_USER_FAILURES: int(1, 1000).default(5),
   THROTTLE_ADDRESS_FAILURES: int(1, 1_000_000).default(200),
   THROTTLE_MAX_DELAY_S: int(1, 86_400).default(900),
+  /** Distributed mode: PostgreSQL and Redis. Required by the per-service entry points. */
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, { error: 'must be a postgres:// URL' })
+    .optional(),
+  DATABASE_POOL_SIZE: int(1, 1000).default(10),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, { error: 'must be a redis:// URL' })
+    .optional(),
+  /** Prefix of every Redis key, stream and channel: several deployments can share one Redis. */
+  SECURECHAT_REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_:.-]{1,64}$/, { error: 'must be 1-64 of A-Z a-z 0-9 _ : . -' })
+    .default('sc:'),
   /** Benchmarks only: cheap password hashing so that protocol costs show. Never in production. */
   SECURECHAT_INSECURE_FAST_HASH: bool.default(false),
 });
@@ -84,6 +99,11 @@ export interface SecureChatConfig {
     readonly maxDelaySeconds: number;
   };
   readonly insecureFastHash: boolean;
+  /** Set in the distributed mode. */
+  readonly databaseUrl?: string;
+  readonly databasePoolSize: number;
+  readonly redisUrl?: string;
+  readonly redisPrefix: string;
 }
 
 /** Thrown at boot with every invalid variable listed, one per line. */
@@ -134,7 +154,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
       maxDelaySeconds: e.THROTTLE_MAX_DELAY_S,
     },
     insecureFastHash: e.SECURECHAT_INSECURE_FAST_HASH,
+    ...(e.DATABASE_URL === undefined ? {} : { databaseUrl: e.DATABASE_URL }),
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    ...(e.REDIS_URL === undefined ? {} : { redisUrl: e.REDIS_URL }),
+    redisPrefix: e.SECURECHAT_REDIS_PREFIX,
   };
+}
+
+/**
+ * The distributed entry points need both URLs; a missing one is reported like any other bad
+ * variable, together with the rest.
+ */
+export function requireDistributed(
+  config: SecureChatConfig,
+): SecureChatConfig & { databaseUrl: string; redisUrl: string } {
+  const problems = [
+    ...(config.databaseUrl ? [] : ['DATABASE_URL: required to run a service on its own']),
+    ...(config.redisUrl ? [] : ['REDIS_URL: required to run a service on its own']),
+  ];
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config as SecureChatConfig & { databaseUrl: string; redisUrl: string };
 }
 
 /** Nest injection token for SecureChatConfig. */

@@ -32,3 +32,33 @@ describe.each([
     ]);
   });
 });
+
+describe('migrations on PostgreSQL', () => {
+  it('run once when several instances start together (advisory lock)', async () => {
+    const { Client } = await import('pg');
+    const { randomBytes } = await import('node:crypto');
+    const { TEST_DATABASE_URL } = await import('../../test/test-database');
+    const { openDatabase } = await import('./database');
+    const name = `securechat_test_${randomBytes(6).toString('hex')}`;
+    const admin = new Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+    const url = new URL(TEST_DATABASE_URL);
+    url.pathname = `/${name}`;
+    try {
+      const handles = await Promise.all(
+        [1, 2, 3, 4].map(() =>
+          openDatabase({ kind: 'postgres', url: url.toString(), poolSize: 2 }),
+        ),
+      );
+      const result = await handles[0]!.db.execute(
+        sql`select count(*)::int as n from drizzle.__drizzle_migrations`,
+      );
+      expect((result as { rows: { n: number }[] }).rows[0]!.n).toBe(1);
+      await Promise.all(handles.map((h) => h.close()));
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+});

@@ -17,7 +17,10 @@ export { schema };
 export const DATABASE = Symbol('Database');
 
 export type DatabaseTarget =
-  { kind: 'pglite'; dataDir: string } | { kind: 'postgres'; url: string };
+  { kind: 'pglite'; dataDir: string } | { kind: 'postgres'; url: string; poolSize?: number };
+
+/** Advisory lock held while migrating, so that instances starting together migrate once. */
+const MIGRATION_LOCK_KEY = 727_272_001;
 
 export interface DatabaseHandle {
   readonly db: Database;
@@ -48,8 +51,19 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
   const { Pool } = await import('pg');
   const { drizzle } = await import('drizzle-orm/node-postgres');
   const { migrate } = await import('drizzle-orm/node-postgres/migrator');
-  const pool = new Pool({ connectionString: target.url, max: 10 });
+  const pool = new Pool({ connectionString: target.url, max: target.poolSize ?? 10 });
   const db = drizzle(pool, { schema });
-  await migrate(db, { migrationsFolder: migrationsFolder() });
+  // Concurrent instances start together: one migrates, the others wait on the lock and then
+  // find nothing left to do (session-level advisory lock, released when the client is).
+  const lockClient = await pool.connect();
+  try {
+    await lockClient.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await migrate(drizzle(lockClient, { schema }), { migrationsFolder: migrationsFolder() });
+  } finally {
+    await lockClient
+      .query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
+      .catch(() => undefined);
+    lockClient.release();
+  }
   return { db: db as unknown as Database, close: () => pool.end() };
 }

@@ -9,4 +9,13 @@ export abstract class FanoutPort {
   abstract publish(event: FanoutEvent): Promise<void>;
   /** Registers a listener; returns a function that removes it. */
   abstract subscribe(listener: (event: FanoutEvent) => void): () => void;
+
+  /**
+   * Called after the channel came back from an outage, during which events may have been lost:
+   * the gateway then resends its sessions' undelivered messages. In-process fan-out never
+   * loses its channel, so by default nothing is ever called.
+   */
+  onReconnect(_listener: () => void): () => void {
+    return () => undefined;
+  }
 }

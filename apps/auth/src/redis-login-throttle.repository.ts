@@ -1,0 +1,300 @@
+import { type Socket } from 'node:net';
+
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Optional,
+  type FactoryProvider,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { CONFIG, type SecureChatConfig } from '@securechat/core';
+import { Redis } from 'ioredis';
+
+import { LoginThrottleRepository } from './login-throttle.repository';
+
+/** Nest token for RedisLoginThrottleOptions (see `RedisLoginThrottleRepository.provider`). */
+export const REDIS_LOGIN_THROTTLE_OPTIONS = Symbol('RedisLoginThrottleOptions');
+
+/**
+ * Where the counters live. With `url` the repository opens its own connection and closes it
+ * at shutdown; with `redis` it borrows the caller's client and leaves it open. Without
+ * options (like MemoryLoginThrottleRepository) it connects to config.redisUrl.
+ */
+export type RedisLoginThrottleOptions = (
+  | { readonly url: string; readonly redis?: undefined }
+  | { readonly redis: Redis; readonly url?: undefined }
+) & {
+  /** Prepended to every key, so that deployments can share one Redis. Default config.redisPrefix. */
+  readonly prefix?: string;
+};
+
+/** The same retention as MemoryLoginThrottleRepository: a username idle for a day starts afresh. */
+const USERNAME_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+/** 2^31 s is far beyond any maxDelay; capping the exponent keeps the arithmetic finite. */
+const MAX_EXPONENT = 31;
+
+/**
+ * One failure for each key in KEYS (1 or 2), atomically: concurrent auth instances never lose
+ * an increment. ARGV[1] is `now` (ms, as a decimal string), ARGV[1 + i] the retention of
+ * KEYS[i]. An entry idle longer than its retention by the caller's clock is counted afresh,
+ * exactly as the memory table forgets it on lookup; PEXPIRE removes it from Redis once
+ * nothing refers to it. `last` is stored as the caller's string: Lua would print a number of
+ * that size in exponent notation.
+ */
+const RECORD_FAILURE_LUA = `
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local retention = tonumber(ARGV[i + 1])
+  local last = redis.call('HGET', key, 'last')
+  if last and now - tonumber(last) > retention then
+    redis.call('DEL', key)
+  end
+  redis.call('HINCRBY', key, 'f', 1)
+  redis.call('HSET', key, 'last', ARGV[1])
+  redis.call('PEXPIRE', key, retention)
+end
+return 0
+`;
+
+/** Both entries in one round trip and one consistent snapshot: { f, last } per key. */
+const READ_LUA = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('HMGET', key, 'f', 'last')
+end
+return out
+`;
+
+type RawEntry = [failures: string | null, lastFailureAt: string | null];
+
+interface ThrottleCommands {
+  scThrottleRecord(numKeys: number, ...args: (string | number)[]): Promise<unknown>;
+  scThrottleRead(numKeys: number, ...keys: string[]): Promise<RawEntry[]>;
+}
+
+/** The policy of one kind of key; the arithmetic of MemoryLoginThrottleRepository's table. */
+interface Policy {
+  readonly threshold: number;
+  readonly maxDelayMs: number;
+  readonly retentionMs: number;
+}
+
+/**
+ * LoginThrottleRepository for the distributed mode: the counters live in Redis, so every auth
+ * instance throttles on the same counts and a guesser gains nothing by being balanced across
+ * instances. Same policy as MemoryLoginThrottleRepository (see LoginThrottleRepository);
+ * callers pass keys from throttle-keys.ts as they do to the memory one.
+ *
+ * Layout: one hash per key, `${prefix}throttle:u:${username}` / `${prefix}throttle:a:${address}`,
+ * fields `f` (consecutive failures) and `last` (ms of the last failure). Idle entries expire
+ * by TTL: usernames after max(24 h, maxDelay), addresses after 2 × maxDelay. There is no count
+ * bound like the memory table's maxEntries: a spray of fresh names costs ~100 bytes a key
+ * for a day, which Redis's maxmemory policy has to cover.
+ *
+ * Both keys are touched by one script, so in Redis Cluster they would need a common hash
+ * slot; the deployment runs a standalone (or Sentinel) Redis.
+ *
+ * In Nest, any of: `RedisLoginThrottleRepository.provider(url, prefix)`;
+ * `{ provide: LoginThrottleRepository, useClass: RedisLoginThrottleRepository }` alone (it then
+ * reads config.redisUrl and config.redisPrefix from CONFIG, exactly as the memory one is bound);
+ * or that plus `{ provide: REDIS_LOGIN_THROTTLE_OPTIONS, useValue: { url } }` (or `{ redis }`).
+ */
+@Injectable()
+export class RedisLoginThrottleRepository
+  extends LoginThrottleRepository
+  implements OnApplicationShutdown
+{
+  readonly #logger = new Logger('LoginThrottle');
+  readonly #redis: Redis & ThrottleCommands;
+  readonly #ownsConnection: boolean;
+  #closing: Promise<void> | undefined;
+  readonly #prefix: string;
+  readonly #usernames: Policy;
+  readonly #addresses: Policy;
+
+  constructor(
+    @Inject(CONFIG) config: SecureChatConfig,
+    @Optional() @Inject(REDIS_LOGIN_THROTTLE_OPTIONS) options?: RedisLoginThrottleOptions,
+  ) {
+    super();
+    const { userFailures, addressFailures, maxDelaySeconds } = config.throttle;
+    const maxDelayMs = maxDelaySeconds * 1000;
+    this.#usernames = {
+      threshold: userFailures,
+      maxDelayMs,
+      retentionMs: Math.max(USERNAME_RETENTION_MS, maxDelayMs),
+    };
+    this.#addresses = { threshold: addressFailures, maxDelayMs, retentionMs: 2 * maxDelayMs };
+    this.#prefix = options?.prefix ?? config.redisPrefix;
+    this.#ownsConnection = options?.redis === undefined;
+    const redis = options?.redis ?? this.#connect(options?.url ?? config.redisUrl);
+    // Defining the same script again is harmless, so a shared client may carry several of us.
+    redis.defineCommand('scThrottleRecord', { lua: RECORD_FAILURE_LUA });
+    redis.defineCommand('scThrottleRead', { lua: READ_LUA });
+    this.#redis = redis as Redis & ThrottleCommands;
+  }
+
+  /**
+   * The provider for a Nest module: binds `LoginThrottleRepository` to an instance with its
+   * own connection to `url`, closed at application shutdown.
+   */
+  static provider(url: string, prefix?: string): FactoryProvider<LoginThrottleRepository> {
+    return {
+      provide: LoginThrottleRepository,
+      useFactory: (config: SecureChatConfig) =>
+        new RedisLoginThrottleRepository(config, {
+          url,
+          ...(prefix === undefined ? {} : { prefix }),
+        }),
+      inject: [CONFIG],
+    };
+  }
+
+  override async blockedFor(
+    username: string | null,
+    address: string,
+    now: number,
+  ): Promise<number> {
+    const addressKey = this.#addressKey(address);
+    const keys = username === null ? [addressKey] : [addressKey, this.#usernameKey(username)];
+    const [addressEntry, usernameEntry] = await this.#redis.scThrottleRead(keys.length, ...keys);
+    const until = Math.max(
+      blockedUntil(this.#addresses, addressEntry, now),
+      blockedUntil(this.#usernames, usernameEntry, now),
+    );
+    return until > now ? Math.ceil((until - now) / 1000) : 0;
+  }
+
+  override async recordFailure(
+    username: string | null,
+    address: string,
+    now: number,
+  ): Promise<void> {
+    const keys = [this.#addressKey(address)];
+    const retentions = [this.#addresses.retentionMs];
+    if (username !== null) {
+      keys.push(this.#usernameKey(username));
+      retentions.push(this.#usernames.retentionMs);
+    }
+    await this.#redis.scThrottleRecord(
+      keys.length,
+      ...keys,
+      String(Math.trunc(now)),
+      ...retentions,
+    );
+  }
+
+  override async recordSuccess(username: string): Promise<void> {
+    await this.#redis.del(this.#usernameKey(username));
+  }
+
+  /** Closes the connection if this repository opened it; a borrowed client stays open. */
+  close(): Promise<void> {
+    this.#closing ??= this.#ownsConnection ? closeConnection(this.#redis, true) : Promise.resolve();
+    return this.#closing;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.close();
+  }
+
+  /**
+   * An own connection. ioredis prints every `error` nobody listens to; one warning per outage
+   * is enough (the message names the server, never a key). While Redis is down commands
+   * fail after ioredis's retries and AuthService rejects the login (the gateway answers
+   * `internal`): an outage never reads as "not throttled".
+   */
+  #connect(url: string | undefined): Redis {
+    if (url === undefined) {
+      throw new Error('RedisLoginThrottleRepository needs a Redis URL (REDIS_URL) or client');
+    }
+    // A login waits on these commands: give up after two reconnect attempts, not twenty.
+    const redis = new Redis(url, {
+      connectionName: 'securechat-auth-throttle',
+      maxRetriesPerRequest: 2,
+      disconnectTimeout: DISCONNECT_TIMEOUT_MS,
+    });
+    let reported = false;
+    redis.on('error', (error: Error) => {
+      if (reported) return;
+      reported = true;
+      this.#logger.warn(`connection to Redis failed: ${error.message}`);
+    });
+    redis.on('ready', () => {
+      reported = false;
+    });
+    return redis;
+  }
+
+  #usernameKey(username: string): string {
+    return `${this.#prefix}throttle:u:${username}`;
+  }
+
+  #addressKey(address: string): string {
+    return `${this.#prefix}throttle:a:${address}`;
+  }
+}
+
+/** Epoch ms until which an entry blocks; 0 when it does not (absent, below threshold, idle). */
+function blockedUntil(policy: Policy, entry: RawEntry | undefined, now: number): number {
+  if (entry === undefined) return 0;
+  const [rawFailures, rawLast] = entry;
+  if (rawFailures === null || rawLast === null) return 0;
+  const failures = Number(rawFailures);
+  const lastFailureAt = Number(rawLast);
+  if (now - lastFailureAt > policy.retentionMs || failures < policy.threshold) return 0;
+  const exponent = Math.min(failures - policy.threshold, MAX_EXPONENT);
+  return lastFailureAt + Math.min(2 ** exponent * 1000, policy.maxDelayMs);
+}
+
+/**
+ * How long ioredis waits for a socket it ends to close before destroying it. Short, because
+ * of the quirk handled in closeConnection, and because nothing is owed on a connection being
+ * disconnected (QUIT, which waits for replies, does not use it).
+ */
+const DISCONNECT_TIMEOUT_MS = 200;
+
+/**
+ * Resolves once `client` holds no socket and no timer, so that a closed repository leaves no
+ * open handle behind. `flush` sends QUIT first, so that replies already owed arrive.
+ */
+async function closeConnection(client: Redis, flush: boolean): Promise<void> {
+  if (client.status === 'end') return;
+  if (flush && client.status === 'ready') {
+    const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
+    try {
+      await client.quit();
+      await withTimeout(ended, DISCONNECT_TIMEOUT_MS * 5);
+      return;
+    } catch {
+      // Fall through to a hard disconnect.
+    }
+  }
+  // disconnect() ends the last socket and arms a timer that destroys it unless it closes. When
+  // that socket is already closed (between reconnect attempts, or before the next one opened)
+  // the timer runs its full course and ioredis may never emit `end`: wait the timer out.
+  const stale = (client.stream as Socket | undefined)?.destroyed === true;
+  const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
+  client.disconnect();
+  if (stale) await sleep(DISCONNECT_TIMEOUT_MS + 20);
+  else await withTimeout(ended, DISCONNECT_TIMEOUT_MS * 5);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `promise`, or resolution after `ms` at the latest; the timer never outlives it. */
+async function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      promise,
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

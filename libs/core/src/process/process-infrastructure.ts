@@ -1,0 +1,90 @@
+import { Inject, Injectable, type OnApplicationShutdown, type Provider } from '@nestjs/common';
+
+import { ClockRepository } from '../clock/clock.repository';
+import { CONFIG, ConfigError, type SecureChatConfig } from '../config/config.schema';
+import { DATABASE, type DatabaseHandle } from '../database/database';
+
+export const DATABASE_HANDLE = Symbol('DatabaseHandle');
+
+/** Closes the database last, after every module has flushed what it owed it. */
+@Injectable()
+export class DatabaseCloser implements OnApplicationShutdown {
+  constructor(@Inject(DATABASE_HANDLE) private readonly handle: DatabaseHandle) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/** Providers every process has: its configuration, the clock and (when it uses one) the database. */
+export function baseProviders(config: SecureChatConfig, database?: DatabaseHandle): Provider[] {
+  return [
+    { provide: CONFIG, useValue: config },
+    ClockRepository,
+    ...(database
+      ? [
+          { provide: DATABASE_HANDLE, useValue: database },
+          { provide: DATABASE, useValue: database.db },
+          DatabaseCloser,
+        ]
+      : []),
+  ];
+}
+
+/** The tokens a global infrastructure module should export from a provider list. */
+export function providedTokens(providers: Provider[]): unknown[] {
+  return providers
+    .filter((p) => p !== DatabaseCloser)
+    .map((p) => (typeof p === 'object' && 'provide' in p ? p.provide : p));
+}
+
+/** Prints the machine-readable ready line that scripts and tests wait for. */
+export function announceReady(details: Record<string, unknown>): void {
+  console.log(JSON.stringify({ event: 'ready', ...details }));
+}
+
+/**
+ * Runs a process entry point: a configuration error prints every problem and exits 2, any other
+ * start failure exits 1 with its message (never a stack of secrets).
+ */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((error: unknown) => {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    console.error('SecureChat failed to start:', error instanceof Error ? error.message : error);
+    process.exit(1);
+  });
+}
+
+/** Something a process must close on shutdown (Redis connections, client proxies). */
+export interface Closable {
+  close(): unknown;
+}
+
+/**
+ * A provider that closes the instances behind `tokens` when the application shuts down, after
+ * modules have flushed (Nest calls onApplicationShutdown last).
+ */
+export function closeOnShutdown(tokens: unknown[]): Provider {
+  return {
+    provide: Symbol('ResourceCloser'),
+    inject: tokens as never[],
+    useFactory: (...instances: Closable[]) => new ResourceCloser(instances),
+  };
+}
+
+class ResourceCloser implements OnApplicationShutdown {
+  constructor(private readonly instances: Closable[]) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    for (const instance of new Set(this.instances)) {
+      try {
+        await instance.close();
+      } catch {
+        // Shutting down anyway; one failed close must not keep the others open.
+      }
+    }
+  }
+}
