@@ -39,39 +39,47 @@ class Users {
   }
 }
 
-/** Sends `count` messages pipelined, then resends (same id, same signature) any that failed. */
+/**
+ * Sends `count` messages, `window` at a time pipelined, and resends (same id, same signature)
+ * any that failed until each is acked.
+ */
 async function sendAll(
   sender: TestClient,
   to: string,
   prefix: string,
   count: number,
-  onProgress?: (acked: number) => void,
+  options: { window?: number; onProgress?: (acked: number) => void } = {},
 ) {
   const ts = Date.now();
-  const ids = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
+  const window = options.window ?? count;
   const acked = new Map<string, string>();
   let failures = 0;
-  let pending = ids;
-  for (let round = 0; pending.length > 0 && round < 10; round++) {
-    for (const id of pending) sender.sendMessage(to, `body of ${id}`, id, ts);
-    const answers = await Promise.all(
-      pending.map((id) =>
-        sender.nextWhere(
-          (m): m is Extract<typeof m, { type: 'ack' | 'error' }> =>
-            (m.type === 'ack' || m.type === 'error') && m.id === id,
-          `an answer to ${id}`,
-          60_000,
+  const ids = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
+  for (let start = 0; start < ids.length; start += window) {
+    let pending = ids.slice(start, start + window);
+    for (let round = 0; pending.length > 0; round++) {
+      if (round >= 20) throw new Error(`${pending.length} messages never acked`);
+      if (round > 0) await new Promise((r) => setTimeout(r, 500));
+      for (const id of pending) sender.sendMessage(to, `body of ${id}`, id, ts);
+      const answers = await Promise.all(
+        pending.map((id) =>
+          sender.nextWhere(
+            (m): m is Extract<typeof m, { type: 'ack' | 'error' }> =>
+              (m.type === 'ack' || m.type === 'error') && m.id === id,
+            `an answer to ${id}`,
+            60_000,
+          ),
         ),
-      ),
-    );
-    pending = [];
-    for (const answer of answers) {
-      if (answer.type === 'ack') {
-        acked.set(answer.id, answer.msg_id);
-        onProgress?.(acked.size);
-      } else {
-        failures += 1;
-        pending.push(answer.id!);
+      );
+      pending = [];
+      for (const answer of answers) {
+        if (answer.type === 'ack') {
+          acked.set(answer.id, answer.msg_id);
+          options.onProgress?.(acked.size);
+        } else {
+          failures += 1;
+          pending.push(answer.id!);
+        }
       }
     }
   }
@@ -100,7 +108,16 @@ async function arrivedAt(
   await new Promise((r) => setTimeout(r, 500));
   drain(live);
   live.destroy();
-  const again = await users.connect(username, gateway);
+  // After an outage the services may still be reconnecting: a login may fail for a while.
+  let again: TestClient | undefined;
+  for (let attempt = 0; !again; attempt++) {
+    try {
+      again = await users.connect(username, gateway);
+    } catch (error) {
+      if (attempt >= 30) throw error;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
   const deadline = Date.now() + 30_000;
   while (seen.size < expected && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
@@ -124,6 +141,13 @@ async function storedCount(cluster: Cluster, sender: string): Promise<number> {
   }
 }
 
+/** On failure, what the processes said: the only way to see inside them. */
+function dumpOutputs(cluster: Cluster): void {
+  for (const p of cluster.processes) {
+    process.stdout.write(`----- ${p.name}\n${p.output().split('\n').slice(-40).join('\n')}\n`);
+  }
+}
+
 function report(what: string, numbers: Record<string, number>): void {
   process.stdout.write(
     `[fault] ${what}: ${Object.entries(numbers)
@@ -141,12 +165,16 @@ it('kill -9 a relay with 1,000 messages in flight: every acked message arrives, 
     const recipient = await users.connect('krecipient');
     const victim = cluster.of('relay')[0]!;
     let killed = false;
-    const result = await sendAll(sender, 'krecipient', 'k', 1000, (acked) => {
-      if (!killed && acked >= 50) {
-        killed = true;
-        void victim.stop('SIGKILL').then(() => cluster.add('relay'));
-      }
+    let restarted: Promise<unknown> = Promise.resolve();
+    const result = await sendAll(sender, 'krecipient', 'k', 1000, {
+      onProgress: (acked) => {
+        if (!killed && acked >= 50) {
+          killed = true;
+          restarted = victim.stop('SIGKILL').then(() => cluster.add('relay'));
+        }
+      },
     });
+    await restarted;
     expect(killed).toBe(true);
     expect(result.acked.size).toBe(1000);
     const { arrived, duplicatesDropped } = await arrivedAt(users, recipient, 'krecipient', 1000);
@@ -159,6 +187,9 @@ it('kill -9 a relay with 1,000 messages in flight: every acked message arrives, 
     for (const msgId of result.acked.values()) expect(arrived.has(msgId)).toBe(true);
     expect(await storedCount(cluster, 'ksender')).toBe(1000);
     await sender.close();
+  } catch (error) {
+    dumpOutputs(cluster);
+    throw error;
   } finally {
     await cluster.stop();
   }
@@ -178,17 +209,20 @@ it('restart Redis mid-stream: no acked message lost', async () => {
     await users.register('rsender', 'rrecipient');
     const sender = await users.connect('rsender');
     const recipient = await users.connect('rrecipient');
-    let restarted = false;
-    const result = await sendAll(sender, 'rrecipient', 'r', 500, (acked) => {
-      if (!restarted && acked >= 100) {
-        restarted = true;
-        void redis
-          .down()
-          .then(() => new Promise((r) => setTimeout(r, 1000)))
-          .then(() => redis.up());
-      }
+    let restart: Promise<void> | undefined;
+    const result = await sendAll(sender, 'rrecipient', 'r', 500, {
+      window: 10,
+      onProgress: (acked) => {
+        if (!restart && acked >= 100) {
+          restart = redis
+            .down()
+            .then(() => new Promise((r) => setTimeout(r, 1000)))
+            .then(() => redis.up());
+        }
+      },
     });
-    expect(restarted).toBe(true);
+    expect(restart).toBeDefined();
+    await restart;
     expect(result.acked.size).toBe(500);
     const { arrived, duplicatesDropped } = await arrivedAt(users, recipient, 'rrecipient', 500);
     report('Redis restart', {
@@ -200,6 +234,9 @@ it('restart Redis mid-stream: no acked message lost', async () => {
     for (const msgId of result.acked.values()) expect(arrived.has(msgId)).toBe(true);
     expect(await storedCount(cluster, 'rsender')).toBe(500);
     await sender.close();
+  } catch (error) {
+    dumpOutputs(cluster);
+    throw error;
   } finally {
     await cluster.stop();
     await redis.stop();
@@ -223,7 +260,7 @@ it('PostgreSQL unreachable: sends get an error, never a false ack, and service r
     cluster.databaseProxy!.cut();
     const during = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        sender.sendAndAck('precipient', `during ${i}`, `during-${i}`),
+        sender.sendAndAck('precipient', `during ${i}`, `during-${i}`, 30_000),
       ),
     );
     const falseAcks = during.filter((a) => a.type === 'ack').length;
@@ -246,6 +283,9 @@ it('PostgreSQL unreachable: sends get an error, never a false ack, and service r
     });
     expect(stored).toBe(2); // "before" and "after": nothing from the outage
     await sender.close();
+  } catch (error) {
+    dumpOutputs(cluster);
+    throw error;
   } finally {
     await cluster.stop();
   }
@@ -279,6 +319,9 @@ it('a gateway killed: its users reconnect to another and get everything pending'
     });
     expect(arrived).toEqual(acked);
     await Promise.all([again.close(), sender.close()]);
+  } catch (error) {
+    dumpOutputs(cluster);
+    throw error;
   } finally {
     await cluster.stop();
   }

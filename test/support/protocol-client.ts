@@ -206,11 +206,17 @@ export class TestClient {
   }
 
   /** Sends and waits for the ack (or the error carrying the same id). */
-  sendAndAck(to: string, body: string, id?: string): Promise<Ack | ErrorMessage> {
+  sendAndAck(
+    to: string,
+    body: string,
+    id?: string,
+    timeoutMs = 10_000,
+  ): Promise<Ack | ErrorMessage> {
     const clientId = this.sendMessage(to, body, id);
     return this.nextWhere(
       (m): m is Ack | ErrorMessage => (m.type === 'ack' || m.type === 'error') && m.id === clientId,
       `an ack for ${clientId}`,
+      timeoutMs,
     );
   }
 

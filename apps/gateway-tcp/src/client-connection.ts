@@ -23,6 +23,7 @@ import {
   type ServerHandshakeStep,
   ServerHandshake,
   ServerSession,
+  serializeJson,
   toBase64,
 } from '@securechat/protocol';
 
@@ -54,6 +55,8 @@ type Phase = 'handshake' | 'syncing' | 'session' | 'closing' | 'closed';
 const PENDING_PAGE = 200;
 /** How long a client has to countersign after the receipt. */
 const COUNTERSIGN_TIMEOUT_MS = 10_000;
+/** Frames read ahead of the one being handled before we stop reading the socket. */
+const MAX_QUEUED_FRAMES = 32;
 /** A frame started but not finished within this time is a stalled peer (§9). */
 const FRAME_STALL_TIMEOUT_MS = 30_000;
 
@@ -86,6 +89,9 @@ export class ClientConnection implements DeliveryTarget {
   #heldDeliveries: StoredMessage[] = [];
   #sentDuringSync = new Set<string>();
   #finalStatus: 'agreed' | 'disputed' | undefined;
+  #queued = 0;
+  /** Why reading is paused: our own output backed up, or too many requests waiting. */
+  readonly #pausedFor = new Set<'output' | 'queue'>();
   #clientView: TranscriptViewDto | undefined;
   #countersignature: string | undefined;
 
@@ -127,12 +133,13 @@ export class ClientConnection implements DeliveryTarget {
     socket.setNoDelay(true);
     socket.setTimeout(deps.config.limits.idleTimeoutMs, () => this.#close('idle timeout'));
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('end', () => this.#close('peer ended'));
+    // The peer finished sending (half-close): answer what it sent, then close.
+    socket.on('end', () => {
+      void this.#queue.then(() => this.#close('peer ended'));
+    });
     socket.on('error', (error) => this.#close(`socket error: ${error.message}`));
     socket.on('close', () => this.#close('socket closed'));
-    socket.on('drain', () => {
-      if (this.#phase !== 'closed') socket.resume();
-    });
+    socket.on('drain', () => this.#setReading('output', true));
     this.#handshakeTimer = setTimeout(() => {
       if (this.#phase === 'handshake') {
         this.#finishHandshakeStep(
@@ -177,13 +184,21 @@ export class ClientConnection implements DeliveryTarget {
     }
     this.#watchStall();
     for (const frame of frames) {
+      this.#queued += 1;
       this.#queue = this.#queue
         .then(() => this.#onFrame(frame))
         .catch((error: unknown) => {
           this.#logger.error(`unexpected failure: ${(error as Error).stack ?? String(error)}`);
           this.#close('internal error', true);
+        })
+        .finally(() => {
+          this.#queued -= 1;
+          if (this.#queued === 0) this.#setReading('queue', true);
         });
     }
+    // Requests are handled one at a time; stop reading while some wait, so one client cannot
+    // park an unbounded backlog in our memory (§9: bound what a connection may hold).
+    if (this.#queued >= MAX_QUEUED_FRAMES) this.#setReading('queue', false);
   }
 
   /** Drops a peer that starts a frame and never finishes it (§9). */
@@ -199,7 +214,14 @@ export class ClientConnection implements DeliveryTarget {
   async #onFrame(frame: RawFrame): Promise<void> {
     if (this.#phase === 'closed') return;
     if (this.#phase === 'handshake') {
-      this.#finishHandshakeStep(await this.#handshake.receive(frame));
+      if (this.#handshake.state === 'expect_login') {
+        // §3: the timeout runs until `login` arrives; verification has its own deadline.
+        clearTimeout(this.#handshakeTimer);
+      }
+      const step = await this.#handshake.receive(frame);
+      // The peer may have gone while auth was deciding: never resurrect a closed connection.
+      if (this.#phase !== 'handshake') return;
+      this.#finishHandshakeStep(step);
       if (this.#session) await this.#afterLogin();
       return;
     }
@@ -237,7 +259,14 @@ export class ClientConnection implements DeliveryTarget {
         h2: toBase64(request.h2),
         sourceAddress: this.remoteAddress,
       });
-      if (result.ok) return { ok: true, publicKey: Buffer.from(result.publicKey, 'base64') };
+      if (result.ok) {
+        if (this.#phase === 'closed') return { ok: false, code: 'internal' }; // peer left meanwhile
+        // Take the session slot before login_ok goes out, so a full server says so properly.
+        if (!this.deps.limiter.tryStartSession())
+          return { ok: false, code: 'rate_limited', retryAfter: 5 };
+        this.#inSessionSlot = true;
+        return { ok: true, publicKey: Buffer.from(result.publicKey, 'base64') };
+      }
       return {
         ok: false,
         code: result.code,
@@ -267,11 +296,6 @@ export class ClientConnection implements DeliveryTarget {
     const session = this.#session!;
     clearTimeout(this.#handshakeTimer);
     this.#releaseHandshakeSlot();
-    if (!this.deps.limiter.tryStartSession()) {
-      this.shutdown('shutting_down', 'server is at its session limit; retry later');
-      return;
-    }
-    this.#inSessionSlot = true;
     this.#phase = 'syncing';
     this.deps.transcripts.open({
       sessionId: this.sessionId,
@@ -349,6 +373,13 @@ export class ClientConnection implements DeliveryTarget {
             id: message.id,
           });
         }
+        const widest = toDeliver({ ...WIDEST_STORED, ...message, from: session.username });
+        if (!session.fits(widest)) {
+          // It would be stored but could never be delivered (docs/PROTOCOL.md §10).
+          throw new ProtocolError('too_large', 'body: the message would not fit one frame', {
+            id: message.id,
+          });
+        }
         if (!session.verifySendSignature(message)) {
           throw new ProtocolError('bad_request', 'sig: does not verify with your key', {
             id: message.id,
@@ -382,7 +413,12 @@ export class ClientConnection implements DeliveryTarget {
         const result = await this.#call(() =>
           relay.join({ username: session.username, room: message.room }),
         );
-        this.#reply({ type: 'joined', room: result.room, members: result.members });
+        const joined = { type: 'joined' as const, room: result.room, members: result.members };
+        // A room too large to list in one frame (docs/PROTOCOL.md §10): list as many as fit.
+        while (!session.fits(joined)) {
+          joined.members = joined.members.slice(0, Math.floor(joined.members.length * 0.9));
+        }
+        this.#reply(joined);
         return;
       }
       case 'leave': {
@@ -414,15 +450,8 @@ export class ClientConnection implements DeliveryTarget {
           }),
         );
         if (!result.ok) return this.#refuse(result.code);
-        const reply = {
-          type: 'history' as const,
-          with: result.with,
-          messages: result.messages.map(toDeliver),
-        };
-        // 200 bodies of 16 KiB cannot fit in one frame (docs/PROTOCOL.md §10.1): drop the
-        // oldest until it fits; the client pages on with `before`.
-        while (reply.messages.length > 0 && !session.fits(reply)) reply.messages.shift();
-        this.#reply(reply);
+        const messages = this.#newestThatFit(result.with, result.messages);
+        this.#reply({ type: 'history', with: result.with, messages });
         return;
       }
       case 'bye': {
@@ -438,6 +467,27 @@ export class ClientConnection implements DeliveryTarget {
       case 'countersign':
         return; // handled in #onFrame, before requests
     }
+  }
+
+  /**
+   * The newest messages of a history page that fit one frame, oldest first (docs/PROTOCOL.md
+   * §10: 200 bodies of 16 KiB cannot). Linear: each entry is measured once. A message too
+   * large to fit even alone is skipped, not allowed to empty the page.
+   */
+  #newestThatFit(withWhom: string, messages: StoredMessage[]): Deliver[] {
+    const room = this.#session!.maxPlaintextBytes;
+    const envelope = serializeJson({ type: 'history', with: withWhom, messages: [] }).length;
+    let budget = room - envelope;
+    const kept: Deliver[] = [];
+    for (let i = messages.length - 1; i >= 0; i--) {
+      const deliver = toDeliver(messages[i]!);
+      const size = serializeJson(deliver).length + (kept.length > 0 ? 1 : 0); // and a comma
+      if (size > room - envelope) continue;
+      if (size > budget) break;
+      budget -= size;
+      kept.push(deliver);
+    }
+    return kept.reverse();
   }
 
   /** Runs a service call; an unreachable service becomes `internal` for this request only. */
@@ -484,18 +534,18 @@ export class ClientConnection implements DeliveryTarget {
       this.#reply(ServerSession.errorMessage('internal', 'internal error'));
       return;
     }
-    if (!error.silent && this.#session?.state === 'open') {
-      this.#write(
-        this.#session.send(
-          ServerSession.errorMessage(error.code, error.message, {
-            ...(error.id === undefined ? {} : { id: error.id }),
-          }),
-        ),
-      );
+    const session = this.#session!;
+    const fatal = error.silent || closesConnection(error.code) || session.state === 'closed';
+    if (!fatal && session.state === 'open') {
+      const extra = error.id === undefined ? {} : { id: error.id };
+      this.#write(session.send(ServerSession.errorMessage(error.code, error.message, extra)));
+      return;
     }
-    if (error.silent || closesConnection(error.code) || this.#session?.state === 'closed') {
-      this.#close(`protocol error: ${error.code}`);
-    }
+    // §2: a fatal error is said once, as a record, then the connection closes (§5: silently
+    // when the record layer itself failed).
+    const last = session.finalError(error);
+    if (last) this.#write(last);
+    this.#close(`protocol error: ${error.code}`);
   }
 
   /** A framing failure (§2): tell the peer in the current encoding, then close. */
@@ -523,7 +573,15 @@ export class ClientConnection implements DeliveryTarget {
       this.#close('slow reader', true);
       return;
     }
-    if (!flushed) this.socket.pause(); // stop reading requests until the peer reads our answers
+    if (!flushed) this.#setReading('output', false); // until the peer reads our answers
+  }
+
+  #setReading(reason: 'output' | 'queue', allowed: boolean): void {
+    if (allowed) this.#pausedFor.delete(reason);
+    else this.#pausedFor.add(reason);
+    if (this.#phase === 'closed') return;
+    if (this.#pausedFor.size === 0) this.socket.resume();
+    else this.socket.pause();
   }
 
   #onRecord(event: RecordEvent): void {
@@ -549,6 +607,7 @@ export class ClientConnection implements DeliveryTarget {
 
   #close(reason: string, destroy = false): void {
     if (this.#phase === 'closed') return;
+    if (this.#phase === 'handshake') this.#handshake.abort('internal', 'connection closed');
     const wasInSession = this.#session !== undefined && this.#transcriptOpen;
     this.#phase = 'closed';
     for (const timer of [this.#handshakeTimer, this.#stallTimer, this.#countersignTimer]) {
@@ -590,6 +649,9 @@ export class ClientConnection implements DeliveryTarget {
     });
   }
 }
+
+/** The widest ids a stored message can carry, to size a `send` before it is stored. */
+const WIDEST_STORED = { msg_id: '9'.repeat(20), server_ts: Number.MAX_SAFE_INTEGER };
 
 function toDeliver(message: StoredMessage): Deliver {
   return {

@@ -52,7 +52,15 @@ export class GatewayServer implements OnModuleDestroy {
     this.#logger.log(`server identity fingerprint ${identity.fingerprint}`);
     this.#unsubscribe = this.fanout.subscribe((event) => {
       for (const user of event.recipients) {
-        for (const target of this.registry.sessionsOf(user)) target.deliver(event.message);
+        for (const target of this.registry.sessionsOf(user)) {
+          try {
+            target.deliver(event.message);
+          } catch (error) {
+            // One broken session must not stop delivery to the others; the message stays
+            // pending for this one.
+            this.#logger.error(`delivery failed: ${(error as Error).message}`);
+          }
+        }
       }
     });
     // Pub/sub is at most once: after an outage, resend what is pending from Postgres (§6).
@@ -64,12 +72,22 @@ export class GatewayServer implements OnModuleDestroy {
     });
     await this.presence.heartbeat(this.config.gatewayId);
     this.#heartbeat = setInterval(() => {
-      this.presence.heartbeat(this.config.gatewayId).catch((error: unknown) => {
-        this.#logger.warn(`presence heartbeat failed: ${(error as Error).message}`);
-      });
+      this.presence
+        .heartbeat(this.config.gatewayId)
+        .then((continuous) => {
+          // A lapsed heartbeat means our entries may have been purged as a dead gateway's.
+          if (!continuous) {
+            for (const connection of this.#connections) {
+              if (connection.phase === 'session') this.#presenceAdd(connection);
+            }
+          }
+        })
+        .catch((error: unknown) => {
+          this.#logger.warn(`presence heartbeat failed: ${(error as Error).message}`);
+        });
     }, PRESENCE_HEARTBEAT_MS);
     this.#heartbeat.unref();
-    const server = createServer({ pauseOnConnect: false }, (socket) => this.#accept(socket));
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket));
     server.maxConnections = this.config.limits.maxHandshakes + this.config.limits.maxSessions;
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
@@ -86,6 +104,9 @@ export class GatewayServer implements OnModuleDestroy {
   }
 
   #accept(socket: Socket): void {
+    // First of all: a peer may have reset already, and an 'error' with no listener would
+    // take the whole process down.
+    socket.on('error', () => undefined);
     const address = socket.remoteAddress ?? 'unknown';
     const verdict = this.limiter.tryStartHandshake(address);
     if (verdict !== 'ok') {

@@ -40,7 +40,16 @@ class GatewayInfrastructureModule {
     };
     const providers: Provider[] = [
       ...baseProviders(config),
-      { provide: FanoutPort, useFactory: () => new RedisFanout(redis) },
+      {
+        provide: FanoutPort,
+        // Subscribed before the gateway accepts anyone: a delivery published earlier than the
+        // first SUBSCRIBE would otherwise wait for the recipient's next login.
+        useFactory: async () => {
+          const fanout = new RedisFanout(redis);
+          await fanout.connect();
+          return fanout;
+        },
+      },
       { provide: PresenceRepository, useFactory: () => new RedisPresenceRepository(redis) },
       { provide: AUTH_CLIENT, ...client },
       { provide: RELAY_CLIENT, useExisting: AUTH_CLIENT },

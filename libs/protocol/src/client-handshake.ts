@@ -169,7 +169,19 @@ export class ClientHandshake {
     const hello = this.#hello!;
     const { trust } = this.#options;
 
-    // §3 step 3: the key must be the trusted one and the signature must verify, or we stop here.
+    // §3 step 3: the signature must verify and the key must be the trusted one, or we stop
+    // here. The signature first, so that a key is never offered for pinning unless it proved
+    // itself over this handshake.
+    const h1 = computeH1(this.#frame1!, hello.frame);
+    if (
+      !ed25519Verify(
+        hello.serverKey,
+        serverAuthInput(h1),
+        fromBase64(auth.signature, 'signature', 64),
+      )
+    ) {
+      throw new ServerIdentityError('bad_server_signature', hello.fingerprint, trust.fingerprint);
+    }
     if (trust.fingerprint !== undefined) {
       if (!timingSafeEqual(Buffer.from(trust.fingerprint), Buffer.from(hello.fingerprint))) {
         throw new ServerIdentityError('server_key_mismatch', hello.fingerprint, trust.fingerprint);
@@ -181,16 +193,6 @@ export class ClientHandshake {
       }))
     ) {
       throw new ServerIdentityError('server_key_untrusted', hello.fingerprint);
-    }
-    const h1 = computeH1(this.#frame1!, hello.frame);
-    if (
-      !ed25519Verify(
-        hello.serverKey,
-        serverAuthInput(h1),
-        fromBase64(auth.signature, 'signature', 64),
-      )
-    ) {
-      throw new ServerIdentityError('bad_server_signature', hello.fingerprint, trust.fingerprint);
     }
 
     const serverDhPub = fromBase64(hello.message.dh_pub, 'dh_pub', 32);

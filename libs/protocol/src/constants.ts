@@ -42,6 +42,14 @@ export const TRAFFIC_SECRET_BYTES = 32;
 
 /** §1: the smallest RSA modulus a user key may have. */
 export const MIN_RSA_MODULUS_BITS = 2048;
+/**
+ * Our bounds beyond §1 (which sets only the minimum): the largest RSA modulus and the public
+ * exponent range we accept, so that no user key is forgeable (e = 1) or makes each verify
+ * cost milliseconds (a huge modulus or exponent). See docs/PROTOCOL.md §10.
+ */
+export const MAX_RSA_MODULUS_BITS = 8192;
+export const MIN_RSA_EXPONENT = 65537n;
+export const MAX_RSA_EXPONENT = 2n ** 32n;
 /** §1: RSA-PSS salt length, on sign and on verify (§9). */
 export const RSA_PSS_SALT_BYTES = 32;
 /**

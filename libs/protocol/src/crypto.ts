@@ -26,6 +26,9 @@ import {
   GCM_TAG_BYTES,
   HASH_BYTES,
   MAX_USER_PUBLIC_KEY_BYTES,
+  MAX_RSA_EXPONENT,
+  MAX_RSA_MODULUS_BITS,
+  MIN_RSA_EXPONENT,
   MIN_RSA_MODULUS_BITS,
   RSA_PSS_SALT_BYTES,
   X25519_KEY_BYTES,
@@ -260,14 +263,29 @@ export function importUserPublicKey(spkiDer: Uint8Array, field = 'public_key'): 
 function assertUserKeyType(key: KeyObject, field: string): void {
   switch (key.asymmetricKeyType) {
     case 'ed25519':
+      if (isWeakEd25519(key)) {
+        throw new ProtocolError(
+          'bad_request',
+          `${field}: Ed25519 key of small order or not canonical`,
+        );
+      }
       return;
     case 'rsa':
     case 'rsa-pss': {
       const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-      if (bits < MIN_RSA_MODULUS_BITS) {
+      if (bits < MIN_RSA_MODULUS_BITS || bits > MAX_RSA_MODULUS_BITS) {
         throw new ProtocolError(
           'bad_request',
-          `${field}: RSA modulus below ${MIN_RSA_MODULUS_BITS} bits`,
+          `${field}: RSA modulus must be ${MIN_RSA_MODULUS_BITS} to ${MAX_RSA_MODULUS_BITS} bits`,
+        );
+      }
+      const e = key.asymmetricKeyDetails?.publicExponent ?? 0n;
+      // §1 sets no rule; we do: e = 1 makes signatures forgeable, a huge e makes every verify
+      // expensive. FIPS 186-5 range, bounded to 32 bits.
+      if (e % 2n === 0n || e < MIN_RSA_EXPONENT || e >= MAX_RSA_EXPONENT) {
+        throw new ProtocolError(
+          'bad_request',
+          `${field}: RSA public exponent must be odd, 65537..2^32`,
         );
       }
       return;
@@ -275,6 +293,31 @@ function assertUserKeyType(key: KeyObject, field: string): void {
     default:
       throw new ProtocolError('bad_request', `${field}: key type is neither RSA nor Ed25519`);
   }
+}
+
+/** Little-endian encodings of the small-order Ed25519 points, sign bit masked (as libsodium). */
+const ED25519_SMALL_ORDER = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map((h) => Buffer.from(h, 'hex'));
+const ED25519_P = 2n ** 255n - 19n;
+
+/**
+ * A public key of small order verifies forged signatures (the identity point accepts
+ * `01 00…00 ‖ 00…00` for every message), which would void the signature factor of a login and
+ * the evidence of §8; a non-canonical y has two encodings. Neither is a key anyone generated.
+ */
+function isWeakEd25519(key: KeyObject): boolean {
+  const publicKey = key.type === 'private' ? createPublicKey(key) : key;
+  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
+  const masked = Buffer.from(raw);
+  masked[31] = masked[31]! & 0x7f;
+  if (ED25519_SMALL_ORDER.some((bad) => bad.equals(masked))) return true;
+  const y = BigInt(`0x${Buffer.from(masked).reverse().toString('hex')}`);
+  return y >= ED25519_P;
 }
 
 /** Checks that a private key can act as a user key (§1) before anything is signed with it. */
@@ -312,7 +355,7 @@ export function userVerify(publicKey: KeyObject, data: Uint8Array, signature: Ui
       case 'rsa':
       case 'rsa-pss':
         if ((publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_MODULUS_BITS) {
-          return false;
+          return false; // keys are checked at import; this guards keys made elsewhere
         }
         return nodeVerify('sha256', data, { key: publicKey, ...PSS_OPTIONS }, signature);
       default:

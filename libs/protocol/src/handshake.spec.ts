@@ -443,3 +443,32 @@ describe('key import', () => {
     );
   });
 });
+
+describe('user key policy (docs/PROTOCOL.md §10)', () => {
+  const ed25519Spki = (hex: string) =>
+    Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(hex, 'hex')]);
+
+  it('refuses small-order and non-canonical Ed25519 keys, which verify forged signatures', () => {
+    const identity = ed25519Spki(`01${'00'.repeat(31)}`);
+    expect(() => importUserPublicKey(identity)).toThrow(
+      expect.objectContaining({ code: 'bad_request' }),
+    );
+    const nonCanonical = ed25519Spki(`ee${'ff'.repeat(30)}7f`); // y = p + 1
+    expect(() => importUserPublicKey(nonCanonical)).toThrow(
+      expect.objectContaining({ code: 'bad_request' }),
+    );
+    expect(() => importUserPublicKey(exportSpki(aliceKey))).not.toThrow();
+  });
+
+  it('refuses RSA keys below 2048 or above 8192 bits and exponents other than odd 65537..2^32', () => {
+    const rsa = (modulusLength: number, publicExponent = 65537) =>
+      exportSpki(generateKeyPairSync('rsa', { modulusLength, publicExponent }).publicKey);
+    expect(() => importUserPublicKey(rsa(1024))).toThrow(
+      expect.objectContaining({ code: 'bad_request' }),
+    );
+    expect(() => importUserPublicKey(rsa(2048, 3))).toThrow(
+      expect.objectContaining({ code: 'bad_request' }),
+    );
+    expect(() => importUserPublicKey(rsa(2048))).not.toThrow();
+  });
+});

@@ -69,6 +69,7 @@ export class ServerSession extends Session {
   readonly #userKey: KeyObject;
   readonly #limits: RequestLimits;
   #receipt: { view: TranscriptView; signature: Buffer } | undefined;
+  #finalErrorSent = false;
 
   constructor(init: ServerSessionInit) {
     super(init);
@@ -154,6 +155,25 @@ export class ServerSession extends Session {
         checkRequest(message, this.#limits);
         return { message, plaintext };
     }
+  }
+
+  /**
+   * The `error` record that tells the client why its session is ending (§2), once, even after
+   * `receive` marked the session closed. Undefined when nothing may be said: a record that
+   * failed to authenticate (§5), or an error already sent.
+   */
+  finalError(error: ProtocolError): Buffer | undefined {
+    if (error.silent || this.#finalErrorSent) return undefined;
+    this.#finalErrorSent = true;
+    this.#state = 'closed';
+    return this.seal(
+      ServerSession.errorMessage(
+        error.code,
+        error.message,
+        error.id === undefined ? {} : { id: error.id },
+      ),
+      true,
+    );
   }
 
   /** §6: whether a `send`'s `sig` is this session's user's signature (`from` = our username). */

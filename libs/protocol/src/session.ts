@@ -50,6 +50,9 @@ export interface SessionInit {
   readonly options?: SessionOptions;
 }
 
+/** `{"type":"enc","ct":""}`: the frame around a record's base64. */
+const ENC_ENVELOPE_BYTES = 22;
+
 /** Any JSON object with a `type`, as sealed into a record. */
 export type RecordMessage = { readonly type: string } & Record<string, unknown>;
 
@@ -128,29 +131,31 @@ export abstract class Session {
   /** Serialises, chains (§7), seals (§5) and frames (§2) one record. */
   protected seal(message: RecordMessage, chained: boolean): Buffer {
     const plaintext = serializeJson(message);
-    const sequence = this.sending.sequence;
-    const ct = this.sending.seal(plaintext);
-    const frameBody = serializeJson({ type: 'enc', ct: toBase64(ct) });
-    if (frameBody.length > this.maxFrame) {
-      // Undo nothing: the record was not sent, but the sequence moved. Refuse loudly instead,
-      // since a session whose count and peer's count differ is broken.
-      throw new Error(
-        `a ${message.type} record does not fit max_frame; check sizes before sending`,
+    if (plaintext.length > this.maxPlaintextBytes) {
+      // Checked before sealing: a sealed record that is then not sent would leave our count
+      // ahead of the peer's and break the session.
+      throw new RangeError(
+        `a ${message.type} record of ${plaintext.length} bytes does not fit max_frame`,
       );
     }
+    const sequence = this.sending.sequence;
+    const ct = this.sending.seal(plaintext);
     if (chained) this.sendChain.append(plaintext);
     this.#onRecord?.({ direction: this.sending.direction, sequence, plaintext, chained });
-    return encodeFrame(frameBody, this.maxFrame);
+    return encodeFrame(serializeJson({ type: 'enc', ct: toBase64(ct) }), this.maxFrame);
   }
 
   /**
-   * Whether a message would fit in one frame once sealed: base64 of plaintext + 16-byte tag,
-   * inside `{"type":"enc","ct":"…"}`. Callers size lists (history, members) with it.
+   * The largest plaintext that fits one frame once sealed: base64 of plaintext + 16-byte tag
+   * inside `{"type":"enc","ct":"…"}` must be at most max_frame (§2, §5).
    */
+  get maxPlaintextBytes(): number {
+    return Math.floor((this.maxFrame - ENC_ENVELOPE_BYTES) / 4) * 3 - GCM_TAG_BYTES;
+  }
+
+  /** Whether a message would fit in one frame once sealed. Callers size lists with it. */
   fits(message: RecordMessage): boolean {
-    const plaintextBytes = serializeJson(message).length;
-    const ctChars = Math.ceil((plaintextBytes + 16) / 3) * 4;
-    return ctChars + '{"type":"enc","ct":""}'.length <= this.maxFrame;
+    return serializeJson(message).length <= this.maxPlaintextBytes;
   }
 
   /** Opens one `enc` frame (§5) and returns its plaintext and its parsed JSON object. */

@@ -60,6 +60,18 @@ function sameView(a: TranscriptView, b: TranscriptView): boolean {
 
 /** Runs every check the inputs allow and reports each one; never throws on bad data. */
 export function verifyTranscript(input: TranscriptVerificationInput): TranscriptVerification {
+  try {
+    return runChecks(input);
+  } catch (error) {
+    // Malformed input (a chain or H2 of the wrong length, …) is a failed check, not a crash.
+    return {
+      ok: false,
+      checks: [{ name: 'input well-formed', ok: false, detail: (error as Error).message }],
+    };
+  }
+}
+
+function runChecks(input: TranscriptVerificationInput): TranscriptVerification {
   const checks: TranscriptCheck[] = [];
   let recomputed: TranscriptView | undefined;
 

@@ -51,7 +51,20 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
   const { Pool } = await import('pg');
   const { drizzle } = await import('drizzle-orm/node-postgres');
   const { migrate } = await import('drizzle-orm/node-postgres/migrator');
-  const pool = new Pool({ connectionString: target.url, max: target.poolSize ?? 10 });
+  const pool = new Pool({
+    connectionString: target.url,
+    max: target.poolSize ?? 10,
+    // A query waits at most this long for a connection while PostgreSQL is unreachable, so
+    // callers get an error (never a false ack) instead of hanging.
+    connectionTimeoutMillis: 5_000,
+  });
+  // An idle connection that breaks (PostgreSQL restarted or unreachable) is reported on the
+  // pool; without a listener that event would crash the process. The pool replaces it.
+  const onLost = (error: Error) => console.warn(`database connection lost: ${error.message}`);
+  pool.on('error', onLost);
+  // A connection checked out between two statements (inside a transaction) reports a break on
+  // the client itself, where the pool's listener is not attached: listen there too.
+  pool.on('connect', (client) => client.on('error', onLost));
   const db = drizzle(pool, { schema });
   // Concurrent instances start together: one migrates, the others wait on the lock and then
   // find nothing left to do (session-level advisory lock, released when the client is).

@@ -139,8 +139,8 @@ const DELIVER_SHAPE = shape('type', 'deliver', {
   sig: bin(...SIG),
 });
 
+// login_ok is the handshake's last message (loginOkSchema), not a session message.
 const SERVER_SHAPES: Shape[] = [
-  shape('type', 'login_ok', { username: str(), session_id: str(), server_time: uint() }),
   shape('type', 'ack', { id: str(), msg_id: str(), server_ts: uint() }),
   DELIVER_SHAPE,
   ERROR_SHAPE,
@@ -642,7 +642,6 @@ describe('examples: valid shapes', () => {
         signature: sig,
       },
     ],
-    [servers, { type: 'login_ok', username: 'alice', session_id: 's', server_time: 1 }],
     [servers, { type: 'ack', id: 'c1', msg_id: 'm1', server_ts: 3 }],
     [servers, deliver],
     [servers, { type: 'error', code: 'not_found', message: 'x', id: 'c1' }],
@@ -894,7 +893,7 @@ describe('examples: rejected', () => {
     [
       'a count of 2^53',
       servers,
-      json({ type: 'login_ok', username: 'a', session_id: 's', server_time: 2 ** 53 }),
+      json({ type: 'ack', id: 'a', msg_id: 's', server_ts: 2 ** 53 }),
       'bad_frame',
     ],
     [
@@ -1212,5 +1211,14 @@ describe('checkRequest', () => {
     })),
   )('$what', ({ message, expected, maxBodyBytes }) => {
     expect(checkOutcome(message, maxBodyBytes)).toEqual(expected);
+  });
+});
+
+describe('login_ok inside a session', () => {
+  it('is not a session message: the handshake alone may carry it', () => {
+    const body = Buffer.from(
+      JSON.stringify({ type: 'login_ok', username: 'alice', session_id: 's', server_time: 1 }),
+    );
+    expect(() => parseServerMessage(body)).toThrow(expect.objectContaining({ code: 'bad_frame' }));
   });
 });

@@ -66,8 +66,8 @@ export const historySchema = z.strictObject({
 });
 export const pongSchema = z.strictObject({ type: z.literal('pong'), n: safeUint.optional() });
 
+/** What a server may send inside an established session (`login_ok` is the handshake's). */
 export const serverMessageSchema = z.discriminatedUnion('type', [
-  loginOkSchema,
   ackSchema,
   deliverSchema,
   errorSchema,
