@@ -1,5 +1,3 @@
-import { type Socket } from 'node:net';
-
 import {
   Inject,
   Injectable,
@@ -8,7 +6,12 @@ import {
   type FactoryProvider,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { CONFIG, type SecureChatConfig } from '@securechat/core';
+import {
+  closeConnection,
+  CONFIG,
+  DISCONNECT_TIMEOUT_MS,
+  type SecureChatConfig,
+} from '@securechat/core';
 import { Redis } from 'ioredis';
 
 import { LoginThrottleRepository } from './login-throttle.repository';
@@ -247,54 +250,4 @@ function blockedUntil(policy: Policy, entry: RawEntry | undefined, now: number):
   if (now - lastFailureAt > policy.retentionMs || failures < policy.threshold) return 0;
   const exponent = Math.min(failures - policy.threshold, MAX_EXPONENT);
   return lastFailureAt + Math.min(2 ** exponent * 1000, policy.maxDelayMs);
-}
-
-/**
- * How long ioredis waits for a socket it ends to close before destroying it. Short, because
- * of the quirk handled in closeConnection, and because nothing is owed on a connection being
- * disconnected (QUIT, which waits for replies, does not use it).
- */
-const DISCONNECT_TIMEOUT_MS = 200;
-
-/**
- * Resolves once `client` holds no socket and no timer, so that a closed repository leaves no
- * open handle behind. `flush` sends QUIT first, so that replies already owed arrive.
- */
-async function closeConnection(client: Redis, flush: boolean): Promise<void> {
-  if (client.status === 'end') return;
-  if (flush && client.status === 'ready') {
-    const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
-    try {
-      await client.quit();
-      await withTimeout(ended, DISCONNECT_TIMEOUT_MS * 5);
-      return;
-    } catch {
-      // Fall through to a hard disconnect.
-    }
-  }
-  // disconnect() ends the last socket and arms a timer that destroys it unless it closes. When
-  // that socket is already closed (between reconnect attempts, or before the next one opened)
-  // the timer runs its full course and ioredis may never emit `end`: wait the timer out.
-  const stale = (client.stream as Socket | undefined)?.destroyed === true;
-  const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
-  client.disconnect();
-  if (stale) await sleep(DISCONNECT_TIMEOUT_MS + 20);
-  else await withTimeout(ended, DISCONNECT_TIMEOUT_MS * 5);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** `promise`, or resolution after `ms` at the latest; the timer never outlives it. */
-async function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      promise,
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

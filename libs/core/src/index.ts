@@ -15,3 +15,4 @@ export * from './process/process-infrastructure';
 export * from './transport/redis-streams.server';
 export * from './transport/redis-streams.client';
 export * from './fanout/redis.fanout';
+export * from './redis/close-connection';
