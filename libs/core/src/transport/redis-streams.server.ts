@@ -5,6 +5,7 @@ import { Logger } from '@nestjs/common';
 import { BaseRpcContext, type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
+import { connectionName, quit, settlesWithin } from './redis-connection.util';
 
 /** Constructor options of {@link RedisStreamsServer}. */
 export interface RedisStreamsServerOptions {
@@ -89,8 +90,6 @@ const BLOCK_MS = 1000;
 const CLOSE_DRAIN_MS = 5000;
 /** Pause after a failed read before the next one, so an outage does not spin. */
 const RETRY_PAUSE_MS = 500;
-/** How long close() waits for Redis to confirm QUIT before dropping the socket. */
-const QUIT_TIMEOUT_MS = 1000;
 /** How long close() waits for each of its Redis steps, in case Redis went away unnoticed. */
 const STEP_TIMEOUT_MS = 500;
 /** An error class name is safe to report; anything else about an error may quote the payload. */
@@ -100,55 +99,9 @@ function defaultConsumer(): string {
   return `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
-/** CLIENT SETNAME refuses spaces; names are for `CLIENT LIST` only, so anything odd becomes `_`. */
-function connectionName(...parts: string[]): string {
-  return parts.join(':').replace(/[^\w.:-]/g, '_');
-}
-
 /** The message of a Redis or connection error: neither ever quotes command arguments. */
 function redisErrorText(error: unknown): string {
   return error instanceof Error ? error.message : typeof error;
-}
-
-/**
- * QUIT, then wait for the socket to be gone, so that a closed transport holds no handle (ioredis
- * resolves quit() on the server's OK, before the socket closes). Bounded: if Redis does not
- * answer, the socket is dropped after QUIT_TIMEOUT_MS.
- */
-async function quit(connection: Redis): Promise<void> {
-  if (connection.status === 'end') return;
-  if (connection.status === 'reconnecting') {
-    // No socket, only a reconnect timer, which disconnect() clears. ioredis then leaves the
-    // connection as it is, emitting no 'end' and settling none of its queued commands.
-    connection.disconnect();
-    return;
-  }
-  const ended = new Promise<void>((resolve) => connection.once('end', resolve));
-  if (connection.status === 'ready') connection.quit().catch(() => connection.disconnect());
-  else connection.disconnect();
-  if (!(await settlesWithin(ended, QUIT_TIMEOUT_MS))) {
-    connection.disconnect();
-    await settlesWithin(ended, QUIT_TIMEOUT_MS);
-  }
-}
-
-/** Whether `promise` settled within `ms` (it is not cancelled either way). */
-async function settlesWithin(promise: Promise<unknown> | undefined, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([
-      (promise ?? Promise.resolve()).then(
-        () => true,
-        () => true,
-      ),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function isMissingGroup(error: unknown): boolean {
