@@ -17,6 +17,8 @@ const shared = {
     '^@securechat/protocol/(.*)$': '<rootDir>/libs/protocol/src/$1',
     '^@securechat/core$': '<rootDir>/libs/core/src',
     '^@securechat/core/(.*)$': '<rootDir>/libs/core/src/$1',
+    '^@securechat/client$': '<rootDir>/libs/client/src',
+    '^@securechat/client/(.*)$': '<rootDir>/libs/client/src/$1',
     '^@securechat/(auth|relay|gateway-tcp)$': '<rootDir>/apps/$1/src',
     '^@db/(.*)$': '<rootDir>/db/$1',
   },

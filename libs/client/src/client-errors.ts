@@ -1,0 +1,77 @@
+/**
+ * Errors of the client. None of them carries the password or key material: messages name the
+ * request and the protocol's error code (docs/PROTOCOL.md §9), never the caller's input.
+ */
+import { type ErrorCode } from '@securechat/protocol';
+
+/** The server answered a request with `error` (§3.5): act on `code`. */
+export class ClientRequestError extends Error {
+  override readonly name = 'ClientRequestError';
+
+  constructor(
+    readonly code: ErrorCode,
+    /** The server's text, for people and logs. */
+    readonly peerMessage: string,
+    /** The request type that was answered (`send`, `join`, …). */
+    readonly request: string,
+    /** The client id of a `send`. */
+    readonly id?: string,
+    /** Seconds, with `rate_limited`. */
+    readonly retryAfter?: number,
+  ) {
+    super(`${request} failed: ${code} (${peerMessage})`);
+  }
+}
+
+/** The client was closed, or gave up reconnecting, before the request was answered. */
+export class ClientClosedError extends Error {
+  override readonly name = 'ClientClosedError';
+
+  constructor(message = 'the client is closed', options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** No answer within `requestTimeoutMs`. */
+export class RequestTimeoutError extends Error {
+  override readonly name = 'RequestTimeoutError';
+
+  constructor(
+    readonly request: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`${request}: no answer within ${timeoutMs} ms`);
+  }
+}
+
+/** The handshake did not complete in time (§4.1). */
+export class HandshakeTimeoutError extends Error {
+  override readonly name = 'HandshakeTimeoutError';
+
+  constructor(readonly timeoutMs: number) {
+    super(`the handshake did not complete within ${timeoutMs} ms`);
+  }
+}
+
+/** The connection ended before the handshake completed. */
+export class ConnectionClosedError extends Error {
+  override readonly name = 'ConnectionClosedError';
+}
+
+/**
+ * A configured fingerprint disagrees with the one pinned in known_servers: the client refuses
+ * to choose between them (§4.3: a pinned key is never replaced silently).
+ */
+export class TrustConfigurationError extends Error {
+  override readonly name = 'TrustConfigurationError';
+
+  constructor(
+    readonly address: string,
+    readonly pinnedFingerprint: string,
+    readonly configuredFingerprint: string,
+  ) {
+    super(
+      `${address} is pinned to ${pinnedFingerprint} in known_servers but ${configuredFingerprint} was configured; remove one of them`,
+    );
+  }
+}

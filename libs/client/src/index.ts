@@ -1,0 +1,11 @@
+/**
+ * @securechat/client: the reference securechat/1 client (docs/PROTOCOL.md) over TCP, with
+ * server pinning, author-key pinning, a local transcript and reconnects.
+ */
+export * from './client-errors';
+export * from './known-servers';
+export * from './peer-keys';
+export * from './transcript-log';
+export * from './secure-chat-client';
+export { BoundedLru } from './bounded-lru';
+export { PRIVATE_FILE_MODE, writeFileAtomic } from './atomic-file';
