@@ -16,3 +16,4 @@ export * from './transport/redis-streams.server';
 export * from './transport/redis-streams.client';
 export * from './fanout/redis.fanout';
 export * from './redis/close-connection';
+export * from './process/service-process';
