@@ -38,7 +38,7 @@ export interface ConnectOptions {
 
 export function openSocket(port: number, host = '127.0.0.1'): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ port, host }, () => {
+    const socket = connect({ port, host, noDelay: true }, () => {
       socket.off('error', reject);
       resolve(socket);
     });
