@@ -17,7 +17,8 @@ import { UserRepository } from './user.repository';
  *   insecureFastHash are read here);
  * - `ClockRepository` (from @securechat/core);
  * - `LoginThrottleRepository` (from this app): `MemoryLoginThrottleRepository` in the embedded
- *   process, e.g. `{ provide: LoginThrottleRepository, useClass: MemoryLoginThrottleRepository }`.
+ *   process, `RedisLoginThrottleRepository` (counters shared by every instance) in the
+ *   distributed one (apps/auth/src/main.ts).
  *
  * Exports AuthService for in-process callers (operator tooling, tests).
  */
