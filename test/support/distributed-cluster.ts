@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import Redis from 'ioredis';
 
+import { deleteKeysWithPrefix } from '../../libs/core/test/redis-test-keys';
 import { spawnService, type ServiceProcess } from './service-process';
 import { TcpProxy } from './tcp-proxy';
 
@@ -133,18 +134,7 @@ export class Cluster {
     const redis = new Redis(this.env.REDIS_URL!, { lazyConnect: true, maxRetriesPerRequest: 1 });
     try {
       await redis.connect();
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(
-          cursor,
-          'MATCH',
-          `${this.env.SECURECHAT_REDIS_PREFIX}*`,
-          'COUNT',
-          1000,
-        );
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
+      await deleteKeysWithPrefix(redis, this.env.SECURECHAT_REDIS_PREFIX!);
     } catch {
       // a fault test may have stopped its Redis already
     } finally {

@@ -10,6 +10,7 @@ import {
   closeConnection,
   CONFIG,
   DISCONNECT_TIMEOUT_MS,
+  reportOutagesOnce,
   type SecureChatConfig,
 } from '@securechat/core';
 import { Redis } from 'ioredis';
@@ -219,15 +220,7 @@ export class RedisLoginThrottleRepository
       maxRetriesPerRequest: 2,
       disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     });
-    let reported = false;
-    redis.on('error', (error: Error) => {
-      if (reported) return;
-      reported = true;
-      this.#logger.warn(`connection to Redis failed: ${error.message}`);
-    });
-    redis.on('ready', () => {
-      reported = false;
-    });
+    reportOutagesOnce(redis, this.#logger, 'connection');
     return redis;
   }
 

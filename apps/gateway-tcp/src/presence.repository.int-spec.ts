@@ -16,6 +16,7 @@ import {
   PresenceRepository,
   RedisPresenceRepository,
 } from './presence.repository';
+import { deleteKeysWithPrefix } from '../../../libs/core/test/redis-test-keys';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Every key this file writes starts with it; afterAll deletes them. */
@@ -63,12 +64,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 1000);
-    if (keys.length > 0) await admin.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  await deleteKeysWithPrefix(admin, PREFIX);
   await admin.quit();
 });
 

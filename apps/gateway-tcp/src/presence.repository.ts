@@ -5,7 +5,7 @@ import {
   type OnApplicationShutdown,
   type Provider,
 } from '@nestjs/common';
-import { closeConnection, DISCONNECT_TIMEOUT_MS } from '@securechat/core';
+import { closeConnection, DISCONNECT_TIMEOUT_MS, reportOutagesOnce } from '@securechat/core';
 import { Redis } from 'ioredis';
 
 /** One live session, as operators and other gateways see it. */
@@ -311,15 +311,7 @@ export class RedisPresenceRepository extends PresenceRepository implements OnApp
       connectionName: 'securechat-presence',
       disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     });
-    let reported = false;
-    redis.on('error', (error: Error) => {
-      if (reported) return;
-      reported = true;
-      this.#logger.warn(`connection to Redis failed: ${error.message}`);
-    });
-    redis.on('ready', () => {
-      reported = false;
-    });
+    reportOutagesOnce(redis, this.#logger, 'connection');
     return redis;
   }
 

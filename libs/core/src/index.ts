@@ -17,3 +17,4 @@ export * from './transport/redis-streams.client';
 export * from './fanout/redis.fanout';
 export * from './redis/close-connection';
 export * from './process/service-process';
+export * from './redis/outage-reporter';

@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 
 import { type FanoutEvent } from '../contracts/relay.contracts';
 import { RedisFanout } from './redis.fanout';
+import { deleteKeysWithPrefix } from '../../test/redis-test-keys';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Every key and channel of this file starts with it; afterAll deletes the keys. */
@@ -73,12 +74,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 1000);
-    if (keys.length > 0) await admin.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  await deleteKeysWithPrefix(admin, PREFIX);
   await admin.quit();
 });
 

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 
 import { type FanoutEvent, type StoredMessage } from '../contracts/relay.contracts';
 import { closeConnection, DISCONNECT_TIMEOUT_MS } from '../redis/close-connection';
+import { reportOutagesOnce } from '../redis/outage-reporter';
 import { FanoutPort } from './fanout.port';
 
 /** Nest token for RedisFanoutOptions, for `{ provide: FanoutPort, useClass: RedisFanout }`. */
@@ -233,20 +234,9 @@ export class RedisFanout extends FanoutPort implements OnApplicationShutdown {
     }
   }
 
-  /**
-   * ioredis emits `error` for every failed (re)connection attempt and prints it when nobody
-   * listens. Logged once per outage, message only: it never carries a payload.
-   */
+  /** One warning per outage, none once closed (see reportOutagesOnce). */
   #watchErrors(client: Redis, role: string): void {
-    let reported = false;
-    client.on('error', (error: Error) => {
-      if (reported || this.#closed) return;
-      reported = true;
-      this.#logger.warn(`${role} connection to Redis failed: ${error.message}`);
-    });
-    client.on('ready', () => {
-      reported = false;
-    });
+    reportOutagesOnce(client, this.#logger, `${role} connection`, () => this.#closed);
   }
 }
 

@@ -30,6 +30,7 @@ import {
 } from './redis-streams.server';
 import { request } from './service-client';
 import { ServiceUnavailableError } from './service-unavailable.error';
+import { deleteKeysWithPrefix } from '../../test/redis-test-keys';
 
 /**
  * The Redis Streams transport against a real Redis: one answer per request across instances,
@@ -217,12 +218,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${FILE_PREFIX}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await admin.del(...keys);
-  } while (cursor !== '0');
+  await deleteKeysWithPrefix(admin, FILE_PREFIX);
   await admin.quit();
 });
 
