@@ -25,13 +25,12 @@ const int = (min: number, max: number) =>
         .max(max, { error: `must be at most ${max}` }),
     );
 
+const listenHost = z.string().refine((v) => isIP(v) !== 0 || v === 'localhost', {
+  error: 'must be an IP address or localhost',
+});
+
 export const envSchema = z.object({
-  SECURECHAT_HOST: z
-    .string()
-    .refine((v) => isIP(v) !== 0 || v === 'localhost', {
-      error: 'must be an IP address or localhost',
-    })
-    .default('127.0.0.1'),
+  SECURECHAT_HOST: listenHost.default('127.0.0.1'),
   SECURECHAT_PORT: int(0, 65535).default(7777),
   SECURECHAT_DATA_DIR: z.string().min(1).default('./data'),
   SECURECHAT_IDENTITY_KEY: z.string().min(1).optional(),
@@ -69,6 +68,23 @@ export const envSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_:.-]{1,64}$/, { error: 'must be 1-64 of A-Z a-z 0-9 _ : . -' })
     .default('sc:'),
+  /** Admin HTTP API (issue 6): bearer token; required by the distributed auth service. */
+  ADMIN_TOKEN: z
+    .string()
+    .regex(/^[\x21-\x7e]{32,512}$/, { error: 'must be 32-512 printable ASCII characters' })
+    .optional(),
+  SECURECHAT_ADMIN_HOST: listenHost.default('127.0.0.1'),
+  SECURECHAT_ADMIN_PORT: int(0, 65535).default(8080),
+  /** Operations endpoints: /healthz, /readyz, /metrics. */
+  SECURECHAT_OPS_HOST: listenHost.default('127.0.0.1'),
+  SECURECHAT_OPS_PORT: int(0, 65535).default(9090),
+  SECURECHAT_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      error: 'must be one of fatal, error, warn, info, debug, trace, silent',
+    })
+    .default('info'),
+  /** Time from SIGTERM to exit: stop accepting, tell clients, finish in-flight work. */
+  SECURECHAT_SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(10_000),
   /** Benchmarks only: cheap password hashing so that protocol costs show. Never in production. */
   SECURECHAT_INSECURE_FAST_HASH: bool.default(false),
 });
@@ -99,6 +115,15 @@ export interface SecureChatConfig {
     readonly maxDelaySeconds: number;
   };
   readonly insecureFastHash: boolean;
+  readonly admin: {
+    readonly host: string;
+    readonly port: number;
+    /** Unset in the embedded mode until generated (see the embedded main). */
+    readonly token?: string;
+  };
+  readonly ops: { readonly host: string; readonly port: number };
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly shutdownTimeoutMs: number;
   /** Set in the distributed mode. */
   readonly databaseUrl?: string;
   readonly databasePoolSize: number;
@@ -154,6 +179,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
       maxDelaySeconds: e.THROTTLE_MAX_DELAY_S,
     },
     insecureFastHash: e.SECURECHAT_INSECURE_FAST_HASH,
+    admin: {
+      host: e.SECURECHAT_ADMIN_HOST,
+      port: e.SECURECHAT_ADMIN_PORT,
+      ...(e.ADMIN_TOKEN === undefined ? {} : { token: e.ADMIN_TOKEN }),
+    },
+    ops: { host: e.SECURECHAT_OPS_HOST, port: e.SECURECHAT_OPS_PORT },
+    logLevel: e.SECURECHAT_LOG_LEVEL,
+    shutdownTimeoutMs: e.SECURECHAT_SHUTDOWN_TIMEOUT_MS,
     ...(e.DATABASE_URL === undefined ? {} : { databaseUrl: e.DATABASE_URL }),
     databasePoolSize: e.DATABASE_POOL_SIZE,
     ...(e.REDIS_URL === undefined ? {} : { redisUrl: e.REDIS_URL }),
