@@ -38,6 +38,10 @@ describe('loadConfig', () => {
         },
         throttle: { userFailures: 5, addressFailures: 200, maxDelaySeconds: 900 },
         insecureFastHash: false,
+        admin: { host: '127.0.0.1', port: 8080 },
+        ops: { host: '127.0.0.1', port: 9090 },
+        logLevel: 'info',
+        shutdownTimeoutMs: 10_000,
         databasePoolSize: 10,
         redisPrefix: 'sc:',
       });
@@ -127,6 +131,13 @@ describe('loadConfig', () => {
         DATABASE_POOL_SIZE: '25',
         REDIS_URL: 'redis://cache.internal:6379/2',
         SECURECHAT_REDIS_PREFIX: 'prod:eu-1.',
+        ADMIN_TOKEN: 'a'.repeat(40),
+        SECURECHAT_ADMIN_HOST: '0.0.0.0',
+        SECURECHAT_ADMIN_PORT: '8081',
+        SECURECHAT_OPS_HOST: '::',
+        SECURECHAT_OPS_PORT: '9191',
+        SECURECHAT_LOG_LEVEL: 'debug',
+        SECURECHAT_SHUTDOWN_TIMEOUT_MS: '5000',
       });
       expect(config).toEqual({
         host: '0.0.0.0',
@@ -148,6 +159,10 @@ describe('loadConfig', () => {
         },
         throttle: { userFailures: 7, addressFailures: 70, maxDelaySeconds: 60 },
         insecureFastHash: true,
+        admin: { host: '0.0.0.0', port: 8081, token: 'a'.repeat(40) },
+        ops: { host: '::', port: 9191 },
+        logLevel: 'debug',
+        shutdownTimeoutMs: 5000,
         databaseUrl: 'postgres://sc:pw@db.internal:5432/securechat',
         databasePoolSize: 25,
         redisUrl: 'redis://cache.internal:6379/2',
@@ -167,6 +182,15 @@ describe('loadConfig', () => {
       expect(config.allowRegistration).toBe(expected);
       expect(config.insecureFastHash).toBe(expected);
     });
+
+    it.each(['short', 'x'.repeat(31), `${'x'.repeat(32)} y`, 'é'.repeat(40)])(
+      'refuses the admin token %j',
+      (token) => {
+        expect(configErrorFor({ ADMIN_TOKEN: token }).problems).toEqual([
+          'ADMIN_TOKEN: must be 32-512 printable ASCII characters',
+        ]);
+      },
+    );
 
     it.each(['TRUE', 'on', 'off', 'y', '2', ' true'])('refuses the boolean %j', (raw) => {
       expect(configErrorFor({ ALLOW_REGISTRATION: raw }).problems).toEqual([
