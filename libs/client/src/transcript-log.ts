@@ -362,7 +362,7 @@ function checkTranscriptLog(
   }
   const publicUserKey =
     userKey === undefined || userKey.type === 'public' ? userKey : createPublicKey(userKey);
-  return verifyTranscript({
+  const result = verifyTranscript({
     sessionId: header.session_id,
     h2: fromBase64(header.h2, 'h2', 32),
     records: records.map((r) => ({
@@ -389,6 +389,19 @@ function checkTranscriptLog(
     serverKey: importServerKey(spki),
     ...(publicUserKey ? { userKey: publicUserKey } : {}),
   });
+  // People read `text`, the chains cover `plaintext`: an edited `text` must not pass unseen.
+  const mismatched = records.filter(
+    (r) => fromBase64(r.plaintext, 'plaintext').toString('utf8') !== r.text,
+  );
+  const textCheck = {
+    name: 'readable text matches the signed bytes',
+    ok: mismatched.length === 0,
+    detail:
+      mismatched.length === 0
+        ? `${records.length} records`
+        : `${mismatched.length} record(s) differ, first at ${mismatched[0]?.dir} ${mismatched[0]?.seq}`,
+  };
+  return { ...result, ok: result.ok && textCheck.ok, checks: [...result.checks, textCheck] };
 }
 
 export async function verifyTranscriptFile(

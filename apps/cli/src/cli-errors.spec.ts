@@ -1,0 +1,169 @@
+import {
+  ClientClosedError,
+  ClientRequestError,
+  ConnectionClosedError,
+  HandshakeTimeoutError,
+  RequestTimeoutError,
+  TrustConfigurationError,
+} from '@securechat/client';
+import { ERROR_CODES, type ErrorCode, PeerError, ServerIdentityError } from '@securechat/protocol';
+
+import { CliError } from './cli.error';
+import { exitCodeForPeerCode, toCliError } from './cli-errors';
+import { EXIT, type ExitCode } from './exit-codes';
+import { UsageError } from './usage.error';
+
+const ADDRESS = 'chat.example.org:7777';
+const A = `sha256:${'a'.repeat(64)}`;
+const B = `sha256:${'b'.repeat(64)}`;
+const PASSWORD = 'hunter2-correct-horse';
+
+/** The intended table: a Record over ErrorCode, so a new protocol code fails to compile here. */
+const EXPECTED: Record<ErrorCode, ExitCode> = {
+  auth_failed: EXIT.authFailed,
+  rate_limited: EXIT.authFailed,
+  forbidden: EXIT.authFailed,
+  conflict: EXIT.authFailed,
+  bad_request: EXIT.requestRefused,
+  not_found: EXIT.requestRefused,
+  too_large: EXIT.requestRefused,
+  shutting_down: EXIT.unreachable,
+  handshake_timeout: EXIT.unreachable,
+  bad_frame: EXIT.failure,
+  frame_too_large: EXIT.failure,
+  unsupported_protocol: EXIT.failure,
+  unexpected_message: EXIT.failure,
+  internal: EXIT.failure,
+};
+
+describe('exitCodeForPeerCode', () => {
+  it('has an intended exit code for every protocol error code', () => {
+    for (const code of ERROR_CODES) expect(Object.keys(EXPECTED)).toContain(code);
+    expect(Object.keys(EXPECTED)).toHaveLength(ERROR_CODES.length);
+  });
+
+  it.each([...ERROR_CODES])('maps %s to its exit code', (code) => {
+    expect(exitCodeForPeerCode(code)).toBe(EXPECTED[code]);
+  });
+});
+
+describe('toCliError', () => {
+  it.each([...ERROR_CODES])('maps a PeerError and a ClientRequestError with %s', (code) => {
+    const peer = toCliError(new PeerError(code, 'peer says no', 3), ADDRESS);
+    expect(peer.exitCode).toBe(EXPECTED[code]);
+    expect(peer.message.length).toBeGreaterThan(0);
+
+    const request = toCliError(new ClientRequestError(code, 'peer says no', 'send'), ADDRESS);
+    expect(request.exitCode).toBe(EXPECTED[code]);
+    expect(request.message).toMatch(/^send: /);
+  });
+
+  it('explains the login and rate-limit refusals', () => {
+    expect(toCliError(new PeerError('auth_failed', 'x'), ADDRESS).message).toBe(
+      'login refused: wrong username, password or key',
+    );
+    expect(toCliError(new PeerError('rate_limited', 'slow down', 42), ADDRESS).message).toContain(
+      '42 seconds',
+    );
+    expect(
+      toCliError(new ClientRequestError('not_found', 'no such user', 'send'), ADDRESS).message,
+    ).toBe('send: server error not_found: no such user');
+  });
+
+  it('keeps the original error as the cause', () => {
+    const original = new PeerError('internal', 'boom');
+    expect(toCliError(original, ADDRESS).cause).toBe(original);
+  });
+
+  it('returns a CliError unchanged', () => {
+    const usage = new UsageError('bad');
+    expect(toCliError(usage, ADDRESS)).toBe(usage);
+  });
+
+  it('refuses a changed server key with exit 5, showing both fingerprints', () => {
+    const failure = toCliError(new ServerIdentityError('server_key_mismatch', B, A), ADDRESS);
+    expect(failure.exitCode).toBe(EXIT.serverRefused);
+    expect(failure.message).toContain(A);
+    expect(failure.message).toContain(B);
+    expect(failure.message).toContain(ADDRESS);
+  });
+
+  it('explains how to trust an untrusted server key', () => {
+    const failure = toCliError(new ServerIdentityError('server_key_untrusted', B), ADDRESS);
+    expect(failure.exitCode).toBe(EXIT.serverRefused);
+    expect(failure.message).toContain('--fingerprint');
+    expect(failure.message).toContain('--trust-on-first-use');
+  });
+
+  it('refuses a bad server signature with exit 5', () => {
+    const failure = toCliError(new ServerIdentityError('bad_server_signature', B), ADDRESS);
+    expect(failure.exitCode).toBe(EXIT.serverRefused);
+    expect(failure.message).not.toContain('--trust-on-first-use');
+  });
+
+  it('treats a pin that disagrees with --fingerprint as a usage error', () => {
+    const failure = toCliError(new TrustConfigurationError(ADDRESS, A, B), ADDRESS);
+    expect(failure.exitCode).toBe(EXIT.usage);
+    expect(failure.message).toContain(A);
+  });
+
+  it.each([
+    ['handshake timeout', new HandshakeTimeoutError(10_000)],
+    ['request timeout', new RequestTimeoutError('send', 30_000)],
+    ['connection closed', new ConnectionClosedError('the server closed the connection')],
+    ['client closed', new ClientClosedError()],
+  ])('maps a %s to exit 3, naming the server', (_name, error) => {
+    const failure = toCliError(error, ADDRESS);
+    expect(failure.exitCode).toBe(EXIT.unreachable);
+    expect(failure.message).toContain(ADDRESS);
+  });
+
+  it.each(['ECONNREFUSED', 'ENOTFOUND', 'ECONNRESET', 'ETIMEDOUT'])(
+    'maps a socket error %s to exit 3',
+    (code) => {
+      const error = Object.assign(new Error(`connect ${code} 127.0.0.1:7777`), { code });
+      const failure = toCliError(error, ADDRESS);
+      expect(failure.exitCode).toBe(EXIT.unreachable);
+      expect(failure.message).toBe(`cannot reach ${ADDRESS}: ${code}`);
+    },
+  );
+
+  it('maps anything else to exit 1', () => {
+    expect(toCliError(new Error('disk full'), ADDRESS)).toMatchObject({
+      exitCode: EXIT.failure,
+      message: 'disk full',
+    });
+    expect(toCliError(Object.assign(new Error('x'), { code: 'EACCES' }), ADDRESS).exitCode).toBe(
+      EXIT.failure,
+    );
+    const odd = toCliError('a string was thrown', ADDRESS);
+    expect(odd).toBeInstanceOf(CliError);
+    expect(odd.exitCode).toBe(EXIT.failure);
+  });
+
+  it('never puts a password carried by the failure into the message', () => {
+    const carrying = <T extends Error>(error: T): T =>
+      Object.assign(error, {
+        password: PASSWORD,
+        options: { password: PASSWORD },
+        cause: new Error(`login with ${PASSWORD}`),
+      });
+    const failures = [
+      ...ERROR_CODES.map((code) => carrying(new PeerError(code, 'refused'))),
+      ...ERROR_CODES.map((code) => carrying(new ClientRequestError(code, 'refused', 'login'))),
+      carrying(new ServerIdentityError('server_key_mismatch', A, B)),
+      carrying(new ServerIdentityError('server_key_untrusted', A)),
+      carrying(new TrustConfigurationError(ADDRESS, A, B)),
+      carrying(new HandshakeTimeoutError(1)),
+      carrying(new RequestTimeoutError('login', 1)),
+      carrying(new ConnectionClosedError('closed')),
+      carrying(new ClientClosedError()),
+      carrying(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })),
+    ];
+    for (const error of failures) {
+      const failure = toCliError(error, ADDRESS);
+      expect(failure.message).not.toContain(PASSWORD);
+      expect(String(failure)).not.toContain(PASSWORD);
+    }
+  });
+});

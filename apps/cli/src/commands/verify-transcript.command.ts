@@ -1,0 +1,112 @@
+import { createPublicKey } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+
+import { type TranscriptFile, parseTranscript, verifyTranscriptLog } from '@securechat/client';
+
+import { writeLine } from '../cli-io';
+import { EXIT } from '../exit-codes';
+import { UsageError } from '../usage.error';
+import { type Command, parseCommandArgs } from './command';
+
+const HELP = `Usage: securechat verify-transcript FILE [--user-key FILE.pub] [--json]
+
+Checks a session transcript offline: your client's own log (in the data directory, under
+transcripts/) or an export from the server ("securechat admin transcript export"). It
+recomputes both hash chains from the recorded messages, compares them with the server's signed
+receipt, checks the receipt's signature under the server key named in the file (and that key's
+fingerprint), and with --user-key also the client's countersignature. Prints each check; exits
+0 only if every check passed, 6 on any mismatch.
+
+Options:
+      --user-key FILE   the user's public key (PEM, e.g. id_securechat.pub) to check the
+                        countersignature
+      --json            print the result as JSON
+  -h, --help            show this help
+
+Examples:
+  securechat verify-transcript ~/.local/share/securechat/transcripts/alice@127.0.0.1_7777/*.jsonl
+  securechat verify-transcript export.jsonl --user-key alice.pub`;
+
+export const verifyTranscriptCommand: Command = {
+  name: 'verify-transcript',
+  summary: 'check a transcript file against its receipt and signatures, offline',
+  help: HELP,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(
+      'verify-transcript',
+      args,
+      {
+        'user-key': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      true,
+    );
+    if (values.help === true) {
+      writeLine(io.stdout, HELP);
+      return EXIT.ok;
+    }
+    if (positionals.length !== 1) {
+      throw new UsageError('give exactly one transcript FILE', 'verify-transcript');
+    }
+    const path = positionals[0] as string;
+    const text = await readText(path);
+    const userKey =
+      values['user-key'] === undefined ? undefined : await readPublicKey(values['user-key']);
+
+    let transcript: TranscriptFile | undefined;
+    let parseProblem: string | undefined;
+    try {
+      transcript = parseTranscript(text);
+    } catch (error) {
+      parseProblem = (error as Error).message;
+    }
+    const result =
+      transcript === undefined
+        ? {
+            ok: false,
+            checks: [{ name: 'file readable as a transcript', ok: false, detail: parseProblem }],
+          }
+        : verifyTranscriptLog(transcript, userKey);
+
+    if (values.json === true) {
+      writeLine(io.stdout, JSON.stringify({ file: path, ok: result.ok, checks: result.checks }));
+    } else {
+      if (transcript) {
+        const h = transcript.header;
+        writeLine(io.stdout, `transcript ${path}`);
+        writeLine(io.stdout, `  session ${h.session_id}, user ${h.username}, server ${h.server}`);
+        writeLine(io.stdout, `  server key ${h.server_fingerprint}, started ${h.started_at}`);
+        writeLine(io.stdout, `  ${transcript.records.length} records`);
+      }
+      for (const check of result.checks) {
+        writeLine(
+          io.stdout,
+          `${check.ok ? 'ok  ' : 'FAIL'} ${check.name}${check.detail ? `: ${check.detail}` : ''}`,
+        );
+      }
+      if (userKey === undefined && transcript?.end?.countersign) {
+        writeLine(io.stdout, 'note: countersignature not checked (pass --user-key)');
+      }
+      writeLine(io.stdout, result.ok ? 'transcript verified' : 'transcript DOES NOT verify');
+    }
+    return result.ok ? EXIT.ok : EXIT.verificationFailed;
+  },
+};
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read ${path}: ${(error as Error).message}`, 'verify-transcript');
+  }
+}
+
+async function readPublicKey(path: string) {
+  const text = await readText(path);
+  try {
+    return createPublicKey(text);
+  } catch {
+    throw new UsageError(`${path} is not a PEM public key`, 'verify-transcript');
+  }
+}
