@@ -229,7 +229,8 @@ describe('securechat (processes against the embedded server)', () => {
     );
     const record = JSON.parse(lines[index] as string) as { plaintext: string };
     const bytes = Buffer.from(record.plaintext, 'base64');
-    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    const middle = Math.floor(bytes.length / 2);
+    bytes.writeUInt8((bytes.readUInt8(middle) ^ 0x01) & 0xff, middle);
     lines[index] = (lines[index] as string).replace(record.plaintext, bytes.toString('base64'));
     const tampered = join(home, 'tampered.jsonl');
     writeFileSync(tampered, lines.join('\n'));

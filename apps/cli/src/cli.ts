@@ -7,6 +7,7 @@ import { CliError } from './cli.error';
 import { type CliIo, writeLine } from './cli-io';
 import { cliPaths } from './cli-paths';
 import { toCliError } from './cli-errors';
+import { adminCommand } from './commands/admin.command';
 import { chatCommand } from './commands/chat.command';
 import { type Command } from './commands/command';
 import { fingerprintCommand } from './commands/fingerprint.command';
@@ -28,6 +29,7 @@ export const COMMANDS: readonly Command[] = [
   listenCommand,
   verifyTranscriptCommand,
   fingerprintCommand,
+  adminCommand,
 ];
 
 export function generalHelp(commands: readonly Command[] = COMMANDS): string {

@@ -35,6 +35,7 @@ export function askLine(
     let answer = '';
     const finish = (error?: Error): void => {
       input.off('data', onData);
+      input.off('end', onEnd);
       setRawMode(false);
       input.pause();
       output.write('\n');
@@ -76,9 +77,12 @@ export function askLine(
         }
       }
     };
+    // The terminal went away mid-question (hang-up): no answer will come.
+    const onEnd = (): void => finish(new CliError('no answer (end of input)', EXIT.interrupted));
     setRawMode(true);
     input.resume();
     input.on('data', onData);
+    input.once('end', onEnd);
   });
 }
 

@@ -1,0 +1,347 @@
+/**
+ * `securechat admin …`: the operator's side, over the admin HTTP API (issue 6): users,
+ * sessions, transcripts and the audit log. Needs the admin token: ADMIN_TOKEN, --token-file,
+ * or, next to an embedded server started in this directory, ./data/admin-token.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+
+import {
+  AdminApiClient,
+  AdminApiError,
+  type AdminAuditEntry,
+  type AdminSession,
+  type AdminTranscriptSession,
+  type AdminUser,
+} from '@securechat/client';
+import { USERNAME_PATTERN } from '@securechat/protocol';
+
+import { CliError } from '../cli.error';
+import { type CliIo, writeLine } from '../cli-io';
+import { EXIT, type ExitCode } from '../exit-codes';
+import { readAllInput } from '../read-stdin';
+import { askLine } from '../terminal-prompt';
+import { UsageError } from '../usage.error';
+import { type Command, parseCommandArgs } from './command';
+
+export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8080';
+
+const HELP = `Usage: securechat admin <area> <action> [arguments] [options]
+
+Manages a SecureChat server over its admin HTTP API.
+
+Users:
+  user add NAME --public-key FILE [--password-stdin]   create an account (201: prints the key fingerprint)
+  user list [--query TEXT] [--limit N]                 list accounts (paged; --all for every page)
+  user show NAME                                       one account
+  user disable NAME | user enable NAME                 disabling closes the user's live sessions at once
+  user password NAME [--password-stdin]                set a new password
+  user set-key NAME --public-key FILE                  replace the public key (takes effect at next login)
+  user delete NAME                                     deactivate (messages and transcripts are kept)
+  user unthrottle NAME                                 clear the user's failed-login throttle
+Sessions:
+  session list [--user NAME]                           live sessions on every gateway
+  session close SESSION_ID | session close-user NAME
+Transcripts:
+  transcript list NAME                                 the user's sessions and their status (agreed, disputed, …)
+  transcript export SESSION_ID [--out FILE]            the file "securechat verify-transcript" checks
+Audit:
+  audit [--limit N]                                    every admin action, newest first
+
+Options:
+      --url URL          the admin API (default ${DEFAULT_ADMIN_URL}; env SECURECHAT_ADMIN_URL)
+      --token-file FILE  file holding the admin token (default: ADMIN_TOKEN from the environment,
+                         else ./data/admin-token as written by the embedded server)
+      --json             print the API's JSON instead of text
+  -h, --help             show this help
+New passwords are read from standard input with --password-stdin (first line), else asked twice
+without echo.
+
+Examples:
+  echo 'a long password' | securechat admin user add alice --password-stdin --public-key alice.pub
+  securechat admin user list --query ali
+  securechat admin user disable mallory
+  securechat admin transcript export s-AbC123 --out session.jsonl && securechat verify-transcript session.jsonl`;
+
+const OPTIONS = {
+  url: { type: 'string' },
+  'token-file': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  'public-key': { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  query: { type: 'string' },
+  limit: { type: 'string' },
+  all: { type: 'boolean' },
+  user: { type: 'string' },
+  out: { type: 'string', short: 'o' },
+} as const;
+
+type Values = ReturnType<typeof parse>['values'];
+
+function parse(args: string[]) {
+  return parseCommandArgs('admin', args, OPTIONS, true);
+}
+
+export const adminCommand: Command = {
+  name: 'admin',
+  summary: 'manage users, sessions and transcripts over the admin API',
+  help: HELP,
+  async run(args, io) {
+    const { values, positionals } = parse(args);
+    if (values.help === true || positionals.length === 0) {
+      writeLine(io.stdout, HELP);
+      return positionals.length === 0 && values.help !== true ? EXIT.usage : EXIT.ok;
+    }
+    const api = new AdminApiClient({
+      baseUrl: values.url ?? nonEmpty(io.env.SECURECHAT_ADMIN_URL) ?? DEFAULT_ADMIN_URL,
+      token: await adminToken(values, io.env),
+    });
+    try {
+      return await dispatch(api, positionals, values, io);
+    } catch (error) {
+      if (error instanceof AdminApiError) throw adminFailure(error);
+      throw error;
+    }
+  },
+};
+
+async function adminToken(values: Values, env: NodeJS.ProcessEnv): Promise<string> {
+  if (values['token-file'] !== undefined) return readToken(values['token-file'], true);
+  const fromEnv = nonEmpty(env.ADMIN_TOKEN) ?? nonEmpty(env.SECURECHAT_ADMIN_TOKEN);
+  if (fromEnv !== undefined) return fromEnv;
+  const dataDir = nonEmpty(env.SECURECHAT_DATA_DIR) ?? './data';
+  return readToken(resolve(dataDir, 'admin-token'), false);
+}
+
+async function readToken(path: string, explicit: boolean): Promise<string> {
+  try {
+    const token = (await readFile(path, 'utf8')).trim();
+    if (token === '') throw new UsageError(`${path} is empty`, 'admin');
+    return token;
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(
+      explicit
+        ? `cannot read the token file ${path}: ${(error as Error).message}`
+        : 'no admin token: set ADMIN_TOKEN or pass --token-file (the embedded server writes one to ./data/admin-token)',
+      'admin',
+    );
+  }
+}
+
+/** The API's answer → exit code: a refused token is an auth failure, bad input a usage error. */
+function adminFailure(error: AdminApiError): CliError {
+  const fields = error.errors.map((e) => `\n  - ${e.field}: ${e.message}`).join('');
+  const message = `${error.message}${fields}`;
+  if (error.status === 0) return new CliError(message, EXIT.unreachable, { cause: error });
+  if (error.status === 401 || error.status === 403) {
+    return new CliError(`${message} (check the admin token)`, EXIT.authFailed, { cause: error });
+  }
+  if (error.status === 400) return new CliError(message, EXIT.usage, { cause: error });
+  if (error.status === 404 || error.status === 409) {
+    return new CliError(message, EXIT.requestRefused, { cause: error });
+  }
+  return new CliError(message, EXIT.failure, { cause: error });
+}
+
+function need(positionals: string[], index: number, what: string): string {
+  const value = positionals[index];
+  if (value === undefined) throw new UsageError(`missing ${what}`, 'admin');
+  return value;
+}
+
+function username(positionals: string[]): string {
+  const name = need(positionals, 2, 'NAME');
+  if (!USERNAME_PATTERN.test(name)) {
+    throw new UsageError(`"${name}" is not a valid username (${USERNAME_PATTERN.source})`, 'admin');
+  }
+  return name;
+}
+
+async function publicKey(values: Values): Promise<string> {
+  const path = values['public-key'];
+  if (path === undefined) throw new UsageError('--public-key FILE is required', 'admin');
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read ${path}: ${(error as Error).message}`, 'admin');
+  }
+}
+
+async function newPassword(values: Values, io: CliIo): Promise<string> {
+  if (values['password-stdin'] === true) {
+    const [first = ''] = (await readAllInput(io.stdin, 64 * 1024)).split(/\r?\n/);
+    if (first === '') throw new UsageError('no password on standard input', 'admin');
+    return first;
+  }
+  const hint = { echo: false, envHint: '--password-stdin' } as const;
+  const first = await askLine(io.stdin, io.stderr, 'New password: ', hint);
+  const second = await askLine(io.stdin, io.stderr, 'Same password again: ', hint);
+  if (first !== second) throw new UsageError('the passwords differ; nothing was changed', 'admin');
+  return first;
+}
+
+function limit(values: Values): number | undefined {
+  if (values.limit === undefined) return undefined;
+  if (!/^\d+$/.test(values.limit) || Number(values.limit) < 1) {
+    throw new UsageError('--limit must be a positive whole number', 'admin');
+  }
+  return Number(values.limit);
+}
+
+function print(io: CliIo, values: Values, json: unknown, text: () => string[]): ExitCode {
+  if (values.json === true) writeLine(io.stdout, JSON.stringify(json));
+  else for (const line of text()) writeLine(io.stdout, line);
+  return EXIT.ok;
+}
+
+function userLine(u: AdminUser): string {
+  const state = u.deleted ? 'deleted' : u.disabled ? 'disabled' : 'active';
+  return `${u.username.padEnd(32)} ${state.padEnd(8)} ${u.fingerprint}`;
+}
+
+function sessionLine(s: AdminSession): string {
+  return `${s.session_id}  ${s.username.padEnd(20)} ${s.gateway.padEnd(24)} ${s.source_address.padEnd(22)} since ${s.since}`;
+}
+
+function transcriptLine(t: AdminTranscriptSession): string {
+  return `${t.session_id}  ${t.status.padEnd(10)} ${t.mode.padEnd(6)} ${t.started_at} → ${t.ended_at ?? '(open)'}`;
+}
+
+function auditLine(e: AdminAuditEntry): string {
+  const details = Object.keys(e.details).length > 0 ? ` ${JSON.stringify(e.details)}` : '';
+  return `${e.at}  ${e.action.padEnd(22)} ${e.target.padEnd(24)} ${e.actor}${details}`;
+}
+
+async function dispatch(
+  api: AdminApiClient,
+  positionals: string[],
+  values: Values,
+  io: CliIo,
+): Promise<ExitCode> {
+  const area = positionals[0];
+  const action = area === 'audit' ? 'list' : need(positionals, 1, `an action for "${area}"`);
+  switch (`${area} ${action}`) {
+    case 'user add': {
+      const name = username(positionals);
+      const key = await publicKey(values);
+      const created = await api.createUser({
+        username: name,
+        password: await newPassword(values, io),
+        publicKey: key,
+      });
+      return print(io, values, created, () => [
+        `created ${created.username}, key fingerprint ${created.fingerprint}`,
+      ]);
+    }
+    case 'user list': {
+      const users: AdminUser[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await api.listUsers({
+          ...(values.query !== undefined ? { query: values.query } : {}),
+          ...(limit(values) !== undefined ? { limit: limit(values) } : {}),
+          ...(cursor !== undefined ? { cursor } : {}),
+        });
+        users.push(...page.users);
+        cursor = page.next_cursor ?? undefined;
+        if (values.all !== true && cursor !== undefined) {
+          if (values.json !== true) writeLine(io.stderr, `(more: --all for every page)`);
+          break;
+        }
+      } while (cursor !== undefined);
+      return print(io, values, { users }, () =>
+        users.length === 0 ? ['no users'] : users.map(userLine),
+      );
+    }
+    case 'user show': {
+      const u = await api.getUser(username(positionals));
+      return print(io, values, u, () => [userLine(u), `created ${u.created_at}`]);
+    }
+    case 'user disable': {
+      const r = await api.disableUser(username(positionals));
+      return print(io, values, r, () => [
+        `disabled ${r.username}; ${r.sessions_closed} live session(s) closed`,
+      ]);
+    }
+    case 'user enable': {
+      const r = await api.enableUser(username(positionals));
+      return print(io, values, r, () => [`enabled ${r.username}`]);
+    }
+    case 'user password': {
+      const name = username(positionals);
+      await api.resetPassword(name, await newPassword(values, io));
+      return print(io, values, { username: name }, () => [`password of ${name} replaced`]);
+    }
+    case 'user set-key': {
+      const u = await api.setPublicKey(username(positionals), await publicKey(values));
+      return print(io, values, u, () => [
+        `key of ${u.username} replaced: ${u.fingerprint} (from the next login on)`,
+      ]);
+    }
+    case 'user delete': {
+      const r = await api.deleteUser(username(positionals));
+      return print(io, values, r, () => [
+        `deactivated ${r.username}; ${r.sessions_closed} live session(s) closed; messages kept`,
+      ]);
+    }
+    case 'user unthrottle': {
+      const name = username(positionals);
+      await api.clearThrottle(name);
+      return print(io, values, { username: name }, () => [`login throttle of ${name} cleared`]);
+    }
+    case 'session list': {
+      const { sessions } =
+        values.user !== undefined
+          ? await api.listUserSessions(values.user)
+          : await api.listSessions();
+      return print(io, values, { sessions }, () =>
+        sessions.length === 0 ? ['no live sessions'] : sessions.map(sessionLine),
+      );
+    }
+    case 'session close': {
+      const r = await api.closeSession(need(positionals, 2, 'SESSION_ID'));
+      return print(io, values, r, () => [`${r.closed} session(s) closed`]);
+    }
+    case 'session close-user': {
+      const r = await api.closeUserSessions(username(positionals));
+      return print(io, values, r, () => [`${r.closed} session(s) closed`]);
+    }
+    case 'transcript list': {
+      const r = await api.listTranscripts(username(positionals), {
+        ...(limit(values) !== undefined ? { limit: limit(values) } : {}),
+      });
+      return print(io, values, r, () =>
+        r.sessions.length === 0 ? ['no sessions'] : r.sessions.map(transcriptLine),
+      );
+    }
+    case 'transcript export': {
+      const text = await api.exportTranscript(need(positionals, 2, 'SESSION_ID'));
+      if (values.out === undefined) {
+        io.stdout.write(text);
+      } else {
+        await writeFile(values.out, text, { mode: 0o600 });
+        writeLine(
+          io.stderr,
+          `wrote ${values.out}; check it with: securechat verify-transcript ${values.out}`,
+        );
+      }
+      return EXIT.ok;
+    }
+    case 'audit list': {
+      const r = await api.listAudit({
+        ...(limit(values) !== undefined ? { limit: limit(values) } : {}),
+      });
+      return print(io, values, r, () =>
+        r.entries.length === 0 ? ['no entries'] : r.entries.map(auditLine),
+      );
+    }
+    default:
+      throw new UsageError(`unknown admin command "${positionals.slice(0, 2).join(' ')}"`, 'admin');
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
