@@ -44,6 +44,15 @@ export class RequestTimeoutError extends Error {
   }
 }
 
+/** Too many sends await their `ack`: wait for some before sending more (backpressure). */
+export class PendingLimitError extends Error {
+  override readonly name = 'PendingLimitError';
+
+  constructor(readonly limit: number) {
+    super(`${limit} sends are already waiting for the server's ack`);
+  }
+}
+
 /** The handshake did not complete in time (§4.1). */
 export class HandshakeTimeoutError extends Error {
   override readonly name = 'HandshakeTimeoutError';

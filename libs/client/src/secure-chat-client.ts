@@ -51,6 +51,7 @@ import {
   ClientRequestError,
   ConnectionClosedError,
   HandshakeTimeoutError,
+  PendingLimitError,
   RequestTimeoutError,
   TrustConfigurationError,
 } from './client-errors';
@@ -118,6 +119,11 @@ export interface SecureChatClientOptions {
   readonly maxFrame?: number;
   /** A `ping` when the connection was idle this long (default 60 s; 0 disables), §7.1. */
   readonly keepAliveMs?: number;
+  /**
+   * Sends not yet acknowledged before `send` refuses more with PendingLimitError (default
+   * 1024): the bound on memory when the server is slow or the connection is down.
+   */
+  readonly maxPendingSends?: number;
   /** How many delivered `msg_id`s are remembered to drop duplicates (default 10000). */
   readonly seenMessageIds?: number;
   /** Source of jitter in [0, 1) (tests). */
@@ -177,6 +183,7 @@ const DEFAULT_RECONNECT: ReconnectOptions = {
   maxDelayMs: 30_000,
   maxAttempts: 10,
 };
+const DEFAULT_MAX_PENDING_SENDS = 1024;
 /** 2^20: far below the 2^24 limit of §5.3, so a burst can never reach it. */
 export const CLIENT_KEY_UPDATE_INTERVAL = 2 ** 20;
 /** Deliveries waiting for verification before the socket stops reading (inbound bound). */
@@ -374,6 +381,10 @@ export class SecureChatClient extends EventEmitter<SecureChatClientEvents> {
     }
     if (!USERNAME_PATTERN.test(to) && !ROOM_PATTERN.test(to)) {
       return Promise.reject(new TypeError('to must be a username or a #room'));
+    }
+    const maxPending = this.#options.maxPendingSends ?? DEFAULT_MAX_PENDING_SENDS;
+    if (this.#sends.size >= maxPending) {
+      return Promise.reject(new PendingLimitError(maxPending));
     }
     const id = newClientId();
     const ts = Date.now();

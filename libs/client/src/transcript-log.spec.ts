@@ -130,4 +130,37 @@ describe('MemoryTranscriptSink and verifyTranscriptLog', () => {
     });
     expect(otherKey).toMatchObject({ ok: false, checks: [{ name: 'server key', ok: false }] });
   });
+
+  it('fails a record whose readable text differs from its signed bytes', () => {
+    const record = (text: string) => ({
+      kind: 'record' as const,
+      dir: 'c2s' as const,
+      seq: 1,
+      chained: true,
+      plaintext: Buffer.from('{"type":"ping"}').toString('base64'),
+      text,
+    });
+    const base = {
+      header: {
+        kind: 'header' as const,
+        version: 1 as const,
+        session_id: 's',
+        server: 'x:1',
+        server_key: serverKey.toString('base64'),
+        server_fingerprint: fingerprint(serverKey),
+        username: 'alice',
+        h2: Buffer.alloc(32).toString('base64'),
+        started_at: '',
+      },
+    };
+    const check = (text: string) =>
+      verifyTranscriptLog({ ...base, records: [record(text)] }).checks.find(
+        (c) => c.name === 'readable text matches the signed bytes',
+      );
+    expect(check('{"type":"ping"}')).toMatchObject({ ok: true });
+    expect(check('{"type":"pong"}')).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('c2s 1') as string,
+    });
+  });
 });

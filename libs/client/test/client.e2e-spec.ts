@@ -15,6 +15,7 @@ import {
   type IncomingMessage,
   MemoryKnownServersStore,
   MemoryPeerKeyStore,
+  PendingLimitError,
   type PeerKeyStore,
   SecureChatClient,
   type SecureChatClientOptions,
@@ -232,6 +233,19 @@ describe('SecureChatClient against the embedded server', () => {
     await Promise.all([carol.close(), dave.close(), erin.close()]);
   });
 
+  it('refuses sends beyond maxPendingSends until acks arrive, losing none it accepted', async () => {
+    const sender = await newUser('cap', { maxPendingSends: 2 });
+    const receiver = await newUser('capr');
+    const received = collect(receiver);
+    const first = sender.send(receiver.username, 'one');
+    const second = sender.send(receiver.username, 'two');
+    await expect(sender.send(receiver.username, 'three')).rejects.toBeInstanceOf(PendingLimitError);
+    await Promise.all([first, second]);
+    await sender.send(receiver.username, 'four');
+    await until('three deliveries', () => received.length === 3);
+    expect(received.map((m) => m.deliver.body)).toEqual(['one', 'two', 'four']);
+  });
+
   it('closes with a matching, signed receipt and a transcript that verifies offline', async () => {
     const transcriptDir = join(dir, 'transcripts');
     const sink: TranscriptSink = new FileTranscriptSink({ directory: transcriptDir });
@@ -271,6 +285,7 @@ describe('SecureChatClient against the embedded server', () => {
       ['receipt signature', true],
       ['views agree', true],
       ['countersignature', true],
+      ['readable text matches the signed bytes', true],
     ]);
     expect(verification.ok).toBe(true);
 
