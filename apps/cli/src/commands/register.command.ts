@@ -33,6 +33,7 @@ export const registerCommand: Command = {
       action: 'register',
       reconnect: false,
     });
+    client.on('error', (error) => writeLine(io.stderr, `warning: ${error.message}`));
     try {
       await client.connect();
     } catch (error) {

@@ -62,6 +62,7 @@ export const sendCommand: Command = {
     if (body === '') throw new UsageError('the message is empty', 'send');
     const settings = await resolveConnection(values, io.env, paths);
     const { client } = await createClient(settings, paths, io, { reconnect: false });
+    client.on('error', (error) => writeLine(io.stderr, `warning: ${error.message}`));
     const address = addressOf(settings);
     try {
       await client.connect();
