@@ -12,6 +12,7 @@ import {
   customType,
   index,
   integer,
+  jsonb,
   pgTable,
   primaryKey,
   text,
@@ -156,3 +157,22 @@ export const transcriptRecords = pgTable(
   },
   (t) => [primaryKey({ columns: [t.sessionId, t.position] })],
 );
+
+/**
+ * One row per admin API action (every change and every export), newest last. Written by the
+ * auth service's admin HTTP API; never updated or deleted by it.
+ */
+export const adminAudit = pgTable('admin_audit', {
+  id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+  at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  /** Who acted: `token:` + a short hash prefix of the bearer token, never the token. */
+  actor: text('actor').notNull(),
+  /** What was done, e.g. `user.create`, `user.disable`, `transcript.export`. */
+  action: text('action').notNull(),
+  /** What it was done to: a username or a session id. */
+  target: text('target').notNull(),
+  /** Action-specific facts (a fingerprint, a count); never a password or token. */
+  details: jsonb('details').notNull().default({}),
+  /** The HTTP client's address as the admin server saw it. */
+  sourceAddress: text('source_address'),
+});

@@ -74,6 +74,11 @@ export class Cluster {
         SECURECHAT_HOST: '127.0.0.1',
         SECURECHAT_PORT: '0',
         SECURECHAT_DATA_DIR: dataDir,
+        // Each process's ops endpoints on a free port: ServiceProcess.opsPort.
+        SECURECHAT_OPS_PORT: '0',
+        // Auth processes serve the admin API (ready line: admin_port) and need a token.
+        SECURECHAT_ADMIN_PORT: '0',
+        ADMIN_TOKEN: randomBytes(32).toString('base64url'),
         ...options.env,
       },
       dataDir,
@@ -109,10 +114,16 @@ export class Cluster {
     );
   }
 
-  get gateways(): { port: number; fingerprint: string; process: ServiceProcess }[] {
+  get gateways(): {
+    port: number;
+    fingerprint: string;
+    opsPort: number;
+    process: ServiceProcess;
+  }[] {
     return this.of('gateway').map((process) => ({
       port: process.ready.port as number,
       fingerprint: process.ready.fingerprint as string,
+      opsPort: process.opsPort,
       process,
     }));
   }

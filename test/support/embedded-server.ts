@@ -3,7 +3,7 @@
  * random port and a fresh data directory, and stops it again.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -13,6 +13,12 @@ export interface RunningServer {
   readonly port: number;
   readonly host: string;
   readonly fingerprint: string;
+  /** The ops endpoints' port (/healthz, /readyz, /metrics). */
+  readonly opsPort: number;
+  /** The admin API's port (`http://127.0.0.1:<adminPort>/admin`). */
+  readonly adminPort: number;
+  /** The admin bearer token: ADMIN_TOKEN when the test set it, else the generated file's. */
+  adminToken(): string;
   readonly dataDir: string;
   readonly process: ChildProcess;
   /** Everything the process printed (stdout and stderr). */
@@ -36,6 +42,10 @@ export async function startEmbeddedServer(
       SECURECHAT_HOST: '127.0.0.1',
       SECURECHAT_PORT: String(port),
       SECURECHAT_DATA_DIR: dataDir,
+      // Parallel test processes must not collide on the default 9090.
+      SECURECHAT_OPS_PORT: '0',
+      // …nor on the admin API's default 8080.
+      SECURECHAT_ADMIN_PORT: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -64,6 +74,9 @@ export async function startEmbeddedServer(
   );
   const server: RunningServer = {
     ...ready,
+    opsPort: (ready as { ops_port?: number }).ops_port ?? 0,
+    adminPort: (ready as { admin_port?: number }).admin_port ?? 0,
+    adminToken: () => env.ADMIN_TOKEN ?? readFileSync(join(dataDir, 'admin-token'), 'utf8').trim(),
     dataDir,
     process: child,
     output: () => output,

@@ -7,6 +7,8 @@ const ROOT = resolve(__dirname, '../..');
 export interface ServiceProcess {
   readonly name: string;
   readonly ready: Record<string, unknown> & { event: 'ready' };
+  /** The ops endpoints' port (/healthz, /readyz, /metrics), from the ready line. */
+  readonly opsPort: number;
   readonly child: ChildProcess;
   output(): string;
   /** Sends `signal` (SIGTERM by default) and resolves with the exit code once it exited. */
@@ -22,7 +24,15 @@ export async function spawnService(
 ): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ['-r', '@swc-node/register', entry], {
     cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: '', ...env },
+    // SECURECHAT_OPS_PORT=0 by default: parallel test processes must not collide on 9090.
+    // SECURECHAT_ADMIN_PORT=0 likewise for 8080 (auth processes serve the admin API).
+    env: {
+      ...process.env,
+      NODE_OPTIONS: '',
+      SECURECHAT_OPS_PORT: '0',
+      SECURECHAT_ADMIN_PORT: '0',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -51,6 +61,7 @@ export async function spawnService(
   return {
     name,
     ready,
+    opsPort: typeof ready.ops_port === 'number' ? ready.ops_port : 0,
     child,
     exited,
     output: () => output,

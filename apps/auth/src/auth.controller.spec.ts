@@ -84,3 +84,32 @@ describe('AuthController get_key payloads', () => {
     expect(service.getKey).not.toHaveBeenCalled();
   });
 });
+
+describe('AuthController metrics', () => {
+  function counted(result: LoginResult) {
+    const metrics = { login: jest.fn() };
+    const service = { login: jest.fn(() => Promise.resolve(result)), getKey: jest.fn() };
+    const c = new AuthController(service as unknown as AuthService, metrics as never);
+    return { c, metrics };
+  }
+
+  const failed: LoginResult = { ok: false, code: 'auth_failed' };
+  const throttled: LoginResult = { ok: false, code: 'rate_limited', retryAfter: 2 };
+  it.each([
+    ['a successful login', login, OK, 'ok'],
+    ['a registration', register, OK, 'registered'],
+    ['a failed login', login, failed, 'auth_failed'],
+    ['a throttled login', login, throttled, 'rate_limited'],
+  ])('counts %s by its result', async (_case, payload, result, outcome) => {
+    const { c, metrics } = counted(result);
+    await c.login(payload);
+    expect(metrics.login).toHaveBeenCalledTimes(1);
+    expect(metrics.login).toHaveBeenCalledWith(outcome);
+  });
+
+  it('counts a malformed payload as bad_request', async () => {
+    const { c, metrics } = counted(OK);
+    await c.login({ nonsense: true });
+    expect(metrics.login).toHaveBeenCalledWith('bad_request');
+  });
+});

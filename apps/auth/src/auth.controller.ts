@@ -1,7 +1,13 @@
-import { Controller } from '@nestjs/common';
+import { Controller, Optional } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 
-import { AUTH_PATTERNS, type GetKeyResult, type LoginResult } from '@securechat/core';
+import {
+  AUTH_PATTERNS,
+  type GetKeyResult,
+  type LoginResult,
+  MetricsRepository,
+  NoopMetricsRepository,
+} from '@securechat/core';
 
 import { getKeyQuerySchema, loginCommandSchema } from './auth.schemas';
 import { AuthService } from './auth.service';
@@ -16,13 +22,19 @@ const NOT_FOUND: GetKeyResult = Object.freeze({ ok: false, code: 'not_found' });
  */
 @Controller()
 export class AuthController {
-  constructor(private readonly auth: AuthService) {}
+  constructor(
+    private readonly auth: AuthService,
+    @Optional() private readonly metrics: MetricsRepository = new NoopMetricsRepository(),
+  ) {}
 
   /** A decrypted login record (§4.4) → LoginResult; malformed payload → `bad_request`. */
   @MessagePattern(AUTH_PATTERNS.login)
-  login(@Payload() payload: unknown): Promise<LoginResult> {
+  async login(@Payload() payload: unknown): Promise<LoginResult> {
     const command = loginCommandSchema.safeParse(payload);
-    return command.success ? this.auth.login(command.data) : Promise.resolve(BAD_REQUEST);
+    const result = command.success ? await this.auth.login(command.data) : BAD_REQUEST;
+    const registered = command.success && command.data.action === 'register';
+    this.metrics.login(result.ok ? (registered ? 'registered' : 'ok') : result.code);
+    return result;
   }
 
   /**

@@ -418,6 +418,7 @@ describe('AuthService login throttling', () => {
       blockedFor: jest.fn(() => Promise.resolve(42)),
       recordFailure: jest.fn(() => Promise.resolve()),
       recordSuccess: jest.fn(() => Promise.resolve()),
+      clear: jest.fn(() => Promise.resolve()),
     };
     const h = await harness({}, stub);
     jest.clearAllMocks();
@@ -676,6 +677,76 @@ describe('AuthService account administration', () => {
       'fingerprint',
       'username',
     ]);
+  });
+});
+
+describe('AuthService operator changes', () => {
+  const loginAs = (h: Harness, password: string, key: UserKey) =>
+    h.service.login(loginCommand({ username: 'alice', password, key }));
+
+  it('gets one account, deleted ones included, and pages through a search', async () => {
+    const h = await harness();
+    await h.service.deleteUser('erin');
+    expect(await h.service.getUser('erin')).toMatchObject({
+      username: 'erin',
+      deletedAt: new Date(T0),
+    });
+    await expect(h.service.getUser('nobody')).rejects.toBeInstanceOf(UserNotFoundError);
+    await expect(h.service.getUser('NOT VALID')).rejects.toBeInstanceOf(UserNotFoundError);
+    expect(h.users.findByUsername).not.toHaveBeenCalledWith('NOT VALID');
+    expect((await h.service.searchUsers({ query: 'i', limit: 1 })).map((u) => u.username)).toEqual([
+      'alice',
+    ]);
+    expect(
+      (await h.service.searchUsers({ query: 'i', after: 'alice', limit: 1 })).map(
+        (u) => u.username,
+      ),
+    ).toEqual(['erin']);
+  });
+
+  it('resets a password: the old one fails at once, the new one logs in', async () => {
+    const h = await harness();
+    await h.service.resetPassword('alice', 'a brand new password');
+    expect(await loginAs(h, PASSWORD, rsa)).toStrictEqual(AUTH_FAILED);
+    expect(await loginAs(h, 'a brand new password', rsa)).toMatchObject({ ok: true });
+    const short = await h.service.resetPassword('alice', 'short').catch((e: unknown) => e);
+    expect(short).toMatchObject({ code: 'invalid_user_input', field: 'password' });
+    await h.service.deleteUser('erin');
+    await expect(h.service.resetPassword('erin', PASSWORD)).rejects.toBeInstanceOf(
+      UserNotFoundError,
+    );
+    await expect(h.service.resetPassword('nobody', PASSWORD)).rejects.toBeInstanceOf(
+      UserNotFoundError,
+    );
+  });
+
+  it('replaces a public key under the key policy; the next login needs the new key', async () => {
+    const h = await harness();
+    const updated = await h.service.setPublicKey('alice', ed.spki);
+    expect(updated).toMatchObject({ username: 'alice', fingerprint: fingerprint(ed.spki) });
+    expect(await loginAs(h, PASSWORD, rsa)).toStrictEqual(AUTH_FAILED);
+    expect(await loginAs(h, PASSWORD, ed)).toMatchObject({ ok: true });
+    for (const bad of [
+      rsaKey(1024).spki,
+      Buffer.from('not a key'),
+      Buffer.concat([ed.spki, Buffer.of(0)]),
+    ]) {
+      await expect(h.service.setPublicKey('alice', bad)).rejects.toMatchObject({
+        code: 'invalid_user_input',
+        field: 'public_key',
+      });
+    }
+    await expect(h.service.setPublicKey('nobody', ed.spki)).rejects.toBeInstanceOf(
+      UserNotFoundError,
+    );
+  });
+
+  it('clears the login throttle of a username, under the key logins are counted by', async () => {
+    const h = await harness();
+    for (let i = 0; i < 5; i++) await loginAs(h, 'wrong password!', rsa);
+    expect(await loginAs(h, PASSWORD, rsa)).toMatchObject({ code: 'rate_limited' });
+    await h.service.clearThrottle('alice');
+    expect(await loginAs(h, PASSWORD, rsa)).toMatchObject({ ok: true });
   });
 });
 

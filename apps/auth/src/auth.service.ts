@@ -32,7 +32,7 @@ import { KeyedMutex } from './keyed-mutex';
 import { LoginThrottleRepository } from './login-throttle.repository';
 import { PasswordHasherRepository } from './password-hasher.repository';
 import { addressThrottleKey, usernameThrottleKey } from './throttle-keys';
-import { type UserRecord, UserRepository } from './user.repository';
+import { type UserRecord, UserRepository, type UserSearch } from './user.repository';
 
 /** An account to create (operators and tests; self-registration goes through `login`). */
 export interface NewUser {
@@ -189,6 +189,63 @@ export class AuthService implements OnModuleInit {
     return (await this.users.list()).map(summary);
   }
 
+  /** A page of accounts by name, deleted ones included (see UserRepository.search). */
+  async searchUsers(search: UserSearch): Promise<UserSummary[]> {
+    return (await this.users.search(search)).map(summary);
+  }
+
+  /** One account, deleted or not. Throws UserNotFoundError when the name was never taken. */
+  async getUser(username: string): Promise<UserSummary> {
+    const user = USERNAME_PATTERN.test(username)
+      ? await this.users.findByUsername(username)
+      : undefined;
+    if (user === undefined) throw new UserNotFoundError(username);
+    return summary(user);
+  }
+
+  /**
+   * Sets a new password (operator reset) under the §4.4 length rule. Throws
+   * InvalidUserInputError, or UserNotFoundError for an unknown or deleted account.
+   */
+  async resetPassword(username: string, password: string): Promise<void> {
+    if (!USERNAME_PATTERN.test(username)) throw new UserNotFoundError(username);
+    this.#checkPassword(password);
+    const hash = await this.hasher.hash(password);
+    if (!(await this.users.setPasswordHash(username, hash, new Date(this.clock.now())))) {
+      throw new UserNotFoundError(username);
+    }
+    this.#logger.log(`password of user ${username} reset by an operator`);
+  }
+
+  /**
+   * Replaces an account's public key under the same policy as a new account's. Logins are
+   * decided against the stored key, so the next login needs the new one; live sessions keep
+   * the key they logged in with. Throws InvalidUserInputError, or UserNotFoundError for an
+   * unknown or deleted account.
+   */
+  async setPublicKey(username: string, spki: Uint8Array): Promise<UserSummary> {
+    if (!USERNAME_PATTERN.test(username)) throw new UserNotFoundError(username);
+    this.#checkPublicKey(spki);
+    const publicKey = Buffer.from(spki);
+    const updated = await this.users.setPublicKey(
+      username,
+      publicKey,
+      fingerprint(publicKey),
+      new Date(this.clock.now()),
+    );
+    if (updated === undefined) throw new UserNotFoundError(username);
+    this.#logger.log(`public key of user ${username} replaced by an operator`);
+    return summary(updated);
+  }
+
+  /**
+   * Forgets the failed logins counted against a username (not against any address), so an
+   * account locked out by someone else's guessing can log in again at once.
+   */
+  async clearThrottle(username: string): Promise<void> {
+    await this.throttle.clear(usernameThrottleKey(username));
+  }
+
   async #login(command: LoginCommand): Promise<LoginResult> {
     const userKey = usernameThrottleKey(command.username);
     const addressKey = addressThrottleKey(command.sourceAddress);
@@ -278,12 +335,20 @@ export class AuthService implements OnModuleInit {
     if (!USERNAME_PATTERN.test(username)) {
       throw new InvalidUserInputError('username', 'must match ^[a-z0-9_]{3,32}$');
     }
+    this.#checkPassword(password);
+    return this.#checkPublicKey(spki);
+  }
+
+  #checkPassword(password: string): void {
     if (!passwordLengthOk(password)) {
       throw new InvalidUserInputError(
         'password',
         `must be ${PASSWORD_MIN_BYTES} to ${PASSWORD_MAX_BYTES} bytes of UTF-8`,
       );
     }
+  }
+
+  #checkPublicKey(spki: Uint8Array): KeyObject {
     let key: KeyObject;
     try {
       key = importUserPublicKey(spki);

@@ -7,3 +7,6 @@ export * from './errors/invalid-user-input.error';
 export * from './errors/user-exists.error';
 export * from './errors/user-not-found.error';
 export * from './redis-login-throttle.repository';
+export * from './admin/admin.module';
+export * from './admin/admin-http';
+export * from './admin/admin-token-file';

@@ -151,6 +151,15 @@ describe.each([
       expect(await t.blockedFor('nobody', '192.0.2.1', T0)).toBe(1);
     });
 
+    it("clears a blocked username on an operator's order, but not the address", async () => {
+      const t = make({ userFailures: 3, addressFailures: 5 });
+      await fail(t, 5, T0);
+      expect(await t.blockedFor('alice', '192.0.2.77', T0)).toBeGreaterThan(0);
+      await t.clear('alice');
+      expect(await t.blockedFor('alice', '192.0.2.77', T0)).toBe(0);
+      expect(await t.blockedFor('bob', '192.0.2.1', T0)).toBeGreaterThan(0);
+    });
+
     it('counts unknown and invalid usernames exactly like real ones (keys from throttle-keys)', async () => {
       const t = make({ userFailures: 3 });
       const names = ['alice', 'no_such_user', 'Not A Username!', 'x'.repeat(10_000)];

@@ -26,4 +26,11 @@ export abstract class LoginThrottleRepository {
 
   /** Clears the username's failure count (not the address's). */
   abstract recordSuccess(username: string): Promise<void>;
+
+  /**
+   * Clears the username's failure count on an operator's order (admin API). The same effect
+   * as a success today; a separate method so that the two can diverge without the callers
+   * noticing.
+   */
+  abstract clear(username: string): Promise<void>;
 }

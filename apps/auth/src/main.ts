@@ -1,10 +1,22 @@
 /**
  * `npm run start:auth`: the auth service on its own, on PostgreSQL and Redis. Any number can
  * run side by side: each request is handled by exactly one of them (Redis Streams consumer
- * group), and throttling counters live in Redis.
+ * group), and throttling counters live in Redis. Each also serves the admin HTTP API
+ * (apps/auth/src/admin) on SECURECHAT_ADMIN_HOST:PORT, and will not start without ADMIN_TOKEN.
  */
-import { runMain, startServiceProcess } from '@securechat/core';
+import {
+  PresenceRepository,
+  RedisPresenceRepository,
+  RedisSessionCommands,
+  runMain,
+  SessionCommandPort,
+  SessionControl,
+  SessionControlService,
+  startServiceProcess,
+} from '@securechat/core';
 
+import { ADMIN_HTTP_APP_OPTIONS, adminConfigProblems, serveAdminHttp } from './admin/admin-http';
+import { AdminModule } from './admin/admin.module';
 import { AuthModule } from './auth.module';
 import { LoginThrottleRepository } from './login-throttle.repository';
 import { RedisLoginThrottleRepository } from './redis-login-throttle.repository';
@@ -15,7 +27,18 @@ runMain(() =>
     module: AuthModule,
     providers: (config) => [
       RedisLoginThrottleRepository.provider(config.redisUrl, config.redisPrefix),
+      // SessionControl for the admin API: presence to list, the command channel to close.
+      RedisPresenceRepository.provider(config.redisUrl, config.redisPrefix),
+      RedisSessionCommands.provider(config.redisUrl, config.redisPrefix),
+      { provide: SessionControl, useClass: SessionControlService },
     ],
-    closeOnShutdown: [LoginThrottleRepository],
+    closeOnShutdown: [LoginThrottleRepository, PresenceRepository, SessionCommandPort],
+    // The admin HTTP API on config.admin (ADMIN_TOKEN required); `admin_port` in the ready line.
+    http: {
+      module: AdminModule,
+      appOptions: ADMIN_HTTP_APP_OPTIONS,
+      configProblems: adminConfigProblems,
+      serve: async (app, config) => ({ admin_port: await serveAdminHttp(app, config) }),
+    },
   }),
 );

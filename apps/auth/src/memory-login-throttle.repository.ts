@@ -139,4 +139,9 @@ export class MemoryLoginThrottleRepository extends LoginThrottleRepository {
     this.#usernames.clear(username);
     return Promise.resolve();
   }
+
+  override clear(username: string): Promise<void> {
+    this.#usernames.clear(username);
+    return Promise.resolve();
+  }
 }

@@ -194,6 +194,10 @@ export class RedisLoginThrottleRepository
     await this.#redis.del(this.#usernameKey(username));
   }
 
+  override async clear(username: string): Promise<void> {
+    await this.#redis.del(this.#usernameKey(username));
+  }
+
   /** Closes the connection if this repository opened it; a borrowed client stays open. */
   close(): Promise<void> {
     this.#closing ??= this.#ownsConnection ? closeConnection(this.#redis, true) : Promise.resolve();

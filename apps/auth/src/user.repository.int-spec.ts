@@ -94,6 +94,39 @@ describe.each([
     ]);
   });
 
+  it('searches by substring and pages by name, deleted accounts included', async () => {
+    const page = (query: string | undefined, after: string | undefined, limit: number) =>
+      users
+        .search({ ...(query === undefined ? {} : { query }), ...(after ? { after } : {}), limit })
+        .then((rows) => rows.map((u) => u.username));
+    expect(await page(undefined, undefined, 3)).toEqual(['alice', 'bob', 'carol']);
+    expect(await page(undefined, 'carol', 3)).toEqual(['dave']);
+    expect(await page('a', undefined, 10)).toEqual(['alice', 'carol', 'dave']);
+    expect(await page('a', 'alice', 1)).toEqual(['carol']);
+    expect(await page('ali', undefined, 10)).toEqual(['alice']);
+    // The query is text, not a pattern: `_` and `%` match only themselves.
+    expect(await page('_', undefined, 10)).toEqual([]);
+    expect(await page('%', undefined, 10)).toEqual([]);
+  });
+
+  it('replaces the password hash and the key of live accounts only', async () => {
+    const later = new Date(T0.getTime() + 180_000);
+    expect(await users.setPasswordHash('alice', 'new-hash', later)).toBe(true);
+    expect(await users.findByUsername('alice')).toMatchObject({
+      passwordHash: 'new-hash',
+      updatedAt: later,
+    });
+    expect(await users.setPasswordHash('dave', 'new-hash', later)).toBe(false);
+    expect(await users.setPasswordHash('nobody', 'new-hash', later)).toBe(false);
+
+    const { spki } = ed25519Key();
+    const updated = await users.setPublicKey('alice', spki, fingerprint(spki), later);
+    expect(updated?.fingerprint).toBe(fingerprint(spki));
+    expect((await users.findByUsername('alice'))?.publicKey.equals(spki)).toBe(true);
+    expect(await users.setPublicKey('dave', spki, fingerprint(spki), later)).toBeUndefined();
+    expect(await users.setPublicKey('nobody', spki, fingerprint(spki), later)).toBeUndefined();
+  });
+
   it('lets exactly one of two concurrent creations of one name win', async () => {
     const results = await Promise.allSettled([
       users.create(newUser('erin')),

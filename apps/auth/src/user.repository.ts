@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, asc, eq, isNull } from 'drizzle-orm';
+import { and, asc, eq, gt, isNull, sql, type SQL } from 'drizzle-orm';
 
 import { users } from '@db/schema';
 import { DATABASE, type Database } from '@securechat/core';
@@ -19,6 +19,15 @@ export interface NewUserRecord {
   /** `sha256:` + hex of publicKey. */
   readonly fingerprint: string;
   readonly createdAt: Date;
+}
+
+/** One page of an account search (see UserRepository.search). */
+export interface UserSearch {
+  /** Only names containing this text; every name when absent. */
+  readonly query?: string;
+  /** Only names after this one (the last name of the previous page). */
+  readonly after?: string;
+  readonly limit: number;
 }
 
 /** The `users` table: every query auth makes, and nothing else touches it. */
@@ -74,5 +83,52 @@ export class UserRepository {
   /** Every account, deleted ones included, by name. */
   list(): Promise<UserRecord[]> {
     return this.db.select().from(users).orderBy(asc(users.username));
+  }
+
+  /**
+   * A page of accounts by name, deleted ones included. Keyset-paged on the primary key, so a
+   * page costs the same however deep it is. `strpos` rather than LIKE: the query is matched
+   * as plain text, with no wildcard to escape.
+   */
+  search(options: UserSearch): Promise<UserRecord[]> {
+    const conditions: SQL[] = [];
+    if (options.query !== undefined && options.query !== '') {
+      conditions.push(sql`strpos(${users.username}, ${options.query}) > 0`);
+    }
+    if (options.after !== undefined) conditions.push(gt(users.username, options.after));
+    return this.db
+      .select()
+      .from(users)
+      .where(and(...conditions))
+      .orderBy(asc(users.username))
+      .limit(options.limit);
+  }
+
+  /** Replaces the password hash of an account that is not deleted; false when there is none. */
+  async setPasswordHash(username: string, passwordHash: string, now: Date): Promise<boolean> {
+    const rows = await this.db
+      .update(users)
+      .set({ passwordHash, updatedAt: now })
+      .where(and(eq(users.username, username), isNull(users.deletedAt)))
+      .returning({ username: users.username });
+    return rows.length === 1;
+  }
+
+  /**
+   * Replaces the public key (and its fingerprint) of an account that is not deleted; the row
+   * as updated, or undefined when there is none.
+   */
+  async setPublicKey(
+    username: string,
+    publicKey: Buffer,
+    fingerprint: string,
+    now: Date,
+  ): Promise<UserRecord | undefined> {
+    const rows = await this.db
+      .update(users)
+      .set({ publicKey, fingerprint, updatedAt: now })
+      .where(and(eq(users.username, username), isNull(users.deletedAt)))
+      .returning();
+    return rows[0];
   }
 }

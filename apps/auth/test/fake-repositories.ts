@@ -5,7 +5,12 @@ import { type ClockRepository } from '@securechat/core';
 
 import { UserExistsError } from '../src/errors/user-exists.error';
 import { type PasswordHasherRepository } from '../src/password-hasher.repository';
-import { type NewUserRecord, type UserRecord, type UserRepository } from '../src/user.repository';
+import {
+  type NewUserRecord,
+  type UserRecord,
+  type UserRepository,
+  type UserSearch,
+} from '../src/user.repository';
 
 /** What the fake hasher stores for `password`: deterministic, and not the password itself. */
 export function fakeHash(password: string): string {
@@ -71,6 +76,27 @@ export function fakeUsers() {
     list: jest.fn(() =>
       Promise.resolve([...rows.values()].sort((a, b) => a.username.localeCompare(b.username))),
     ),
+    search: jest.fn((search: UserSearch) =>
+      Promise.resolve(
+        [...rows.values()]
+          .filter((u) => search.query === undefined || u.username.includes(search.query))
+          .filter((u) => search.after === undefined || u.username > search.after)
+          .sort((a, b) => (a.username < b.username ? -1 : 1))
+          .slice(0, search.limit),
+      ),
+    ),
+    setPasswordHash: jest.fn((username: string, passwordHash: string, now: Date) => {
+      const row = live(username);
+      if (row !== undefined) rows.set(username, { ...row, passwordHash, updatedAt: now });
+      return Promise.resolve(row !== undefined);
+    }),
+    setPublicKey: jest.fn((username: string, publicKey: Buffer, fingerprint: string, now: Date) => {
+      const row = live(username);
+      if (row === undefined) return Promise.resolve(undefined);
+      const updated = { ...row, publicKey, fingerprint, updatedAt: now };
+      rows.set(username, updated);
+      return Promise.resolve(updated);
+    }),
   };
 }
 

@@ -1,11 +1,11 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { AuthModule } from '@securechat/auth';
+import { AdminModule, AuthModule } from '@securechat/auth';
 import { GatewayModule } from '@securechat/gateway-tcp';
 import { RelayModule } from '@securechat/relay';
 
 import { type EmbeddedInfrastructure, EmbeddedInfrastructureModule } from './infrastructure.module';
 
-/** Gateway, auth and relay in one process: the no-setup default. */
+/** Gateway, auth and relay in one process, with the admin API: the no-setup default. */
 @Module({})
 export class EmbeddedModule {
   static forRoot(infrastructure: EmbeddedInfrastructure): DynamicModule {
@@ -16,6 +16,7 @@ export class EmbeddedModule {
         AuthModule,
         RelayModule,
         GatewayModule,
+        AdminModule,
       ],
     };
   }

@@ -7,15 +7,16 @@ import {
   InProcessBus,
   InProcessClient,
   InProcessFanout,
-  providedTokens,
-  type SecureChatConfig,
-} from '@securechat/core';
-import {
-  AUTH_CLIENT,
+  InProcessSessionCommands,
   MemoryPresenceRepository,
   PresenceRepository,
-  RELAY_CLIENT,
-} from '@securechat/gateway-tcp';
+  providedTokens,
+  type SecureChatConfig,
+  SessionCommandPort,
+  SessionControl,
+  SessionControlService,
+} from '@securechat/core';
+import { AUTH_CLIENT, RELAY_CLIENT } from '@securechat/gateway-tcp';
 
 export interface EmbeddedInfrastructure {
   readonly config: SecureChatConfig;
@@ -38,6 +39,8 @@ export class EmbeddedInfrastructureModule {
       { provide: FanoutPort, useClass: InProcessFanout },
       { provide: LoginThrottleRepository, useClass: MemoryLoginThrottleRepository },
       { provide: PresenceRepository, useClass: MemoryPresenceRepository },
+      { provide: SessionCommandPort, useClass: InProcessSessionCommands },
+      { provide: SessionControl, useClass: SessionControlService },
       {
         provide: AUTH_CLIENT,
         useFactory: (bus: InProcessBus) => new InProcessClient(bus),

@@ -6,7 +6,7 @@ import 'reflect-metadata';
 
 import { join } from 'node:path';
 
-import { type LogLevel } from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { type MicroserviceOptions } from '@nestjs/microservices';
 import {
@@ -15,33 +15,56 @@ import {
   InProcessServer,
   loadConfig,
   openDatabase,
+  OpsModule,
+  postgresCheck,
+  ProcessOps,
   runMain,
 } from '@securechat/core';
+import { ADMIN_HTTP_APP_OPTIONS, serveAdminHttp, withAdminToken } from '@securechat/auth';
 import { GatewayServer } from '@securechat/gateway-tcp';
 
 import { EmbeddedModule } from './embedded.module';
 
+/** The embedded services plus the process's logger, metrics and ops server. */
+@Module({})
+class EmbeddedProcessModule {
+  static forRoot(ops: ProcessOps, embedded: DynamicModule): DynamicModule {
+    return { module: EmbeddedProcessModule, imports: [OpsModule.forRoot(ops), embedded] };
+  }
+}
+
 runMain(async () => {
-  const config = loadConfig();
-  const logLevels: LogLevel[] =
-    process.env.SECURECHAT_LOG_LEVEL === 'debug'
-      ? ['error', 'warn', 'log', 'debug']
-      : ['error', 'warn', 'log'];
+  const admin = withAdminToken(loadConfig());
+  const config = admin.config;
+  const ops = new ProcessOps(config, { service: 'embedded', roles: ['gateway', 'auth', 'relay'] });
   const database = await openDatabase({ kind: 'pglite', dataDir: join(config.dataDir, 'pglite') });
   const bus = new InProcessBus();
-  const app = await NestFactory.createMicroservice<MicroserviceOptions>(
-    EmbeddedModule.forRoot({ config, database, bus }),
-    { strategy: new InProcessServer(bus), logger: logLevels },
+  // An HTTP application (the admin API) running the in-process transport beside it.
+  const app = await NestFactory.create(
+    EmbeddedProcessModule.forRoot(ops, EmbeddedModule.forRoot({ config, database, bus })),
+    { logger: ops.logger, ...ADMIN_HTTP_APP_OPTIONS },
   );
-  app.enableShutdownHooks(['SIGINT', 'SIGTERM']);
-  await app.listen();
+  app.connectMicroservice<MicroserviceOptions>({ strategy: new InProcessServer(bus) });
+  // SIGTERM: clients get `shutting_down`, the last transcripts are stored, PGlite is closed,
+  // and the process exits 0 — within config.shutdownTimeoutMs whatever hangs.
+  ops.enableShutdown(app);
+  const adminPort = await serveAdminHttp(app, config);
+  await app.startAllMicroservices();
   const { host, port, fingerprint } = await app.get(GatewayServer).start();
+  const opsPort = await ops.start([postgresCheck(database.db)]);
+  // Where the token is, never the token itself.
+  const tokenWhere =
+    admin.file === undefined
+      ? 'from ADMIN_TOKEN'
+      : `in ${admin.file}${admin.created ? ' (generated now)' : ''}`;
   // One machine-readable line for scripts and tests, then the human summary.
-  announceReady({ host, port, fingerprint });
+  announceReady({ host, port, fingerprint, ops_port: opsPort, admin_port: adminPort });
   console.log(
     `SecureChat is listening on ${host}:${port}\n` +
       `  server fingerprint: ${fingerprint}\n` +
       `  data directory:     ${config.dataDir}\n` +
-      `  registration:       ${config.allowRegistration ? 'open (ALLOW_REGISTRATION=true)' : 'closed'}`,
+      `  registration:       ${config.allowRegistration ? 'open (ALLOW_REGISTRATION=true)' : 'closed'}\n` +
+      `  admin API:          http://${config.admin.host}:${adminPort}/admin (docs: /admin/docs)\n` +
+      `  admin token:        ${tokenWhere}`,
   );
 });

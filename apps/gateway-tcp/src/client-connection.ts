@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { type Socket } from 'node:net';
 
-import { Logger } from '@nestjs/common';
+import { type LoggerService } from '@nestjs/common';
 import {
+  type HandshakeResult,
+  type MetricsRepository,
   type SecureChatConfig,
   ServiceUnavailableError,
   type StoredMessage,
@@ -42,6 +44,9 @@ export interface ConnectionDeps {
   readonly registry: SessionRegistry;
   readonly limiter: ConnectionLimiter;
   readonly transcripts: TranscriptShipper;
+  readonly metrics: MetricsRepository;
+  /** This connection's logger: every line carries its id and remote address. */
+  readonly logger: (connectionId: string) => LoggerService;
   readonly now: () => number;
   /** Called once the user is logged in and the session registered. */
   readonly onSessionStart: (connection: ClientConnection) => void;
@@ -57,6 +62,8 @@ const PENDING_PAGE = 200;
 const COUNTERSIGN_TIMEOUT_MS = 10_000;
 /** Frames read ahead of the one being handled before we stop reading the socket. */
 const MAX_QUEUED_FRAMES = 32;
+/** How long a shutdown waits for requests already read before it sends the error anyway. */
+const SHUTDOWN_DRAIN_MS = 2_000;
 /** A frame started but not finished within this time is a stalled peer (§9). */
 const FRAME_STALL_TIMEOUT_MS = 30_000;
 
@@ -70,7 +77,7 @@ export class ClientConnection implements DeliveryTarget {
   readonly id = randomBytes(6).toString('hex');
   readonly sessionId = `s-${randomBytes(12).toString('base64url')}`;
   readonly remoteAddress: string;
-  readonly #logger: Logger;
+  readonly #logger: LoggerService;
   readonly #decoder: FrameDecoder;
   readonly #handshake: ServerHandshake;
   #session: ServerSession | undefined;
@@ -90,17 +97,20 @@ export class ClientConnection implements DeliveryTarget {
   #sentDuringSync = new Set<string>();
   #finalStatus: 'agreed' | 'disputed' | undefined;
   #queued = 0;
-  /** Why reading is paused: our own output backed up, or too many requests waiting. */
-  readonly #pausedFor = new Set<'output' | 'queue'>();
+  /** Why reading is paused: our output backed up, too many requests waiting, or shutting down. */
+  readonly #pausedFor = new Set<'output' | 'queue' | 'shutdown'>();
+  #shuttingDown = false;
   #clientView: TranscriptViewDto | undefined;
   #countersignature: string | undefined;
+  /** How the handshake ended, when it ended otherwise than by a protocol failure. */
+  #handshakeResult: HandshakeResult | undefined;
 
   constructor(
     private readonly socket: Socket,
     private readonly deps: ConnectionDeps,
   ) {
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
-    this.#logger = new Logger(`conn ${this.id}`);
+    this.#logger = deps.logger(this.id);
     const { config } = deps;
     this.#decoder = new FrameDecoder({ maxFrame: config.limits.maxFrame });
     this.#handshake = new ServerHandshake({
@@ -130,6 +140,7 @@ export class ClientConnection implements DeliveryTarget {
 
   start(): void {
     const { socket, deps } = this;
+    this.#logger.debug?.('accepted');
     socket.setNoDelay(true);
     socket.setTimeout(deps.config.limits.idleTimeoutMs, () => this.#close('idle timeout'));
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -142,6 +153,8 @@ export class ClientConnection implements DeliveryTarget {
     socket.on('drain', () => this.#setReading('output', true));
     this.#handshakeTimer = setTimeout(() => {
       if (this.#phase === 'handshake') {
+        this.#handshakeResult = 'timeout';
+        this.deps.metrics.authFailure('timeout');
         this.#finishHandshakeStep(
           this.#handshake.abort('handshake_timeout', 'login not received in time'),
         );
@@ -163,12 +176,25 @@ export class ClientConnection implements DeliveryTarget {
   shutdown(code: 'shutting_down' | 'internal', message: string): void {
     if (this.#phase === 'handshake') {
       this.#finishHandshakeStep(this.#handshake.abort(code, message));
-    } else if (this.#session?.state === 'open') {
-      this.#write(this.#session.send(ServerSession.errorMessage(code, message)));
-      this.#close(code);
-    } else {
-      this.#close(code);
+      return;
     }
+    if (this.#phase === 'closed' || this.#shuttingDown) return;
+    this.#shuttingDown = true;
+    // Requests already read are answered first — a send being stored gets its ack, which the
+    // client is owed — but nothing more is read. Bounded: a stuck service call must not hold
+    // the error back (the client then resends unacked messages; sends are idempotent).
+    this.#setReading('shutdown', false);
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SHUTDOWN_DRAIN_MS);
+    });
+    void Promise.race([this.#queue, bound]).then(() => {
+      clearTimeout(timer);
+      if (this.#session?.state === 'open') {
+        this.#write(this.#session.send(ServerSession.errorMessage(code, message)));
+      }
+      this.#close(code);
+    });
   }
 
   // ------------------------------------------------------------------ input
@@ -262,11 +288,14 @@ export class ClientConnection implements DeliveryTarget {
       if (result.ok) {
         if (this.#phase === 'closed') return { ok: false, code: 'internal' }; // peer left meanwhile
         // Take the session slot before login_ok goes out, so a full server says so properly.
-        if (!this.deps.limiter.tryStartSession())
+        if (!this.deps.limiter.tryStartSession()) {
+          this.#refused('server_full');
           return { ok: false, code: 'rate_limited', retryAfter: 5 };
+        }
         this.#inSessionSlot = true;
         return { ok: true, publicKey: Buffer.from(result.publicKey, 'base64') };
       }
+      this.#refused(result.code);
       return {
         ok: false,
         code: result.code,
@@ -274,8 +303,14 @@ export class ClientConnection implements DeliveryTarget {
       };
     } catch (error) {
       this.#logger.error(`auth service unavailable: ${(error as Error).message}`);
+      this.#refused('unavailable');
       return { ok: false, code: 'internal' };
     }
+  }
+
+  #refused(reason: Parameters<MetricsRepository['authFailure']>[0]): void {
+    this.#handshakeResult = 'refused';
+    this.deps.metrics.authFailure(reason);
   }
 
   #finishHandshakeStep(step: ServerHandshakeStep): void {
@@ -297,6 +332,7 @@ export class ClientConnection implements DeliveryTarget {
     clearTimeout(this.#handshakeTimer);
     this.#releaseHandshakeSlot();
     this.#phase = 'syncing';
+    this.deps.metrics.handshake('ok');
     this.deps.transcripts.open({
       sessionId: this.sessionId,
       username: session.username,
@@ -309,7 +345,7 @@ export class ClientConnection implements DeliveryTarget {
     for (const event of this.#earlyRecords.splice(0)) this.#onRecord(event);
     this.deps.registry.add(this);
     this.deps.onSessionStart(this);
-    this.#logger.log(`login ${session.username} from ${this.remoteAddress}`);
+    this.#logger.log({ msg: 'logged in', user: session.username, session: this.sessionId });
 
     await this.#sendPending(() => this.#phase === 'syncing', this.#sentDuringSync);
     if (this.#phase !== 'syncing') return;
@@ -523,6 +559,7 @@ export class ClientConnection implements DeliveryTarget {
       return;
     }
     this.#write(this.#session!.send(deliver));
+    this.deps.metrics.messageDelivered(this.deps.now() - message.server_ts);
   }
 
   // ------------------------------------------------------------------ errors
@@ -576,7 +613,7 @@ export class ClientConnection implements DeliveryTarget {
     if (!flushed) this.#setReading('output', false); // until the peer reads our answers
   }
 
-  #setReading(reason: 'output' | 'queue', allowed: boolean): void {
+  #setReading(reason: 'output' | 'queue' | 'shutdown', allowed: boolean): void {
     if (allowed) this.#pausedFor.delete(reason);
     else this.#pausedFor.add(reason);
     if (this.#phase === 'closed') return;
@@ -607,7 +644,10 @@ export class ClientConnection implements DeliveryTarget {
 
   #close(reason: string, destroy = false): void {
     if (this.#phase === 'closed') return;
-    if (this.#phase === 'handshake') this.#handshake.abort('internal', 'connection closed');
+    if (this.#phase === 'handshake') {
+      this.#handshake.abort('internal', 'connection closed');
+      this.deps.metrics.handshake(this.#handshakeResult ?? 'failed');
+    }
     const wasInSession = this.#session !== undefined && this.#transcriptOpen;
     this.#phase = 'closed';
     for (const timer of [this.#handshakeTimer, this.#stallTimer, this.#countersignTimer]) {
@@ -625,7 +665,7 @@ export class ClientConnection implements DeliveryTarget {
     this.socket.setTimeout(0);
     // A peer that never reads its last bytes must not hold the socket open.
     setTimeout(() => this.socket.destroy(), 5_000).unref();
-    this.#logger.debug?.(`closed: ${reason}`);
+    this.#logger.debug?.({ msg: 'closed', reason });
     this.deps.onClosed(this);
   }
 

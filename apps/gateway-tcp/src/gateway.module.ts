@@ -4,13 +4,15 @@ import { ConnectionLimiter } from './connection-limiter';
 import { GatewayServer } from './gateway.server';
 import { IdentityKeyRepository } from './identity-key.repository';
 import { AuthClient, RelayClient } from './service-clients';
+import { SessionCloser } from './session-closer';
 import { SessionRegistry } from './session-registry';
 import { TranscriptShipper } from './transcript-shipper';
 
 /**
  * The TCP gateway. Expects from the process wiring (a global module): `CONFIG`,
- * `ClockRepository`, `FanoutPort`, and Nest client proxies under `AUTH_CLIENT` and
- * `RELAY_CLIENT`. Call `GatewayServer.start()` once the services answer.
+ * `ClockRepository`, `FanoutPort`, `PresenceRepository`, `SessionCommandPort` (operators'
+ * orders to close sessions, handled by SessionCloser), and Nest client proxies under
+ * `AUTH_CLIENT` and `RELAY_CLIENT`. Call `GatewayServer.start()` once the services answer.
  */
 @Module({
   providers: [
@@ -19,6 +21,7 @@ import { TranscriptShipper } from './transcript-shipper';
     AuthClient,
     RelayClient,
     SessionRegistry,
+    SessionCloser,
     ConnectionLimiter,
     TranscriptShipper,
   ],

@@ -1,13 +1,21 @@
 import { createServer, type Server, type Socket } from 'node:net';
 
-import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
-import { ClockRepository, CONFIG, FanoutPort, type SecureChatConfig } from '@securechat/core';
+import { Inject, Injectable, Logger, type OnModuleDestroy, Optional } from '@nestjs/common';
+import {
+  ClockRepository,
+  CONFIG,
+  FanoutPort,
+  MetricsRepository,
+  NoopMetricsRepository,
+  PinoLoggerService,
+  PresenceRepository,
+  type SecureChatConfig,
+} from '@securechat/core';
 import { encodeFrame, serializeJson } from '@securechat/protocol';
 
 import { ClientConnection } from './client-connection';
 import { ConnectionLimiter } from './connection-limiter';
 import { IdentityKeyRepository } from './identity-key.repository';
-import { PresenceRepository } from './presence.repository';
 import { AuthClient, RelayClient } from './service-clients';
 import { SessionRegistry } from './session-registry';
 import { TranscriptShipper } from './transcript-shipper';
@@ -39,7 +47,15 @@ export class GatewayServer implements OnModuleDestroy {
     private readonly clock: ClockRepository,
     private readonly fanout: FanoutPort,
     private readonly presence: PresenceRepository,
-  ) {}
+    @Optional() private readonly metrics: MetricsRepository = new NoopMetricsRepository(),
+    /** The process's pino logger, for per-connection child loggers (Nest's Logger without it). */
+    @Optional() private readonly logs?: PinoLoggerService,
+  ) {
+    // Read at scrape time: nothing to maintain on the accept path.
+    metrics.gauge('open_connections', () => this.#connections.size);
+    metrics.gauge('sessions_live', () => this.limiter.counts.sessions);
+    metrics.gauge('transcript_backlog', () => this.transcripts.backlog);
+  }
 
   /** Live connections (handshaking or in session). */
   get connectionCount(): number {
@@ -129,6 +145,10 @@ export class GatewayServer implements OnModuleDestroy {
       registry: this.registry,
       limiter: this.limiter,
       transcripts: this.transcripts,
+      metrics: this.metrics,
+      logger: (id) =>
+        this.logs?.child({ context: 'Connection', conn: id, remote: address }) ??
+        new Logger(`conn ${id}`),
       now: () => this.clock.now(),
       onSessionStart: (started) => this.#presenceAdd(started),
       onClosed: (closed) => {

@@ -2,4 +2,4 @@ export * from './gateway.module';
 export * from './gateway.server';
 export * from './service-clients';
 export * from './session-registry';
-export * from './presence.repository';
+export * from './session-closer';

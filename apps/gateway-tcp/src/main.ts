@@ -13,17 +13,24 @@ import {
   closeOnShutdown,
   FanoutPort,
   loadConfig,
+  OpsModule,
+  pingablesOf,
+  ProcessOps,
+  PresenceRepository,
   providedTokens,
   RedisFanout,
+  RedisPresenceRepository,
+  redisCheck,
+  RedisSessionCommands,
   RedisStreamsClient,
   requireDistributed,
   runMain,
   type SecureChatConfig,
+  SessionCommandPort,
 } from '@securechat/core';
 
 import { GatewayModule } from './gateway.module';
 import { GatewayServer } from './gateway.server';
-import { PresenceRepository, RedisPresenceRepository } from './presence.repository';
 import { AUTH_CLIENT, RELAY_CLIENT } from './service-clients';
 
 @Global()
@@ -51,12 +58,25 @@ class GatewayInfrastructureModule {
         },
       },
       { provide: PresenceRepository, useFactory: () => new RedisPresenceRepository(redis) },
+      {
+        provide: SessionCommandPort,
+        // Subscribed before the gateway accepts anyone, like fan-out: an operator's order to
+        // close must not miss a session that logged in a moment earlier.
+        useFactory: async () => {
+          const commands = new RedisSessionCommands(redis);
+          await commands.connect();
+          return commands;
+        },
+      },
       { provide: AUTH_CLIENT, ...client },
       { provide: RELAY_CLIENT, useExisting: AUTH_CLIENT },
     ];
     return {
       module: GatewayInfrastructureModule,
-      providers: [...providers, closeOnShutdown([AUTH_CLIENT, FanoutPort, PresenceRepository])],
+      providers: [
+        ...providers,
+        closeOnShutdown([AUTH_CLIENT, FanoutPort, PresenceRepository, SessionCommandPort]),
+      ],
       exports: providedTokens(providers) as Provider[],
     };
   }
@@ -64,20 +84,33 @@ class GatewayInfrastructureModule {
 
 @Module({})
 class GatewayProcessModule {
-  static forRoot(config: SecureChatConfig & { redisUrl: string }): DynamicModule {
+  static forRoot(config: SecureChatConfig & { redisUrl: string }, ops: ProcessOps): DynamicModule {
     return {
       module: GatewayProcessModule,
-      imports: [GatewayInfrastructureModule.forRoot(config), GatewayModule],
+      imports: [OpsModule.forRoot(ops), GatewayInfrastructureModule.forRoot(config), GatewayModule],
     };
   }
 }
 
 runMain(async () => {
   const config = requireDistributed(loadConfig());
-  const app = await NestFactory.createApplicationContext(GatewayProcessModule.forRoot(config), {
-    logger: ['error', 'warn', 'log'],
-  });
-  app.enableShutdownHooks(['SIGINT', 'SIGTERM']);
+  const ops = new ProcessOps(config, { service: 'gateway', roles: ['gateway'] });
+  const app = await NestFactory.createApplicationContext(
+    GatewayProcessModule.forRoot(config, ops),
+    { logger: ops.logger },
+  );
+  // SIGTERM: GatewayServer.stop() (on module destroy) stops accepting, sends every client
+  // `shutting_down` and ships the last transcripts; the process exits within the deadline.
+  ops.enableShutdown(app);
   const { host, port, fingerprint } = await app.get(GatewayServer).start();
-  announceReady({ service: 'gateway', host, port, fingerprint, gateway: config.gatewayId });
+  const redisUsers = [AUTH_CLIENT, FanoutPort, PresenceRepository, SessionCommandPort];
+  const opsPort = await ops.start([redisCheck(pingablesOf(app, redisUsers))]);
+  announceReady({
+    service: 'gateway',
+    host,
+    port,
+    fingerprint,
+    gateway: config.gatewayId,
+    ops_port: opsPort,
+  });
 });

@@ -3,8 +3,18 @@ import { type StoredMessage } from '@securechat/core';
 
 import { type DeliveryTarget, SessionRegistry } from './session-registry';
 
-function target(username: string): DeliveryTarget & { deliver: jest.Mock } {
-  return { username, deliver: jest.fn<void, [StoredMessage]>() };
+let nextSession = 0;
+
+function target(
+  username: string,
+  sessionId = `s-${++nextSession}`,
+): DeliveryTarget & { deliver: jest.Mock } {
+  return {
+    username,
+    sessionId,
+    deliver: jest.fn<void, [StoredMessage]>(),
+    shutdown: jest.fn<void, ['shutting_down', string]>(),
+  };
 }
 
 describe('SessionRegistry', () => {
@@ -114,5 +124,27 @@ describe('SessionRegistry', () => {
     }
     for (const t of targets) registry.remove(t);
     expect(registry.size).toBe(0);
+  });
+
+  it('finds a live session by its id until it is removed', () => {
+    const registry = new SessionRegistry();
+    const alice = target('alice', 's-a');
+    const bob = target('bob', 's-b');
+    registry.add(alice);
+    registry.add(bob);
+    expect(registry.session('s-a')).toBe(alice);
+    expect(registry.session('s-b')).toBe(bob);
+    expect(registry.session('s-x')).toBeUndefined();
+    registry.remove(alice);
+    expect(registry.session('s-a')).toBeUndefined();
+    expect(registry.session('s-b')).toBe(bob);
+  });
+
+  it('keeps the id of a registered session when a stranger with the same id is removed', () => {
+    const registry = new SessionRegistry();
+    const alice = target('alice', 's-same');
+    registry.add(alice);
+    registry.remove(target('alice', 's-same'));
+    expect(registry.session('s-same')).toBe(alice);
   });
 });

@@ -3,7 +3,14 @@ export * from './relay.module';
 export * from './relay.service';
 export * from './relay.results';
 export * from './transcript.service';
+export * from './transcript-export.module';
+export * from './transcript-export.service';
+export * from './server-public-key.repository';
+export * from './errors/transcript-not-found.error';
+export * from './errors/transcript-not-exportable.error';
+export * from './errors/server-key-unavailable.error';
 export {
+  type StoredSessionSummary,
   type StoredTranscript,
   type StoredTranscriptRecord,
   type StoredTranscriptSession,

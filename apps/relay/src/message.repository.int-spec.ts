@@ -204,6 +204,18 @@ describe.each([
       );
       expect(ids(await repo.pending('pd_dave', undefined, 100))).toHaveLength(1);
     });
+
+    it('counts pending deliveries of every recipient, for the metrics gauge', async () => {
+      const before = await repo.countPending();
+      const first = await repo.store({
+        ...dm('cp_alice', 'cp_bob', 'cp-1'),
+        recipients: ['cp_bob', 'cp_carol'],
+      });
+      await repo.store(dm('cp_alice', 'cp_bob', 'cp-2'));
+      expect(await repo.countPending()).toBe(before + 3);
+      await repo.markDelivered('cp_carol', BigInt(first.message.msg_id), new Date());
+      expect(await repo.countPending()).toBe(before + 2);
+    });
   });
 
   describe('history', () => {

@@ -130,6 +130,18 @@ export class MessageRepository implements BeforeApplicationShutdown {
     return rows.map(toStoredMessage);
   }
 
+  /**
+   * Deliveries not yet confirmed, all recipients together (the pending-deliveries gauge). The
+   * partial index on pending rows keeps this to an index scan of the pending set.
+   */
+  async countPending(): Promise<number> {
+    const [row] = await this.db
+      .select({ n: sql<string>`count(*)` })
+      .from(deliveries)
+      .where(isNull(deliveries.deliveredAt));
+    return Number(row?.n ?? 0);
+  }
+
   /** Marks one delivery done if it is still pending; returns whether it was (§7.4). */
   async markDelivered(recipient: string, messageId: bigint, at: Date): Promise<boolean> {
     const rows = await this.db

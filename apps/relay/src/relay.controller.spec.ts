@@ -173,3 +173,36 @@ describe('RelayController failures', () => {
     expect(await failure(controller.send(validSend))).toBe(original);
   });
 });
+
+describe('RelayController metrics', () => {
+  function counted() {
+    const { relay } = setup();
+    const metrics = { messageStored: jest.fn(), deliveryAcked: jest.fn() };
+    const controller = new RelayController(
+      relay as unknown as RelayService,
+      config,
+      metrics as never,
+    );
+    return { relay, metrics, controller };
+  }
+
+  it('counts a stored send with its latency, but not a duplicate or a refusal', async () => {
+    const { relay, metrics, controller } = counted();
+    await controller.send(validSend);
+    expect(metrics.messageStored).toHaveBeenCalledTimes(1);
+    expect(metrics.messageStored).toHaveBeenCalledWith(expect.any(Number));
+    relay.send.mockResolvedValueOnce({ ok: true, msgId: '1', serverTs: 1, duplicate: true });
+    await controller.send(validSend);
+    relay.send.mockResolvedValueOnce({ ok: false, code: 'not_found' } as never);
+    await controller.send(validSend);
+    expect(metrics.messageStored).toHaveBeenCalledTimes(1);
+  });
+
+  it('counts a delivered ack only when it marked a pending delivery', async () => {
+    const { relay, metrics, controller } = counted();
+    await controller.delivered({ username: 'bob', msgId: '1' });
+    relay.delivered.mockResolvedValueOnce({ ok: true, marked: false });
+    await controller.delivered({ username: 'bob', msgId: '1' });
+    expect(metrics.deliveryAcked).toHaveBeenCalledTimes(1);
+  });
+});

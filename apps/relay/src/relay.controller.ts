@@ -5,7 +5,9 @@
  * payload, like any failure to carry out a request, is thrown as a RelayFailure, which the
  * gateway sees as a transport failure and answers `internal` (docs/PROTOCOL.md §9).
  */
-import { Controller, Inject, Logger } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
+
+import { Controller, Inject, Logger, Optional } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { type z } from 'zod';
 
@@ -14,6 +16,8 @@ import {
   type HistoryResult,
   type JoinResult,
   type LeaveResult,
+  MetricsRepository,
+  NoopMetricsRepository,
   type PendingResult,
   RELAY_PATTERNS,
   type SecureChatConfig,
@@ -33,6 +37,7 @@ export class RelayController {
   constructor(
     private readonly relay: RelayService,
     @Inject(CONFIG) config: SecureChatConfig,
+    @Optional() private readonly metrics: MetricsRepository = new NoopMetricsRepository(),
   ) {
     this.#schemas = relaySchemas({
       maxBodyBytes: config.limits.maxBodyBytes,
@@ -42,16 +47,24 @@ export class RelayController {
 
   @MessagePattern(RELAY_PATTERNS.send)
   send(@Payload() payload: unknown): Promise<SendResult> {
-    return this.#handle(RELAY_PATTERNS.send, this.#schemas.send, payload, (cmd) =>
-      this.relay.send(cmd),
-    );
+    // A duration, not a date: the monotonic clock, so a wall-clock step cannot skew it.
+    const received = performance.now();
+    return this.#handle(RELAY_PATTERNS.send, this.#schemas.send, payload, async (cmd) => {
+      const result = await this.relay.send(cmd);
+      if (result.ok && !result.duplicate) {
+        this.metrics.messageStored(performance.now() - received);
+      }
+      return result;
+    });
   }
 
   @MessagePattern(RELAY_PATTERNS.delivered)
   delivered(@Payload() payload: unknown): Promise<DeliveredResult> {
-    return this.#handle(RELAY_PATTERNS.delivered, this.#schemas.delivered, payload, (cmd) =>
-      this.relay.delivered(cmd),
-    );
+    return this.#handle(RELAY_PATTERNS.delivered, this.#schemas.delivered, payload, async (cmd) => {
+      const result = await this.relay.delivered(cmd);
+      if (result.marked) this.metrics.deliveryAcked();
+      return result;
+    });
   }
 
   @MessagePattern(RELAY_PATTERNS.pending)

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 
 import { MessageRepository } from './message.repository';
+import { RelayMetrics } from './relay-metrics';
 import { RelayController } from './relay.controller';
 import { RelayService } from './relay.service';
 import { RoomRepository } from './room.repository';
@@ -31,6 +32,7 @@ import { UserDirectoryRepository } from './user-directory.repository';
     RelayService,
     TranscriptService,
     MessageRepository,
+    RelayMetrics,
     RoomRepository,
     UserDirectoryRepository,
     TranscriptRepository,

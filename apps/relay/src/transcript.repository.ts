@@ -5,7 +5,7 @@
  * or deletes anything, so what was stored is what an auditor later verifies (§8.5).
  */
 import { Inject, Injectable } from '@nestjs/common';
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, desc, eq, lt } from 'drizzle-orm';
 
 import {
   DATABASE,
@@ -46,6 +46,17 @@ export interface StoredTranscriptSession {
   /** The client's view from `countersign`, when one arrived. */
   readonly clientView: StoredView | undefined;
   readonly countersignature: Buffer | undefined;
+}
+
+/** A session row without chains and signatures: one line of a listing. */
+export interface StoredSessionSummary {
+  readonly sessionId: string;
+  readonly username: string;
+  readonly gateway: string;
+  readonly mode: TranscriptMode;
+  readonly status: TranscriptStatus;
+  readonly startedAt: number;
+  readonly endedAt: number | undefined;
 }
 
 export interface StoredTranscriptRecord {
@@ -209,5 +220,46 @@ export class TranscriptRepository {
       },
       records: records.map((r) => ({ ...r, direction: r.direction as 'c2s' | 's2c' })),
     };
+  }
+
+  /**
+   * The sessions of one user, newest first (the index on username, started_at), at most
+   * `limit`, only those started before `before` (ms since the epoch) when given.
+   */
+  async listSessions(
+    username: string,
+    limit: number,
+    before?: number,
+  ): Promise<StoredSessionSummary[]> {
+    const rows = await this.db
+      .select({
+        sessionId: transcriptSessions.sessionId,
+        username: transcriptSessions.username,
+        gateway: transcriptSessions.gateway,
+        mode: transcriptSessions.mode,
+        status: transcriptSessions.status,
+        startedAt: transcriptSessions.startedAt,
+        endedAt: transcriptSessions.endedAt,
+      })
+      .from(transcriptSessions)
+      .where(
+        before === undefined
+          ? eq(transcriptSessions.username, username)
+          : and(
+              eq(transcriptSessions.username, username),
+              lt(transcriptSessions.startedAt, new Date(before)),
+            ),
+      )
+      .orderBy(desc(transcriptSessions.startedAt), desc(transcriptSessions.sessionId))
+      .limit(limit);
+    return rows.map((row) => ({
+      sessionId: row.sessionId,
+      username: row.username,
+      gateway: row.gateway,
+      mode: row.mode as TranscriptMode,
+      status: row.status as TranscriptStatus,
+      startedAt: row.startedAt.getTime(),
+      endedAt: row.endedAt?.getTime(),
+    }));
   }
 }

@@ -9,3 +9,5 @@ export * from './transcript-log';
 export * from './secure-chat-client';
 export { BoundedLru } from './bounded-lru';
 export { PRIVATE_FILE_MODE, writeFileAtomic } from './atomic-file';
+export * from './admin-api.client';
+export * from './admin-api-error';

@@ -11,7 +11,8 @@ export class InvalidUserInputError extends Error {
 
   constructor(
     readonly field: InvalidUserField,
-    reason: string,
+    /** The rule that was broken, without the value. */
+    readonly reason: string,
   ) {
     super(`${field}: ${reason}`);
   }

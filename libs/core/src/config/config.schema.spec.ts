@@ -350,6 +350,22 @@ describe('loadConfig', () => {
         }),
       );
     });
+
+    it("lists the service's own requirements together with the URLs", () => {
+      const needsToken = (config: { admin: { token?: string } }) =>
+        config.admin.token === undefined ? ['ADMIN_TOKEN: required'] : [];
+      expect(() => requireDistributed(loadConfig({ REDIS_URL: 'redis://h' }), needsToken)).toThrow(
+        expect.objectContaining({
+          problems: ['DATABASE_URL: required to run a service on its own', 'ADMIN_TOKEN: required'],
+        }),
+      );
+      const complete = loadConfig({
+        DATABASE_URL: 'postgres://h/d',
+        REDIS_URL: 'redis://h',
+        ADMIN_TOKEN: 'x'.repeat(32),
+      });
+      expect(requireDistributed(complete, needsToken)).toBe(complete);
+    });
   });
 
   describe('ConfigError', () => {

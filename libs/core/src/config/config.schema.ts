@@ -200,10 +200,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
  */
 export function requireDistributed(
   config: SecureChatConfig,
+  /** What else this service needs (the auth service: ADMIN_TOKEN), as problem lines. */
+  moreProblems: (config: SecureChatConfig) => string[] = () => [],
 ): SecureChatConfig & { databaseUrl: string; redisUrl: string } {
   const problems = [
     ...(config.databaseUrl ? [] : ['DATABASE_URL: required to run a service on its own']),
     ...(config.redisUrl ? [] : ['REDIS_URL: required to run a service on its own']),
+    ...moreProblems(config),
   ];
   if (problems.length > 0) throw new ConfigError(problems);
   return config as SecureChatConfig & { databaseUrl: string; redisUrl: string };

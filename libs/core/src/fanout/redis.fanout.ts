@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { type FanoutEvent, type StoredMessage } from '../contracts/relay.contracts';
 import { closeConnection, DISCONNECT_TIMEOUT_MS } from '../redis/close-connection';
 import { reportOutagesOnce } from '../redis/outage-reporter';
+import { pingConnection } from '../redis/ping-connection';
 import { FanoutPort } from './fanout.port';
 
 /** Nest token for RedisFanoutOptions, for `{ provide: FanoutPort, useClass: RedisFanout }`. */
@@ -93,6 +94,14 @@ export class RedisFanout extends FanoutPort implements OnApplicationShutdown {
       provide: FanoutPort,
       useFactory: () => new RedisFanout({ url, ...(prefix === undefined ? {} : { prefix }) }),
     };
+  }
+
+  /** Readiness (/readyz): the subscriber (once opened) up, and Redis answers PING. */
+  async ping(): Promise<void> {
+    if (this.#subscriber && this.#subscriber.status !== 'ready') {
+      throw new Error(`subscriber connection ${this.#subscriber.status}`);
+    }
+    await pingConnection(this.#publisher);
   }
 
   /** The channel every event travels on. */

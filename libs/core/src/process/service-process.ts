@@ -1,11 +1,23 @@
 import 'reflect-metadata';
 
-import { type DynamicModule, Global, Module, type Provider, type Type } from '@nestjs/common';
+import {
+  type DynamicModule,
+  Global,
+  type INestApplication,
+  type INestApplicationContext,
+  Module,
+  type NestApplicationOptions,
+  type Provider,
+  type Type,
+} from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { type MicroserviceOptions } from '@nestjs/microservices';
 
 import { loadConfig, requireDistributed, type SecureChatConfig } from '../config/config.schema';
 import { openDatabase } from '../database/database';
+import { OpsModule } from '../ops/ops.module';
+import { pingablesOf, ProcessOps } from '../ops/process-ops';
+import { postgresCheck, redisCheck } from '../ops/readiness';
 import { RedisStreamsServer } from '../transport/redis-streams.server';
 import {
   announceReady,
@@ -25,6 +37,25 @@ export interface ServiceProcessOptions {
   readonly providers: (config: DistributedConfig) => Provider[];
   /** Tokens of those adapters to close at shutdown (their Redis connections). */
   readonly closeOnShutdown: unknown[];
+  /** An HTTP API the process serves besides the transport (the auth service's admin API). */
+  readonly http?: ServiceHttpOptions;
+}
+
+/**
+ * With `http` the process is a Nest HTTP application running the transport beside it (a
+ * hybrid), so the API's controllers share the service's providers and its shutdown.
+ */
+export interface ServiceHttpOptions {
+  /** The API's module, imported next to the service module. */
+  readonly module: Type<unknown>;
+  readonly appOptions?: NestApplicationOptions;
+  /** What the API needs in the configuration, as ConfigError lines (empty when all is there). */
+  readonly configProblems: (config: SecureChatConfig) => string[];
+  /** Configures the application and listens; resolves with fields for the ready line. */
+  readonly serve: (
+    app: INestApplication,
+    config: SecureChatConfig,
+  ) => Promise<Record<string, unknown>>;
 }
 
 @Global()
@@ -41,8 +72,16 @@ class ServiceInfrastructureModule {
 
 @Module({})
 class ServiceProcessModule {
-  static forRoot(infrastructure: DynamicModule, service: Type<unknown>): DynamicModule {
-    return { module: ServiceProcessModule, imports: [infrastructure, service] };
+  static forRoot(
+    infrastructure: DynamicModule,
+    service: Type<unknown>,
+    ops: ProcessOps,
+    extra: Type<unknown>[] = [],
+  ): DynamicModule {
+    return {
+      module: ServiceProcessModule,
+      imports: [OpsModule.forRoot(ops), infrastructure, service, ...extra],
+    };
   }
 }
 
@@ -52,7 +91,8 @@ class ServiceProcessModule {
  * ready line printed. The same modules run in the embedded process; only the adapters differ.
  */
 export async function startServiceProcess(options: ServiceProcessOptions): Promise<void> {
-  const config = requireDistributed(loadConfig());
+  const config = requireDistributed(loadConfig(), options.http?.configProblems);
+  const ops = new ProcessOps(config, { service: options.service, roles: [options.service] });
   const database = await openDatabase({
     kind: 'postgres',
     url: config.databaseUrl,
@@ -62,18 +102,43 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
     [...baseProviders(config, database), ...options.providers(config)],
     options.closeOnShutdown,
   );
-  const app = await NestFactory.createMicroservice<MicroserviceOptions>(
-    ServiceProcessModule.forRoot(infrastructure, options.module),
-    {
-      strategy: new RedisStreamsServer({
-        url: config.redisUrl,
-        service: options.service,
-        prefix: config.redisPrefix,
-      }),
-      logger: ['error', 'warn', 'log'],
-    },
+  const strategy = new RedisStreamsServer({
+    url: config.redisUrl,
+    service: options.service,
+    prefix: config.redisPrefix,
+  });
+  const module = ServiceProcessModule.forRoot(
+    infrastructure,
+    options.module,
+    ops,
+    options.http ? [options.http.module] : [],
   );
-  app.enableShutdownHooks(['SIGINT', 'SIGTERM']);
-  await app.listen();
-  announceReady({ service: options.service, pid: process.pid });
+  let app: INestApplicationContext;
+  let httpReady: Record<string, unknown> = {};
+  if (options.http === undefined) {
+    const service = await NestFactory.createMicroservice<MicroserviceOptions>(module, {
+      strategy,
+      logger: ops.logger,
+    });
+    // SIGTERM: stop reading requests, finish the ones in flight (RedisStreamsServer.close),
+    // close connections, exit 0 — within config.shutdownTimeoutMs whatever happens.
+    ops.enableShutdown(service);
+    await service.listen();
+    app = service;
+  } else {
+    const hybrid = await NestFactory.create(module, {
+      logger: ops.logger,
+      ...options.http.appOptions,
+    });
+    hybrid.connectMicroservice<MicroserviceOptions>({ strategy });
+    ops.enableShutdown(hybrid); // closes the HTTP server and the transport alike
+    httpReady = await options.http.serve(hybrid, config);
+    await hybrid.startAllMicroservices();
+    app = hybrid;
+  }
+  const opsPort = await ops.start([
+    postgresCheck(database.db),
+    redisCheck([strategy, ...pingablesOf(app, options.closeOnShutdown)]),
+  ]);
+  announceReady({ service: options.service, pid: process.pid, ops_port: opsPort, ...httpReady });
 }

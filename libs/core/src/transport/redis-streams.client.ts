@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { Redis } from 'ioredis';
+import { pingConnection } from '../redis/ping-connection';
 import { connectionName, quit } from './redis-connection.util';
 
 /** Constructor options of {@link RedisStreamsClient}. */
@@ -67,6 +68,14 @@ export class RedisStreamsClient extends ClientProxy {
     this.#url = options.url;
     this.#prefix = options.prefix ?? DEFAULT_PREFIX;
     this.#replyChannel = `${this.#prefix}reply:${this.#clientId}`;
+  }
+
+  /** Readiness (/readyz): the reply channel's connection up, and Redis answers PING. */
+  async ping(): Promise<void> {
+    if (this.#subscriber && this.#subscriber.status !== 'ready') {
+      throw new Error(`reply connection ${this.#subscriber.status}`);
+    }
+    await pingConnection(this.#commands);
   }
 
   /** Opens both connections and subscribes to the reply channel; later calls share the first. */

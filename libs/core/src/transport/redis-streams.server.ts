@@ -5,6 +5,7 @@ import { Logger } from '@nestjs/common';
 import { BaseRpcContext, type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
+import { pingConnection } from '../redis/ping-connection';
 import { connectionName, quit, settlesWithin } from './redis-connection.util';
 
 /** Constructor options of {@link RedisStreamsServer}. */
@@ -210,6 +211,14 @@ export class RedisStreamsServer
   /** This instance's consumer name (the one in XINFO CONSUMERS). */
   get consumer(): string {
     return this.#consumer;
+  }
+
+  /** Readiness (/readyz): both connections up, and Redis answers PING. */
+  async ping(): Promise<void> {
+    if (this.#reader && this.#reader.status !== 'ready') {
+      throw new Error(`reader connection ${this.#reader.status}`);
+    }
+    await pingConnection(this.#commands);
   }
 
   listen(callback: (error?: unknown) => void): void {

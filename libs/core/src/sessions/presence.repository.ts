@@ -5,8 +5,10 @@ import {
   type OnApplicationShutdown,
   type Provider,
 } from '@nestjs/common';
-import { closeConnection, DISCONNECT_TIMEOUT_MS, reportOutagesOnce } from '@securechat/core';
 import { Redis } from 'ioredis';
+
+import { closeConnection, DISCONNECT_TIMEOUT_MS } from '../redis/close-connection';
+import { reportOutagesOnce } from '../redis/outage-reporter';
 
 /** One live session, as operators and other gateways see it. */
 export interface PresenceEntry {

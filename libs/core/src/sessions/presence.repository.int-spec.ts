@@ -16,7 +16,7 @@ import {
   PresenceRepository,
   RedisPresenceRepository,
 } from './presence.repository';
-import { deleteKeysWithPrefix } from '../../../libs/core/test/redis-test-keys';
+import { deleteKeysWithPrefix } from '../../test/redis-test-keys';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Every key this file writes starts with it; afterAll deletes them. */

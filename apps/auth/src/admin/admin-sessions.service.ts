@@ -1,0 +1,47 @@
+import { Injectable } from '@nestjs/common';
+
+import { type PresenceEntry, SessionControl } from '@securechat/core';
+
+import { AuthService } from '../auth.service';
+import { AdminAuditService } from './admin-audit.service';
+import { type AdminRequestContext } from './admin-request-context';
+import { SessionNotFoundError } from './errors/session-not-found.error';
+
+export const OPERATOR_CLOSE_REASON = 'closed by an operator';
+
+/**
+ * Live sessions across every gateway for the admin API (SessionControl does the work), with
+ * an audit entry for each close. A user's sessions are only asked for once the name is known
+ * to exist, so a typo answers user_not_found instead of an empty list.
+ */
+@Injectable()
+export class AdminSessionsService {
+  constructor(
+    private readonly sessions: SessionControl,
+    private readonly auth: AuthService,
+    private readonly audit: AdminAuditService,
+  ) {}
+
+  list(): Promise<PresenceEntry[]> {
+    return this.sessions.list();
+  }
+
+  async listUser(username: string): Promise<PresenceEntry[]> {
+    await this.auth.getUser(username);
+    return this.sessions.listUser(username);
+  }
+
+  async closeSession(context: AdminRequestContext, sessionId: string): Promise<number> {
+    const closed = await this.sessions.closeSession(sessionId, OPERATOR_CLOSE_REASON);
+    if (closed === 0) throw new SessionNotFoundError(sessionId);
+    await this.audit.record(context, 'session.close', sessionId);
+    return closed;
+  }
+
+  async closeUser(context: AdminRequestContext, username: string): Promise<number> {
+    await this.auth.getUser(username);
+    const closed = await this.sessions.closeUser(username, OPERATOR_CLOSE_REASON);
+    await this.audit.record(context, 'user.sessions_close', username, { sessions_closed: closed });
+    return closed;
+  }
+}

@@ -1,0 +1,73 @@
+import { Controller, Get, Header, Param, Query, UseGuards } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiOperation,
+  ApiParam,
+  ApiProduces,
+  ApiQuery,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+
+import { ERROR_RESPONSES, TRANSCRIPT_LIST_SCHEMA } from './admin-openapi';
+import { AdminContext, type AdminRequestContext } from './admin-request-context';
+import { AdminTokenGuard } from './admin-token.guard';
+import { AdminTranscriptsService } from './admin-transcripts.service';
+import { parseAdminInput, sessionIdParams, transcriptListQuery } from './admin.schemas';
+
+/** Stored transcripts: a user's sessions, and one session's export for offline verification. */
+@ApiTags('transcripts')
+@ApiBearerAuth()
+@ApiResponse(ERROR_RESPONSES.unauthorized)
+@UseGuards(AdminTokenGuard)
+@Controller('admin')
+export class AdminTranscriptsController {
+  constructor(private readonly transcripts: AdminTranscriptsService) {}
+
+  @Get('users/:username/transcripts')
+  @ApiOperation({ summary: "A user's stored sessions, newest first" })
+  @ApiParam({ name: 'username' })
+  @ApiQuery({ name: 'limit', required: false, description: '1-200, default 50' })
+  @ApiQuery({ name: 'before', required: false, description: 'next_before of the previous page' })
+  @ApiResponse({ status: 200, description: 'A page of sessions', schema: TRANSCRIPT_LIST_SCHEMA })
+  @ApiResponse(ERROR_RESPONSES.badRequest)
+  @ApiResponse(ERROR_RESPONSES.userNotFound)
+  async list(@Param('username') username: string, @Query() query: unknown) {
+    const options = parseAdminInput(transcriptListQuery, query);
+    const page = await this.transcripts.list(username, options);
+    return {
+      sessions: page.sessions.map((s) => ({
+        session_id: s.sessionId,
+        username: s.username,
+        gateway: s.gateway,
+        mode: s.mode,
+        status: s.status,
+        started_at: new Date(s.startedAt).toISOString(),
+        ended_at: s.endedAt === null ? null : new Date(s.endedAt).toISOString(),
+      })),
+      next_before: page.nextBefore,
+    };
+  }
+
+  @Get('transcripts/:sessionId')
+  @Header('content-type', 'application/x-ndjson; charset=utf-8')
+  @Header('cache-control', 'no-store')
+  @ApiOperation({
+    summary: 'One session as transcript-log JSON lines (`securechat verify-transcript` checks it)',
+  })
+  @ApiParam({ name: 'sessionId' })
+  @ApiProduces('application/x-ndjson')
+  @ApiResponse({ status: 200, description: 'header line, record lines, end line' })
+  @ApiResponse({ ...ERROR_RESPONSES.notFound, description: 'transcript_not_found' })
+  @ApiResponse({
+    ...ERROR_RESPONSES.conflict,
+    description: 'transcript_not_exportable: stored in digest mode, no records',
+  })
+  async export(
+    @AdminContext() context: AdminRequestContext,
+    @Param('sessionId') sessionId: string,
+  ): Promise<string> {
+    const params = parseAdminInput(sessionIdParams, { sessionId });
+    return this.transcripts.export(context, params.sessionId);
+  }
+}

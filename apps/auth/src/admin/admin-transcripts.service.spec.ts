@@ -1,0 +1,62 @@
+import { type TranscriptExportService, TranscriptNotFoundError } from '@securechat/relay';
+
+import { type AuthService } from '../auth.service';
+import { UserNotFoundError } from '../errors/user-not-found.error';
+import { type AdminAuditService } from './admin-audit.service';
+import { type AdminRequestContext } from './admin-request-context';
+import { AdminTranscriptsService } from './admin-transcripts.service';
+
+const CONTEXT: AdminRequestContext = { actor: 'token:abcdef012345', sourceAddress: '::1' };
+
+function summary(sessionId: string, startedAt: number) {
+  return {
+    sessionId,
+    username: 'alice',
+    gateway: 'gw-1',
+    mode: 'full' as const,
+    status: 'agreed' as const,
+    startedAt,
+    endedAt: startedAt + 1000,
+  };
+}
+
+function harness() {
+  const transcripts = {
+    listSessions: jest.fn(() => Promise.resolve([summary('s-2', 2000), summary('s-1', 1000)])),
+    exportSession: jest.fn(() => Promise.resolve('{"type":"header"}\n')),
+  };
+  const auth = {
+    getUser: jest.fn((username: string) =>
+      username === 'alice' ? Promise.resolve({}) : Promise.reject(new UserNotFoundError(username)),
+    ),
+  };
+  const audit = { record: jest.fn(() => Promise.resolve()) };
+  const service = new AdminTranscriptsService(
+    transcripts as unknown as TranscriptExportService,
+    auth as unknown as AuthService,
+    audit as unknown as AdminAuditService,
+  );
+  return { transcripts, audit, service };
+}
+
+describe('AdminTranscriptsService', () => {
+  it('pages a user’s sessions with the last start time as the next `before`', async () => {
+    const h = harness();
+    expect((await h.service.list('alice', { limit: 2 })).nextBefore).toBe(1000);
+    expect((await h.service.list('alice', { limit: 3, before: 5000 })).nextBefore).toBeNull();
+    expect(h.transcripts.listSessions).toHaveBeenLastCalledWith('alice', {
+      limit: 3,
+      before: 5000,
+    });
+    await expect(h.service.list('nobody', { limit: 2 })).rejects.toBeInstanceOf(UserNotFoundError);
+  });
+
+  it('audits an export with its size, and not a failed one', async () => {
+    const h = harness();
+    expect(await h.service.export(CONTEXT, 's-1')).toBe('{"type":"header"}\n');
+    expect(h.audit.record).toHaveBeenCalledWith(CONTEXT, 'transcript.export', 's-1', { bytes: 18 });
+    h.transcripts.exportSession.mockRejectedValueOnce(new TranscriptNotFoundError('s-9'));
+    await expect(h.service.export(CONTEXT, 's-9')).rejects.toBeInstanceOf(TranscriptNotFoundError);
+    expect(h.audit.record).toHaveBeenCalledTimes(1);
+  });
+});

@@ -1,0 +1,50 @@
+import { Injectable } from '@nestjs/common';
+
+import { TranscriptExportService, type TranscriptSessionSummary } from '@securechat/relay';
+
+import { AuthService } from '../auth.service';
+import { AdminAuditService } from './admin-audit.service';
+import { type AdminRequestContext } from './admin-request-context';
+
+/** A page of a user's stored sessions, newest first. */
+export interface TranscriptPage {
+  readonly sessions: TranscriptSessionSummary[];
+  /** Pass as `before` for the next (older) page; null on the last page. */
+  readonly nextBefore: number | null;
+}
+
+/**
+ * Stored transcripts for the admin API (TranscriptExportService does the work). An export
+ * hands out a whole conversation, so it is audited like a change.
+ */
+@Injectable()
+export class AdminTranscriptsService {
+  constructor(
+    private readonly transcripts: TranscriptExportService,
+    private readonly auth: AuthService,
+    private readonly audit: AdminAuditService,
+  ) {}
+
+  /** Throws UserNotFoundError for a name never taken (a deleted user's sessions are listed). */
+  async list(
+    username: string,
+    options: { limit: number; before?: number },
+  ): Promise<TranscriptPage> {
+    await this.auth.getUser(username);
+    const sessions = await this.transcripts.listSessions(username, options);
+    const last = sessions[sessions.length - 1];
+    return {
+      sessions,
+      nextBefore: sessions.length === options.limit && last ? last.startedAt : null,
+    };
+  }
+
+  /** JSON lines in the libs/client transcript-log format (see TranscriptExportService). */
+  async export(context: AdminRequestContext, sessionId: string): Promise<string> {
+    const text = await this.transcripts.exportSession(sessionId);
+    await this.audit.record(context, 'transcript.export', sessionId, {
+      bytes: Buffer.byteLength(text, 'utf8'),
+    });
+    return text;
+  }
+}

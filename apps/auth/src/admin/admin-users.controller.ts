@@ -1,0 +1,180 @@
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Param,
+  Post,
+  Put,
+  Query,
+  UseGuards,
+} from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiOperation,
+  ApiParam,
+  ApiQuery,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+
+import { bodySchema, ERROR_RESPONSES, USER_PAGE_SCHEMA, USER_SCHEMA } from './admin-openapi';
+import { AdminContext, type AdminRequestContext } from './admin-request-context';
+import { AdminTokenGuard } from './admin-token.guard';
+import { AdminUsersService } from './admin-users.service';
+import { type UserView, userView } from './admin-views';
+import {
+  createUserBody,
+  parseAdminInput,
+  passwordBody,
+  publicKeyBody,
+  userListQuery,
+} from './admin.schemas';
+
+const USERNAME = { name: 'username', example: 'alice' };
+
+/** `/admin/users`: accounts (see AdminUsersService for what each change also does). */
+@ApiTags('users')
+@ApiBearerAuth()
+@ApiResponse(ERROR_RESPONSES.unauthorized)
+@UseGuards(AdminTokenGuard)
+@Controller('admin/users')
+export class AdminUsersController {
+  constructor(private readonly users: AdminUsersService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Create an account (registration rules; open registration or not)' })
+  @ApiBody({ schema: bodySchema(createUserBody) })
+  @ApiResponse({ status: 201, description: 'Created', schema: USER_SCHEMA })
+  @ApiResponse(ERROR_RESPONSES.badRequest)
+  @ApiResponse({ ...ERROR_RESPONSES.conflict, description: 'user_exists: the name is taken' })
+  async create(
+    @AdminContext() context: AdminRequestContext,
+    @Body() body: unknown,
+  ): Promise<UserView> {
+    const input = parseAdminInput(createUserBody, body);
+    const created = await this.users.create(context, {
+      username: input.username,
+      password: input.password,
+      publicKey: input.public_key,
+    });
+    return userView(created);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'List accounts by name, deleted and disabled ones included' })
+  @ApiQuery({ name: 'query', required: false, description: 'Part of the name' })
+  @ApiQuery({ name: 'limit', required: false, description: '1-500, default 50' })
+  @ApiQuery({ name: 'cursor', required: false, description: 'next_cursor of the previous page' })
+  @ApiResponse({ status: 200, description: 'A page of accounts', schema: USER_PAGE_SCHEMA })
+  @ApiResponse(ERROR_RESPONSES.badRequest)
+  async list(@Query() query: unknown): Promise<{ users: UserView[]; next_cursor: string | null }> {
+    const options = parseAdminInput(userListQuery, query);
+    const page = await this.users.list(options);
+    return { users: page.users.map(userView), next_cursor: page.nextCursor };
+  }
+
+  @Get(':username')
+  @ApiOperation({ summary: 'One account, deleted or not' })
+  @ApiParam(USERNAME)
+  @ApiResponse({ status: 200, description: 'The account', schema: USER_SCHEMA })
+  @ApiResponse(ERROR_RESPONSES.userNotFound)
+  async get(@Param('username') username: string): Promise<UserView> {
+    return userView(await this.users.get(username));
+  }
+
+  @Post(':username/disable')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Disable an account and end its live sessions at once' })
+  @ApiParam(USERNAME)
+  @ApiResponse({ status: 200, description: 'Disabled; sessions_closed live sessions ended' })
+  @ApiResponse(ERROR_RESPONSES.userNotFound)
+  async disable(
+    @AdminContext() context: AdminRequestContext,
+    @Param('username') username: string,
+  ): Promise<{ username: string; disabled: true; sessions_closed: number }> {
+    const closed = await this.users.disable(context, username);
+    return { username, disabled: true, sessions_closed: closed };
+  }
+
+  @Post(':username/enable')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Enable a disabled account' })
+  @ApiParam(USERNAME)
+  @ApiResponse({ status: 200, description: 'Enabled' })
+  @ApiResponse(ERROR_RESPONSES.userNotFound)
+  async enable(
+    @AdminContext() context: AdminRequestContext,
+    @Param('username') username: string,
+  ): Promise<{ username: string; disabled: false }> {
+    await this.users.enable(context, username);
+    return { username, disabled: false };
+  }
+
+  @Post(':username/password')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Set a new password (the old one stops working at once)' })
+  @ApiParam(USERNAME)
+  @ApiBody({ schema: bodySchema(passwordBody) })
+  @ApiResponse({ status: 204, description: 'Password replaced' })
+  @ApiResponse(ERROR_RESPONSES.badRequest)
+  @ApiResponse(ERROR_RESPONSES.userNotFound)
+  async resetPassword(
+    @AdminContext() context: AdminRequestContext,
+    @Param('username') username: string,
+    @Body() body: unknown,
+  ): Promise<void> {
+    const { password } = parseAdminInput(passwordBody, body);
+    await this.users.resetPassword(context, username, password);
+  }
+
+  @Put(':username/public-key')
+  @ApiOperation({ summary: 'Replace the public key; the next login needs the new one' })
+  @ApiParam(USERNAME)
+  @ApiBody({ schema: bodySchema(publicKeyBody) })
+  @ApiResponse({
+    status: 200,
+    description: 'The account with its new fingerprint',
+    schema: USER_SCHEMA,
+  })
+  @ApiResponse(ERROR_RESPONSES.badRequest)
+  @ApiResponse(ERROR_RESPONSES.userNotFound)
+  async setPublicKey(
+    @AdminContext() context: AdminRequestContext,
+    @Param('username') username: string,
+    @Body() body: unknown,
+  ): Promise<UserView> {
+    const input = parseAdminInput(publicKeyBody, body);
+    return userView(await this.users.setPublicKey(context, username, input.public_key));
+  }
+
+  @Delete(':username')
+  @ApiOperation({
+    summary: 'Deactivate an account: no more logins, sessions ended; messages and transcripts kept',
+  })
+  @ApiParam(USERNAME)
+  @ApiResponse({ status: 200, description: 'Deleted; sessions_closed live sessions ended' })
+  @ApiResponse(ERROR_RESPONSES.userNotFound)
+  async delete(
+    @AdminContext() context: AdminRequestContext,
+    @Param('username') username: string,
+  ): Promise<{ username: string; deleted: true; sessions_closed: number }> {
+    const closed = await this.users.delete(context, username);
+    return { username, deleted: true, sessions_closed: closed };
+  }
+
+  @Delete(':username/throttle')
+  @HttpCode(204)
+  @ApiOperation({ summary: "Forget the username's failed logins (not the addresses')" })
+  @ApiParam(USERNAME)
+  @ApiResponse({ status: 204, description: 'Cleared' })
+  @ApiResponse(ERROR_RESPONSES.userNotFound)
+  async clearThrottle(
+    @AdminContext() context: AdminRequestContext,
+    @Param('username') username: string,
+  ): Promise<void> {
+    await this.users.clearThrottle(context, username);
+  }
+}

@@ -1,0 +1,198 @@
+import { Logger } from '@nestjs/common';
+
+import { type SessionControl } from '@securechat/core';
+
+import { ed25519Key, rsaKey, testConfig } from '../../test/auth-fixtures';
+import { asHasher, asUsers, fakeHasher, fakeUsers, fixedClock } from '../../test/fake-repositories';
+import { AuthService } from '../auth.service';
+import { InvalidUserInputError } from '../errors/invalid-user-input.error';
+import { UserExistsError } from '../errors/user-exists.error';
+import { UserNotFoundError } from '../errors/user-not-found.error';
+import { MemoryLoginThrottleRepository } from '../memory-login-throttle.repository';
+import { type AdminAuditRepository, type NewAuditEntry } from './admin-audit.repository';
+import { AdminAuditService } from './admin-audit.service';
+import { type AdminRequestContext } from './admin-request-context';
+import { AdminSessionsService } from './admin-sessions.service';
+import { AdminUsersService, CLOSE_REASON } from './admin-users.service';
+import { SessionNotFoundError } from './errors/session-not-found.error';
+
+const T0 = Date.UTC(2026, 0, 1);
+const CONTEXT: AdminRequestContext = { actor: 'token:abcdef012345', sourceAddress: '127.0.0.1' };
+const PASSWORD = 'a long password';
+const key = ed25519Key();
+
+beforeAll(() => {
+  jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+});
+
+async function harness() {
+  const config = testConfig();
+  const users = fakeUsers();
+  const clock = fixedClock(T0);
+  const auth = new AuthService(
+    asUsers(users),
+    asHasher(fakeHasher()),
+    new MemoryLoginThrottleRepository(config),
+    clock,
+    config,
+  );
+  await auth.onModuleInit();
+  const appended: NewAuditEntry[] = [];
+  const auditRepository = {
+    append: jest.fn((entry: NewAuditEntry) => {
+      appended.push(entry);
+      return Promise.resolve({ ...entry, id: String(appended.length) });
+    }),
+    list: jest.fn(),
+  };
+  const audit = new AdminAuditService(auditRepository as unknown as AdminAuditRepository, clock);
+  const sessions = {
+    list: jest.fn(() => Promise.resolve([])),
+    listUser: jest.fn(() => Promise.resolve([])),
+    closeSession: jest.fn(() => Promise.resolve(1)),
+    closeUser: jest.fn(() => Promise.resolve(2)),
+  };
+  const control = sessions as unknown as SessionControl;
+  return {
+    users,
+    sessions,
+    appended,
+    service: new AdminUsersService(auth, control, audit),
+    sessionsService: new AdminSessionsService(control, auth, audit),
+    create: (username: string) =>
+      new AdminUsersService(auth, control, audit).create(CONTEXT, {
+        username,
+        password: PASSWORD,
+        publicKey: key.spki,
+      }),
+  };
+}
+
+/** The audit rows as (action, target, details). */
+const log = (appended: NewAuditEntry[]) => appended.map((e) => [e.action, e.target, e.details]);
+
+describe('AdminUsersService', () => {
+  it('creates an account and audits it with its fingerprint, actor and address', async () => {
+    const h = await harness();
+    const created = await h.create('alice');
+    expect(created.username).toBe('alice');
+    expect(h.appended).toEqual([
+      {
+        at: new Date(T0),
+        actor: CONTEXT.actor,
+        action: 'user.create',
+        target: 'alice',
+        details: { fingerprint: created.fingerprint },
+        sourceAddress: '127.0.0.1',
+      },
+    ]);
+    expect(JSON.stringify(h.appended)).not.toContain(PASSWORD);
+  });
+
+  it('audits nothing when a change is refused', async () => {
+    const h = await harness();
+    await h.create('alice');
+    h.appended.length = 0;
+    await expect(h.create('alice')).rejects.toBeInstanceOf(UserExistsError);
+    await expect(h.create('x')).rejects.toBeInstanceOf(InvalidUserInputError);
+    await expect(h.service.disable(CONTEXT, 'nobody')).rejects.toBeInstanceOf(UserNotFoundError);
+    await expect(h.service.resetPassword(CONTEXT, 'alice', 'short')).rejects.toBeInstanceOf(
+      InvalidUserInputError,
+    );
+    await expect(
+      h.service.setPublicKey(CONTEXT, 'alice', rsaKey(1024).spki),
+    ).rejects.toBeInstanceOf(InvalidUserInputError);
+    await expect(h.service.clearThrottle(CONTEXT, 'nobody')).rejects.toBeInstanceOf(
+      UserNotFoundError,
+    );
+    expect(h.appended).toEqual([]);
+    expect(h.sessions.closeUser).not.toHaveBeenCalled();
+  });
+
+  it('ends the live sessions of a disabled or deleted account, in that order', async () => {
+    const h = await harness();
+    await h.create('alice');
+    await h.create('bob');
+    h.sessions.closeUser.mockImplementationOnce(() => {
+      // The account is already disabled when the gateways are told: no way back in.
+      expect(h.users.rows.get('alice')?.disabled).toBe(true);
+      return Promise.resolve(3);
+    });
+    expect(await h.service.disable(CONTEXT, 'alice')).toBe(3);
+    expect(h.sessions.closeUser).toHaveBeenLastCalledWith('alice', CLOSE_REASON.disabled);
+    await h.service.enable(CONTEXT, 'alice');
+    expect(h.users.rows.get('alice')?.disabled).toBe(false);
+    expect(await h.service.delete(CONTEXT, 'bob')).toBe(2);
+    expect(h.sessions.closeUser).toHaveBeenLastCalledWith('bob', CLOSE_REASON.deleted);
+    expect(h.users.rows.get('bob')?.deletedAt).toEqual(new Date(T0));
+    expect(log(h.appended).slice(2)).toEqual([
+      ['user.disable', 'alice', { sessions_closed: 3 }],
+      ['user.enable', 'alice', {}],
+      ['user.delete', 'bob', { sessions_closed: 2 }],
+    ]);
+  });
+
+  it('resets passwords, replaces keys and clears throttles, each audited', async () => {
+    const h = await harness();
+    await h.create('alice');
+    const other = ed25519Key();
+    await h.service.resetPassword(CONTEXT, 'alice', 'another long password');
+    const updated = await h.service.setPublicKey(CONTEXT, 'alice', other.spki);
+    expect(h.users.rows.get('alice')?.publicKey.equals(other.spki)).toBe(true);
+    await h.service.clearThrottle(CONTEXT, 'alice');
+    expect(log(h.appended).slice(1)).toEqual([
+      ['user.password_reset', 'alice', {}],
+      ['user.public_key_set', 'alice', { fingerprint: updated.fingerprint }],
+      ['user.throttle_clear', 'alice', {}],
+    ]);
+  });
+
+  it('pages by name with a cursor that is the last name of the page', async () => {
+    const h = await harness();
+    for (const name of ['dora', 'alice', 'carol', 'bob', 'adam']) await h.create(name);
+    const first = await h.service.list({ limit: 2 });
+    expect(first.users.map((u) => u.username)).toEqual(['adam', 'alice']);
+    expect(first.nextCursor).toBe('alice');
+    const second = await h.service.list({ limit: 2, cursor: 'alice' });
+    expect(second.users.map((u) => u.username)).toEqual(['bob', 'carol']);
+    const last = await h.service.list({ limit: 2, cursor: 'carol' });
+    expect(last).toMatchObject({ nextCursor: null });
+    expect(last.users.map((u) => u.username)).toEqual(['dora']);
+    // A page that ends exactly at the last name says there is no next page.
+    expect((await h.service.list({ limit: 5 })).nextCursor).toBeNull();
+    expect((await h.service.list({ limit: 10, query: 'a' })).users.map((u) => u.username)).toEqual([
+      'adam',
+      'alice',
+      'carol',
+      'dora',
+    ]);
+  });
+});
+
+describe('AdminSessionsService', () => {
+  it('closes one session by id, audited; an unknown id is session_not_found', async () => {
+    const h = await harness();
+    expect(await h.sessionsService.closeSession(CONTEXT, 's-1')).toBe(1);
+    expect(h.sessions.closeSession).toHaveBeenCalledWith('s-1', 'closed by an operator');
+    h.sessions.closeSession.mockResolvedValueOnce(0);
+    await expect(h.sessionsService.closeSession(CONTEXT, 's-2')).rejects.toBeInstanceOf(
+      SessionNotFoundError,
+    );
+    expect(log(h.appended)).toEqual([['session.close', 's-1', {}]]);
+  });
+
+  it("lists and closes a user's sessions only for a name that exists", async () => {
+    const h = await harness();
+    await h.create('alice');
+    expect(await h.sessionsService.closeUser(CONTEXT, 'alice')).toBe(2);
+    expect(await h.sessionsService.listUser('alice')).toEqual([]);
+    await expect(h.sessionsService.closeUser(CONTEXT, 'nobody')).rejects.toBeInstanceOf(
+      UserNotFoundError,
+    );
+    await expect(h.sessionsService.listUser('nobody')).rejects.toBeInstanceOf(UserNotFoundError);
+    expect(h.sessions.closeUser).toHaveBeenCalledTimes(1);
+    expect(log(h.appended).slice(1)).toEqual([
+      ['user.sessions_close', 'alice', { sessions_closed: 2 }],
+    ]);
+  });
+});

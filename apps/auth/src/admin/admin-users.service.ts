@@ -1,0 +1,116 @@
+import { Injectable } from '@nestjs/common';
+
+import { SessionControl } from '@securechat/core';
+
+import { AuthService, type UserSummary } from '../auth.service';
+import { AdminAuditService } from './admin-audit.service';
+import { type AdminRequestContext } from './admin-request-context';
+
+/** A page of accounts. */
+export interface UserPage {
+  readonly users: UserSummary[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  readonly nextCursor: string | null;
+}
+
+/** Why a session was ended, as its gateway is told (see SessionControl). */
+export const CLOSE_REASON = {
+  disabled: 'account disabled by an operator',
+  deleted: 'account deleted by an operator',
+} as const;
+
+/**
+ * Account administration for the admin API: AuthService does the work under the same rules
+ * as registration, this adds what operators need around it: ending the live sessions of an
+ * account that may no longer log in, and one audit entry per change.
+ */
+@Injectable()
+export class AdminUsersService {
+  constructor(
+    private readonly auth: AuthService,
+    private readonly sessions: SessionControl,
+    private readonly audit: AdminAuditService,
+  ) {}
+
+  async create(
+    context: AdminRequestContext,
+    input: { username: string; password: string; publicKey: Buffer },
+  ): Promise<UserSummary> {
+    const created = await this.auth.createUser(input);
+    await this.audit.record(context, 'user.create', created.username, {
+      fingerprint: created.fingerprint,
+    });
+    return created;
+  }
+
+  async list(options: { query?: string; cursor?: string; limit: number }): Promise<UserPage> {
+    const rows = await this.auth.searchUsers({
+      ...(options.query === undefined ? {} : { query: options.query }),
+      ...(options.cursor === undefined ? {} : { after: options.cursor }),
+      limit: options.limit + 1,
+    });
+    const users = rows.slice(0, options.limit);
+    return {
+      users,
+      nextCursor: rows.length > options.limit ? (users[users.length - 1]?.username ?? null) : null,
+    };
+  }
+
+  get(username: string): Promise<UserSummary> {
+    return this.auth.getUser(username);
+  }
+
+  /**
+   * Disables the account, then ends its live sessions at once: a disabled user must not keep
+   * chatting on a session opened before. Logins are refused from the first step on, so a
+   * failure to reach the gateways leaves no way back in, only sessions to close again.
+   */
+  async disable(context: AdminRequestContext, username: string): Promise<number> {
+    await this.auth.setDisabled(username, true);
+    const closed = await this.sessions.closeUser(username, CLOSE_REASON.disabled);
+    await this.audit.record(context, 'user.disable', username, { sessions_closed: closed });
+    return closed;
+  }
+
+  async enable(context: AdminRequestContext, username: string): Promise<void> {
+    await this.auth.setDisabled(username, false);
+    await this.audit.record(context, 'user.enable', username);
+  }
+
+  async resetPassword(
+    context: AdminRequestContext,
+    username: string,
+    password: string,
+  ): Promise<void> {
+    await this.auth.resetPassword(username, password);
+    await this.audit.record(context, 'user.password_reset', username);
+  }
+
+  /** The new key applies from the next login; live sessions keep the key they logged in with. */
+  async setPublicKey(
+    context: AdminRequestContext,
+    username: string,
+    publicKey: Buffer,
+  ): Promise<UserSummary> {
+    const updated = await this.auth.setPublicKey(username, publicKey);
+    await this.audit.record(context, 'user.public_key_set', username, {
+      fingerprint: updated.fingerprint,
+    });
+    return updated;
+  }
+
+  /** Deactivates the account (its messages and transcripts stay) and ends its sessions. */
+  async delete(context: AdminRequestContext, username: string): Promise<number> {
+    await this.auth.deleteUser(username);
+    const closed = await this.sessions.closeUser(username, CLOSE_REASON.deleted);
+    await this.audit.record(context, 'user.delete', username, { sessions_closed: closed });
+    return closed;
+  }
+
+  /** Throws UserNotFoundError for a name never taken, so a typo does not pass silently. */
+  async clearThrottle(context: AdminRequestContext, username: string): Promise<void> {
+    await this.auth.getUser(username);
+    await this.auth.clearThrottle(username);
+    await this.audit.record(context, 'user.throttle_clear', username);
+  }
+}

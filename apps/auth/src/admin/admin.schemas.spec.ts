@@ -1,0 +1,103 @@
+import { generateKeyPairSync } from 'node:crypto';
+
+import { createUserBody, parseAdminInput, userListQuery } from './admin.schemas';
+import { AdminBadRequestError } from './errors/admin-bad-request.error';
+
+const { publicKey } = generateKeyPairSync('ed25519');
+const der = publicKey.export({ type: 'spki', format: 'der' });
+const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+
+function failure(run: () => unknown): AdminBadRequestError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof AdminBadRequestError) return error;
+    throw error;
+  }
+  throw new Error('expected AdminBadRequestError');
+}
+
+describe('createUserBody', () => {
+  const valid = { username: 'alice', password: 'a long password' };
+
+  it.each([
+    ['base64 DER', der.toString('base64')],
+    ['a PEM block', pem],
+    ['a PEM block with CRLF line ends', pem.replace(/\n/g, '\r\n')],
+  ])('reads the key from %s as the same DER', (_case, text) => {
+    const parsed = parseAdminInput(createUserBody, { ...valid, public_key: text });
+    expect(parsed.public_key.equals(der)).toBe(true);
+  });
+
+  it('reports every broken field at once, without quoting any value', () => {
+    const password = 'short';
+    const error = failure(() =>
+      parseAdminInput(createUserBody, {
+        username: 'Not Valid',
+        password,
+        public_key: 'not base64!',
+        admin: true,
+      }),
+    );
+    expect(error.errors.map((e) => e.field).sort()).toEqual([
+      'admin',
+      'password',
+      'public_key',
+      'username',
+    ]);
+    expect(JSON.stringify(error.errors)).not.toContain(password);
+    expect(JSON.stringify(error.errors)).not.toContain('Not Valid');
+  });
+
+  it.each([
+    ['a missing body', undefined, [{ field: 'body', message: 'is required' }]],
+    ['an array', [], [{ field: 'body', message: 'must be object' }]],
+    [
+      'missing fields',
+      {},
+      ['username', 'password', 'public_key'].map((field) => ({ field, message: 'is required' })),
+    ],
+    [
+      'a number as password',
+      { ...valid, password: 12345678, public_key: der.toString('base64') },
+      [{ field: 'password', message: 'must be string' }],
+    ],
+    [
+      'unpadded base64',
+      { ...valid, public_key: der.toString('base64').replace(/=+$/, '') },
+      [{ field: 'public_key', message: expect.stringContaining('base64') }],
+    ],
+    [
+      'a private key PEM',
+      {
+        ...valid,
+        public_key: generateKeyPairSync('ed25519').privateKey.export({
+          type: 'pkcs8',
+          format: 'pem',
+        }),
+      },
+      [{ field: 'public_key', message: expect.stringContaining('PUBLIC KEY') }],
+    ],
+  ])('refuses %s', (_case, body, errors) => {
+    expect(failure(() => parseAdminInput(createUserBody, body)).errors).toEqual(errors);
+  });
+});
+
+describe('userListQuery', () => {
+  it('defaults the page size and checks its bounds', () => {
+    expect(parseAdminInput(userListQuery, {})).toEqual({ limit: 50 });
+    expect(parseAdminInput(userListQuery, { limit: '500', query: 'al', cursor: 'bob' })).toEqual({
+      limit: 500,
+      query: 'al',
+      cursor: 'bob',
+    });
+    for (const limit of ['0', '501', '-1', '1.5', 'ten', '']) {
+      expect(failure(() => parseAdminInput(userListQuery, { limit })).errors[0]?.field).toBe(
+        'limit',
+      );
+    }
+    expect(failure(() => parseAdminInput(userListQuery, { query: 'a%' })).errors).toEqual([
+      { field: 'query', message: 'must be 1-32 of a-z 0-9 _' },
+    ]);
+  });
+});

@@ -1,0 +1,16 @@
+/** One invalid input of an admin request: where it is and what rule it broke, never its value. */
+export interface AdminFieldError {
+  /** Dotted path in the body, or the query/path parameter's name; `body` for the whole body. */
+  readonly field: string;
+  readonly message: string;
+}
+
+/** Admin API: the request's body, query or path broke the endpoint's schema. */
+export class AdminBadRequestError extends Error {
+  override readonly name = 'AdminBadRequestError';
+  readonly code = 'bad_request';
+
+  constructor(readonly errors: readonly AdminFieldError[]) {
+    super('the request is invalid');
+  }
+}

@@ -1,0 +1,330 @@
+/**
+ * TranscriptExportService against a real store (PGlite and PostgreSQL): a session run with
+ * libs/protocol (key updates on both sides) is stored as a gateway would store it, exported,
+ * and checked with the client library's own verifier and log format. The export must match,
+ * line for line, the log the client kept of the same session.
+ */
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import {
+  MemoryTranscriptSink,
+  parseTranscript,
+  type TranscriptRecordLine,
+  verifyTranscriptLog,
+} from '@securechat/client';
+import { type TranscriptRecord, type TranscriptView } from '@securechat/core';
+import {
+  type CountersignCheck,
+  exportSpki,
+  type RecordEvent,
+  type TranscriptView as ProtocolView,
+} from '@securechat/protocol';
+
+import {
+  pgliteTestDatabase,
+  postgresTestDatabase,
+  type TestDatabase,
+} from '../../../libs/core/test/test-database';
+import {
+  aliceKey,
+  runHandshake,
+  serverFingerprint,
+  serverIdentity,
+  verifierFor,
+} from '../../../libs/protocol/test/in-memory-pair';
+import { ServerKeyUnavailableError } from './errors/server-key-unavailable.error';
+import { TranscriptNotExportableError } from './errors/transcript-not-exportable.error';
+import { TranscriptNotFoundError } from './errors/transcript-not-found.error';
+import { ServerPublicKeyRepository } from './server-public-key.repository';
+import { TranscriptExportService } from './transcript-export.service';
+import { TranscriptRepository } from './transcript.repository';
+
+const PASSWORD = 'correct horse battery staple';
+const T0 = 1_764_000_000_000;
+const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+const wireView = (view: ProtocolView): TranscriptView => ({
+  c2sCount: view.c2sCount,
+  c2sChain: b64(view.c2sChain),
+  s2cCount: view.s2cCount,
+  s2cChain: b64(view.s2cChain),
+});
+
+interface RunSession {
+  readonly sessionId: string;
+  readonly h2: Buffer;
+  /** What the gateway ships (server-side onRecord, by position). */
+  readonly records: TranscriptRecord[];
+  /** The client's own log of the session, as libs/client writes it. */
+  readonly clientLog: object[];
+  readonly check: CountersignCheck;
+}
+
+/** A whole session in memory: login, `exchanges` sends and pings, bye, receipt, countersign. */
+async function runSession(sessionId: string, exchanges: number): Promise<RunSession> {
+  const serverEvents: RecordEvent[] = [];
+  const clientEvents: RecordEvent[] = [];
+  let h2: Buffer | undefined;
+  const verifier = verifierFor({ alice: { password: PASSWORD, key: createPublicKey(aliceKey) } });
+  const run = await runHandshake(
+    {
+      trust: { fingerprint: serverFingerprint },
+      credentials: { action: 'login', username: 'alice', password: PASSWORD, privateKey: aliceKey },
+      session: { keyUpdateInterval: 5, onRecord: (event) => clientEvents.push(event) },
+    },
+    {
+      identity: { privateKey: serverIdentity },
+      sessionId,
+      verifyLogin: (request) => {
+        h2 = request.h2;
+        return verifier.verify(request);
+      },
+      session: { keyUpdateInterval: 7, onRecord: (event) => serverEvents.push(event) },
+    },
+  );
+  const client = run.clientSession!;
+  const server = run.serverSession!;
+  const toServer = (bytes: Buffer) =>
+    run.toServer.frames(bytes).map((frame) => server.receive(frame));
+  const toClient = (bytes: Buffer) =>
+    run.toClient.frames(bytes).map((frame) => client.receive(frame));
+  for (let i = 0; i < exchanges; i++) {
+    const send = client.signedSend({ id: `m-${i}`, to: 'bob', body: `hello ${i} ✓`, ts: 1000 + i });
+    toServer(client.send(send));
+    toClient(server.send({ type: 'ack', id: send.id, msg_id: String(i + 1), server_ts: 2000 + i }));
+    toServer(client.send({ type: 'ping', n: i }));
+    toClient(server.send({ type: 'pong', n: i }));
+  }
+  toServer(client.bye());
+  toClient(server.receipt());
+  const [final] = toServer(client.countersign());
+  if (!h2 || !final?.countersign) throw new Error('the session did not close properly');
+
+  const sink = new MemoryTranscriptSink();
+  const log = sink.open({
+    sessionId,
+    server: 'gw-test',
+    serverKey: exportSpki(serverIdentity),
+    serverFingerprint,
+    username: 'alice',
+    h2,
+    startedAt: new Date(T0),
+  });
+  for (const event of clientEvents) log.record(event);
+  await log.finish({ reason: 'closed', viewsMatch: true, signatureValid: true });
+  return {
+    sessionId,
+    h2,
+    records: serverEvents.map((event, position) => ({
+      sessionId,
+      position,
+      direction: event.direction,
+      chained: event.chained,
+      plaintext: b64(event.plaintext),
+    })),
+    clientLog: sink.sessions[0]!.lines,
+    check: final.countersign,
+  };
+}
+
+const openOf = (s: RunSession, mode: 'full' | 'digest' = 'full', startedAt = T0) => ({
+  sessionId: s.sessionId,
+  username: 'alice',
+  gateway: 'gw-test',
+  mode,
+  h2: b64(s.h2),
+  startedAt,
+});
+
+const closeOf = (s: RunSession) => ({
+  sessionId: s.sessionId,
+  endedAt: T0 + 60_000,
+  status: s.check.outcome,
+  serverView: wireView(s.check.serverView),
+  receiptSignature: b64(s.check.serverSignature),
+  clientView: wireView(s.check.clientView),
+  countersignature: b64(s.check.clientSignature),
+});
+
+const byDirection = (records: readonly TranscriptRecordLine[], dir: 'c2s' | 's2c') =>
+  records.filter((r) => r.dir === dir);
+
+let keyDir: string;
+let keyPath: string;
+
+beforeAll(() => {
+  keyDir = mkdtempSync(join(tmpdir(), 'securechat-export-'));
+  keyPath = join(keyDir, 'server-identity.pem');
+  writeFileSync(keyPath, serverIdentity.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+});
+
+afterAll(() => rmSync(keyDir, { recursive: true, force: true }));
+
+describe.each([
+  ['PGlite', pgliteTestDatabase],
+  ['PostgreSQL', postgresTestDatabase],
+])('transcript export on %s', (_name, open) => {
+  let handle: TestDatabase;
+  let repo: TranscriptRepository;
+  let exporter: TranscriptExportService;
+  let full: RunSession;
+  let digest: RunSession;
+  let unfinished: RunSession;
+  const userKey: KeyObject = createPublicKey(aliceKey);
+
+  beforeAll(async () => {
+    handle = await open();
+    repo = new TranscriptRepository(handle.db);
+    exporter = new TranscriptExportService(
+      repo,
+      new ServerPublicKeyRepository({ identityKeyPath: keyPath }),
+    );
+    full = await runSession('s-full', 12);
+    digest = await runSession('s-digest', 2);
+    unfinished = await runSession('s-open', 2);
+    await repo.append({
+      opens: [openOf(full), openOf(digest, 'digest', T0 + 1), openOf(unfinished, 'full', T0 + 2)],
+      records: [...full.records, ...unfinished.records.slice(0, 3)],
+      closes: [closeOf(full), closeOf(digest)],
+    });
+  }, 60_000);
+  afterAll(() => handle.close());
+
+  it('exports a session that the client verifier accepts, countersignature included', async () => {
+    const text = await exporter.exportSession('s-full');
+    const transcript = parseTranscript(text);
+    const verification = verifyTranscriptLog(transcript, userKey);
+    expect(verification.checks.map((c) => [c.name, c.ok])).toEqual(
+      expect.arrayContaining([
+        ['records match receipt', true],
+        ['receipt signature', true],
+        ['views agree', true],
+        ['countersignature', true],
+      ]),
+    );
+    expect(verification.checks.every((c) => c.ok)).toBe(true);
+    expect(verification.ok).toBe(true);
+    expect(transcript.header).toMatchObject({
+      session_id: 's-full',
+      server_key: exportSpki(serverIdentity).toString('base64'),
+      server_fingerprint: serverFingerprint,
+      username: 'alice',
+      started_at: new Date(T0).toISOString(),
+    });
+    expect(transcript.end).toMatchObject({ reason: 'closed', views_match: true });
+  });
+
+  it('matches the client’s own log record for record, sequence numbers included', async () => {
+    const exported = parseTranscript(await exporter.exportSession('s-full'));
+    const client = parseTranscript(full.clientLog.map((l) => JSON.stringify(l)).join('\n'));
+    // Key updates on both sides (every 5 c2s and 7 s2c records): seq restarts must agree.
+    expect(exported.records.filter((r) => r.text === '{"type":"key_update"}').length).toBe(
+      client.records.filter((r) => r.text === '{"type":"key_update"}').length,
+    );
+    expect(exported.records.some((r) => r.text.includes('key_update'))).toBe(true);
+    // Interleaving is each side's own view; per direction the two logs must be identical.
+    for (const dir of ['c2s', 's2c'] as const) {
+      expect(byDirection(exported.records, dir)).toEqual(byDirection(client.records, dir));
+    }
+    expect(exported.records.some((r) => r.text.includes(PASSWORD))).toBe(false);
+    expect(exported.end?.receipt).toEqual(client.end?.receipt);
+    expect(exported.end?.countersign).toEqual(client.end?.countersign);
+    expect(exported.header.h2).toBe(client.header.h2);
+  });
+
+  it('fails verification once one byte of the export is changed', async () => {
+    const text = await exporter.exportSession('s-full');
+    const lines = text.split('\n');
+    const index = lines.findIndex((l) => l.includes('hello 3'));
+    const record = JSON.parse(lines[index]!) as TranscriptRecordLine;
+    const bytes = Buffer.from(record.plaintext, 'base64');
+    bytes[bytes.indexOf('3', bytes.indexOf('hello'))] = '4'.charCodeAt(0);
+    lines[index] = JSON.stringify({ ...record, plaintext: bytes.toString('base64') });
+    const bad = verifyTranscriptLog(parseTranscript(lines.join('\n')), userKey);
+    expect(bad.ok).toBe(false);
+    expect(bad.checks.find((c) => c.name === 'records match receipt')?.ok).toBe(false);
+  });
+
+  it('exports an open session without an end line, which does not verify', async () => {
+    const transcript = parseTranscript(await exporter.exportSession('s-open'));
+    expect(transcript.records).toHaveLength(3);
+    expect(transcript.end).toBeUndefined();
+    expect(verifyTranscriptLog(transcript).ok).toBe(false);
+  });
+
+  it('refuses digest sessions and unknown ones with their own errors', async () => {
+    await expect(exporter.exportSession('s-digest')).rejects.toBeInstanceOf(
+      TranscriptNotExportableError,
+    );
+    await expect(exporter.exportSession('s-digest')).rejects.toMatchObject({
+      code: 'transcript_not_exportable',
+    });
+    await expect(exporter.exportSession('s-nope')).rejects.toBeInstanceOf(TranscriptNotFoundError);
+    await expect(exporter.exportSession('s-nope')).rejects.toMatchObject({
+      code: 'transcript_not_found',
+    });
+  });
+
+  it('lists a user’s sessions newest first, by pages', async () => {
+    const all = await exporter.listSessions('alice');
+    expect(all).toEqual([
+      {
+        sessionId: 's-open',
+        username: 'alice',
+        gateway: 'gw-test',
+        mode: 'full',
+        status: 'open',
+        startedAt: T0 + 2,
+        endedAt: null,
+      },
+      expect.objectContaining({ sessionId: 's-digest', mode: 'digest', startedAt: T0 + 1 }),
+      expect.objectContaining({
+        sessionId: 's-full',
+        status: 'agreed',
+        startedAt: T0,
+        endedAt: T0 + 60_000,
+      }),
+    ]);
+    const first = await exporter.listSessions('alice', { limit: 2 });
+    expect(first.map((s) => s.sessionId)).toEqual(['s-open', 's-digest']);
+    const next = await exporter.listSessions('alice', { limit: 2, before: first[1]!.startedAt });
+    expect(next.map((s) => s.sessionId)).toEqual(['s-full']);
+    expect(await exporter.listSessions('alice', { limit: 0 })).toHaveLength(1); // clamped to 1
+    expect(await exporter.listSessions('bob')).toEqual([]);
+  });
+});
+
+describe('ServerPublicKeyRepository', () => {
+  it('reads the public half from the private key file or from a public key in its place', () => {
+    const fromPrivate = new ServerPublicKeyRepository({ identityKeyPath: keyPath }).load();
+    expect(fromPrivate.fingerprint).toBe(serverFingerprint);
+    const publicPath = join(keyDir, 'public.pem');
+    writeFileSync(
+      publicPath,
+      createPublicKey(serverIdentity).export({ format: 'pem', type: 'spki' }),
+    );
+    const fromPublic = new ServerPublicKeyRepository({ identityKeyPath: publicPath }).load();
+    expect(fromPublic.spki).toEqual(fromPrivate.spki);
+  });
+
+  it('says clearly that the key is missing, and never creates one', () => {
+    const missing = join(keyDir, 'absent.pem');
+    const repository = new ServerPublicKeyRepository({ identityKeyPath: missing });
+    expect(() => repository.load()).toThrow(ServerKeyUnavailableError);
+    expect(() => repository.load()).toThrow(/absent\.pem: no such file/);
+    expect(() => repository.load()).toThrow(/SECURECHAT_IDENTITY_KEY/);
+    const notEd25519 = join(keyDir, 'x25519.pem');
+    writeFileSync(
+      notEd25519,
+      createPublicKey(generateKeyPairSync('x25519').privateKey).export({
+        format: 'pem',
+        type: 'spki',
+      }),
+    );
+    expect(() => new ServerPublicKeyRepository({ identityKeyPath: notEd25519 }).load()).toThrow(
+      /not an Ed25519 key/,
+    );
+  });
+});

@@ -1,0 +1,209 @@
+/** TranscriptExportService with a mocked store and key: line shapes, numbering, errors. */
+import { generateKeyPairSync } from 'node:crypto';
+
+import { exportSpki, fingerprint } from '@securechat/protocol';
+
+import { ServerKeyUnavailableError } from './errors/server-key-unavailable.error';
+import { TranscriptNotExportableError } from './errors/transcript-not-exportable.error';
+import { TranscriptNotFoundError } from './errors/transcript-not-found.error';
+import { type ServerPublicKeyRepository } from './server-public-key.repository';
+import { TranscriptExportService } from './transcript-export.service';
+import {
+  type StoredTranscript,
+  type StoredTranscriptRecord,
+  type StoredTranscriptSession,
+  type TranscriptRepository,
+} from './transcript.repository';
+
+const key = generateKeyPairSync('ed25519').publicKey;
+const spki = exportSpki(key);
+const T0 = Date.UTC(2026, 0, 1);
+const chain = (byte: number) => Buffer.alloc(32, byte);
+
+function session(overrides: Partial<StoredTranscriptSession> = {}): StoredTranscriptSession {
+  return {
+    sessionId: 's-1',
+    username: 'alice',
+    gateway: 'gw-a',
+    mode: 'full',
+    h2: chain(1),
+    startedAt: T0,
+    endedAt: T0 + 1000,
+    status: 'incomplete',
+    serverView: { c2sCount: 2, c2sChain: chain(2), s2cCount: 3, s2cChain: chain(3) },
+    receiptSignature: Buffer.alloc(64, 4),
+    clientView: undefined,
+    countersignature: undefined,
+    ...overrides,
+  };
+}
+
+let position = 0;
+function record(direction: 'c2s' | 's2c', text: string, chained = true): StoredTranscriptRecord {
+  return { position: position++, direction, chained, plaintext: Buffer.from(text) };
+}
+
+function setup(stored: StoredTranscript | undefined) {
+  const transcripts = {
+    load: jest.fn().mockResolvedValue(stored),
+    listSessions: jest.fn().mockResolvedValue([]),
+  };
+  const serverKey = { load: jest.fn(() => ({ key, spki, fingerprint: fingerprint(spki) })) };
+  const service = new TranscriptExportService(
+    transcripts as unknown as TranscriptRepository,
+    serverKey as unknown as ServerPublicKeyRepository,
+  );
+  return { service, transcripts, serverKey };
+}
+
+const lines = (text: string) =>
+  text
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe('TranscriptExportService.exportSession', () => {
+  it('numbers records per direction as the client does: c2s from 1, both from 0 after a key_update', async () => {
+    position = 0;
+    const records = [
+      record('s2c', '{"type":"login_ok"}'),
+      record('c2s', '{"type":"ping"}'),
+      record('c2s', '{"type":"key_update"}'),
+      record('s2c', '{"type":"pong"}'),
+      record('c2s', '{"type":"ping","n":1}'),
+      record('s2c', '{"type":"key_update"}'),
+      record('s2c', '{"type":"pong","n":1}'),
+      record('c2s', '{"type":"deliver","body":"key_update"}'), // the word alone is not one
+      record('c2s', '{"type":"bye"}', false),
+    ];
+    const { service } = setup({ session: session(), records });
+    const out = lines(await service.exportSession('s-1'));
+    expect(out[0]).toMatchObject({
+      kind: 'header',
+      version: 1,
+      session_id: 's-1',
+      server: 'gw-a',
+      server_key: spki.toString('base64'),
+      server_fingerprint: fingerprint(spki),
+      h2: chain(1).toString('base64'),
+      started_at: new Date(T0).toISOString(),
+    });
+    expect(out.slice(1, -1).map((l) => [l.dir, l.seq, l.chained])).toEqual([
+      ['s2c', 0, true],
+      ['c2s', 1, true],
+      ['c2s', 2, true],
+      ['s2c', 1, true],
+      ['c2s', 0, true],
+      ['s2c', 2, true],
+      ['s2c', 0, true],
+      ['c2s', 1, true],
+      ['c2s', 2, false],
+    ]);
+    expect(out[2]).toMatchObject({
+      plaintext: Buffer.from('{"type":"ping"}').toString('base64'),
+      text: '{"type":"ping"}',
+    });
+  });
+
+  it('ends a session with a receipt but no countersignature as connection_lost', async () => {
+    const { service } = setup({ session: session(), records: [] });
+    const end = lines(await service.exportSession('s-1')).at(-1);
+    expect(end).toEqual({
+      kind: 'end',
+      ended_at: new Date(T0 + 1000).toISOString(),
+      reason: 'connection_lost',
+      receipt: {
+        session_id: 's-1',
+        c2s_count: 2,
+        c2s_chain: chain(2).toString('base64'),
+        s2c_count: 3,
+        s2c_chain: chain(3).toString('base64'),
+        signature: Buffer.alloc(64, 4).toString('base64'),
+      },
+      countersign: null,
+      views_match: null,
+      signature_valid: null,
+    });
+  });
+
+  it('ends a countersigned session as closed, with the client view, and says whether views matched', async () => {
+    const countersigned = {
+      clientView: { c2sCount: 2, c2sChain: chain(5), s2cCount: 3, s2cChain: chain(3) },
+      countersignature: Buffer.alloc(64, 6),
+    };
+    for (const [status, match] of [
+      ['agreed', true],
+      ['disputed', false],
+    ] as const) {
+      const { service } = setup({ session: session({ ...countersigned, status }), records: [] });
+      const end = lines(await service.exportSession('s-1')).at(-1);
+      expect(end).toMatchObject({
+        reason: 'closed',
+        views_match: match,
+        countersign: {
+          c2s_count: 2,
+          c2s_chain: chain(5).toString('base64'),
+          s2c_count: 3,
+          s2c_chain: chain(3).toString('base64'),
+          signature: Buffer.alloc(64, 6).toString('base64'),
+        },
+      });
+    }
+  });
+
+  it('leaves the end line out while the session is open, and the receipt out when none was sent', async () => {
+    const open = setup({ session: session({ status: 'open', endedAt: undefined }), records: [] });
+    expect(lines(await open.service.exportSession('s-1')).map((l) => l.kind)).toEqual(['header']);
+    const lost = setup({
+      session: session({ serverView: undefined, receiptSignature: undefined }),
+      records: [],
+    });
+    expect(lines(await lost.service.exportSession('s-1')).at(-1)).toMatchObject({
+      receipt: null,
+      countersign: null,
+    });
+  });
+
+  it('refuses an unknown session, a digest session, and a process without the key', async () => {
+    await expect(setup(undefined).service.exportSession('s-x')).rejects.toBeInstanceOf(
+      TranscriptNotFoundError,
+    );
+    const digest = setup({ session: session({ mode: 'digest' }), records: [] });
+    await expect(digest.service.exportSession('s-1')).rejects.toBeInstanceOf(
+      TranscriptNotExportableError,
+    );
+    const keyless = setup({ session: session(), records: [] });
+    keyless.serverKey.load.mockImplementation(() => {
+      throw new ServerKeyUnavailableError('/nowhere.pem', 'no such file');
+    });
+    await expect(keyless.service.exportSession('s-1')).rejects.toBeInstanceOf(
+      ServerKeyUnavailableError,
+    );
+    expect(keyless.transcripts.load).not.toHaveBeenCalled();
+  });
+});
+
+describe('TranscriptExportService.listSessions', () => {
+  it('passes the page on, with the limit clamped to 1..200, and open sessions ending in null', async () => {
+    const { service, transcripts } = setup(undefined);
+    transcripts.listSessions.mockResolvedValue([
+      {
+        sessionId: 's-2',
+        username: 'alice',
+        gateway: 'gw-a',
+        mode: 'full',
+        status: 'open',
+        startedAt: T0 + 5,
+        endedAt: undefined,
+      },
+    ]);
+    expect(await service.listSessions('alice', { before: T0 + 9 })).toEqual([
+      expect.objectContaining({ sessionId: 's-2', endedAt: null }),
+    ]);
+    expect(transcripts.listSessions).toHaveBeenLastCalledWith('alice', 50, T0 + 9);
+    await service.listSessions('alice', { limit: 10_000 });
+    expect(transcripts.listSessions).toHaveBeenLastCalledWith('alice', 200, undefined);
+    await service.listSessions('alice', { limit: -3 });
+    expect(transcripts.listSessions).toHaveBeenLastCalledWith('alice', 1, undefined);
+  });
+});

@@ -1,0 +1,240 @@
+/**
+ * A typed client for the admin HTTP API (`/admin` on the auth service or the embedded
+ * server; its OpenAPI document is at `/admin/openapi.json`). One method per endpoint; the
+ * results are the API's JSON as it is sent (snake_case). Every failure is an AdminApiError.
+ */
+import { AdminApiError, type AdminApiFieldError } from './admin-api-error';
+
+export interface AdminUser {
+  readonly username: string;
+  /** `sha256:` + hex of the SPKI. */
+  readonly fingerprint: string;
+  readonly disabled: boolean;
+  readonly deleted: boolean;
+  readonly deleted_at: string | null;
+  readonly created_at: string;
+}
+
+export interface AdminSession {
+  readonly session_id: string;
+  readonly username: string;
+  readonly gateway: string;
+  readonly source_address: string;
+  readonly since: string;
+}
+
+export interface AdminTranscriptSession {
+  readonly session_id: string;
+  readonly username: string;
+  readonly gateway: string;
+  readonly mode: 'full' | 'digest';
+  readonly status: 'open' | 'agreed' | 'disputed' | 'incomplete';
+  readonly started_at: string;
+  readonly ended_at: string | null;
+}
+
+export interface AdminAuditEntry {
+  readonly id: string;
+  readonly at: string;
+  /** `token:` + a hash prefix of the token used. */
+  readonly actor: string;
+  readonly action: string;
+  readonly target: string;
+  readonly details: Record<string, string | number | boolean | null>;
+  readonly source_address: string | null;
+}
+
+export interface Page {
+  readonly limit?: number;
+  readonly cursor?: string;
+}
+
+export interface AdminApiClientOptions {
+  /** The server, e.g. `http://127.0.0.1:8080` (with or without `/admin`). */
+  readonly baseUrl: string;
+  /** ADMIN_TOKEN (embedded mode: the `admin-token` file in the data directory). */
+  readonly token: string;
+  /** Per call; default 30 s. */
+  readonly timeoutMs?: number;
+  /** For tests: a stand-in for the global fetch. */
+  readonly fetch?: typeof fetch;
+}
+
+/** A public key for createUser/setPublicKey: SPKI DER bytes, or base64 of them, or a PEM block. */
+export type AdminPublicKey = Uint8Array | string;
+
+export class AdminApiClient {
+  readonly #base: string;
+  readonly #token: string;
+  readonly #timeoutMs: number;
+  readonly #fetch: typeof fetch;
+
+  constructor(options: AdminApiClientOptions) {
+    this.#base = options.baseUrl.replace(/\/+$/, '').replace(/\/admin$/, '') + '/admin';
+    this.#token = options.token;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#fetch = options.fetch ?? fetch;
+  }
+
+  createUser(user: {
+    username: string;
+    password: string;
+    publicKey: AdminPublicKey;
+  }): Promise<AdminUser> {
+    return this.#json('POST', '/users', {
+      username: user.username,
+      password: user.password,
+      public_key: keyText(user.publicKey),
+    });
+  }
+
+  listUsers(
+    options: Page & { query?: string } = {},
+  ): Promise<{ users: AdminUser[]; next_cursor: string | null }> {
+    return this.#json('GET', `/users${queryString(options)}`);
+  }
+
+  getUser(username: string): Promise<AdminUser> {
+    return this.#json('GET', `/users/${segment(username)}`);
+  }
+
+  disableUser(
+    username: string,
+  ): Promise<{ username: string; disabled: true; sessions_closed: number }> {
+    return this.#json('POST', `/users/${segment(username)}/disable`);
+  }
+
+  enableUser(username: string): Promise<{ username: string; disabled: false }> {
+    return this.#json('POST', `/users/${segment(username)}/enable`);
+  }
+
+  async resetPassword(username: string, password: string): Promise<void> {
+    await this.#call('POST', `/users/${segment(username)}/password`, { password });
+  }
+
+  setPublicKey(username: string, publicKey: AdminPublicKey): Promise<AdminUser> {
+    return this.#json('PUT', `/users/${segment(username)}/public-key`, {
+      public_key: keyText(publicKey),
+    });
+  }
+
+  deleteUser(
+    username: string,
+  ): Promise<{ username: string; deleted: true; sessions_closed: number }> {
+    return this.#json('DELETE', `/users/${segment(username)}`);
+  }
+
+  async clearThrottle(username: string): Promise<void> {
+    await this.#call('DELETE', `/users/${segment(username)}/throttle`);
+  }
+
+  listSessions(): Promise<{ sessions: AdminSession[] }> {
+    return this.#json('GET', '/sessions');
+  }
+
+  listUserSessions(username: string): Promise<{ sessions: AdminSession[] }> {
+    return this.#json('GET', `/users/${segment(username)}/sessions`);
+  }
+
+  closeSession(sessionId: string): Promise<{ closed: number }> {
+    return this.#json('DELETE', `/sessions/${segment(sessionId)}`);
+  }
+
+  closeUserSessions(username: string): Promise<{ closed: number }> {
+    return this.#json('DELETE', `/users/${segment(username)}/sessions`);
+  }
+
+  listTranscripts(
+    username: string,
+    options: { limit?: number; before?: number } = {},
+  ): Promise<{ sessions: AdminTranscriptSession[]; next_before: number | null }> {
+    return this.#json('GET', `/users/${segment(username)}/transcripts${queryString(options)}`);
+  }
+
+  /** JSON lines in the transcript-log format: `parseTranscript` and `verifyTranscriptLog` read it. */
+  async exportTranscript(sessionId: string): Promise<string> {
+    return (await this.#call('GET', `/transcripts/${segment(sessionId)}`)).text();
+  }
+
+  listAudit(
+    options: Page = {},
+  ): Promise<{ entries: AdminAuditEntry[]; next_cursor: string | null }> {
+    return this.#json('GET', `/audit${queryString(options)}`);
+  }
+
+  openApi(): Promise<Record<string, unknown>> {
+    return this.#json('GET', '/openapi.json');
+  }
+
+  async #json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return (await (await this.#call(method, path, body)).json()) as T;
+  }
+
+  async #call(method: string, path: string, body?: unknown): Promise<Response> {
+    let response: Response;
+    try {
+      response = await this.#fetch(this.#base + path, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.#token}`,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (error) {
+      // Never the request itself in the message: its body may hold a password.
+      throw new AdminApiError(0, 'unreachable', `admin API not reachable at ${this.#base}`, [], {
+        cause: error,
+      });
+    }
+    if (response.ok) return response;
+    throw await apiError(response);
+  }
+}
+
+async function apiError(response: Response): Promise<AdminApiError> {
+  let body: unknown;
+  try {
+    body = await response.json();
+  } catch {
+    body = undefined;
+  }
+  if (isErrorBody(body)) {
+    return new AdminApiError(response.status, body.code, body.message, body.errors ?? []);
+  }
+  return new AdminApiError(
+    response.status,
+    `http_${response.status}`,
+    `admin API answered ${response.status}`,
+  );
+}
+
+function isErrorBody(
+  body: unknown,
+): body is { code: string; message: string; errors?: AdminApiFieldError[] } {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    typeof (body as { code?: unknown }).code === 'string' &&
+    typeof (body as { message?: unknown }).message === 'string'
+  );
+}
+
+function keyText(key: AdminPublicKey): string {
+  return typeof key === 'string' ? key : Buffer.from(key).toString('base64');
+}
+
+function segment(value: string): string {
+  return encodeURIComponent(value);
+}
+
+function queryString(params: object): string {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (typeof value === 'string' || typeof value === 'number') search.set(name, String(value));
+  }
+  const text = search.toString();
+  return text === '' ? '' : `?${text}`;
+}

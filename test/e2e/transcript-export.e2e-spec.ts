@@ -1,0 +1,184 @@
+/**
+ * Transcript export (issue 6) end to end: a SecureChatClient chats with the embedded server
+ * (a real process) — messages both ways, a room, pings, key updates on the client side —
+ * closes with bye → receipt → countersign, and the server's export of that session
+ * (`GET /admin/transcripts/{id}`) then verifies with the client library's verifier and with
+ * `securechat verify-transcript`, agrees with the client's own log record for record and on
+ * both chains, and fails once one byte is changed.
+ */
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import {
+  type IncomingMessage,
+  MemoryKnownServersStore,
+  MemoryPeerKeyStore,
+  MemoryTranscriptSink,
+  parseTranscript,
+  SecureChatClient,
+  type TranscriptRecordLine,
+  verifyTranscriptLog,
+} from '@securechat/client';
+
+import { type AdminEndpoint, adminRequest } from '../support/admin-http';
+import { runCli } from '../support/cli-process';
+import { removeDataDir, type RunningServer, startEmbeddedServer } from '../support/embedded-server';
+
+jest.setTimeout(60_000);
+
+const PASSWORD = 'correct horse battery staple';
+
+describe('transcript export from the embedded server', () => {
+  let server: RunningServer;
+  let admin: AdminEndpoint;
+  let dir: string;
+  const clients: SecureChatClient[] = [];
+  const keys = new Map<string, KeyObject>();
+  let counter = 0;
+
+  beforeAll(async () => {
+    server = await startEmbeddedServer({
+      ALLOW_REGISTRATION: 'true',
+      SECURECHAT_INSECURE_FAST_HASH: 'true',
+    });
+    admin = { port: server.adminPort, token: server.adminToken() };
+    dir = mkdtempSync(join(tmpdir(), 'securechat-export-e2e-'));
+  }, 90_000);
+
+  afterAll(async () => {
+    await Promise.all(clients.filter((c) => c.state !== 'closed').map((c) => c.close()));
+    await server?.stop();
+    if (server) removeDataDir(server);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function newUser(sink?: MemoryTranscriptSink): Promise<SecureChatClient> {
+    const username = `tx${process.pid}x${counter++}`;
+    const privateKey = generateKeyPairSync('ed25519').privateKey;
+    keys.set(username, privateKey);
+    const client = new SecureChatClient({
+      host: server.host,
+      port: server.port,
+      username,
+      password: PASSWORD,
+      privateKey,
+      action: 'register',
+      trust: { store: new MemoryKnownServersStore(), policy: { fingerprint: server.fingerprint } },
+      peerKeys: new MemoryPeerKeyStore(),
+      reconnect: false,
+      requestTimeoutMs: 10_000,
+      // Rotates its sending key every 3 records: the export must renumber across key updates.
+      keyUpdateInterval: 3,
+      ...(sink ? { transcript: sink } : {}),
+    });
+    client.on('error', () => undefined);
+    await client.connect();
+    clients.push(client);
+    return client;
+  }
+
+  async function until(what: string, test: () => boolean | Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (!(await test())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  const byDirection = (records: readonly TranscriptRecordLine[], dir: 'c2s' | 's2c') =>
+    records.filter((r) => r.dir === dir);
+
+  it('exports a session that verifies and matches the client’s own log', async () => {
+    const sink = new MemoryTranscriptSink();
+    const gina = await newUser(sink);
+    const frank = await newUser();
+    const inbox: IncomingMessage[] = [];
+    gina.on('message', (m) => inbox.push(m));
+
+    for (let i = 0; i < 5; i++) await gina.send(frank.username, `to frank ${i} ✓`);
+    await frank.send(gina.username, 'to gina');
+    await until('the message at gina', () => inbox.length === 1);
+    await gina.join('#exporters');
+    await gina.ping(7);
+    const result = await gina.close();
+    expect(result).toMatchObject({ viewsMatch: true, signatureValid: true, receiptReceived: true });
+
+    // The gateway ships transcripts in batches: wait until the close is stored.
+    await until('the transcript stored', async () => {
+      const page = await adminRequest<{ sessions: { session_id: string; status: string }[] }>(
+        admin,
+        'GET',
+        `/admin/users/${gina.username}/transcripts`,
+      );
+      return page.body.sessions.some(
+        (s) => s.session_id === result.sessionId && s.status === 'agreed',
+      );
+    });
+    const response = await adminRequest(admin, 'GET', `/admin/transcripts/${result.sessionId}`);
+    expect(response.status).toBe(200);
+    const exported = parseTranscript(response.text);
+    const own = parseTranscript(sink.sessions[0]!.lines.map((l) => JSON.stringify(l)).join('\n'));
+
+    const verification = verifyTranscriptLog(exported, keys.get(gina.username));
+    expect(verification.checks.map((c) => [c.name, c.ok])).toEqual(
+      expect.arrayContaining([
+        ['records match receipt', true],
+        ['receipt signature', true],
+        ['views agree', true],
+        ['countersignature', true],
+      ]),
+    );
+    expect(verification.checks.every((c) => c.ok)).toBe(true);
+    expect(verification.ok).toBe(true);
+    expect(exported.header).toMatchObject({
+      session_id: result.sessionId,
+      server_key: own.header.server_key,
+      server_fingerprint: server.fingerprint,
+      username: gina.username,
+      h2: own.header.h2,
+    });
+
+    // Same records, byte for byte and numbered alike, in each direction (the interleaving of
+    // the two directions is each side's own view); same receipt and countersignature.
+    expect(
+      exported.records.filter((r) => r.text === '{"type":"key_update"}').length,
+    ).toBeGreaterThan(1);
+    for (const d of ['c2s', 's2c'] as const) {
+      expect(byDirection(exported.records, d)).toEqual(byDirection(own.records, d));
+    }
+    expect(exported.end?.receipt).toEqual(own.end?.receipt);
+    expect(exported.end?.countersign).toEqual(own.end?.countersign);
+    expect(response.text).not.toContain(PASSWORD);
+
+    // The command users run: exit 0 for the export, 6 once one byte of one record changed.
+    const publicKeyFile = join(dir, 'gina.pub');
+    writeFileSync(
+      publicKeyFile,
+      createPublicKey(keys.get(gina.username)!).export({ format: 'pem', type: 'spki' }).toString(),
+    );
+    const exportFile = join(dir, 'export.jsonl');
+    writeFileSync(exportFile, response.text);
+    const good = await runCli(['verify-transcript', exportFile, '--user-key', publicKeyFile], {});
+    expect(good.code).toBe(0);
+
+    const lines = response.text.split('\n');
+    const index = lines.findIndex((l) => l.includes('to frank 2'));
+    const record = JSON.parse(lines[index]!) as TranscriptRecordLine;
+    const bytes = Buffer.from(record.plaintext, 'base64');
+    const at = bytes.indexOf('to frank 2') + 'to frank '.length;
+    bytes[at] = '3'.charCodeAt(0);
+    lines[index] = JSON.stringify({ ...record, plaintext: bytes.toString('base64') });
+    const tampered = lines.join('\n');
+    const bad = verifyTranscriptLog(parseTranscript(tampered), keys.get(gina.username));
+    expect(bad.ok).toBe(false);
+    expect(bad.checks.find((c) => c.name === 'records match receipt')?.ok).toBe(false);
+    const tamperedFile = join(dir, 'tampered.jsonl');
+    writeFileSync(tamperedFile, tampered);
+    const refused = await runCli(['verify-transcript', tamperedFile], {});
+    expect(refused.code).toBe(6);
+
+    await frank.close();
+  });
+});
