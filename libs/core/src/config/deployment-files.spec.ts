@@ -159,3 +159,19 @@ describe('docker-compose.yml', () => {
     }
   });
 });
+
+describe('README configuration table', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const tableVariables = new Set(
+    [...readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)`\s*\|/gm)].map((match) => match[1]),
+  );
+
+  it('has a row for every variable of envSchema', () => {
+    expect(schemaKeys.filter((key) => !tableVariables.has(key))).toEqual([]);
+  });
+
+  it('has no row for a variable that does not exist', () => {
+    const known = new Set<string>(schemaKeys);
+    expect([...tableVariables].filter((name) => !known.has(name as string))).toEqual([]);
+  });
+});
