@@ -1,6 +1,7 @@
 /**
  * Per-connection limits of the gateway, on a server with small limits: handshake caps per
- * address, idle timeout, and slow readers dropped without losing their messages.
+ * address, sessions per user, idle timeout, and slow readers dropped without losing their
+ * messages.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 
@@ -13,7 +14,7 @@ import {
 } from '@securechat/protocol';
 
 import { removeDataDir, type RunningServer, startEmbeddedServer } from '../support/embedded-server';
-import { openSocket, socketClosed, TestClient } from '../support/protocol-client';
+import { HandshakeFailed, openSocket, socketClosed, TestClient } from '../support/protocol-client';
 
 jest.setTimeout(120_000);
 
@@ -39,6 +40,7 @@ beforeAll(async () => {
     SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS: '3',
     SECURECHAT_IDLE_TIMEOUT_MS: '2000',
     SECURECHAT_MAX_OUTBOUND_BYTES: '65536',
+    SECURECHAT_MAX_SESSIONS_PER_USER: '2',
   });
 });
 
@@ -65,6 +67,24 @@ it('caps connections still in the handshake per address, and frees the slots', a
   // the slots are free again: a full login works
   const alice = await connect('alice', 'register');
   await alice.close();
+});
+
+it("caps one user's sessions, answering rate_limited, without touching other users", async () => {
+  const first = await connect('carol', 'register');
+  const second = await connect('carol');
+  const refused = await connect('carol').then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  expect(refused).toBeInstanceOf(HandshakeFailed);
+  expect((refused as HandshakeFailed).code).toBe('rate_limited');
+  const other = await connect('dave', 'register');
+  await other.close();
+  // a slot comes back when one of carol's sessions ends
+  await first.close();
+  await new Promise((r) => setTimeout(r, 200));
+  const again = await connect('carol');
+  await Promise.all([again.close(), second.close()]);
 });
 
 it('closes a connection that stays silent past the idle timeout', async () => {

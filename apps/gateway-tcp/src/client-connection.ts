@@ -87,7 +87,8 @@ export class ClientConnection implements DeliveryTarget {
   #stallTimer: NodeJS.Timeout | undefined;
   #countersignTimer: NodeJS.Timeout | undefined;
   #inHandshakeSlot = true;
-  #inSessionSlot = false;
+  /** The user whose session slot this connection holds (ConnectionLimiter), once logged in. */
+  #sessionSlotUser: string | undefined;
   /** Records seen before the transcript row is opened (login_ok comes out of the handshake). */
   #earlyRecords: RecordEvent[] = [];
   #transcriptOpen = false;
@@ -135,7 +136,7 @@ export class ClientConnection implements DeliveryTarget {
 
   /** Whether the user logged in on this connection (presence needs to know on close). */
   get hadSession(): boolean {
-    return this.#inSessionSlot || this.#transcriptOpen;
+    return this.#sessionSlotUser !== undefined || this.#transcriptOpen;
   }
 
   start(): void {
@@ -288,11 +289,14 @@ export class ClientConnection implements DeliveryTarget {
       if (result.ok) {
         if (this.#phase === 'closed') return { ok: false, code: 'internal' }; // peer left meanwhile
         // Take the session slot before login_ok goes out, so a full server says so properly.
-        if (!this.deps.limiter.tryStartSession()) {
-          this.#refused('server_full');
-          return { ok: false, code: 'rate_limited', retryAfter: 5 };
+        const slot = this.deps.limiter.tryStartSession(request.username);
+        if (slot !== 'ok') {
+          // Both are "come back later" (§9 rate_limited); a user at its cap frees a slot by
+          // closing one of its sessions, which takes longer than a busy server.
+          this.#refused(slot);
+          return { ok: false, code: 'rate_limited', retryAfter: slot === 'server_full' ? 5 : 30 };
         }
-        this.#inSessionSlot = true;
+        this.#sessionSlotUser = request.username;
         return { ok: true, publicKey: Buffer.from(result.publicKey, 'base64') };
       }
       this.#refused(result.code);
@@ -654,9 +658,9 @@ export class ClientConnection implements DeliveryTarget {
       if (timer) clearTimeout(timer);
     }
     this.#releaseHandshakeSlot();
-    if (this.#inSessionSlot) {
-      this.#inSessionSlot = false;
-      this.deps.limiter.endSession();
+    if (this.#sessionSlotUser !== undefined) {
+      this.deps.limiter.endSession(this.#sessionSlotUser);
+      this.#sessionSlotUser = undefined;
     }
     this.deps.registry.remove(this);
     if (wasInSession) this.#closeTranscript();

@@ -7,8 +7,11 @@ function limiterWith(limits: {
   maxHandshakesPerAddress: number;
   maxHandshakes: number;
   maxSessions: number;
+  maxSessionsPerUser?: number;
 }): ConnectionLimiter {
-  return new ConnectionLimiter({ limits } as unknown as SecureChatConfig);
+  return new ConnectionLimiter({
+    limits: { maxSessionsPerUser: 1000, ...limits },
+  } as unknown as SecureChatConfig);
 }
 
 describe('ConnectionLimiter', () => {
@@ -129,15 +132,15 @@ describe('ConnectionLimiter', () => {
         maxHandshakes: 10,
         maxSessions: 2,
       });
-      expect(limiter.tryStartSession()).toBe(true);
-      expect(limiter.tryStartSession()).toBe(true);
-      expect(limiter.tryStartSession()).toBe(false);
+      expect(limiter.tryStartSession('alice')).toBe('ok');
+      expect(limiter.tryStartSession('alice')).toBe('ok');
+      expect(limiter.tryStartSession('alice')).toBe('server_full');
       expect(limiter.counts.sessions).toBe(2);
-      limiter.endSession();
+      limiter.endSession('alice');
       expect(limiter.counts.sessions).toBe(1);
-      expect(limiter.tryStartSession()).toBe(true);
-      limiter.endSession();
-      limiter.endSession();
+      expect(limiter.tryStartSession('alice')).toBe('ok');
+      limiter.endSession('alice');
+      limiter.endSession('alice');
       expect(limiter.counts).toEqual({ handshakes: 0, sessions: 0 });
     });
 
@@ -147,17 +150,17 @@ describe('ConnectionLimiter', () => {
         maxHandshakes: 10,
         maxSessions: 1,
       });
-      expect(limiter.tryStartSession()).toBe(true);
+      expect(limiter.tryStartSession('alice')).toBe('ok');
       expect(limiter.tryStartHandshake('10.0.0.1')).toBe('too_many_sessions');
       expect(limiter.counts).toEqual({ handshakes: 0, sessions: 1 });
-      limiter.endSession();
+      limiter.endSession('alice');
       expect(limiter.tryStartHandshake('10.0.0.1')).toBe('ok');
     });
 
     it("prefers 'too_many_sessions' over 'too_many_handshakes' when both caps are reached", () => {
       const limiter = limiterWith({ maxHandshakesPerAddress: 1, maxHandshakes: 1, maxSessions: 1 });
       expect(limiter.tryStartHandshake('a')).toBe('ok');
-      expect(limiter.tryStartSession()).toBe(true);
+      expect(limiter.tryStartSession('alice')).toBe('ok');
       expect(limiter.tryStartHandshake('a')).toBe('too_many_sessions');
     });
 
@@ -166,12 +169,44 @@ describe('ConnectionLimiter', () => {
       for (let i = 0; i < 5; i++) {
         expect(limiter.tryStartHandshake('10.0.0.1')).toBe('ok');
         limiter.endHandshake('10.0.0.1');
-        expect(limiter.tryStartSession()).toBe(true);
+        expect(limiter.tryStartSession('alice')).toBe('ok');
       }
       expect(limiter.counts).toEqual({ handshakes: 0, sessions: 5 });
       expect(limiter.tryStartHandshake('10.0.0.1')).toBe('too_many_sessions');
-      for (let i = 0; i < 5; i++) limiter.endSession();
+      for (let i = 0; i < 5; i++) limiter.endSession('alice');
       expect(limiter.counts).toEqual({ handshakes: 0, sessions: 0 });
+    });
+  });
+
+  describe('per user and per /64', () => {
+    it("caps one user's sessions without touching the others", () => {
+      const limiter = limiterWith({
+        maxHandshakesPerAddress: 10,
+        maxHandshakes: 10,
+        maxSessions: 10,
+        maxSessionsPerUser: 2,
+      });
+      expect(limiter.tryStartSession('alice')).toBe('ok');
+      expect(limiter.tryStartSession('alice')).toBe('ok');
+      expect(limiter.tryStartSession('alice')).toBe('user_limit');
+      expect(limiter.tryStartSession('bob')).toBe('ok');
+      expect(limiter.counts.sessions).toBe(3);
+      limiter.endSession('alice');
+      expect(limiter.tryStartSession('alice')).toBe('ok');
+    });
+
+    it('counts IPv6 handshakes per /64, so rotating addresses inside it does not escape the cap', () => {
+      const limiter = limiterWith({
+        maxHandshakesPerAddress: 2,
+        maxHandshakes: 10,
+        maxSessions: 10,
+      });
+      expect(limiter.tryStartHandshake('2001:db8:1:2::1')).toBe('ok');
+      expect(limiter.tryStartHandshake('2001:db8:1:2::ffff')).toBe('ok');
+      expect(limiter.tryStartHandshake('2001:db8:1:2:abcd::7')).toBe('too_many_handshakes');
+      expect(limiter.tryStartHandshake('2001:db8:1:3::1')).toBe('ok');
+      limiter.endHandshake('2001:db8:1:2::1');
+      expect(limiter.tryStartHandshake('2001:db8:1:2:abcd::7')).toBe('ok');
     });
   });
 });

@@ -15,6 +15,7 @@ export * from './process/process-infrastructure';
 export * from './transport/redis-streams.server';
 export * from './transport/redis-streams.client';
 export * from './fanout/redis.fanout';
+export * from './net/address-key';
 export * from './redis/close-connection';
 export * from './process/service-process';
 export * from './redis/outage-reporter';

@@ -49,6 +49,7 @@ export const envSchema = z.object({
   SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS: int(1, 1_000_000).default(256),
   SECURECHAT_MAX_HANDSHAKES: int(1, 1_000_000).default(4096),
   SECURECHAT_MAX_SESSIONS: int(1, 10_000_000).default(100_000),
+  SECURECHAT_MAX_SESSIONS_PER_USER: int(1, 100_000).default(32),
 
   THROTTLE_USER_FAILURES: int(1, 1000).default(5),
   THROTTLE_ADDRESS_FAILURES: int(1, 1_000_000).default(200),
@@ -108,6 +109,8 @@ export interface SecureChatConfig {
     readonly maxHandshakesPerAddress: number;
     readonly maxHandshakes: number;
     readonly maxSessions: number;
+    /** Live sessions of one user on one gateway. */
+    readonly maxSessionsPerUser: number;
   };
   readonly throttle: {
     readonly userFailures: number;
@@ -172,6 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
       maxHandshakesPerAddress: e.SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS,
       maxHandshakes: e.SECURECHAT_MAX_HANDSHAKES,
       maxSessions: e.SECURECHAT_MAX_SESSIONS,
+      maxSessionsPerUser: e.SECURECHAT_MAX_SESSIONS_PER_USER,
     },
     throttle: {
       userFailures: e.THROTTLE_USER_FAILURES,

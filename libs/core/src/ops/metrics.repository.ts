@@ -9,7 +9,12 @@ import { type LoginFailure } from '../contracts/auth.contracts';
 export type HandshakeResult = 'ok' | 'refused' | 'timeout' | 'failed';
 
 /** Why a login was refused at the gateway (`timeout`: no login within the handshake timeout). */
-export type AuthFailureReason = LoginFailure | 'timeout' | 'unavailable' | 'server_full';
+export type AuthFailureReason =
+  | LoginFailure
+  | 'timeout'
+  | 'unavailable'
+  | 'server_full'
+  | 'user_limit';
 
 /** A login decision as auth made it. */
 export type LoginOutcome = 'ok' | 'registered' | LoginFailure;

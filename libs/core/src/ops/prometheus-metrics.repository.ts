@@ -31,6 +31,7 @@ const AUTH_FAILURE_REASONS: AuthFailureReason[] = [
   'timeout',
   'unavailable',
   'server_full',
+  'user_limit',
 ];
 const LOGIN_OUTCOMES: LoginOutcome[] = [
   'ok',
