@@ -32,6 +32,12 @@ export interface RedisStreamsServerOptions {
   readCount?: number;
   /** Most handlers running at once; reading pauses at the bound. Default 1024. */
   maxInFlight?: number;
+  /**
+   * Deliveries after which an entry that keeps being taken over (its handler crashes or stalls
+   * every instance it reaches: a "poison" request) is abandoned: answered with an error,
+   * acknowledged and deleted, and logged. Default 5.
+   */
+  maxDeliveries?: number;
 }
 
 /** What `status` emits, as Nest's own Redis transport does. */
@@ -85,6 +91,7 @@ const DEFAULT_PREFIX = 'sc:';
 const DEFAULT_CLAIM_IDLE_MS = 5000;
 const DEFAULT_READ_COUNT = 128;
 const DEFAULT_MAX_IN_FLIGHT = 1024;
+const DEFAULT_MAX_DELIVERIES = 5;
 /** Short enough that close() and reconnects are noticed promptly, long enough to cost nothing idle. */
 const BLOCK_MS = 1000;
 /** close() waits this long for running handlers; what is still running is left to other instances. */
@@ -159,6 +166,7 @@ export class RedisStreamsServer
   readonly #claimIdleMs: number;
   readonly #readCount: number;
   readonly #maxInFlight: number;
+  readonly #maxDeliveries: number;
 
   /** Dedicated to the blocking XREADGROUP, which would stall every other command on its connection. */
   #reader: Redis | undefined;
@@ -198,10 +206,12 @@ export class RedisStreamsServer
     this.#claimIdleMs = options.claimIdleMs ?? DEFAULT_CLAIM_IDLE_MS;
     this.#readCount = options.readCount ?? DEFAULT_READ_COUNT;
     this.#maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    this.#maxDeliveries = options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES;
     for (const [name, value] of [
       ['claimIdleMs', this.#claimIdleMs],
       ['readCount', this.#readCount],
       ['maxInFlight', this.#maxInFlight],
+      ['maxDeliveries', this.#maxDeliveries],
     ] as const) {
       if (!Number.isInteger(value) || value < 1)
         throw new RangeError(`${name} must be a positive integer`);
@@ -369,6 +379,7 @@ export class RedisStreamsServer
           'JUSTID',
         );
       }
+      await this.#abandonPoison(commands);
       let cursor = '0-0';
       let takenOver = 0;
       do {
@@ -393,6 +404,51 @@ export class RedisStreamsServer
       if (this.#closing) return;
       if (isMissingGroup(error)) return; // the read loop re-creates it
       this.#log.warn(`reclaim failed: ${redisErrorText(error)}`);
+    }
+  }
+
+  /**
+   * Entries idle past claimIdleMs that were already delivered maxDeliveries times: every
+   * instance that took them died or stalled on them. Taking them over again would only take
+   * the next instance down, so they are claimed here, answered with an error (the caller sees
+   * a failed request, as after its own timeout) and acknowledged, never handled. Only the
+   * pattern and the entry id are logged: the payload may hold a password or a message body.
+   */
+  async #abandonPoison(commands: Redis): Promise<void> {
+    const pending = (await commands.xpending(
+      this.#stream,
+      this.#group,
+      'IDLE',
+      this.#claimIdleMs,
+      '-',
+      '+',
+      this.#readCount,
+    )) as [id: string, consumer: string, idleMs: number, deliveries: number][];
+    const poisoned = pending
+      .filter(([id, , , deliveries]) => deliveries >= this.#maxDeliveries && !this.#held.has(id))
+      .map(([id]) => id);
+    if (poisoned.length === 0) return;
+    const claimed = (await commands.xclaim(
+      this.#stream,
+      this.#group,
+      this.#consumer,
+      this.#claimIdleMs,
+      ...poisoned,
+    )) as RawEntry[];
+    for (const raw of claimed) {
+      const [id] = raw;
+      if (this.#held.has(id)) continue;
+      this.#held.add(id);
+      const entry = parseEntry(raw);
+      const answer =
+        entry?.replyTo !== undefined && entry.requestId !== undefined
+          ? JSON.stringify({ i: entry.requestId, err: 'request abandoned after repeated failures' })
+          : undefined;
+      this.#log.error(
+        `abandoned entry ${id} (${entry?.pattern?.slice(0, 100) ?? 'no pattern'}) after ` +
+          `${this.#maxDeliveries} deliveries that never completed`,
+      );
+      this.#enqueue({ id, replyTo: entry?.replyTo, reply: answer });
     }
   }
 

@@ -303,6 +303,61 @@ it('takes over a request held by an instance that died', async () => {
   expect(await admin.xpending(stream, 'relay')).toEqual([0, null, null, null]);
 });
 
+it('abandons a request that every instance before it died on, without running it again', async () => {
+  const stream = `${prefix}req:relay`;
+  const doomed = new Redis(REDIS_URL);
+  await doomed.xgroup('CREATE', stream, 'relay', '$', 'MKSTREAM');
+  const read = doomed.xreadgroup(
+    'GROUP',
+    'relay',
+    'doomed',
+    'COUNT',
+    1,
+    'BLOCK',
+    5000,
+    'STREAMS',
+    stream,
+    '>',
+  );
+  const answer = call('relay.echo', { n: 7 }, TIMEOUT_MS);
+  const [[, [[id]]]] = (await read) as [string, [string, string[]][]][];
+  // Four more instances took it over and died too: five deliveries in all.
+  for (let i = 0; i < 4; i++) await doomed.xclaim(stream, 'relay', `doomed${i}`, 0, id);
+  doomed.disconnect();
+
+  const { probe } = await startServer(new Probe(), { claimIdleMs: 300, maxDeliveries: 5 });
+  expect(await failureOf(answer)).toContain('abandoned');
+  expect(probe.seen).toEqual([]);
+  expect(await admin.xpending(stream, 'relay')).toEqual([0, null, null, null]);
+  expect(await admin.xlen(stream)).toBe(0);
+});
+
+it('still takes over a request delivered fewer than maxDeliveries times', async () => {
+  const stream = `${prefix}req:relay`;
+  const doomed = new Redis(REDIS_URL);
+  await doomed.xgroup('CREATE', stream, 'relay', '$', 'MKSTREAM');
+  const read = doomed.xreadgroup(
+    'GROUP',
+    'relay',
+    'doomed',
+    'COUNT',
+    1,
+    'BLOCK',
+    5000,
+    'STREAMS',
+    stream,
+    '>',
+  );
+  const answer = call<{ n: number }>('relay.echo', { n: 8 }, TIMEOUT_MS);
+  const [[, [[id]]]] = (await read) as [string, [string, string[]][]][];
+  for (let i = 0; i < 3; i++) await doomed.xclaim(stream, 'relay', `doomed${i}`, 0, id);
+  doomed.disconnect();
+
+  const { probe } = await startServer(new Probe(), { claimIdleMs: 300, maxDeliveries: 5 });
+  await expect(answer).resolves.toEqual({ n: 8 });
+  expect(probe.seen).toEqual([8]);
+});
+
 it('does not take over requests from a live instance whose handlers are slow', async () => {
   const probe = new Probe();
   await startServer(probe, { claimIdleMs: 300 });
