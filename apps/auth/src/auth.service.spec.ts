@@ -496,6 +496,19 @@ describe('AuthService registration', () => {
     expect(h.users.rows.get('alice')?.publicKey).toEqual(rsa.spki);
   });
 
+  it('spends the address budget on every registration, so names cannot be probed or taken in bulk', async () => {
+    const h = await harness({
+      throttle: { userFailures: 5, addressFailures: 3, maxDelaySeconds: 900 },
+    });
+    const attempt = (username: string) =>
+      h.service.login(registerCommand({ username, password: PASSWORD, key: ed }));
+    expect(await attempt('alice')).toEqual({ ok: false, code: 'conflict' });
+    expect(await attempt('new_one')).toMatchObject({ ok: true });
+    expect(await attempt('new_two')).toMatchObject({ ok: true });
+    expect(await attempt('new_three')).toMatchObject({ ok: false, code: 'rate_limited' });
+    expect(await attempt('erin')).toMatchObject({ ok: false, code: 'rate_limited' });
+  });
+
   it('answers conflict when the name is taken between the check and the insert', async () => {
     const h = await harness();
     h.users.findByUsername.mockResolvedValueOnce(undefined);

@@ -314,6 +314,10 @@ export class AuthService implements OnModuleInit {
       await this.throttle.recordFailure(null, addressKey, this.clock.now());
       return AUTH_FAILED;
     }
+    // Every registration that gets this far spends one unit of the address's failure budget,
+    // taken or not: a `conflict` tells that a name exists, and each new account is one more
+    // identity, so neither may be had in bulk from one address (THROTTLE_ADDRESS_FAILURES).
+    await this.throttle.recordFailure(null, addressKey, this.clock.now());
     // Checked before hashing so that a taken name costs no argon2; the insert checks again.
     if ((await this.users.findByUsername(command.username)) !== undefined) return CONFLICT;
     let created: UserRecord;

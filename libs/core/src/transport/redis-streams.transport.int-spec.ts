@@ -320,7 +320,9 @@ it('abandons a request that every instance before it died on, without running it
     '>',
   );
   const answer = call('relay.echo', { n: 7 }, TIMEOUT_MS);
-  const [[, [[id]]]] = (await read) as [string, [string, string[]][]][];
+  const id = (
+    (await read) as [stream: string, entries: [id: string, fields: string[]][]][]
+  )[0]![1][0]![0];
   // Four more instances took it over and died too: five deliveries in all.
   for (let i = 0; i < 4; i++) await doomed.xclaim(stream, 'relay', `doomed${i}`, 0, id);
   doomed.disconnect();
@@ -349,7 +351,9 @@ it('still takes over a request delivered fewer than maxDeliveries times', async 
     '>',
   );
   const answer = call<{ n: number }>('relay.echo', { n: 8 }, TIMEOUT_MS);
-  const [[, [[id]]]] = (await read) as [string, [string, string[]][]][];
+  const id = (
+    (await read) as [stream: string, entries: [id: string, fields: string[]][]][]
+  )[0]![1][0]![0];
   for (let i = 0; i < 3; i++) await doomed.xclaim(stream, 'relay', `doomed${i}`, 0, id);
   doomed.disconnect();
 
