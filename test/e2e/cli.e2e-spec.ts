@@ -162,6 +162,27 @@ describe('securechat (processes against the embedded server)', () => {
     ]);
   });
 
+  it('listen --count N prints N messages and leaves the rest pending for the next run', async () => {
+    for (const body of ['first of two', 'second of two']) {
+      expect((await runCli(['send', '--to', 'bob', body], alice.env)).code).toBe(EXIT.ok);
+    }
+    const once = await runCli(['listen', '--count', '1', '--timeout', '30'], bob.env);
+    expect(once.code).toBe(EXIT.ok);
+    expect(
+      once.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { body: string }).body),
+    ).toEqual(['first of two']);
+    const twice = await runCli(['listen', '--count', '1', '--timeout', '30'], bob.env);
+    expect(
+      twice.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { body: string }).body),
+    ).toEqual(['second of two']);
+  });
+
   it('exit codes: unknown recipient 7, wrong password 4, usage 2', async () => {
     expect((await runCli(['send', '--to', 'nobody', 'x'], alice.env)).code).toBe(EXIT.refused);
     const wrong = await runCli(['send', '--to', 'bob', 'x'], {

@@ -53,7 +53,9 @@ export const listenCommand: Command = {
     let resolveDone!: (code: ExitCode | Error) => void;
     const done = new Promise<ExitCode | Error>((resolve) => (resolveDone = resolve));
     client.on('message', (message: IncomingMessage) => {
-      if (count !== undefined && received >= count) return;
+      // Refusing (throwing) leaves a message unconfirmed, so the server keeps it pending for
+      // the next listener: one past --count must not be acknowledged unseen.
+      if (count !== undefined && received >= count) throw new NotTaken();
       received += 1;
       writeLine(io.stdout, messageJson(message));
       if (count !== undefined && received >= count) resolveDone(EXIT.ok);
@@ -70,7 +72,9 @@ export const listenCommand: Command = {
         resolveDone(detail.error);
       }
     });
-    client.on('error', (error) => writeLine(io.stderr, `warning: ${error.message}`));
+    client.on('error', (error) => {
+      if (!(error instanceof NotTaken)) writeLine(io.stderr, `warning: ${error.message}`);
+    });
     try {
       await client.connect();
     } catch (error) {
@@ -85,6 +89,11 @@ export const listenCommand: Command = {
     return closeAndReport(client, io, true);
   },
 };
+
+/** Thrown back to the client for a message this run will not print. */
+class NotTaken extends Error {
+  override readonly name = 'NotTaken';
+}
 
 function positiveInt(text: string | undefined, name: string): number | undefined {
   if (text === undefined) return undefined;
