@@ -87,6 +87,8 @@ export class ClientConnection implements DeliveryTarget {
   #stallTimer: NodeJS.Timeout | undefined;
   #countersignTimer: NodeJS.Timeout | undefined;
   #inHandshakeSlot = true;
+  /** When the login record arrived (auth's decision is about the account as it was then). */
+  #loginStartedAt = 0;
   /** The user whose session slot this connection holds (ConnectionLimiter), once logged in. */
   #sessionSlotUser: string | undefined;
   /** Records seen before the transcript row is opened (login_ok comes out of the handshake). */
@@ -132,6 +134,10 @@ export class ClientConnection implements DeliveryTarget {
 
   get phase(): Phase {
     return this.#phase;
+  }
+
+  get loginStartedAt(): number {
+    return this.#loginStartedAt;
   }
 
   /** Whether the user logged in on this connection (presence needs to know on close). */
@@ -276,6 +282,7 @@ export class ClientConnection implements DeliveryTarget {
   // ------------------------------------------------------------------ handshake
 
   async #verifyLogin(request: LoginRequest): Promise<LoginDecision> {
+    this.#loginStartedAt = this.deps.now();
     try {
       const result = await this.deps.auth.login({
         action: request.action,

@@ -17,6 +17,7 @@ import { ClientConnection } from './client-connection';
 import { ConnectionLimiter } from './connection-limiter';
 import { IdentityKeyRepository } from './identity-key.repository';
 import { AuthClient, RelayClient } from './service-clients';
+import { SessionCloser } from './session-closer';
 import { SessionRegistry } from './session-registry';
 import { TranscriptShipper } from './transcript-shipper';
 
@@ -50,6 +51,7 @@ export class GatewayServer implements OnModuleDestroy {
     @Optional() private readonly metrics: MetricsRepository = new NoopMetricsRepository(),
     /** The process's pino logger, for per-connection child loggers (Nest's Logger without it). */
     @Optional() private readonly logs?: PinoLoggerService,
+    @Optional() private readonly closer?: SessionCloser,
   ) {
     // Read at scrape time: nothing to maintain on the accept path.
     metrics.gauge('open_connections', () => this.#connections.size);
@@ -150,7 +152,10 @@ export class GatewayServer implements OnModuleDestroy {
         this.logs?.child({ context: 'Connection', conn: id, remote: address }) ??
         new Logger(`conn ${id}`),
       now: () => this.clock.now(),
-      onSessionStart: (started) => this.#presenceAdd(started),
+      onSessionStart: (started) => {
+        if (this.closer?.checkNewSession(started, started.loginStartedAt) === true) return;
+        this.#presenceAdd(started);
+      },
       onClosed: (closed) => {
         this.#connections.delete(closed);
         if (closed.hadSession) this.#presenceRemove(closed);

@@ -2,7 +2,11 @@
 import { Logger } from '@nestjs/common';
 import { type SessionCommand, SessionCommandPort, type StoredMessage } from '@securechat/core';
 
-import { SessionCloser } from './session-closer';
+import {
+  MAX_REMEMBERED_USER_CLOSES,
+  REMEMBER_USER_CLOSE_MS,
+  SessionCloser,
+} from './session-closer';
 import { type DeliveryTarget, SessionRegistry } from './session-registry';
 
 type Target = DeliveryTarget & { shutdown: jest.Mock<void, ['shutting_down', string]> };
@@ -38,13 +42,15 @@ describe('SessionCloser', () => {
   let alice1: Target;
   let alice2: Target;
   let bob: Target;
+  let now: number;
 
   beforeEach(() => {
+    now = 1_000_000;
     jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
     jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
     registry = new SessionRegistry();
     commands = new FakeCommands();
-    closer = new SessionCloser(registry, commands);
+    closer = new SessionCloser(registry, commands, { now: () => now });
     [alice1, alice2, bob] = [
       target('alice', 's-a1'),
       target('alice', 's-a2'),
@@ -68,6 +74,45 @@ describe('SessionCloser', () => {
     expect(alice1.shutdown).toHaveBeenCalledWith('shutting_down', 'session closed by the operator');
     expect(alice2.shutdown).toHaveBeenCalledTimes(1);
     expect(bob.shutdown).not.toHaveBeenCalled();
+  });
+
+  describe('a login that races an order to close its user', () => {
+    it('closes a session whose login began before the order and registered after it', () => {
+      const loginStartedAt = now;
+      now += 300; // the order arrives while auth is still deciding
+      expect(closer.handle({ kind: 'close-user', username: 'carol', reason: 'disabled' })).toBe(0);
+      now += 200;
+      const carol = target('carol', 's-c');
+      registry.add(carol);
+      expect(closer.checkNewSession(carol, loginStartedAt)).toBe(true);
+      expect(carol.shutdown).toHaveBeenCalledWith('shutting_down', 'disabled');
+    });
+
+    it('lets a login that began after the order through (a kick is not a ban)', () => {
+      closer.handle({ kind: 'close-user', username: 'carol', reason: 'kicked' });
+      now += 1000;
+      const carol = target('carol', 's-c');
+      expect(closer.checkNewSession(carol, now - 10)).toBe(false);
+      expect(carol.shutdown).not.toHaveBeenCalled();
+    });
+
+    it('forgets orders after a minute, and ignores other users and close-session orders', () => {
+      closer.handle({ kind: 'close-user', username: 'carol', reason: 'x' });
+      closer.handle({ kind: 'close-session', sessionId: 's-d', reason: 'x' });
+      const dave = target('dave', 's-d');
+      expect(closer.checkNewSession(dave, now - 100)).toBe(false);
+      now += REMEMBER_USER_CLOSE_MS;
+      closer.handle({ kind: 'close-user', username: 'erin', reason: 'x' }); // prunes
+      expect(closer.checkNewSession(target('carol', 's-c'), 0)).toBe(false);
+    });
+
+    it('remembers a bounded number of orders', () => {
+      for (let i = 0; i <= MAX_REMEMBERED_USER_CLOSES; i++) {
+        closer.handle({ kind: 'close-user', username: `u${i}`, reason: 'x' });
+      }
+      expect(closer.checkNewSession(target('u0', 's0'), 0)).toBe(false);
+      expect(closer.checkNewSession(target('u1', 's1'), 0)).toBe(true);
+    });
   });
 
   it('ignores commands for sessions another gateway holds', () => {
