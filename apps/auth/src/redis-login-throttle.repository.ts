@@ -10,6 +10,7 @@ import {
   closeConnection,
   CONFIG,
   DISCONNECT_TIMEOUT_MS,
+  pingConnection,
   reportOutagesOnce,
   type SecureChatConfig,
 } from '@securechat/core';
@@ -199,6 +200,11 @@ export class RedisLoginThrottleRepository
   }
 
   /** Closes the connection if this repository opened it; a borrowed client stays open. */
+  /** Readiness (/readyz): every login needs this connection. */
+  ping(): Promise<void> {
+    return pingConnection(this.#redis);
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#ownsConnection ? closeConnection(this.#redis, true) : Promise.resolve();
     return this.#closing;

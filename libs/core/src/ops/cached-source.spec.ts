@@ -29,3 +29,14 @@ it('does not cache a failed read', async () => {
   await expect(source()).rejects.toThrow('down');
   expect(await source()).toBe(3);
 });
+
+it('gives up a read that never settles, and tries again on the next call', async () => {
+  const read = jest
+    .fn<Promise<number>, []>()
+    .mockReturnValueOnce(new Promise<number>(() => undefined))
+    .mockResolvedValueOnce(9);
+  const source = cachedSource(read, 5_000, () => 0, 20);
+  await expect(source()).rejects.toThrow('no answer within 20 ms');
+  expect(await source()).toBe(9);
+  expect(read).toHaveBeenCalledTimes(2);
+});

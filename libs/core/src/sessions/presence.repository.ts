@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 
 import { closeConnection, DISCONNECT_TIMEOUT_MS } from '../redis/close-connection';
 import { reportOutagesOnce } from '../redis/outage-reporter';
+import { pingConnection } from '../redis/ping-connection';
 
 /** One live session, as operators and other gateways see it. */
 export interface PresenceEntry {
@@ -264,6 +265,11 @@ export class RedisPresenceRepository extends PresenceRepository implements OnApp
   }
 
   /** Closes the connection if this repository opened it; a borrowed client stays open. */
+  /** Readiness (/readyz): logins and the admin's session list use this connection. */
+  ping(): Promise<void> {
+    return pingConnection(this.#redis);
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#ownsConnection ? closeConnection(this.#redis, true) : Promise.resolve();
     return this.#closing;
