@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -44,5 +44,14 @@ describe('withAdminToken', () => {
     writeFileSync(file, 'short\n');
     expect(() => withAdminToken(config())).toThrow(ConfigError);
     expect(readFileSync(file, 'utf8')).toBe('short\n');
+  });
+
+  it('never leaves the name pointing at a half-written file, nor temporary files behind', () => {
+    // Many starts on one directory: every one must read the same whole token.
+    const tokens = new Set(
+      Array.from({ length: 20 }, () => withAdminToken(config()).config.admin.token),
+    );
+    expect(tokens.size).toBe(1);
+    expect(readdirSync(join(dir, 'data'))).toEqual([ADMIN_TOKEN_FILE]);
   });
 });

@@ -4,7 +4,16 @@
  * ADMIN_TOKEN in the environment wins and no file is touched.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 
 import { ConfigError, type SecureChatConfig } from '@securechat/core';
@@ -41,20 +50,28 @@ export function withAdminToken(config: SecureChatConfig): AdminTokenSource {
   return { config: { ...config, admin: { ...config.admin, token } }, file, created };
 }
 
-/** Creates the file with a fresh token unless it exists; true when it was created here. */
+/**
+ * Creates the file with a fresh token unless it exists; true when it was created here. The
+ * token is written whole to a private temporary file and then linked into place, which fails
+ * if the name exists: a process that loses the race never sees a half-written file.
+ */
 function createTokenFile(file: string): boolean {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  let fd: number;
-  try {
-    fd = openSync(file, 'wx', 0o600);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
-  }
+  const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(temporary, 'wx', 0o600);
   try {
     writeSync(fd, `${randomBytes(32).toString('base64url')}\n`);
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-  return true;
+  try {
+    linkSync(temporary, file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    unlinkSync(temporary);
+  }
 }
