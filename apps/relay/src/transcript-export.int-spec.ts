@@ -289,10 +289,36 @@ describe.each([
     ]);
     const first = await exporter.listSessions('alice', { limit: 2 });
     expect(first.map((s) => s.sessionId)).toEqual(['s-open', 's-digest']);
-    const next = await exporter.listSessions('alice', { limit: 2, before: first[1]!.startedAt });
+    const next = await exporter.listSessions('alice', { limit: 2, after: first[1]! });
     expect(next.map((s) => s.sessionId)).toEqual(['s-full']);
     expect(await exporter.listSessions('alice', { limit: 0 })).toHaveLength(1); // clamped to 1
     expect(await exporter.listSessions('bob')).toEqual([]);
+  });
+
+  it('pages past sessions that started in the same millisecond as the page boundary', async () => {
+    // dave's sessions: two in one millisecond, the boundary falling between them.
+    const opens = [
+      ['s-tie-a', T0 + 10],
+      ['s-tie-b', T0 + 10],
+      ['s-late', T0 + 11],
+      ['s-early', T0 + 9],
+    ] as const;
+    await repo.append({
+      opens: opens.map(([sessionId, startedAt]) => ({
+        ...openOf(full, 'digest', startedAt),
+        sessionId,
+        username: 'dave',
+      })),
+      records: [],
+      closes: [],
+    });
+    const seen: string[] = [];
+    let page = await exporter.listSessions('dave', { limit: 2 });
+    while (page.length > 0) {
+      seen.push(...page.map((s) => s.sessionId));
+      page = await exporter.listSessions('dave', { limit: 2, after: page[page.length - 1]! });
+    }
+    expect(seen).toEqual(['s-late', 's-tie-b', 's-tie-a', 's-early']);
   });
 });
 

@@ -197,10 +197,13 @@ describe('TranscriptExportService.listSessions', () => {
         endedAt: undefined,
       },
     ]);
-    expect(await service.listSessions('alice', { before: T0 + 9 })).toEqual([
-      expect.objectContaining({ sessionId: 's-2', endedAt: null }),
-    ]);
-    expect(transcripts.listSessions).toHaveBeenLastCalledWith('alice', 50, T0 + 9);
+    expect(
+      await service.listSessions('alice', { after: { startedAt: T0 + 9, sessionId: 's-3' } }),
+    ).toEqual([expect.objectContaining({ sessionId: 's-2', endedAt: null })]);
+    expect(transcripts.listSessions).toHaveBeenLastCalledWith('alice', 50, {
+      startedAt: T0 + 9,
+      sessionId: 's-3',
+    });
     await service.listSessions('alice', { limit: 10_000 });
     expect(transcripts.listSessions).toHaveBeenLastCalledWith('alice', 200, undefined);
     await service.listSessions('alice', { limit: -3 });

@@ -16,6 +16,7 @@ import { TranscriptNotExportableError } from './errors/transcript-not-exportable
 import { TranscriptNotFoundError } from './errors/transcript-not-found.error';
 import { ServerPublicKeyRepository } from './server-public-key.repository';
 import {
+  type SessionListPosition,
   type StoredTranscriptRecord,
   type StoredTranscriptSession,
   TranscriptRepository,
@@ -35,8 +36,8 @@ export interface TranscriptSessionSummary {
 export interface ListSessionsOptions {
   /** 1..200, default 50. */
   readonly limit?: number;
-  /** Only sessions started before this (ms since the epoch): the last `startedAt` of a page. */
-  readonly before?: number;
+  /** Only the sessions listed after this one: the last session of the previous page. */
+  readonly after?: SessionListPosition;
 }
 
 export const LIST_SESSIONS_DEFAULT_LIMIT = 50;
@@ -62,7 +63,7 @@ export class TranscriptExportService {
         ? LIST_SESSIONS_DEFAULT_LIMIT
         : Math.trunc(given);
     const limit = Math.min(Math.max(requested, 1), LIST_SESSIONS_MAX_LIMIT);
-    const rows = await this.transcripts.listSessions(username, limit, options.before);
+    const rows = await this.transcripts.listSessions(username, limit, options.after);
     return rows.map((row) => ({ ...row, endedAt: row.endedAt ?? null }));
   }
 

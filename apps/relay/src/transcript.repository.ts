@@ -5,7 +5,7 @@
  * or deletes anything, so what was stored is what an auditor later verifies (§8.5).
  */
 import { Inject, Injectable } from '@nestjs/common';
-import { and, asc, desc, eq, lt } from 'drizzle-orm';
+import { and, asc, desc, eq, sql } from 'drizzle-orm';
 
 import {
   DATABASE,
@@ -57,6 +57,13 @@ export interface StoredSessionSummary {
   readonly status: TranscriptStatus;
   readonly startedAt: number;
   readonly endedAt: number | undefined;
+}
+
+/** A session's place in a newest-first listing: the last one of a page, to continue after. */
+export interface SessionListPosition {
+  /** ms since the epoch. */
+  readonly startedAt: number;
+  readonly sessionId: string;
 }
 
 export interface StoredTranscriptRecord {
@@ -223,13 +230,15 @@ export class TranscriptRepository {
   }
 
   /**
-   * The sessions of one user, newest first (the index on username, started_at), at most
-   * `limit`, only those started before `before` (ms since the epoch) when given.
+   * The sessions of one user, newest first by (started_at, session_id), at most `limit`; with
+   * `after`, only those that come after that session in this order. The position is the pair,
+   * not the time alone: sessions that start in the same millisecond would otherwise be
+   * skipped, or repeated, at a page boundary.
    */
   async listSessions(
     username: string,
     limit: number,
-    before?: number,
+    after?: SessionListPosition,
   ): Promise<StoredSessionSummary[]> {
     const rows = await this.db
       .select({
@@ -243,11 +252,14 @@ export class TranscriptRepository {
       })
       .from(transcriptSessions)
       .where(
-        before === undefined
+        after === undefined
           ? eq(transcriptSessions.username, username)
           : and(
               eq(transcriptSessions.username, username),
-              lt(transcriptSessions.startedAt, new Date(before)),
+              sql`(${transcriptSessions.startedAt}, ${transcriptSessions.sessionId}) < (${sql.param(
+                new Date(after.startedAt),
+                transcriptSessions.startedAt,
+              )}, ${after.sessionId})`,
             ),
       )
       .orderBy(desc(transcriptSessions.startedAt), desc(transcriptSessions.sessionId))

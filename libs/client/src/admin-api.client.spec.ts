@@ -80,9 +80,9 @@ describe('AdminApiClient', () => {
     ],
     [
       'listTranscripts',
-      (a: AdminApiClient) => a.listTranscripts('alice', { before: 17 }),
+      (a: AdminApiClient) => a.listTranscripts('alice', { limit: 2, cursor: '17.s-1' }),
       'GET',
-      '/users/alice/transcripts?before=17',
+      '/users/alice/transcripts?limit=2&cursor=17.s-1',
     ],
     ['listAudit', (a: AdminApiClient) => a.listAudit({ cursor: '9' }), 'GET', '/audit?cursor=9'],
     ['openApi', (a: AdminApiClient) => a.openApi(), 'GET', '/openapi.json'],

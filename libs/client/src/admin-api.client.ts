@@ -44,6 +44,16 @@ export interface AdminAuditEntry {
   readonly source_address: string | null;
 }
 
+/**
+ * How a disable or delete went for the user's live sessions. The change itself is always
+ * made: `sessions_closed` is null when the gateways could not be told, and
+ * `sessions_close_error` then says how to close the sessions later.
+ */
+export interface AdminSessionsClosed {
+  readonly sessions_closed: number | null;
+  readonly sessions_close_error?: string;
+}
+
 export interface Page {
   readonly limit?: number;
   readonly cursor?: string;
@@ -100,7 +110,7 @@ export class AdminApiClient {
 
   disableUser(
     username: string,
-  ): Promise<{ username: string; disabled: true; sessions_closed: number }> {
+  ): Promise<{ username: string; disabled: true } & AdminSessionsClosed> {
     return this.#json('POST', `/users/${segment(username)}/disable`);
   }
 
@@ -118,9 +128,7 @@ export class AdminApiClient {
     });
   }
 
-  deleteUser(
-    username: string,
-  ): Promise<{ username: string; deleted: true; sessions_closed: number }> {
+  deleteUser(username: string): Promise<{ username: string; deleted: true } & AdminSessionsClosed> {
     return this.#json('DELETE', `/users/${segment(username)}`);
   }
 
@@ -136,7 +144,11 @@ export class AdminApiClient {
     return this.#json('GET', `/users/${segment(username)}/sessions`);
   }
 
-  closeSession(sessionId: string): Promise<{ closed: number }> {
+  /**
+   * Orders the session closed on every gateway. `listed: false` (and `closed: 0`): presence
+   * did not know the session; the order went out all the same.
+   */
+  closeSession(sessionId: string): Promise<{ closed: number; listed: boolean }> {
     return this.#json('DELETE', `/sessions/${segment(sessionId)}`);
   }
 
@@ -144,10 +156,11 @@ export class AdminApiClient {
     return this.#json('DELETE', `/users/${segment(username)}/sessions`);
   }
 
+  /** Newest first; pass `next_cursor` back as `cursor` for the next (older) page. */
   listTranscripts(
     username: string,
-    options: { limit?: number; before?: number } = {},
-  ): Promise<{ sessions: AdminTranscriptSession[]; next_before: number | null }> {
+    options: Page = {},
+  ): Promise<{ sessions: AdminTranscriptSession[]; next_cursor: string | null }> {
     return this.#json('GET', `/users/${segment(username)}/transcripts${queryString(options)}`);
   }
 

@@ -1,12 +1,16 @@
 /**
  * The OpenAPI description of the admin API: plain schema objects (the request schemas are
  * converted from the zod schemas that validate them, so the two cannot drift), the document
- * served at `/admin/openapi.json` (behind the token) and Swagger UI at `/admin/docs`.
+ * served at `/admin/openapi.json` and Swagger UI at `/admin/docs`.
  *
  * Swagger UI is served without the token: a browser cannot add an Authorization header to
- * the navigation that loads the page, so a guarded page could never be opened. The page holds
- * the API's description only (the same as this source) and no data; its "Authorize" button
- * sends the bearer token with every call made from it, and every call is guarded.
+ * the navigation that loads the page, so a guarded page could never be opened. Its script,
+ * `/admin/docs/swagger-ui-init.js`, embeds the whole document, so the description is public
+ * to whoever reaches the admin port even though `/admin/openapi.json` itself asks for the
+ * token (that guard only keeps the route in line with the others). This is accepted: the
+ * document is the API's description (the same as this source) and holds no data; the page's
+ * "Authorize" button sends the bearer token with every call made from it, and every call is
+ * guarded.
  */
 import {
   Controller,
@@ -100,7 +104,11 @@ export const TRANSCRIPT_LIST_SCHEMA: SchemaObject = {
         },
       },
     },
-    next_before: { type: 'integer', nullable: true, description: 'ms since the epoch' },
+    next_cursor: {
+      type: 'string',
+      nullable: true,
+      description: 'pass as `cursor` for the next (older) page; null on the last page',
+    },
   },
 };
 
@@ -159,7 +167,10 @@ export class OpenApiDocumentHolder {
   document: OpenAPIObject | undefined;
 }
 
-/** `GET /admin/openapi.json`, behind the token like every data endpoint. */
+/**
+ * `GET /admin/openapi.json`, behind the token like the other routes; the same document is
+ * public in Swagger UI's script (see the file comment).
+ */
 @ApiExcludeController()
 @ApiBearerAuth()
 @UseGuards(AdminTokenGuard)

@@ -27,15 +27,24 @@ export class AdminSessionsController {
   @Delete('sessions/:sessionId')
   @ApiOperation({ summary: 'End one live session (its gateway closes it at once)' })
   @ApiParam({ name: 'sessionId' })
-  @ApiResponse({ status: 200, description: 'Asked to close' })
+  @ApiResponse({
+    status: 200,
+    description:
+      'The close order went to every gateway (audited). listed: whether presence knew the ' +
+      'session; closed: how many listed sessions it names (0 when not listed: a gateway ' +
+      'still holding it closes it all the same)',
+    schema: {
+      type: 'object',
+      properties: { closed: { type: 'integer' }, listed: { type: 'boolean' } },
+    },
+  })
   @ApiResponse(ERROR_RESPONSES.badRequest)
-  @ApiResponse({ ...ERROR_RESPONSES.notFound, description: 'session_not_found' })
   async close(
     @AdminContext() context: AdminRequestContext,
     @Param('sessionId') sessionId: string,
-  ): Promise<{ closed: number }> {
+  ): Promise<{ closed: number; listed: boolean }> {
     const params = parseAdminInput(sessionIdParams, { sessionId });
-    return { closed: await this.sessions.closeSession(context, params.sessionId) };
+    return this.sessions.closeSession(context, params.sessionId);
   }
 
   @Get('users/:username/sessions')

@@ -5,7 +5,6 @@ import { type PresenceEntry, SessionControl } from '@securechat/core';
 import { AuthService } from '../auth.service';
 import { AdminAuditService } from './admin-audit.service';
 import { type AdminRequestContext } from './admin-request-context';
-import { SessionNotFoundError } from './errors/session-not-found.error';
 
 export const OPERATOR_CLOSE_REASON = 'closed by an operator';
 
@@ -31,11 +30,19 @@ export class AdminSessionsService {
     return this.sessions.listUser(username);
   }
 
-  async closeSession(context: AdminRequestContext, sessionId: string): Promise<number> {
+  /**
+   * Orders the session closed on every gateway and audits the order once it is sent. Presence
+   * not listing the session does not mean no gateway holds it (presence lags a login, and a
+   * gateway may have lost its entry), so that is reported (`listed`), not refused.
+   */
+  async closeSession(
+    context: AdminRequestContext,
+    sessionId: string,
+  ): Promise<{ closed: number; listed: boolean }> {
     const closed = await this.sessions.closeSession(sessionId, OPERATOR_CLOSE_REASON);
-    if (closed === 0) throw new SessionNotFoundError(sessionId);
-    await this.audit.record(context, 'session.close', sessionId);
-    return closed;
+    const listed = closed > 0;
+    await this.audit.record(context, 'session.close', sessionId, { listed });
+    return { closed, listed };
   }
 
   async closeUser(context: AdminRequestContext, username: string): Promise<number> {

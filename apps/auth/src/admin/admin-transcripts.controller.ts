@@ -28,13 +28,20 @@ export class AdminTranscriptsController {
   @ApiOperation({ summary: "A user's stored sessions, newest first" })
   @ApiParam({ name: 'username' })
   @ApiQuery({ name: 'limit', required: false, description: '1-200, default 50' })
-  @ApiQuery({ name: 'before', required: false, description: 'next_before of the previous page' })
+  @ApiQuery({
+    name: 'cursor',
+    required: false,
+    description: 'next_cursor of the previous page (opaque; replaces the former `before`)',
+  })
   @ApiResponse({ status: 200, description: 'A page of sessions', schema: TRANSCRIPT_LIST_SCHEMA })
   @ApiResponse(ERROR_RESPONSES.badRequest)
   @ApiResponse(ERROR_RESPONSES.userNotFound)
   async list(@Param('username') username: string, @Query() query: unknown) {
-    const options = parseAdminInput(transcriptListQuery, query);
-    const page = await this.transcripts.list(username, options);
+    const { limit, cursor } = parseAdminInput(transcriptListQuery, query);
+    const page = await this.transcripts.list(username, {
+      limit,
+      ...(cursor === undefined ? {} : { cursor }),
+    });
     return {
       sessions: page.sessions.map((s) => ({
         session_id: s.sessionId,
@@ -45,7 +52,7 @@ export class AdminTranscriptsController {
         started_at: new Date(s.startedAt).toISOString(),
         ended_at: s.endedAt === null ? null : new Date(s.endedAt).toISOString(),
       })),
-      next_before: page.nextBefore,
+      next_cursor: page.nextCursor,
     };
   }
 

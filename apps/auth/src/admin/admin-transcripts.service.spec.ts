@@ -40,13 +40,14 @@ function harness() {
 }
 
 describe('AdminTranscriptsService', () => {
-  it('pages a user’s sessions with the last start time as the next `before`', async () => {
+  it('pages a user’s sessions with the last one’s (start, id) as the next cursor', async () => {
     const h = harness();
-    expect((await h.service.list('alice', { limit: 2 })).nextBefore).toBe(1000);
-    expect((await h.service.list('alice', { limit: 3, before: 5000 })).nextBefore).toBeNull();
+    expect((await h.service.list('alice', { limit: 2 })).nextCursor).toBe('1000.s-1');
+    const cursor = { startedAt: 5000, sessionId: 's-9' };
+    expect((await h.service.list('alice', { limit: 3, cursor })).nextCursor).toBeNull();
     expect(h.transcripts.listSessions).toHaveBeenLastCalledWith('alice', {
       limit: 3,
-      before: 5000,
+      after: cursor,
     });
     await expect(h.service.list('nobody', { limit: 2 })).rejects.toBeInstanceOf(UserNotFoundError);
   });

@@ -5,12 +5,13 @@ import { TranscriptExportService, type TranscriptSessionSummary } from '@securec
 import { AuthService } from '../auth.service';
 import { AdminAuditService } from './admin-audit.service';
 import { type AdminRequestContext } from './admin-request-context';
+import { transcriptCursor } from './admin.schemas';
 
 /** A page of a user's stored sessions, newest first. */
 export interface TranscriptPage {
   readonly sessions: TranscriptSessionSummary[];
-  /** Pass as `before` for the next (older) page; null on the last page. */
-  readonly nextBefore: number | null;
+  /** Pass as `cursor` for the next (older) page; null on the last page. */
+  readonly nextCursor: string | null;
 }
 
 /**
@@ -28,14 +29,17 @@ export class AdminTranscriptsService {
   /** Throws UserNotFoundError for a name never taken (a deleted user's sessions are listed). */
   async list(
     username: string,
-    options: { limit: number; before?: number },
+    options: { limit: number; cursor?: { startedAt: number; sessionId: string } },
   ): Promise<TranscriptPage> {
     await this.auth.getUser(username);
-    const sessions = await this.transcripts.listSessions(username, options);
+    const sessions = await this.transcripts.listSessions(username, {
+      limit: options.limit,
+      ...(options.cursor === undefined ? {} : { after: options.cursor }),
+    });
     const last = sessions[sessions.length - 1];
     return {
       sessions,
-      nextBefore: sessions.length === options.limit && last ? last.startedAt : null,
+      nextCursor: sessions.length === options.limit && last ? transcriptCursor(last) : null,
     };
   }
 

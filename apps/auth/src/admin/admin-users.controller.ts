@@ -35,6 +35,24 @@ import {
 
 const USERNAME = { name: 'username', example: 'alice' };
 
+/** How a disable or delete went for the live sessions, as the response says it. */
+type SessionsClosed =
+  { sessions_closed: number } | { sessions_closed: null; sessions_close_error: string };
+
+function sessionsClosed(username: string, closed: number | null): SessionsClosed {
+  return closed === null
+    ? {
+        sessions_closed: null,
+        sessions_close_error: `session control unavailable; close them with DELETE /admin/users/${username}/sessions`,
+      }
+    : { sessions_closed: closed };
+}
+
+const SESSIONS_CLOSED_DOC =
+  'sessions_closed: how many live sessions were ordered closed. The change is made and ' +
+  'audited even when the gateways cannot be reached: then sessions_closed is null and ' +
+  'sessions_close_error says how to close them (DELETE /admin/users/{username}/sessions)';
+
 /** `/admin/users`: accounts (see AdminUsersService for what each change also does). */
 @ApiTags('users')
 @ApiBearerAuth()
@@ -89,14 +107,14 @@ export class AdminUsersController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Disable an account and end its live sessions at once' })
   @ApiParam(USERNAME)
-  @ApiResponse({ status: 200, description: 'Disabled; sessions_closed live sessions ended' })
+  @ApiResponse({ status: 200, description: `Disabled. ${SESSIONS_CLOSED_DOC}` })
   @ApiResponse(ERROR_RESPONSES.userNotFound)
   async disable(
     @AdminContext() context: AdminRequestContext,
     @Param('username') username: string,
-  ): Promise<{ username: string; disabled: true; sessions_closed: number }> {
+  ): Promise<{ username: string; disabled: true } & SessionsClosed> {
     const closed = await this.users.disable(context, username);
-    return { username, disabled: true, sessions_closed: closed };
+    return { username, disabled: true, ...sessionsClosed(username, closed) };
   }
 
   @Post(':username/enable')
@@ -155,14 +173,14 @@ export class AdminUsersController {
     summary: 'Deactivate an account: no more logins, sessions ended; messages and transcripts kept',
   })
   @ApiParam(USERNAME)
-  @ApiResponse({ status: 200, description: 'Deleted; sessions_closed live sessions ended' })
+  @ApiResponse({ status: 200, description: `Deleted. ${SESSIONS_CLOSED_DOC}` })
   @ApiResponse(ERROR_RESPONSES.userNotFound)
   async delete(
     @AdminContext() context: AdminRequestContext,
     @Param('username') username: string,
-  ): Promise<{ username: string; deleted: true; sessions_closed: number }> {
+  ): Promise<{ username: string; deleted: true } & SessionsClosed> {
     const closed = await this.users.delete(context, username);
-    return { username, deleted: true, sessions_closed: closed };
+    return { username, deleted: true, ...sessionsClosed(username, closed) };
   }
 
   @Delete(':username/throttle')

@@ -14,7 +14,6 @@ import { AdminAuditService } from './admin-audit.service';
 import { type AdminRequestContext } from './admin-request-context';
 import { AdminSessionsService } from './admin-sessions.service';
 import { AdminUsersService, CLOSE_REASON } from './admin-users.service';
-import { SessionNotFoundError } from './errors/session-not-found.error';
 
 const T0 = Date.UTC(2026, 0, 1);
 const CONTEXT: AdminRequestContext = { actor: 'token:abcdef012345', sourceAddress: '127.0.0.1' };
@@ -126,10 +125,35 @@ describe('AdminUsersService', () => {
     expect(h.sessions.closeUser).toHaveBeenLastCalledWith('bob', CLOSE_REASON.deleted);
     expect(h.users.rows.get('bob')?.deletedAt).toEqual(new Date(T0));
     expect(log(h.appended).slice(2)).toEqual([
-      ['user.disable', 'alice', { sessions_closed: 3 }],
+      ['user.disable', 'alice', {}],
       ['user.enable', 'alice', {}],
-      ['user.delete', 'bob', { sessions_closed: 2 }],
+      ['user.delete', 'bob', {}],
     ]);
+  });
+
+  it('audits a disable or delete before the gateways are asked, and answers null when they cannot be', async () => {
+    const h = await harness();
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    await h.create('alice');
+    await h.create('bob');
+    const down = (action: string) => () => {
+      // The change is already recorded when the order goes out (and fails).
+      expect(h.appended.at(-1)?.action).toBe(action);
+      return Promise.reject(new Error('redis publish timed out'));
+    };
+    h.sessions.closeUser
+      .mockImplementationOnce(down('user.disable'))
+      .mockImplementationOnce(down('user.delete'));
+    expect(await h.service.disable(CONTEXT, 'alice')).toBeNull();
+    expect(h.users.rows.get('alice')?.disabled).toBe(true);
+    expect(await h.service.delete(CONTEXT, 'bob')).toBeNull();
+    expect(h.users.rows.get('bob')?.deletedAt).toEqual(new Date(T0));
+    expect(log(h.appended).slice(2)).toEqual([
+      ['user.disable', 'alice', {}],
+      ['user.delete', 'bob', {}],
+    ]);
+    expect(warn).toHaveBeenCalledTimes(2);
+    warn.mockRestore();
   });
 
   it('resets passwords, replaces keys and clears throttles, each audited', async () => {
@@ -170,15 +194,26 @@ describe('AdminUsersService', () => {
 });
 
 describe('AdminSessionsService', () => {
-  it('closes one session by id, audited; an unknown id is session_not_found', async () => {
+  it('closes one session by id, audited whether or not presence listed it', async () => {
     const h = await harness();
-    expect(await h.sessionsService.closeSession(CONTEXT, 's-1')).toBe(1);
+    expect(await h.sessionsService.closeSession(CONTEXT, 's-1')).toEqual({
+      closed: 1,
+      listed: true,
+    });
     expect(h.sessions.closeSession).toHaveBeenCalledWith('s-1', 'closed by an operator');
+    // The order went out: some gateway may still hold the session, so this is no 404.
     h.sessions.closeSession.mockResolvedValueOnce(0);
-    await expect(h.sessionsService.closeSession(CONTEXT, 's-2')).rejects.toBeInstanceOf(
-      SessionNotFoundError,
-    );
-    expect(log(h.appended)).toEqual([['session.close', 's-1', {}]]);
+    expect(await h.sessionsService.closeSession(CONTEXT, 's-2')).toEqual({
+      closed: 0,
+      listed: false,
+    });
+    // An order that could not be sent is neither done nor audited.
+    h.sessions.closeSession.mockRejectedValueOnce(new Error('redis down'));
+    await expect(h.sessionsService.closeSession(CONTEXT, 's-3')).rejects.toThrow('redis down');
+    expect(log(h.appended)).toEqual([
+      ['session.close', 's-1', { listed: true }],
+      ['session.close', 's-2', { listed: false }],
+    ]);
   });
 
   it("lists and closes a user's sessions only for a name that exists", async () => {

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 
 import { SessionControl } from '@securechat/core';
 
@@ -26,6 +26,8 @@ export const CLOSE_REASON = {
  */
 @Injectable()
 export class AdminUsersService {
+  readonly #logger = new Logger(AdminUsersService.name);
+
   constructor(
     private readonly auth: AuthService,
     private readonly sessions: SessionControl,
@@ -61,15 +63,15 @@ export class AdminUsersService {
   }
 
   /**
-   * Disables the account, then ends its live sessions at once: a disabled user must not keep
-   * chatting on a session opened before. Logins are refused from the first step on, so a
-   * failure to reach the gateways leaves no way back in, only sessions to close again.
+   * Disables the account, audits that, then ends its live sessions at once: a disabled user
+   * must not keep chatting on a session opened before. Logins are refused from the first step
+   * on, so a failure to reach the gateways leaves no way back in, only sessions to close
+   * again: the change stands, is audited and answered as done, with `null` for the sessions.
    */
-  async disable(context: AdminRequestContext, username: string): Promise<number> {
+  async disable(context: AdminRequestContext, username: string): Promise<number | null> {
     await this.auth.setDisabled(username, true);
-    const closed = await this.sessions.closeUser(username, CLOSE_REASON.disabled);
-    await this.audit.record(context, 'user.disable', username, { sessions_closed: closed });
-    return closed;
+    await this.audit.record(context, 'user.disable', username);
+    return this.#closeSessions(username, CLOSE_REASON.disabled);
   }
 
   async enable(context: AdminRequestContext, username: string): Promise<void> {
@@ -99,12 +101,15 @@ export class AdminUsersService {
     return updated;
   }
 
-  /** Deactivates the account (its messages and transcripts stay) and ends its sessions. */
-  async delete(context: AdminRequestContext, username: string): Promise<number> {
+  /**
+   * Deactivates the account (its messages and transcripts stay) and ends its sessions, as
+   * disable does. Once deactivated the name is not found any more, so a retry could never
+   * record the change: the audit entry is written before the gateways are asked.
+   */
+  async delete(context: AdminRequestContext, username: string): Promise<number | null> {
     await this.auth.deleteUser(username);
-    const closed = await this.sessions.closeUser(username, CLOSE_REASON.deleted);
-    await this.audit.record(context, 'user.delete', username, { sessions_closed: closed });
-    return closed;
+    await this.audit.record(context, 'user.delete', username);
+    return this.#closeSessions(username, CLOSE_REASON.deleted);
   }
 
   /** Throws UserNotFoundError for a name never taken, so a typo does not pass silently. */
@@ -112,5 +117,17 @@ export class AdminUsersService {
     await this.auth.getUser(username);
     await this.auth.clearThrottle(username);
     await this.audit.record(context, 'user.throttle_clear', username);
+  }
+
+  /** How many sessions were ordered closed; null when the order could not be sent. */
+  async #closeSessions(username: string, reason: string): Promise<number | null> {
+    try {
+      return await this.sessions.closeUser(username, reason);
+    } catch (error) {
+      this.#logger.warn(
+        `live sessions of ${username} not closed, session control unavailable: ${error instanceof Error ? `${error.name}: ${error.message}` : 'error'}`,
+      );
+      return null;
+    }
   }
 }

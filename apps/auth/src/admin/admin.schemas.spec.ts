@@ -1,6 +1,13 @@
 import { generateKeyPairSync } from 'node:crypto';
 
-import { createUserBody, parseAdminInput, userListQuery } from './admin.schemas';
+import {
+  auditListQuery,
+  createUserBody,
+  parseAdminInput,
+  transcriptCursor,
+  transcriptListQuery,
+  userListQuery,
+} from './admin.schemas';
 import { AdminBadRequestError } from './errors/admin-bad-request.error';
 
 const { publicKey } = generateKeyPairSync('ed25519');
@@ -98,6 +105,52 @@ describe('userListQuery', () => {
     }
     expect(failure(() => parseAdminInput(userListQuery, { query: 'a%' })).errors).toEqual([
       { field: 'query', message: 'must be 1-32 of a-z 0-9 _' },
+    ]);
+  });
+});
+
+describe('auditListQuery', () => {
+  it('takes an entry id up to the largest bigint, and refuses a larger one with a 400', () => {
+    expect(parseAdminInput(auditListQuery, { cursor: '9223372036854775807' })).toEqual({
+      limit: 50,
+      cursor: '9223372036854775807',
+    });
+    for (const cursor of ['9223372036854775808', '9999999999999999999', '1e3', '']) {
+      expect(failure(() => parseAdminInput(auditListQuery, { cursor })).errors).toEqual([
+        { field: 'cursor', message: 'must be an entry id' },
+      ]);
+    }
+  });
+});
+
+describe('transcriptListQuery', () => {
+  it('reads back the cursor it hands out', () => {
+    const position = { startedAt: 1_764_000_000_123, sessionId: 's-Ab_1-x' };
+    expect(parseAdminInput(transcriptListQuery, { cursor: transcriptCursor(position) })).toEqual({
+      limit: 50,
+      cursor: position,
+    });
+    expect(parseAdminInput(transcriptListQuery, { cursor: '8640000000000000.s-1' })).toEqual({
+      limit: 50,
+      cursor: { startedAt: 8.64e15, sessionId: 's-1' },
+    });
+  });
+
+  it.each([
+    ['a time past the last Date', '9999999999999999.s-1'],
+    ['a time alone', '1764000000000'],
+    ['no session id', '1764000000000.'],
+    ['a session id no gateway makes', '1764000000000.s/1'],
+    ['a negative time', '-1.s-1'],
+  ])('refuses %s with a 400 naming the cursor', (_case, cursor) => {
+    expect(failure(() => parseAdminInput(transcriptListQuery, { cursor })).errors).toEqual([
+      { field: 'cursor', message: 'must be a next_cursor of this listing' },
+    ]);
+  });
+
+  it('refuses the old time-only `before` rather than ignore it', () => {
+    expect(failure(() => parseAdminInput(transcriptListQuery, { before: '5' })).errors).toEqual([
+      { field: 'before', message: 'is replaced by cursor (next_cursor of the previous page)' },
     ]);
   });
 });

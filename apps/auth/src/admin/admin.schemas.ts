@@ -90,29 +90,61 @@ export const userListQuery = z.object({
   cursor: username.optional(),
 });
 
+/** Largest id a Postgres bigint holds: a longer cursor names no entry (and would overflow). */
+const MAX_BIGINT = 9223372036854775807n;
+
+/** Latest time a JavaScript Date can hold, in ms since the epoch. */
+export const MAX_DATE_MS = 8.64e15;
+
+const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 export const auditListQuery = z.object({
   limit: pageLimit,
   /** The `next_cursor` of the previous page: the last entry's id. */
   cursor: z
     .string()
-    .regex(/^\d{1,19}$/, { error: 'must be an entry id' })
+    .refine((id) => /^\d{1,19}$/.test(id) && BigInt(id) <= MAX_BIGINT, {
+      error: 'must be an entry id',
+    })
     .optional(),
 });
+
+/**
+ * The opaque cursor of a transcript listing: `<startedAt ms>.<sessionId>` of the last session
+ * of a page. Both parts are needed: sessions can start in the same millisecond.
+ */
+export function transcriptCursor(position: { startedAt: number; sessionId: string }): string {
+  return `${position.startedAt}.${position.sessionId}`;
+}
+
+const TRANSCRIPT_CURSOR = /^(\d{1,16})\.([A-Za-z0-9_-]{1,64})$/;
 
 export const transcriptListQuery = z.object({
   /** TranscriptExportService pages at most 200 sessions. */
   limit: pageLimit.pipe(z.number().max(200, { error: 'must be at most 200' })),
-  /** Only sessions started before this time (ms since the epoch): the previous page's `next_before`. */
-  before: z
+  /** The `next_cursor` of the previous page (see transcriptCursor). */
+  cursor: z
     .string()
-    .regex(/^\d{1,16}$/, { error: 'must be milliseconds since the epoch' })
-    .transform(Number)
+    .transform((text, context) => {
+      const match = TRANSCRIPT_CURSOR.exec(text);
+      const startedAt = Number(match?.[1]);
+      if (match?.[2] === undefined || !(startedAt <= MAX_DATE_MS)) {
+        context.addIssue({ code: 'custom', message: 'must be a next_cursor of this listing' });
+        return z.NEVER;
+      }
+      return { startedAt, sessionId: match[2] };
+    })
+    .optional(),
+  /** Paged by time alone, it skipped sessions; refused so that an old client does not loop. */
+  before: z
+    .unknown()
+    .refine(() => false, { error: 'is replaced by cursor (next_cursor of the previous page)' })
     .optional(),
 });
 
 /** A session id as the gateway makes them; anything else cannot name a session. */
 export const sessionIdParams = z.object({
-  sessionId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'is not a session id' }),
+  sessionId: z.string().regex(SESSION_ID, { error: 'is not a session id' }),
 });
 
 /** The parsed value, or AdminBadRequestError listing every invalid field (never a value). */

@@ -11,6 +11,7 @@ import {
   AdminApiError,
   type AdminAuditEntry,
   type AdminSession,
+  type AdminSessionsClosed,
   type AdminTranscriptSession,
   type AdminUser,
 } from '@securechat/client';
@@ -43,7 +44,7 @@ Sessions:
   session list [--user NAME]                           live sessions on every gateway
   session close SESSION_ID | session close-user NAME
 Transcripts:
-  transcript list NAME                                 the user's sessions and their status (agreed, disputed, …)
+  transcript list NAME [--limit N] [--all]             the user's sessions, newest first, and their status (agreed, disputed, …)
   transcript export SESSION_ID [--out FILE]            the file "securechat verify-transcript" checks
 Audit:
   audit [--limit N]                                    every admin action, newest first
@@ -209,6 +210,12 @@ function transcriptLine(t: AdminTranscriptSession): string {
   return `${t.session_id}  ${t.status.padEnd(10)} ${t.mode.padEnd(6)} ${t.started_at} → ${t.ended_at ?? '(open)'}`;
 }
 
+function sessionsClosedText(r: AdminSessionsClosed): string {
+  return r.sessions_closed === null
+    ? `live sessions could not be closed: ${r.sessions_close_error ?? 'session control unavailable'}`
+    : `${r.sessions_closed} live session(s) closed`;
+}
+
 function auditLine(e: AdminAuditEntry): string {
   const details = Object.keys(e.details).length > 0 ? ` ${JSON.stringify(e.details)}` : '';
   return `${e.at}  ${e.action.padEnd(22)} ${e.target.padEnd(24)} ${e.actor}${details}`;
@@ -261,9 +268,7 @@ async function dispatch(
     }
     case 'user disable': {
       const r = await api.disableUser(username(positionals));
-      return print(io, values, r, () => [
-        `disabled ${r.username}; ${r.sessions_closed} live session(s) closed`,
-      ]);
+      return print(io, values, r, () => [`disabled ${r.username}; ${sessionsClosedText(r)}`]);
     }
     case 'user enable': {
       const r = await api.enableUser(username(positionals));
@@ -283,7 +288,7 @@ async function dispatch(
     case 'user delete': {
       const r = await api.deleteUser(username(positionals));
       return print(io, values, r, () => [
-        `deactivated ${r.username}; ${r.sessions_closed} live session(s) closed; messages kept`,
+        `deactivated ${r.username}; messages kept; ${sessionsClosedText(r)}`,
       ]);
     }
     case 'user unthrottle': {
@@ -302,18 +307,34 @@ async function dispatch(
     }
     case 'session close': {
       const r = await api.closeSession(need(positionals, 2, 'SESSION_ID'));
-      return print(io, values, r, () => [`${r.closed} session(s) closed`]);
+      return print(io, values, r, () => [
+        r.listed
+          ? `${r.closed} session(s) closed`
+          : 'close ordered on every gateway; the session was not listed as live (already ended, or not yet registered)',
+      ]);
     }
     case 'session close-user': {
       const r = await api.closeUserSessions(username(positionals));
       return print(io, values, r, () => [`${r.closed} session(s) closed`]);
     }
     case 'transcript list': {
-      const r = await api.listTranscripts(username(positionals), {
-        ...(limit(values) !== undefined ? { limit: limit(values) } : {}),
-      });
-      return print(io, values, r, () =>
-        r.sessions.length === 0 ? ['no sessions'] : r.sessions.map(transcriptLine),
+      const name = username(positionals);
+      const sessions: AdminTranscriptSession[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await api.listTranscripts(name, {
+          ...(limit(values) !== undefined ? { limit: limit(values) } : {}),
+          ...(cursor !== undefined ? { cursor } : {}),
+        });
+        sessions.push(...page.sessions);
+        cursor = page.next_cursor ?? undefined;
+        if (values.all !== true && cursor !== undefined) {
+          if (values.json !== true) writeLine(io.stderr, `(more: --all for every page)`);
+          break;
+        }
+      } while (cursor !== undefined);
+      return print(io, values, { sessions }, () =>
+        sessions.length === 0 ? ['no sessions'] : sessions.map(transcriptLine),
       );
     }
     case 'transcript export': {
