@@ -10,11 +10,7 @@ export type HandshakeResult = 'ok' | 'refused' | 'timeout' | 'failed';
 
 /** Why a login was refused at the gateway (`timeout`: no login within the handshake timeout). */
 export type AuthFailureReason =
-  | LoginFailure
-  | 'timeout'
-  | 'unavailable'
-  | 'server_full'
-  | 'user_limit';
+  LoginFailure | 'timeout' | 'unavailable' | 'server_full' | 'user_limit';
 
 /** A login decision as auth made it. */
 export type LoginOutcome = 'ok' | 'registered' | LoginFailure;
