@@ -39,7 +39,7 @@ import { ServerKeyUnavailableError } from './errors/server-key-unavailable.error
 import { TranscriptNotExportableError } from './errors/transcript-not-exportable.error';
 import { TranscriptNotFoundError } from './errors/transcript-not-found.error';
 import { ServerPublicKeyRepository } from './server-public-key.repository';
-import { TranscriptExportService } from './transcript-export.service';
+import { EXPORT_BATCH, TranscriptExportService } from './transcript-export.service';
 import { TranscriptRepository } from './transcript.repository';
 
 const PASSWORD = 'correct horse battery staple';
@@ -265,6 +265,66 @@ describe.each([
     await expect(exporter.exportSession('s-nope')).rejects.toMatchObject({
       code: 'transcript_not_found',
     });
+  });
+
+  it('streams a session longer than three batches: the same lines, and the client verifier accepts them', async () => {
+    // 150 exchanges: 600 records and more, with key updates on both sides throughout, so
+    // several fall inside batches and the numbering has to carry over the batch boundaries.
+    const long = await runSession('s-long', 150);
+    expect(long.records.length).toBeGreaterThan(2 * EXPORT_BATCH);
+    // Stored under another name than alice's, whose sessions the listing tests count.
+    await repo.append({
+      opens: [{ ...openOf(long, 'full', T0 + 3), username: 'carol' }],
+      records: [],
+      closes: [],
+    });
+    for (let i = 0; i < long.records.length; i += 200) {
+      await repo.append({ opens: [], records: long.records.slice(i, i + 200), closes: [] });
+    }
+    await repo.append({ opens: [], records: [], closes: [closeOf(long)] });
+
+    const reads = jest.spyOn(repo, 'loadRecords');
+    const whole = jest.spyOn(repo, 'load');
+    const streamed: string[] = [];
+    for await (const line of await exporter.exportLines('s-long')) streamed.push(line);
+    expect(whole).not.toHaveBeenCalled();
+    expect(reads.mock.calls.map((c) => c[1])).toEqual(
+      Array<number>(Math.floor(long.records.length / EXPORT_BATCH) + 1).fill(EXPORT_BATCH),
+    );
+    reads.mockRestore();
+    whole.mockRestore();
+    expect(streamed.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n'))).toBe(true);
+    expect(streamed).toHaveLength(1 + long.records.length + 1);
+
+    const text = streamed.join('');
+    expect(await exporter.exportSession('s-long')).toBe(text);
+    const exported = parseTranscript(text);
+    const verification = verifyTranscriptLog(exported, userKey);
+    expect(verification.checks.every((c) => c.ok)).toBe(true);
+    expect(verification.ok).toBe(true);
+    const client = parseTranscript(long.clientLog.map((l) => JSON.stringify(l)).join('\n'));
+    for (const dir of ['c2s', 's2c'] as const) {
+      expect(byDirection(exported.records, dir)).toEqual(byDirection(client.records, dir));
+    }
+    // Key updates on both sides of a batch boundary, so the carry-over was exercised.
+    const updates = exported.records
+      .map((r, position) => (r.text === '{"type":"key_update"}' ? position : -1))
+      .filter((position) => position >= 0);
+    expect(updates.some((p) => p < EXPORT_BATCH)).toBe(true);
+    expect(updates.some((p) => p >= EXPORT_BATCH && p < 2 * EXPORT_BATCH)).toBe(true);
+  }, 60_000);
+
+  it('pages records by position after a given one, at most the limit', async () => {
+    const first = await repo.loadRecords('s-full', 5);
+    expect(first.map((r) => r.position)).toEqual([0, 1, 2, 3, 4]);
+    const next = await repo.loadRecords('s-full', 5, 4);
+    expect(next.map((r) => r.position)).toEqual([5, 6, 7, 8, 9]);
+    const all = (await repo.load('s-full'))!.records;
+    expect([...first, ...next]).toEqual(all.slice(0, 10));
+    expect(await repo.loadRecords('s-full', 5, all.length - 1)).toEqual([]);
+    expect(await repo.loadRecords('s-nope', 5)).toEqual([]);
+    expect(await repo.loadSession('s-full')).toEqual((await repo.load('s-full'))!.session);
+    expect(await repo.loadSession('s-nope')).toBeUndefined();
   });
 
   it('lists a user’s sessions newest first, by pages', async () => {

@@ -7,7 +7,7 @@ import { ServerKeyUnavailableError } from './errors/server-key-unavailable.error
 import { TranscriptNotExportableError } from './errors/transcript-not-exportable.error';
 import { TranscriptNotFoundError } from './errors/transcript-not-found.error';
 import { type ServerPublicKeyRepository } from './server-public-key.repository';
-import { TranscriptExportService } from './transcript-export.service';
+import { EXPORT_BATCH, TranscriptExportService } from './transcript-export.service';
 import {
   type StoredTranscript,
   type StoredTranscriptRecord,
@@ -43,9 +43,17 @@ function record(direction: 'c2s' | 's2c', text: string, chained = true): StoredT
   return { position: position++, direction, chained, plaintext: Buffer.from(text) };
 }
 
+/** The store's reads over `stored`; loadRecords pages as the repository does (keyset). */
 function setup(stored: StoredTranscript | undefined) {
+  const records = stored?.records ?? [];
   const transcripts = {
     load: jest.fn().mockResolvedValue(stored),
+    loadSession: jest.fn().mockResolvedValue(stored?.session),
+    loadRecords: jest.fn((_sessionId: string, limit: number, after?: number) =>
+      Promise.resolve(
+        records.filter((r) => after === undefined || r.position > after).slice(0, limit),
+      ),
+    ),
     listSessions: jest.fn().mockResolvedValue([]),
   };
   const serverKey = { load: jest.fn(() => ({ key, spki, fingerprint: fingerprint(spki) })) };
@@ -179,7 +187,101 @@ describe('TranscriptExportService.exportSession', () => {
     await expect(keyless.service.exportSession('s-1')).rejects.toBeInstanceOf(
       ServerKeyUnavailableError,
     );
-    expect(keyless.transcripts.load).not.toHaveBeenCalled();
+    expect(keyless.transcripts.loadSession).not.toHaveBeenCalled();
+  });
+});
+
+/** `count` records alternating c2s, s2c, with key updates at the given positions. */
+function longSession(count: number, keyUpdates: readonly number[]): StoredTranscriptRecord[] {
+  return Array.from({ length: count }, (_, i) => ({
+    position: i,
+    direction: i % 2 === 0 ? ('c2s' as const) : ('s2c' as const),
+    chained: true,
+    plaintext: Buffer.from(keyUpdates.includes(i) ? '{"type":"key_update"}' : `{"n":${i}}`),
+  }));
+}
+
+async function take(lines: AsyncIterator<string>, count: number): Promise<string[]> {
+  const taken: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const next = await lines.next();
+    if (next.done) break;
+    taken.push(next.value);
+  }
+  return taken;
+}
+
+describe('TranscriptExportService.exportLines', () => {
+  it('reads the records in keyset batches of EXPORT_BATCH, never the whole session at once', async () => {
+    expect(EXPORT_BATCH).toBe(256);
+    // c2s key_update as the last c2s record of batch 1, s2c's as the last record of batch 2.
+    const { service, transcripts } = setup({
+      session: session(),
+      records: longSession(600, [254, 511]),
+    });
+    const out = lines(await service.exportSession('s-1'));
+    expect(transcripts.load).not.toHaveBeenCalled();
+    expect(transcripts.loadRecords.mock.calls).toEqual([
+      ['s-1', 256, undefined],
+      ['s-1', 256, 255],
+      ['s-1', 256, 511],
+    ]);
+    expect(out.map((l) => l.kind)).toEqual(['header', ...Array<string>(600).fill('record'), 'end']);
+    // `seq` goes on across batches, and restarts after a key_update in the previous batch.
+    const seqAt = (position: number) => out[1 + position]!.seq;
+    expect([seqAt(0), seqAt(252), seqAt(254), seqAt(256), seqAt(598)]).toEqual([
+      1, 127, 128, 0, 171,
+    ]);
+    expect([seqAt(1), seqAt(257), seqAt(511), seqAt(513), seqAt(599)]).toEqual([
+      0, 128, 255, 0, 43,
+    ]);
+    expect(out[1 + 300]).toMatchObject({ dir: 'c2s', text: '{"n":300}' });
+  });
+
+  it('stops after a batch that was not full, and reads one more when the last one was', async () => {
+    const exact = setup({ session: session(), records: longSession(512, []) });
+    expect(lines(await exact.service.exportSession('s-1'))).toHaveLength(514);
+    expect(exact.transcripts.loadRecords.mock.calls.map((c) => c[2])).toEqual([
+      undefined,
+      255,
+      511,
+    ]);
+    const none = setup({ session: session(), records: [] });
+    expect(lines(await none.service.exportSession('s-1')).map((l) => l.kind)).toEqual([
+      'header',
+      'end',
+    ]);
+    expect(none.transcripts.loadRecords).toHaveBeenCalledTimes(1);
+  });
+
+  it('reads the next batch only when the lines of the previous one have been taken', async () => {
+    const { service, transcripts } = setup({ session: session(), records: longSession(600, []) });
+    const iterator = (await service.exportLines('s-1'))[Symbol.asyncIterator]();
+    expect(transcripts.loadSession).toHaveBeenCalledWith('s-1');
+    expect(transcripts.loadRecords).not.toHaveBeenCalled();
+    expect(JSON.parse((await take(iterator, 1))[0]!)).toMatchObject({ kind: 'header' });
+    await take(iterator, 256);
+    expect(transcripts.loadRecords).toHaveBeenCalledTimes(1);
+    await take(iterator, 1);
+    expect(transcripts.loadRecords).toHaveBeenCalledTimes(2);
+    const rest = await take(iterator, 1000);
+    expect(rest).toHaveLength(600 - 257 + 1);
+    expect(rest.every((l) => l.endsWith('}\n') && !l.slice(0, -1).includes('\n'))).toBe(true);
+  });
+
+  it('refuses before the first line, and fails the iteration when the store fails midway', async () => {
+    await expect(setup(undefined).service.exportLines('s-x')).rejects.toBeInstanceOf(
+      TranscriptNotFoundError,
+    );
+    const { service, transcripts } = setup({ session: session(), records: longSession(600, []) });
+    const lost = new Error('connection terminated');
+    transcripts.loadRecords.mockImplementationOnce((_id: string, limit: number) =>
+      Promise.resolve(longSession(600, []).slice(0, limit)),
+    );
+    transcripts.loadRecords.mockRejectedValueOnce(lost);
+    const iterator = (await service.exportLines('s-1'))[Symbol.asyncIterator]();
+    expect(await take(iterator, 257)).toHaveLength(257);
+    await expect(iterator.next()).rejects.toBe(lost);
   });
 });
 

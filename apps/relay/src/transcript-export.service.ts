@@ -14,7 +14,7 @@ import { type TranscriptMode, type TranscriptStatus } from '@securechat/core';
 
 import { TranscriptNotExportableError } from './errors/transcript-not-exportable.error';
 import { TranscriptNotFoundError } from './errors/transcript-not-found.error';
-import { ServerPublicKeyRepository } from './server-public-key.repository';
+import { type ServerPublicKey, ServerPublicKeyRepository } from './server-public-key.repository';
 import {
   type SessionListPosition,
   type StoredTranscriptRecord,
@@ -45,6 +45,12 @@ export const LIST_SESSIONS_MAX_LIMIT = 200;
 
 const KEY_UPDATE = Buffer.from('key_update');
 
+/**
+ * Records read per query while exporting: at most 256 × 16 KiB of plaintext (4 MiB) held at
+ * once, and few enough queries that a long session is not slowed down by round trips.
+ */
+export const EXPORT_BATCH = 256;
+
 @Injectable()
 export class TranscriptExportService {
   constructor(
@@ -72,16 +78,34 @@ export class TranscriptExportService {
    * once the session has ended — the end line with the stored receipt and countersignature.
    * A session still open has no end line yet (verification then reports no receipt).
    *
-   * Throws TranscriptNotFoundError, TranscriptNotExportableError (a `digest` session), or
-   * ServerKeyUnavailableError (this process cannot read the identity key).
+   * Everything that can refuse the export is checked before this resolves, so an HTTP caller
+   * can still answer with an error status: throws TranscriptNotFoundError,
+   * TranscriptNotExportableError (a `digest` session), or ServerKeyUnavailableError (this
+   * process cannot read the identity key). The lines themselves (each one JSON object and
+   * "\n") are produced as they are read: records come from the store EXPORT_BATCH at a time,
+   * so a long session never sits in memory whole. An error while reading records (the
+   * database lost) is thrown by the iteration, after some lines have been yielded.
+   */
+  async exportLines(sessionId: string): Promise<AsyncIterable<string>> {
+    const server = this.serverKey.load();
+    const session = await this.transcripts.loadSession(sessionId);
+    if (!session) throw new TranscriptNotFoundError(sessionId);
+    if (session.mode !== 'full') throw new TranscriptNotExportableError(sessionId, session.mode);
+    return this.#lines(server, session);
+  }
+
+  /**
+   * exportLines joined into one string: for tests and callers that know the session is
+   * small. The whole text (every record twice, base64 and text) is held at once, so an
+   * export that is served to someone goes through exportLines instead.
    */
   async exportSession(sessionId: string): Promise<string> {
-    const server = this.serverKey.load();
-    const stored = await this.transcripts.load(sessionId);
-    if (!stored) throw new TranscriptNotFoundError(sessionId);
-    const { session, records } = stored;
-    if (session.mode !== 'full') throw new TranscriptNotExportableError(sessionId, session.mode);
+    let text = '';
+    for await (const line of await this.exportLines(sessionId)) text += line;
+    return text;
+  }
 
+  async *#lines(server: ServerPublicKey, session: StoredTranscriptSession): AsyncGenerator<string> {
     const header: TranscriptHeaderLine = {
       kind: 'header',
       version: 1,
@@ -94,23 +118,35 @@ export class TranscriptExportService {
       h2: session.h2.toString('base64'),
       started_at: new Date(session.startedAt).toISOString(),
     };
-    const lines: object[] = [header, ...recordLines(records)];
+    yield jsonLine(header);
+    const numbering = new RecordNumbering();
+    let after: number | undefined;
+    for (;;) {
+      const batch = await this.transcripts.loadRecords(session.sessionId, EXPORT_BATCH, after);
+      for (const record of batch) yield jsonLine(numbering.line(record));
+      const last = batch[batch.length - 1];
+      if (batch.length < EXPORT_BATCH || last === undefined) break;
+      after = last.position;
+    }
     const end = endLine(session);
-    if (end) lines.push(end);
-    return lines.map((line) => `${JSON.stringify(line)}\n`).join('');
+    if (end) yield jsonLine(end);
   }
 }
 
+const jsonLine = (line: object) => `${JSON.stringify(line)}\n`;
+
 /**
- * The stored records as a client logs them. The store keeps positions, not sequence numbers,
- * so `seq` is recomputed: c2s starts at 1 (c2s 0 is the login record, never stored, §8.1),
- * s2c at 0, and each direction starts again at 0 after its own `key_update` (§5.3).
+ * The stored records as a client logs them, one at a time in position order, across batches.
+ * The store keeps positions, not sequence numbers, so `seq` is recomputed: c2s starts at 1
+ * (c2s 0 is the login record, never stored, §8.1), s2c at 0, and each direction starts again
+ * at 0 after its own `key_update` (§5.3).
  */
-function recordLines(records: readonly StoredTranscriptRecord[]): TranscriptRecordLine[] {
-  const next = { c2s: 1, s2c: 0 };
-  return records.map((record) => {
-    const seq = next[record.direction];
-    next[record.direction] = isKeyUpdate(record.plaintext) ? 0 : seq + 1;
+class RecordNumbering {
+  readonly #next = { c2s: 1, s2c: 0 };
+
+  line(record: StoredTranscriptRecord): TranscriptRecordLine {
+    const seq = this.#next[record.direction];
+    this.#next[record.direction] = isKeyUpdate(record.plaintext) ? 0 : seq + 1;
     return {
       kind: 'record',
       dir: record.direction,
@@ -119,7 +155,7 @@ function recordLines(records: readonly StoredTranscriptRecord[]): TranscriptReco
       plaintext: record.plaintext.toString('base64'),
       text: record.plaintext.toString('utf8'),
     };
-  });
+  }
 }
 
 function isKeyUpdate(plaintext: Buffer): boolean {

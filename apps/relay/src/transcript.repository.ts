@@ -5,7 +5,7 @@
  * or deletes anything, so what was stored is what an auditor later verifies (§8.5).
  */
 import { Inject, Injectable } from '@nestjs/common';
-import { and, asc, desc, eq, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, sql } from 'drizzle-orm';
 
 import {
   DATABASE,
@@ -104,6 +104,22 @@ function viewColumns(view: TranscriptView | undefined) {
     : { c2sCount: null, c2sChain: null, s2cCount: null, s2cChain: null };
 }
 
+const RECORD_COLUMNS = {
+  position: transcriptRecords.position,
+  direction: transcriptRecords.direction,
+  chained: transcriptRecords.chained,
+  plaintext: transcriptRecords.plaintext,
+};
+
+function storedRecord(row: {
+  position: number;
+  direction: string;
+  chained: boolean;
+  plaintext: Buffer;
+}): StoredTranscriptRecord {
+  return { ...row, direction: row.direction as 'c2s' | 's2c' };
+}
+
 @Injectable()
 export class TranscriptRepository {
   constructor(@Inject(DATABASE) private readonly db: Database) {}
@@ -189,44 +205,67 @@ export class TranscriptRepository {
 
   /** The session and its records in position order; undefined for an unknown session. */
   async load(sessionId: string): Promise<StoredTranscript | undefined> {
+    const session = await this.loadSession(sessionId);
+    if (!session) return undefined;
+    const records = await this.db
+      .select(RECORD_COLUMNS)
+      .from(transcriptRecords)
+      .where(eq(transcriptRecords.sessionId, sessionId))
+      .orderBy(asc(transcriptRecords.position));
+    return { session, records: records.map(storedRecord) };
+  }
+
+  /** The session row alone, without its records; undefined for an unknown session. */
+  async loadSession(sessionId: string): Promise<StoredTranscriptSession | undefined> {
     const [row] = await this.db
       .select()
       .from(transcriptSessions)
       .where(eq(transcriptSessions.sessionId, sessionId))
       .limit(1);
     if (!row) return undefined;
-    const records = await this.db
-      .select({
-        position: transcriptRecords.position,
-        direction: transcriptRecords.direction,
-        chained: transcriptRecords.chained,
-        plaintext: transcriptRecords.plaintext,
-      })
-      .from(transcriptRecords)
-      .where(eq(transcriptRecords.sessionId, sessionId))
-      .orderBy(asc(transcriptRecords.position));
     return {
-      session: {
-        sessionId: row.sessionId,
-        username: row.username,
-        gateway: row.gateway,
-        mode: row.mode as TranscriptMode,
-        h2: row.h2,
-        startedAt: row.startedAt.getTime(),
-        endedAt: row.endedAt?.getTime(),
-        status: row.status as TranscriptStatus,
-        serverView: storedView(row.c2sCount, row.c2sChain, row.s2cCount, row.s2cChain),
-        receiptSignature: row.receiptSignature ?? undefined,
-        clientView: storedView(
-          row.clientC2sCount,
-          row.clientC2sChain,
-          row.clientS2cCount,
-          row.clientS2cChain,
-        ),
-        countersignature: row.countersignature ?? undefined,
-      },
-      records: records.map((r) => ({ ...r, direction: r.direction as 'c2s' | 's2c' })),
+      sessionId: row.sessionId,
+      username: row.username,
+      gateway: row.gateway,
+      mode: row.mode as TranscriptMode,
+      h2: row.h2,
+      startedAt: row.startedAt.getTime(),
+      endedAt: row.endedAt?.getTime(),
+      status: row.status as TranscriptStatus,
+      serverView: storedView(row.c2sCount, row.c2sChain, row.s2cCount, row.s2cChain),
+      receiptSignature: row.receiptSignature ?? undefined,
+      clientView: storedView(
+        row.clientC2sCount,
+        row.clientC2sChain,
+        row.clientS2cCount,
+        row.clientS2cChain,
+      ),
+      countersignature: row.countersignature ?? undefined,
     };
+  }
+
+  /**
+   * At most `limit` records of a session in position order, from the first one after
+   * position `after` (from the start without it). Keyset paging on the primary key, so each
+   * page is an index range however long the session is, and a reader holds one page at a
+   * time: an export of a long session must not hold every record (16 KiB each) at once.
+   */
+  async loadRecords(
+    sessionId: string,
+    limit: number,
+    after?: number,
+  ): Promise<StoredTranscriptRecord[]> {
+    const rows = await this.db
+      .select(RECORD_COLUMNS)
+      .from(transcriptRecords)
+      .where(
+        after === undefined
+          ? eq(transcriptRecords.sessionId, sessionId)
+          : and(eq(transcriptRecords.sessionId, sessionId), gt(transcriptRecords.position, after)),
+      )
+      .orderBy(asc(transcriptRecords.position))
+      .limit(limit);
+    return rows.map(storedRecord);
   }
 
   /**

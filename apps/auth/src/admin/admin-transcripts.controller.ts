@@ -1,4 +1,16 @@
-import { Controller, Get, Header, Param, Query, UseGuards } from '@nestjs/common';
+import { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+
+import {
+  Controller,
+  Get,
+  Header,
+  Logger,
+  Param,
+  Query,
+  StreamableFile,
+  UseGuards,
+} from '@nestjs/common';
 import {
   ApiBearerAuth,
   ApiOperation,
@@ -10,10 +22,13 @@ import {
 } from '@nestjs/swagger';
 
 import { ERROR_RESPONSES, TRANSCRIPT_LIST_SCHEMA } from './admin-openapi';
+import { adminErrorResponse } from './admin-errors';
 import { AdminContext, type AdminRequestContext } from './admin-request-context';
 import { AdminTokenGuard } from './admin-token.guard';
 import { AdminTranscriptsService } from './admin-transcripts.service';
 import { parseAdminInput, sessionIdParams, transcriptListQuery } from './admin.schemas';
+
+const NDJSON = 'application/x-ndjson; charset=utf-8';
 
 /** Stored transcripts: a user's sessions, and one session's export for offline verification. */
 @ApiTags('transcripts')
@@ -22,6 +37,8 @@ import { parseAdminInput, sessionIdParams, transcriptListQuery } from './admin.s
 @UseGuards(AdminTokenGuard)
 @Controller('admin')
 export class AdminTranscriptsController {
+  readonly #logger = new Logger('AdminApi');
+
   constructor(private readonly transcripts: AdminTranscriptsService) {}
 
   @Get('users/:username/transcripts')
@@ -57,7 +74,7 @@ export class AdminTranscriptsController {
   }
 
   @Get('transcripts/:sessionId')
-  @Header('content-type', 'application/x-ndjson; charset=utf-8')
+  @Header('content-type', NDJSON)
   @Header('cache-control', 'no-store')
   @ApiOperation({
     summary: 'One session as transcript-log JSON lines (`securechat verify-transcript` checks it)',
@@ -70,11 +87,41 @@ export class AdminTranscriptsController {
     ...ERROR_RESPONSES.conflict,
     description: 'transcript_not_exportable: stored in digest mode, no records',
   })
+  /**
+   * Streamed line by line (a long session does not fit in memory as one string). Refusals
+   * come before the first byte and get the usual JSON error; a failure after the 200 has gone
+   * out (the database lost) can only abort the connection, so that a cut-off export is never
+   * mistaken for a whole one.
+   */
   async export(
     @AdminContext() context: AdminRequestContext,
     @Param('sessionId') sessionId: string,
-  ): Promise<string> {
+  ): Promise<StreamableFile> {
     const params = parseAdminInput(sessionIdParams, { sessionId });
-    return this.transcripts.export(context, params.sessionId);
+    const lines = await this.transcripts.export(context, params.sessionId);
+    // Logged by name only, as AdminExceptionFilter does: a message might quote stored data.
+    const failed = (what: string) => (error: Error) =>
+      this.#logger.error(`transcript export of ${params.sessionId} ${what}: ${errorName(error)}`);
+    return new StreamableFile(Readable.from(lines), { type: NDJSON })
+      .setErrorHandler((error, response) => {
+        failed('failed while streaming')(error);
+        if (!response.headersSent && response instanceof ServerResponse) {
+          // Failed before the first byte left (the store read ahead of the header line).
+          const { status, body } = adminErrorResponse(error);
+          response.statusCode = status;
+          response.setHeader('content-type', 'application/json; charset=utf-8');
+          response.end(JSON.stringify(body));
+        } else if (response.destroy) {
+          response.destroy();
+        } else {
+          response.end();
+        }
+      })
+      .setErrorLogger(failed('could not be sent'));
   }
+}
+
+function errorName(error: Error): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? `${error.name} (${code})` : error.name;
 }

@@ -20,10 +20,23 @@ function summary(sessionId: string, startedAt: number) {
   };
 }
 
+async function* lines(values: string[]): AsyncGenerator<string> {
+  for (const value of values) {
+    await Promise.resolve();
+    yield value;
+  }
+}
+
+async function collect(iterable: AsyncIterable<string>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const value of iterable) out.push(value);
+  return out;
+}
+
 function harness() {
   const transcripts = {
     listSessions: jest.fn(() => Promise.resolve([summary('s-2', 2000), summary('s-1', 1000)])),
-    exportSession: jest.fn(() => Promise.resolve('{"type":"header"}\n')),
+    exportLines: jest.fn(() => Promise.resolve(lines(['{"type":"header"}\n']))),
   };
   const auth = {
     getUser: jest.fn((username: string) =>
@@ -52,12 +65,22 @@ describe('AdminTranscriptsService', () => {
     await expect(h.service.list('nobody', { limit: 2 })).rejects.toBeInstanceOf(UserNotFoundError);
   });
 
-  it('audits an export with its size, and not a failed one', async () => {
+  it('audits an export before its first line goes out, and not a refused one', async () => {
     const h = harness();
-    expect(await h.service.export(CONTEXT, 's-1')).toBe('{"type":"header"}\n');
-    expect(h.audit.record).toHaveBeenCalledWith(CONTEXT, 'transcript.export', 's-1', { bytes: 18 });
-    h.transcripts.exportSession.mockRejectedValueOnce(new TranscriptNotFoundError('s-9'));
+    const exported = await h.service.export(CONTEXT, 's-1');
+    // Audited already, although not one line has been read.
+    expect(h.audit.record).toHaveBeenCalledWith(CONTEXT, 'transcript.export', 's-1', {
+      streamed: true,
+    });
+    expect(await collect(exported)).toEqual(['{"type":"header"}\n']);
+    h.transcripts.exportLines.mockRejectedValueOnce(new TranscriptNotFoundError('s-9'));
     await expect(h.service.export(CONTEXT, 's-9')).rejects.toBeInstanceOf(TranscriptNotFoundError);
     expect(h.audit.record).toHaveBeenCalledTimes(1);
+  });
+
+  it('hands out nothing when the audit cannot be written', async () => {
+    const h = harness();
+    h.audit.record.mockRejectedValueOnce(new Error('audit store down'));
+    await expect(h.service.export(CONTEXT, 's-1')).rejects.toThrow('audit store down');
   });
 });

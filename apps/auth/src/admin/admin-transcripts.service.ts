@@ -43,12 +43,16 @@ export class AdminTranscriptsService {
     };
   }
 
-  /** JSON lines in the libs/client transcript-log format (see TranscriptExportService). */
-  async export(context: AdminRequestContext, sessionId: string): Promise<string> {
-    const text = await this.transcripts.exportSession(sessionId);
-    await this.audit.record(context, 'transcript.export', sessionId, {
-      bytes: Buffer.byteLength(text, 'utf8'),
-    });
-    return text;
+  /**
+   * JSON lines in the libs/client transcript-log format (see TranscriptExportService), one
+   * string per line, read from the store as they are consumed. Refusals (unknown session,
+   * digest mode, no server key) are thrown here, unaudited. An export that will go out is
+   * audited before its first line: its size is not known until it has been sent, so the
+   * entry says it was streamed.
+   */
+  async export(context: AdminRequestContext, sessionId: string): Promise<AsyncIterable<string>> {
+    const lines = await this.transcripts.exportLines(sessionId);
+    await this.audit.record(context, 'transcript.export', sessionId, { streamed: true });
+    return lines;
   }
 }
