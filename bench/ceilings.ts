@@ -1,0 +1,253 @@
+/**
+ * The ceilings SecureChat sits under, measured in the same run: the per-message crypto in
+ * raw node:crypto (as in libs/protocol/bench/protocol.bench.ts), and redis-benchmark for the
+ * Redis commands one message costs the distributed deployment.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  generateKeyPairSync,
+  randomBytes,
+  sign,
+  verify,
+} from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+
+import Redis from 'ioredis';
+
+import { spread, type Spread } from './stats';
+
+function seal(key: Buffer, nonce: Buffer, plaintext: Buffer): Buffer {
+  const cipher = createCipheriv('aes-128-gcm', key, nonce, { authTagLength: 16 });
+  const ct = cipher.update(plaintext);
+  cipher.final();
+  return Buffer.concat([ct, cipher.getAuthTag()]);
+}
+
+function open(key: Buffer, nonce: Buffer, sealed: Buffer): Buffer {
+  const decipher = createDecipheriv('aes-128-gcm', key, nonce, { authTagLength: 16 });
+  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+  const plaintext = decipher.update(sealed.subarray(0, sealed.length - 16));
+  decipher.final();
+  return plaintext;
+}
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest();
+
+/** Record plaintext sizes of one DM around a body of `bodyBytes` (JSON, base64 signature). */
+function recordSizes(bodyBytes: number) {
+  return { send: bodyBytes + 200, deliver: bodyBytes + 260, ack: 90, delivered: 60 };
+}
+
+export interface CryptoCeiling {
+  readonly bodyBytes: number;
+  /** Messages/s one core manages doing only the gateway's per-message crypto. */
+  readonly server: Spread;
+  /** Messages/s one core manages doing all per-message crypto of sender, server and recipient. */
+  readonly endToEnd: Spread;
+}
+
+/**
+ * Per message, the gateway opens the `send` record, verifies the Ed25519 message signature,
+ * seals `ack` and `deliver`, opens `delivered`, and extends a SHA-256 chain per record; the
+ * clients sign, seal `send`, open `ack` and `deliver`, verify the signature and seal
+ * `delivered`, with their chains. Timed alternately, `runs` times `seconds` each.
+ */
+export function measureCryptoCeiling(bodyBytes: number, seconds: number, runs: number) {
+  const key = randomBytes(16);
+  const nonce = randomBytes(12);
+  const author = generateKeyPairSync('ed25519');
+  const sizes = recordSizes(bodyBytes);
+  const plain = {
+    send: randomBytes(sizes.send),
+    deliver: randomBytes(sizes.deliver),
+    ack: randomBytes(sizes.ack),
+    delivered: randomBytes(sizes.delivered),
+  };
+  const signed = randomBytes(bodyBytes + 100);
+  const signature = sign(null, signed, author.privateKey);
+  const sealed = {
+    send: seal(key, nonce, plain.send),
+    delivered: seal(key, nonce, plain.delivered),
+    ack: seal(key, nonce, plain.ack),
+    deliver: seal(key, nonce, plain.deliver),
+  };
+  const server = () => {
+    sha256(open(key, nonce, sealed.send));
+    if (!verify(null, signed, author.publicKey, signature)) throw new Error('verify');
+    sha256(plain.ack);
+    seal(key, nonce, plain.ack);
+    sha256(plain.deliver);
+    seal(key, nonce, plain.deliver);
+    sha256(open(key, nonce, sealed.delivered));
+  };
+  const clients = () => {
+    sign(null, signed, author.privateKey);
+    sha256(plain.send);
+    seal(key, nonce, plain.send);
+    sha256(open(key, nonce, sealed.ack));
+    sha256(open(key, nonce, sealed.deliver));
+    if (!verify(null, signed, author.publicKey, signature)) throw new Error('verify');
+    sha256(plain.delivered);
+    seal(key, nonce, plain.delivered);
+  };
+  const both = () => {
+    server();
+    clients();
+  };
+  const rate = (op: () => void) => {
+    const budget = seconds * 1e9;
+    const start = process.hrtime.bigint();
+    let ops = 0;
+    let elapsed = 0;
+    do {
+      for (let i = 0; i < 50; i++) op();
+      ops += 50;
+      elapsed = Number(process.hrtime.bigint() - start);
+    } while (elapsed < budget);
+    return ops / (elapsed / 1e9);
+  };
+  rate(server); // warm-up
+  rate(both);
+  const serverRates: number[] = [];
+  const bothRates: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    serverRates.push(rate(server));
+    bothRates.push(rate(both));
+  }
+  return { bodyBytes, server: spread(serverRates), endToEnd: spread(bothRates) };
+}
+
+// ---------------------------------------------------------------- Redis
+
+/** `INFO commandstats` as command → calls. */
+export async function redisCommandCalls(url: string): Promise<Map<string, number>> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const info = await redis.info('commandstats');
+    const calls = new Map<string, number>();
+    for (const match of info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) {
+      calls.set(match[1]!, Number(match[2]));
+    }
+    return calls;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export function commandDelta(
+  before: Map<string, number>,
+  after: Map<string, number>,
+  messages: number,
+): Record<string, number> {
+  const perMessage: Record<string, number> = {};
+  for (const [command, calls] of after) {
+    const delta = calls - (before.get(command) ?? 0);
+    // The ceiling below is for what each message costs: ignore the once-per-run commands.
+    if (messages > 0 && delta / messages >= 0.05) perMessage[command] = delta / messages;
+  }
+  return perMessage;
+}
+
+export interface RedisCeiling {
+  readonly bodyBytes: number;
+  /** Redis commands per delivered message, from INFO commandstats around a measured window. */
+  readonly commandsPerMessage: Record<string, number>;
+  /** redis-benchmark requests/s per command (50 clients, no pipelining). */
+  readonly commandRates: Record<string, number>;
+  /** 1 / Σ (commands per message / rate): messages/s Redis could carry if it did nothing else. */
+  readonly messagesPerSecond: number;
+  /** Commands stood in for by a similar one, as `command → stand-in`. */
+  readonly standIns: Record<string, string>;
+}
+
+/** A redis-benchmark command line (after the options) for `command`, on the scratch keys. */
+function benchmarkArgs(command: string, prefix: string, payload: string): [string[], string?] {
+  const stream = `${prefix}stream`;
+  switch (command) {
+    case 'xadd':
+      return [['XADD', stream, 'MAXLEN', '~', '10000', '*', 'm', payload]];
+    case 'publish':
+      return [['PUBLISH', `${prefix}channel`, payload]];
+    case 'xreadgroup':
+      return [['XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', '1', 'STREAMS', stream, '>']];
+    case 'xack':
+      return [['XACK', stream, 'g', '0-1']];
+    case 'set':
+      return [['SET', `${prefix}key`, payload.slice(0, 64)]];
+    case 'get':
+      return [['GET', `${prefix}key`]];
+    case 'hget':
+      return [['HGET', `${prefix}hash`, 'f']];
+    case 'hset':
+      return [['HSET', `${prefix}hash`, 'f', 'v']];
+    case 'sadd':
+      return [['SADD', `${prefix}set`, 'm']];
+    case 'smembers':
+      return [['SMEMBERS', `${prefix}set`]];
+    case 'del':
+      return [['DEL', `${prefix}scratch`]];
+    case 'expire':
+    case 'pexpire':
+      return [['PEXPIRE', `${prefix}key`, '60000']];
+    default:
+      return [['PING'], 'PING'];
+  }
+}
+
+export async function measureRedisCeiling(
+  url: string,
+  commandsPerMessage: Record<string, number>,
+  bodyBytes: number,
+  requests: number,
+  prefix: string,
+): Promise<RedisCeiling> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  const { hostname, port } = new URL(url);
+  const commandRates: Record<string, number> = {};
+  const standIns: Record<string, string> = {};
+  try {
+    await redis.xgroup('CREATE', `${prefix}stream`, 'g', '$', 'MKSTREAM').catch(() => undefined);
+    const payload = 'x'.repeat(bodyBytes + 300);
+    for (const command of Object.keys(commandsPerMessage)) {
+      const [args, standIn] = benchmarkArgs(command, prefix, payload);
+      if (standIn !== undefined) standIns[command] = standIn;
+      const output = execFileSync(
+        'redis-benchmark',
+        [
+          '-h',
+          hostname,
+          '-p',
+          port || '6379',
+          '-n',
+          String(requests),
+          '-c',
+          '50',
+          '--csv',
+          ...args,
+        ],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 24 },
+      );
+      const line = output.trim().split('\n').at(-1) ?? '';
+      commandRates[command] = Number(line.split('","')[1]?.replace(/"/g, ''));
+    }
+  } finally {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  }
+  let secondsPerMessage = 0;
+  for (const [command, count] of Object.entries(commandsPerMessage)) {
+    secondsPerMessage += count / commandRates[command]!;
+  }
+  return {
+    bodyBytes,
+    commandsPerMessage,
+    commandRates,
+    messagesPerSecond: secondsPerMessage > 0 ? 1 / secondsPerMessage : Number.NaN,
+    standIns,
+  };
+}

@@ -1,0 +1,385 @@
+/**
+ * The report of `npm run bench`: the JSON kept in bench/results/, and the markdown tables
+ * printed at the end and kept in docs/BENCHMARKS.md (between its bench:begin/end markers).
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+
+import { format, resolveConfig } from 'prettier';
+
+import { type CryptoCeiling, type RedisCeiling } from './ceilings';
+import { type WindowResult } from './load-generator';
+import { type ProfileEntry } from './profile-summary';
+import { SETUP_LABELS, type SetupName } from './setups';
+import { median } from './stats';
+
+export interface Measurement {
+  readonly workload: string;
+  readonly params: Record<string, number | string>;
+  readonly setup: SetupName;
+  /** One per run (each run is a separate load-generator process). */
+  readonly windows: WindowResult[];
+  /** The idle workload's figures. */
+  readonly idle?: Record<string, number>;
+}
+
+export interface BenchReport {
+  readonly benchmark: 'securechat';
+  readonly date: string;
+  readonly durationSeconds: number;
+  readonly settings: object;
+  readonly environment: Record<string, unknown>;
+  readonly measurements: Measurement[];
+  readonly ceilings: { readonly crypto: CryptoCeiling[]; readonly redis: RedisCeiling[] };
+  readonly profile?: { setup: string; processes: Record<string, ProfileEntry[]> };
+  readonly failures: string[];
+  /** Set when parts were taken from a follow-up run (says which, and why). */
+  readonly merged?: string;
+}
+
+const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
+function rate(value: number): string {
+  if (!Number.isFinite(value)) return '–';
+  return value < 100 ? value.toFixed(1) : integer.format(value);
+}
+
+function ms(value: number): string {
+  if (!Number.isFinite(value)) return '–';
+  return value < 10 ? value.toFixed(2) : value < 100 ? value.toFixed(1) : integer.format(value);
+}
+
+/** Median over runs, with (min–max) when there were several. */
+function cell(values: readonly number[], format: (v: number) => string = rate): string {
+  if (values.length === 0) return '–';
+  const m = median(values);
+  if (values.length === 1) return format(m);
+  return `${format(m)} (${format(Math.min(...values))}–${format(Math.max(...values))})`;
+}
+
+function table(rows: readonly (readonly string[])[]): string {
+  const [header, ...body] = rows;
+  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header!), line(header!.map(() => '---')), ...body.map(line)].join('\n');
+}
+
+const perSecond = (w: WindowResult) => w.delivered / w.seconds;
+
+function find(
+  report: BenchReport,
+  workload: string,
+  setup: SetupName,
+  params: Record<string, number | string>,
+) {
+  return report.measurements.find(
+    (m) =>
+      m.workload === workload &&
+      m.setup === setup &&
+      Object.entries(params).every(([k, v]) => m.params[k] === v),
+  );
+}
+
+function ratio(ours: number, baseline: number): string {
+  return Number.isFinite(ours) && Number.isFinite(baseline) && baseline > 0
+    ? `${((ours / baseline) * 100).toFixed(0)} %`
+    : '–';
+}
+
+function latencies(
+  windows: readonly WindowResult[],
+  pick: (w: WindowResult) => WindowResult['ackLatency'],
+): string {
+  const p = (k: 'p50' | 'p99' | 'p999') => ms(median(windows.map((w) => pick(w)[k])));
+  return `${p('p50')} / ${p('p99')} / ${p('p999')}`;
+}
+
+/** Parameter combinations of a workload, in the order they were measured. */
+function combos(report: BenchReport, workload: string): Record<string, number | string>[] {
+  const seen = new Map<string, Record<string, number | string>>();
+  for (const m of report.measurements) {
+    if (m.workload === workload) seen.set(JSON.stringify(m.params), m.params);
+  }
+  return [...seen.values()];
+}
+
+function setupsOf(report: BenchReport, workload: string): SetupName[] {
+  return [
+    ...new Set(report.measurements.filter((m) => m.workload === workload).map((m) => m.setup)),
+  ];
+}
+
+export function renderMarkdown(report: BenchReport): string {
+  const env = report.environment;
+  const out: string[] = [];
+  const settings = report.settings as {
+    runs: number;
+    seconds: number;
+    warmupSeconds: number;
+    quick: boolean;
+  };
+  out.push(
+    `Run ${report.date} (${Math.round(report.durationSeconds / 60)} min${settings.quick ? ', --quick' : ''}): node ${String(env.node)}, ${String(env.cpuModel)}, ${String(env.cores)} cores shared by servers and load generator; ` +
+      `${settings.runs} run(s) per figure, each ${settings.warmupSeconds} s warm-up + ${settings.seconds} s measured; median (min–max) of the runs. Latencies in ms.`,
+  );
+
+  const handshakeCombos = combos(report, 'handshake');
+  if (handshakeCombos.length > 0) {
+    out.push('\n### Handshakes (connect + handshake + login, then orderly close)\n');
+    const rows: string[][] = [
+      ['password hash', 'setup', 'logins/s', 'vs TLS baseline', 'login latency p50 / p99 / p999'],
+    ];
+    for (const params of handshakeCombos) {
+      const baseline = find(report, 'handshake', 'tls-baseline', params);
+      const base = baseline
+        ? median(baseline.windows.map((w) => w.handshakes / w.seconds))
+        : Number.NaN;
+      for (const setup of setupsOf(report, 'handshake')) {
+        const m = find(report, 'handshake', setup, params);
+        if (!m) continue;
+        const values = m.windows.map((w) => w.handshakes / w.seconds);
+        rows.push([
+          String(params.hash),
+          SETUP_LABELS[setup],
+          cell(values),
+          setup === 'tls-baseline' ? '' : ratio(median(values), base),
+          latencies(m.windows, (w) => w.handshakeLatency),
+        ]);
+      }
+    }
+    out.push(table(rows));
+  }
+
+  const throughputCombos = combos(report, 'throughput');
+  if (throughputCombos.length > 0) {
+    out.push('\n### Throughput (clients in pairs, each sending as fast as its acks allow)\n');
+    const rows: string[][] = [
+      [
+        'clients',
+        'body',
+        'setup',
+        'delivered msg/s',
+        'vs TLS baseline',
+        'ack p50 / p99 / p999',
+        'delivery p50 / p99 / p999',
+        'errors',
+      ],
+    ];
+    for (const params of throughputCombos) {
+      const baseline = find(report, 'throughput', 'tls-baseline', params);
+      const base = baseline ? median(baseline.windows.map(perSecond)) : Number.NaN;
+      for (const setup of setupsOf(report, 'throughput')) {
+        const m = find(report, 'throughput', setup, params);
+        if (!m) continue;
+        const values = m.windows.map(perSecond);
+        rows.push([
+          integer.format(Number(params.clients)),
+          `${params.bytes} B`,
+          SETUP_LABELS[setup],
+          cell(values),
+          setup === 'tls-baseline' ? '' : ratio(median(values), base),
+          latencies(m.windows, (w) => w.ackLatency),
+          latencies(m.windows, (w) => w.deliveryLatency),
+          String(m.windows.reduce((n, w) => n + w.errors + w.unverified, 0)),
+        ]);
+      }
+    }
+    out.push(table(rows));
+  }
+
+  const rateCombos = combos(report, 'rate');
+  if (rateCombos.length > 0) {
+    out.push(
+      '\n### Latency under load (open loop at a share of each setup’s own maximum from the throughput table)\n',
+    );
+    const rows: string[][] = [
+      [
+        'clients',
+        'body',
+        'load',
+        'setup',
+        'acked msg/s',
+        'delivered msg/s',
+        'delivery p50 / p99 / p999',
+        'skipped offers',
+      ],
+    ];
+    for (const params of rateCombos) {
+      for (const setup of setupsOf(report, 'rate')) {
+        const m = find(report, 'rate', setup, params);
+        if (!m) continue;
+        const offered = m.windows.map((w) => w.acked / w.seconds);
+        rows.push([
+          String(params.clients),
+          `${params.bytes} B`,
+          String(params.load),
+          SETUP_LABELS[setup],
+          cell(offered),
+          cell(m.windows.map(perSecond)),
+          latencies(m.windows, (w) => w.deliveryLatency),
+          String(m.windows.reduce((n, w) => n + w.skipped, 0)),
+        ]);
+      }
+    }
+    out.push(table(rows));
+  }
+
+  const roomCombos = combos(report, 'room');
+  if (roomCombos.length > 0) {
+    out.push('\n### Rooms (4 members send as fast as their acks allow; every member receives)\n');
+    const rows: string[][] = [
+      [
+        'members',
+        'body',
+        'setup',
+        'deliveries/s',
+        'vs TLS baseline',
+        'messages/s',
+        'delivery p50 / p99 / p999',
+        'errors',
+      ],
+    ];
+    for (const params of roomCombos) {
+      const baseline = find(report, 'room', 'tls-baseline', params);
+      const base = baseline ? median(baseline.windows.map(perSecond)) : Number.NaN;
+      for (const setup of setupsOf(report, 'room')) {
+        const m = find(report, 'room', setup, params);
+        if (!m) continue;
+        const values = m.windows.map(perSecond);
+        rows.push([
+          integer.format(Number(params.members)),
+          `${params.bytes} B`,
+          SETUP_LABELS[setup],
+          cell(values),
+          setup === 'tls-baseline' ? '' : ratio(median(values), base),
+          cell(m.windows.map((w) => w.acked / w.seconds)),
+          latencies(m.windows, (w) => w.deliveryLatency),
+          String(m.windows.reduce((n, w) => n + w.errors + w.unverified, 0)),
+        ]);
+      }
+    }
+    out.push(table(rows));
+  }
+
+  const idle = report.measurements.filter((m) => m.workload === 'idle' && m.idle);
+  if (idle.length > 0) {
+    out.push('\n### Idle sessions on one gateway\n');
+    const rows: string[][] = [
+      [
+        'setup',
+        'sessions',
+        'gateway RSS before → after',
+        'KiB per connection',
+        'idle CPU (median / max of 1 s samples)',
+        'client KiB per connection',
+      ],
+    ];
+    for (const m of idle) {
+      const i = m.idle!;
+      const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+      rows.push([
+        SETUP_LABELS[m.setup],
+        integer.format(i.connected!),
+        `${mib(i.rssBeforeBytes!)} → ${mib(i.rssAfterBytes!)}`,
+        (i.bytesPerConnection! / 1024).toFixed(1),
+        `${i.idleCpuPercent!.toFixed(1)} % / ${i.idleCpuMaxPercent!.toFixed(1)} %`,
+        (i.clientBytesPerConnection! / 1024).toFixed(1),
+      ]);
+    }
+    out.push(table(rows));
+  }
+
+  if (report.ceilings.crypto.length > 0 || report.ceilings.redis.length > 0) {
+    out.push('\n### Ceilings (raw node:crypto and redis-benchmark, same run)\n');
+    const rows: string[][] = [
+      [
+        'ceiling',
+        'body',
+        'msg/s (one core)',
+        'embedded, 100 clients: share',
+        'distributed full, 100 clients: share',
+      ],
+    ];
+    const ours = (setup: SetupName, bytes: number) => {
+      const m = find(report, 'throughput', setup, { clients: 100, bytes });
+      return m ? median(m.windows.map(perSecond)) : Number.NaN;
+    };
+    for (const c of report.ceilings.crypto) {
+      rows.push([
+        'gateway per-message crypto',
+        `${c.bodyBytes} B`,
+        cell([c.server.median]),
+        ratio(ours('embedded', c.bodyBytes), c.server.median),
+        ratio(ours('distributed-full', c.bodyBytes), c.server.median),
+      ]);
+      rows.push([
+        'all per-message crypto (both clients + gateway)',
+        `${c.bodyBytes} B`,
+        cell([c.endToEnd.median]),
+        ratio(ours('embedded', c.bodyBytes), c.endToEnd.median),
+        ratio(ours('distributed-full', c.bodyBytes), c.endToEnd.median),
+      ]);
+    }
+    for (const r of report.ceilings.redis) {
+      const mix = Object.entries(r.commandsPerMessage)
+        .map(
+          ([c, n]) =>
+            `${n.toFixed(2)}× ${c} @ ${integer.format(r.commandRates[c] ?? Number.NaN)}/s${r.standIns[c] ? ` (as ${r.standIns[c]})` : ''}`,
+        )
+        .join(', ');
+      rows.push([
+        `Redis commands per message: ${mix}`,
+        `${r.bodyBytes} B`,
+        cell([r.messagesPerSecond]),
+        '',
+        ratio(ours('distributed-full', r.bodyBytes), r.messagesPerSecond),
+      ]);
+    }
+    out.push(table(rows));
+  }
+
+  if (report.profile) {
+    out.push(`\n### CPU profile: ${report.profile.setup}\n`);
+    for (const [name, entries] of Object.entries(report.profile.processes)) {
+      if (entries.length === 0) {
+        out.push(`${name}: no samples in the measured window (idle)\n`);
+        continue;
+      }
+      out.push(
+        `${name}: ${entries
+          .slice(0, 8)
+          .map((e) => `${e.function} (${e.location}) ${e.busyPercent.toFixed(1)} %`)
+          .join('; ')}\n`,
+      );
+    }
+  }
+
+  if (report.merged !== undefined) out.push(`\nNote: ${report.merged}.`);
+  if (report.failures.length > 0) {
+    out.push('\n### Failures\n');
+    for (const f of report.failures) out.push(`- ${f.split('\n')[0]}`);
+  }
+  return out.join('\n');
+}
+
+const BEGIN = '<!-- bench:begin -->';
+const END = '<!-- bench:end -->';
+
+/**
+ * Replaces the table between the markers of docs/BENCHMARKS.md, keeping the prose around it,
+ * formatted with the repository's Prettier settings so that `npm run lint` stays clean.
+ */
+export async function updateBenchmarksDoc(
+  file: string,
+  markdown: string,
+  jsonFile: string,
+): Promise<void> {
+  const block = `${BEGIN}\n\n${markdown}\n\nFull results: \`${jsonFile}\`.\n\n${END}`;
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : `# Benchmarks\n\n${BEGIN}\n${END}\n`;
+  const start = text.indexOf(BEGIN);
+  const end = text.indexOf(END);
+  const next =
+    start >= 0 && end > start
+      ? text.slice(0, start) + block + text.slice(end + END.length)
+      : `${text.trimEnd()}\n\n${block}\n`;
+  const options = (await resolveConfig(file)) ?? {};
+  writeFileSync(file, await format(next, { ...options, parser: 'markdown' }));
+}

@@ -1,0 +1,805 @@
+/**
+ * `npm run bench`: SecureChat end to end — embedded and distributed (TRANSCRIPTS=full and
+ * digest) — next to a plain TLS 1.3 relay and the raw ceilings (node:crypto, redis-benchmark),
+ * all in one run. A script, not a test. See docs/BENCHMARKS.md for how to read the output.
+ *
+ *   npm run bench                        every workload, --runs 3
+ *   npm run bench -- --quick             smoke check: one short run each, small N
+ *   npm run bench -- --only throughput   one workload (handshake, throughput, rate, idle, room,
+ *                                        ceilings; comma-separated for several)
+ *   npm run bench -- --runs 5 --seconds 10 --warmup 2
+ *   npm run bench -- --profile [setup]   also profile one setup (default distributed-full) under
+ *                                        the throughput workload
+ *   npm run bench -- --render bench/results/<date>.json   tables of a stored run, into the docs
+ *
+ * Each figure is the median of `runs` runs; runs of one comparison are interleaved (setup A,
+ * B, C, D, then again), so that drift of the machine hits every setup alike. Every run is a
+ * fresh load-generator process (bench/load-generator.ts) driving real clients over loopback.
+ * Progress goes to stderr; the markdown table to stdout and, with the JSON,
+ * to bench/results/<date>.{json,md}; a full run also rewrites the table in docs/BENCHMARKS.md.
+ */
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { TEST_REDIS_URL } from '../test/support/distributed-cluster';
+import {
+  type CryptoCeiling,
+  type RedisCeiling,
+  commandDelta,
+  measureCryptoCeiling,
+  measureRedisCeiling,
+  redisCommandCalls,
+} from './ceilings';
+import { type GeneratorConfig, type GeneratorMessage, type WindowResult } from './load-generator';
+import { summarizeProfile, type ProfileEntry } from './profile-summary';
+import { type BenchReport, type Measurement, renderMarkdown, updateBenchmarksDoc } from './report';
+import { type RunningSetup, type SetupName, startSetup } from './setups';
+import { median } from './stats';
+
+const ROOT = path.resolve(__dirname, '..');
+const RESULTS_DIR = path.join(ROOT, 'bench/results');
+
+const WORKLOADS = ['handshake', 'throughput', 'rate', 'idle', 'room', 'ceilings'] as const;
+type WorkloadName = (typeof WORKLOADS)[number];
+
+const USAGE = `usage: npm run bench -- [--quick] [--only ${WORKLOADS.join('|')}[,…]] [--runs N] [--seconds S] [--warmup S] [--profile [setup]] [--no-docs] | --render <results.json>`;
+
+export interface Settings {
+  readonly quick: boolean;
+  readonly only: readonly WorkloadName[];
+  readonly runs: number;
+  readonly seconds: number;
+  readonly warmupSeconds: number;
+  /** The setup to run under the CPU profiler, or false. */
+  readonly profile: string | false;
+  readonly updateDocs: boolean;
+  readonly throughputClients: readonly number[];
+  readonly bodySizes: readonly number[];
+  readonly rateFractions: readonly number[];
+  /** Clients of the rate workload; its maximum is the throughput figure at this N. */
+  readonly rateClients: number;
+  readonly idleSessions: number;
+  readonly roomSizes: readonly number[];
+  readonly handshakeWorkers: number;
+}
+
+function readSettings(argv: readonly string[]): Settings {
+  const args = [...argv];
+  let quick = false;
+  let only: WorkloadName[] = [...WORKLOADS];
+  let runs: number | undefined;
+  let seconds: number | undefined;
+  let warmup: number | undefined;
+  let profile: string | false = false;
+  let docs: boolean | undefined;
+  const number = (flag: string, value: string | undefined) => {
+    const n = Number(value);
+    if (value === undefined || !Number.isFinite(n) || n <= 0) {
+      throw new Error(`${flag} needs a positive number\n${USAGE}`);
+    }
+    return n;
+  };
+  while (args.length > 0) {
+    const arg = args.shift()!;
+    switch (arg) {
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        process.exit(0);
+        break;
+      case '--quick':
+        quick = true;
+        break;
+      case '--only': {
+        const names = (args.shift() ?? '').split(',');
+        for (const name of names) {
+          if (!(WORKLOADS as readonly string[]).includes(name)) {
+            throw new Error(`unknown workload "${name}"\n${USAGE}`);
+          }
+        }
+        only = names as WorkloadName[];
+        break;
+      }
+      case '--runs':
+        runs = Math.round(number(arg, args.shift()));
+        break;
+      case '--seconds':
+        seconds = number(arg, args.shift());
+        break;
+      case '--warmup':
+        warmup = number(arg, args.shift());
+        break;
+      case '--profile': {
+        const next = args[0];
+        profile = next !== undefined && !next.startsWith('--') ? args.shift()! : 'distributed-full';
+        break;
+      }
+      case '--no-docs':
+        docs = false;
+        break;
+      default:
+        throw new Error(`unknown argument ${arg}\n${USAGE}`);
+    }
+  }
+  return {
+    quick,
+    only,
+    runs: runs ?? (quick ? 1 : 3),
+    seconds: seconds ?? (quick ? 1 : 10),
+    warmupSeconds: warmup ?? (quick ? 0.5 : 2),
+    profile,
+    updateDocs: docs ?? !quick,
+    throughputClients: quick ? [10] : [10, 100, 1000],
+    rateClients: quick ? 10 : 100,
+    bodySizes: [100, 4096],
+    rateFractions: quick ? [0.5] : [0.1, 0.5, 0.9],
+    idleSessions: quick ? 500 : 10_000,
+    roomSizes: quick ? [20] : [100, 1000],
+    handshakeWorkers: quick ? 8 : 32,
+  };
+}
+
+// ---------------------------------------------------------------- progress
+
+class Progress {
+  readonly #tty = process.stderr.isTTY;
+  readonly #started = Date.now();
+  #done = 0;
+  #total = 1;
+  #step = '';
+
+  plan(totalSeconds: number): void {
+    this.#total = Math.max(1, totalSeconds);
+  }
+
+  advance(seconds: number): void {
+    this.#done += seconds;
+  }
+
+  step(text: string): void {
+    this.#step = text;
+    this.show('');
+  }
+
+  show(detail: string): void {
+    const elapsed = (Date.now() - this.#started) / 1000;
+    const fraction = Math.min(0.99, this.#done / this.#total);
+    const eta = fraction > 0.02 ? (elapsed / fraction) * (1 - fraction) : this.#total - elapsed;
+    const line = `[${clock(elapsed)} elapsed, ~${clock(Math.max(0, eta))} left] ${this.#step}${detail ? ` — ${detail}` : ''}`;
+    const width = process.stderr.columns ?? 120;
+    process.stderr.write(this.#tty ? `\r\x1b[K${line.slice(0, width - 1)}` : `${line}\n`);
+  }
+
+  log(text: string): void {
+    process.stderr.write(this.#tty ? `\r\x1b[K${text}\n` : `${text}\n`);
+    if (this.#tty) this.show('');
+  }
+
+  end(): void {
+    if (this.#tty) process.stderr.write('\r\x1b[K');
+  }
+}
+
+function clock(seconds: number): string {
+  const s = Math.round(seconds);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+// ---------------------------------------------------------------- processes
+
+function readRss(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  return kb ? Number(kb[1]) * 1024 : Number.NaN;
+}
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** User + system CPU seconds of a process so far. */
+function readCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+function openFileLimit(): string {
+  try {
+    const limits = readFileSync('/proc/self/limits', 'utf8');
+    const line = limits.split('\n').find((l) => l.startsWith('Max open files'));
+    const [soft, hard] = line?.split(/\s{2,}/).slice(1, 3) ?? [];
+    return `${soft}/${hard}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+interface GeneratorRun {
+  readonly windows: WindowResult[];
+  readonly child: ChildProcess;
+}
+
+interface GeneratorHooks {
+  onReady?: (message: Extract<GeneratorMessage, { type: 'ready' }>) => Promise<void>;
+  onMeasuring?: () => Promise<void>;
+  onWindow?: (result: WindowResult) => Promise<void>;
+}
+
+/** Forks one load generator and collects its windows. */
+function runGenerator(
+  config: GeneratorConfig,
+  progress: Progress,
+  hooks: GeneratorHooks = {},
+): Promise<GeneratorRun> {
+  const child = fork(path.join(__dirname, 'load-generator.ts'), [JSON.stringify(config)], {
+    cwd: ROOT,
+    execArgv: ['-r', '@swc-node/register'],
+    env: { ...process.env, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const windows: WindowResult[] = [];
+  let failure: string | undefined;
+  let pending: Promise<void> = Promise.resolve();
+  child.on('message', (message: GeneratorMessage) => {
+    switch (message.type) {
+      case 'progress':
+        progress.show(message.text);
+        if (message.text.startsWith('measuring') && hooks.onMeasuring) {
+          pending = pending.then(hooks.onMeasuring);
+        }
+        break;
+      case 'window':
+        windows.push(message.result);
+        if (hooks.onWindow) pending = pending.then(() => hooks.onWindow!(message.result));
+        break;
+      case 'ready':
+        pending = pending.then(async () => {
+          await hooks.onReady?.(message);
+          child.send({ type: 'stop' });
+        });
+        break;
+      case 'failed':
+        failure = message.message;
+        break;
+      case 'done':
+        break;
+    }
+  });
+  const timeoutMs =
+    (config.warmupSeconds + config.seconds * config.windows) * 1000 + 10 * 60 * 1000;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      void pending.then(() => {
+        if (code === 0 && failure === undefined) resolve({ windows, child });
+        else reject(new Error(`load generator failed (${code}): ${failure ?? stderr}`));
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------- the run
+
+class Bench {
+  readonly setups = new Map<SetupName, RunningSetup>();
+  readonly measurements: Measurement[] = [];
+  readonly failures: string[] = [];
+  crypto: CryptoCeiling[] = [];
+  redis: RedisCeiling[] = [];
+  profile: { setup: string; processes: Record<string, ProfileEntry[]> } | undefined;
+  readonly redisCalls = new Map<number, Record<string, number>>();
+
+  constructor(
+    readonly settings: Settings,
+    readonly progress: Progress,
+  ) {}
+
+  async setup(name: SetupName): Promise<RunningSetup> {
+    let setup = this.setups.get(name);
+    if (setup === undefined) {
+      this.progress.step(`starting ${name}`);
+      setup = await startSetup(name);
+      this.setups.set(name, setup);
+    }
+    return setup;
+  }
+
+  async stop(name: SetupName): Promise<void> {
+    const setup = this.setups.get(name);
+    this.setups.delete(name);
+    await setup?.stop();
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.allSettled([...this.setups.keys()].map((name) => this.stop(name)));
+  }
+
+  config(
+    setup: RunningSetup,
+    partial: Partial<GeneratorConfig> & Pick<GeneratorConfig, 'workload' | 'clients'>,
+  ): GeneratorConfig {
+    return {
+      protocol: setup.protocol,
+      targets: setup.targets,
+      bodyBytes: 100,
+      warmupSeconds: this.settings.warmupSeconds,
+      seconds: this.settings.seconds,
+      windows: 1,
+      tag: randomBytes(4).toString('hex'),
+      ...(setup.caFile === undefined ? {} : { caFile: setup.caFile }),
+      ...partial,
+    };
+  }
+
+  /**
+   * One comparison: `runs` rounds, each round one generator run per setup in turn; the
+   * median of the rounds is what the report shows.
+   */
+  async compare(
+    workload: string,
+    params: Record<string, number | string>,
+    setups: readonly SetupName[],
+    make: (setup: RunningSetup) => GeneratorConfig | Promise<GeneratorConfig>,
+    hooks: (setup: RunningSetup) => GeneratorHooks = () => ({}),
+  ): Promise<void> {
+    const collected = new Map<SetupName, WindowResult[]>();
+    const label = `${workload} ${Object.entries(params)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`;
+    for (let run = 1; run <= this.settings.runs; run++) {
+      for (const name of setups) {
+        let setup: RunningSetup;
+        try {
+          setup = await this.setup(name);
+        } catch (error) {
+          this.fail(`${name}: could not start: ${(error as Error).message.slice(0, 500)}`);
+          continue;
+        }
+        this.progress.step(`${label} · ${name} · run ${run}/${this.settings.runs}`);
+        const config = await make(setup);
+        try {
+          const result = await runGenerator(config, this.progress, hooks(setup));
+          collected.set(name, [...(collected.get(name) ?? []), ...result.windows]);
+        } catch (error) {
+          this.fail(`${label} on ${name}: ${(error as Error).message.slice(0, 800)}`);
+        }
+        this.progress.advance(estimateSeconds(config));
+        await new Promise((r) => setTimeout(r, 500)); // the server closes the sessions
+      }
+    }
+    for (const [setup, windows] of collected) {
+      this.measurements.push({ workload, params, setup, windows });
+    }
+  }
+
+  fail(message: string): void {
+    this.failures.push(message);
+    this.progress.log(`! ${message}`);
+  }
+
+  medianOf(
+    workload: string,
+    setup: SetupName,
+    match: Record<string, number | string>,
+    pick: (w: WindowResult) => number,
+  ): number {
+    const m = this.measurements.find(
+      (x) =>
+        x.workload === workload &&
+        x.setup === setup &&
+        Object.entries(match).every(([k, v]) => x.params[k] === v),
+    );
+    return m ? median(m.windows.map(pick)) : Number.NaN;
+  }
+}
+
+function estimateSeconds(config: GeneratorConfig): number {
+  const connect = config.workload === 'handshake' ? 1 : config.clients / 300;
+  return 2 + connect + config.warmupSeconds + config.seconds * config.windows;
+}
+
+const MAIN_SETUPS: readonly SetupName[] = [
+  'embedded',
+  'distributed-full',
+  'distributed-digest',
+  'tls-baseline',
+];
+
+/** `--render <results.json>`: the tables of a stored run again, into docs/BENCHMARKS.md. */
+async function render(jsonFile: string): Promise<void> {
+  const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as BenchReport;
+  const markdown = renderMarkdown(report);
+  writeFileSync(jsonFile.replace(/\.json$/, '.md'), `${markdown}\n`);
+  await updateBenchmarksDoc(
+    path.join(ROOT, 'docs/BENCHMARKS.md'),
+    markdown,
+    path.relative(ROOT, path.resolve(jsonFile)),
+  );
+  console.log(markdown);
+}
+
+async function main(): Promise<void> {
+  if (process.argv[2] === '--render' && process.argv[3] !== undefined) {
+    await render(process.argv[3]);
+    return;
+  }
+  const settings = readSettings(process.argv.slice(2));
+  const started = new Date();
+  const progress = new Progress();
+  const bench = new Bench(settings, progress);
+  const wants = (w: WorkloadName) => settings.only.includes(w);
+  const s = settings;
+  const per = 2 + s.warmupSeconds + s.seconds;
+  const setupsN = MAIN_SETUPS.length;
+  progress.plan(
+    s.runs *
+      ((wants('handshake') ? (setupsN + 2) * per : 0) +
+        (wants('throughput')
+          ? s.throughputClients.length * s.bodySizes.length * setupsN * (per + 2)
+          : 0) +
+        (wants('rate') ? s.rateFractions.length * s.bodySizes.length * setupsN * per : 0) +
+        (wants('room') ? s.roomSizes.length * s.bodySizes.length * setupsN * (per + 3) : 0)) +
+      (wants('idle') ? 3 * (s.idleSessions / 400 + 15) : 0) +
+      (wants('ceilings') ? 30 : 0) +
+      60,
+  );
+
+  const interrupted = () => {
+    progress.end();
+    process.stderr.write('interrupted: stopping the servers\n');
+    void bench.stopAll().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+
+  const stamp = started
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replaceAll(':', '-');
+  const jsonFile = path.join(RESULTS_DIR, `${stamp}.json`);
+  /** Written after every workload, so that an interrupted run keeps what it measured. */
+  const save = (): string => {
+    const report: BenchReport = {
+      benchmark: 'securechat',
+      date: started.toISOString(),
+      durationSeconds: (Date.now() - started.getTime()) / 1000,
+      settings,
+      environment: {
+        node: process.version,
+        openssl: process.versions.openssl,
+        platform: `${process.platform} ${process.arch}`,
+        cpuModel: os.cpus()[0]?.model ?? 'unknown',
+        cores: os.cpus().length,
+        memoryBytes: os.totalmem(),
+        openFiles: openFileLimit(),
+        loadAverageAtStart,
+        note: 'the load generator runs on the same cores as the servers',
+      },
+      measurements: bench.measurements,
+      ceilings: { crypto: bench.crypto, redis: bench.redis },
+      ...(bench.profile === undefined ? {} : { profile: bench.profile }),
+      failures: bench.failures,
+    };
+    const markdown = renderMarkdown(report);
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(path.join(RESULTS_DIR, `${stamp}.md`), `${markdown}\n`);
+    return markdown;
+  };
+  const loadAverageAtStart = os.loadavg();
+
+  const steps: [WorkloadName, (bench: Bench) => Promise<void>][] = [
+    ['handshake', runHandshakes],
+    ['throughput', runThroughput],
+    ['rate', runRate],
+    ['room', runRooms],
+    ['idle', runIdle],
+    ['ceilings', runCeilings],
+  ];
+  try {
+    for (const [name, step] of steps) {
+      if (!wants(name)) continue;
+      await step(bench).catch((error: Error) => bench.fail(`${name}: ${error.message}`));
+      save();
+    }
+  } finally {
+    await bench.stopAll();
+  }
+  if (settings.profile) {
+    await runProfile(bench).catch((error: Error) => bench.fail(`profile: ${error.message}`));
+  }
+  progress.end();
+  const markdown = save();
+  if (settings.updateDocs) {
+    await updateBenchmarksDoc(
+      path.join(ROOT, 'docs/BENCHMARKS.md'),
+      markdown,
+      path.relative(ROOT, jsonFile),
+    );
+  }
+  console.log(markdown);
+  console.log(`\nresults: ${path.relative(process.cwd(), jsonFile)}`);
+  if (bench.failures.length > 0) process.exitCode = 1;
+}
+
+// ---------------------------------------------------------------- workloads
+
+async function runHandshakes(bench: Bench): Promise<void> {
+  const workers = bench.settings.handshakeWorkers;
+  await bench.compare('handshake', { hash: 'fast' }, MAIN_SETUPS, (setup) =>
+    bench.config(setup, { workload: 'handshake', clients: workers }),
+  );
+  await bench.compare(
+    'handshake',
+    { hash: 'argon2id' },
+    ['embedded-argon2', 'distributed-argon2', 'tls-baseline'],
+    (setup) => bench.config(setup, { workload: 'handshake', clients: workers }),
+  );
+  await bench.stop('embedded-argon2');
+  await bench.stop('distributed-argon2');
+}
+
+async function runThroughput(bench: Bench): Promise<void> {
+  for (const bytes of bench.settings.bodySizes) {
+    for (const clients of bench.settings.throughputClients) {
+      await bench.compare(
+        'throughput',
+        { clients, bytes },
+        MAIN_SETUPS,
+        (setup) => bench.config(setup, { workload: 'throughput', clients, bodyBytes: bytes }),
+        (setup) => redisHooks(bench, setup, bytes, clients),
+      );
+    }
+  }
+}
+
+/** Redis commands per message, counted around the distributed throughput windows (N=100). */
+function redisHooks(
+  bench: Bench,
+  setup: RunningSetup,
+  bytes: number,
+  clients: number,
+): GeneratorHooks {
+  if (setup.name !== 'distributed-full' || clients !== 100 || bench.redisCalls.has(bytes))
+    return {};
+  let before: Map<string, number> | undefined;
+  return {
+    onMeasuring: async () => {
+      before = await redisCommandCalls(TEST_REDIS_URL);
+    },
+    onWindow: async (result) => {
+      if (before === undefined) return;
+      const after = await redisCommandCalls(TEST_REDIS_URL);
+      bench.redisCalls.set(bytes, commandDelta(before, after, result.delivered));
+    },
+  };
+}
+
+async function runRate(bench: Bench): Promise<void> {
+  const clients = bench.settings.rateClients;
+  for (const bytes of bench.settings.bodySizes) {
+    const max = new Map<SetupName, number>();
+    for (const name of MAIN_SETUPS) {
+      let value = bench.medianOf(
+        'throughput',
+        name,
+        { clients, bytes },
+        (w) => w.delivered / w.seconds,
+      );
+      if (!Number.isFinite(value)) {
+        // No throughput figure in this run (--only rate): measure the maximum first.
+        const setup = await bench.setup(name);
+        bench.progress.step(`rate: maximum of ${name} at ${bytes} B`);
+        const probe = await runGenerator(
+          bench.config(setup, { workload: 'throughput', clients, bodyBytes: bytes }),
+          bench.progress,
+        ).catch(() => undefined);
+        const window = probe?.windows[0];
+        value = window ? window.delivered / window.seconds : Number.NaN;
+      }
+      max.set(name, value);
+    }
+    for (const fraction of bench.settings.rateFractions) {
+      await bench.compare(
+        'rate',
+        { clients, bytes, load: `${Math.round(fraction * 100)}%` },
+        MAIN_SETUPS.filter((name) => Number.isFinite(max.get(name))),
+        (setup) =>
+          bench.config(setup, {
+            workload: 'rate',
+            clients,
+            bodyBytes: bytes,
+            rate: Math.max(1, Math.round(fraction * max.get(setup.name)!)),
+          }),
+      );
+    }
+  }
+}
+
+async function runRooms(bench: Bench): Promise<void> {
+  for (const bytes of bench.settings.bodySizes) {
+    for (const members of bench.settings.roomSizes) {
+      await bench.compare('room', { members, bytes }, MAIN_SETUPS, (setup) =>
+        bench.config(setup, {
+          workload: 'room',
+          clients: members,
+          bodyBytes: bytes,
+          senders: 4,
+          connectConcurrency: 128,
+        }),
+      );
+    }
+  }
+}
+
+/**
+ * N idle logged-in sessions on one gateway: its RSS before and after (per connection), and
+ * its CPU over the measured seconds while they sit idle. One run per setup: connecting
+ * 10,000 sessions is the expensive part; the CPU figure is the median of 1-second samples.
+ */
+async function runIdle(bench: Bench): Promise<void> {
+  const sessions = bench.settings.idleSessions;
+  for (const name of ['embedded', 'distributed-full', 'tls-baseline'] as const) {
+    const setup = await bench.setup(name);
+    bench.progress.step(`idle ${sessions} sessions · ${name}`);
+    const config = bench.config(setup, {
+      workload: 'idle',
+      clients: sessions,
+      connectConcurrency: 256,
+    });
+    const single = { ...config, targets: [setup.targets[0]!] };
+    await new Promise((r) => setTimeout(r, 1000));
+    const rssBefore = readRss(setup.gatewayPid);
+    let measured: Record<string, number> = {};
+    try {
+      await runGenerator(single, bench.progress, {
+        onReady: async (ready) => {
+          await new Promise((r) => setTimeout(r, 2000));
+          const rssAfter = readRss(setup.gatewayPid);
+          const samples: number[] = [];
+          const seconds = Math.max(3, Math.round(bench.settings.seconds));
+          for (let i = 0; i < seconds; i++) {
+            const cpu0 = readCpuSeconds(setup.gatewayPid);
+            const t0 = performance.now();
+            await new Promise((r) => setTimeout(r, 1000));
+            samples.push(
+              (readCpuSeconds(setup.gatewayPid) - cpu0) / ((performance.now() - t0) / 1000),
+            );
+            bench.progress.show(`idle CPU sample ${i + 1}/${seconds}`);
+          }
+          measured = {
+            connected: ready.connected,
+            rssBeforeBytes: rssBefore,
+            rssAfterBytes: rssAfter,
+            bytesPerConnection: (rssAfter - rssBefore) / ready.connected,
+            idleCpuPercent: median(samples) * 100,
+            idleCpuMaxPercent: Math.max(...samples) * 100,
+            clientBytesPerConnection: ready.clientRssBytes / ready.connected,
+          };
+        },
+      });
+    } catch (error) {
+      bench.fail(`idle on ${name}: ${(error as Error).message.slice(0, 800)}`);
+    }
+    bench.progress.advance(sessions / 400 + 15);
+    if (measured.connected !== undefined) {
+      bench.measurements.push({
+        workload: 'idle',
+        params: { sessions },
+        setup: name,
+        windows: [],
+        idle: measured,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+async function runCeilings(bench: Bench): Promise<void> {
+  const { runs, quick } = bench.settings;
+  for (const bytes of bench.settings.bodySizes) {
+    bench.progress.step(`ceiling: per-message crypto, ${bytes} B`);
+    bench.crypto.push(measureCryptoCeiling(bytes, quick ? 0.2 : 1, Math.max(3, runs)));
+  }
+  for (const bytes of bench.settings.bodySizes) {
+    let perMessage = bench.redisCalls.get(bytes);
+    if (perMessage === undefined) {
+      // No distributed throughput in this run: count them on a short one.
+      const setup = await bench.setup('distributed-full');
+      bench.progress.step(`ceiling: Redis commands per message, ${bytes} B`);
+      await runGenerator(
+        bench.config(setup, {
+          workload: 'throughput',
+          clients: 100,
+          bodyBytes: bytes,
+          seconds: 2,
+          warmupSeconds: 1,
+        }),
+        bench.progress,
+        redisHooks(bench, setup, bytes, 100),
+      ).catch((error: Error) => bench.fail(`redis count: ${error.message.slice(0, 500)}`));
+      perMessage = bench.redisCalls.get(bytes);
+    }
+    if (perMessage === undefined) continue;
+    bench.progress.step(`ceiling: redis-benchmark, ${bytes} B`);
+    try {
+      bench.redis.push(
+        await measureRedisCeiling(
+          TEST_REDIS_URL,
+          perMessage,
+          bytes,
+          quick ? 5_000 : 50_000,
+          `benchceil${randomBytes(4).toString('hex')}:`,
+        ),
+      );
+    } catch (error) {
+      bench.fail(`redis-benchmark: ${(error as Error).message.slice(0, 500)}`);
+    }
+  }
+  await bench.stop('distributed-full');
+}
+
+/**
+ * The hottest setup (the distributed deployment under the throughput workload) once more with
+ * every service under --cpu-prof; the top self-time functions of each process go to the report.
+ */
+async function runProfile(bench: Bench): Promise<void> {
+  const name = bench.settings.profile as SetupName;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'securechat-bench-prof-'));
+  bench.progress.step(`profile: ${name} under the CPU profiler`);
+  const setup = await startSetup(name, dir);
+  const seconds = Math.max(5, bench.settings.seconds);
+  const micros = () => Number(process.hrtime.bigint() / 1000n);
+  let windowStart = 0;
+  let windowEnd = 0;
+  try {
+    await runGenerator(
+      bench.config(setup, { workload: 'throughput', clients: 100, bodyBytes: 100, seconds }),
+      bench.progress,
+      {
+        onMeasuring: () => {
+          windowStart = micros();
+          return Promise.resolve();
+        },
+        onWindow: () => {
+          windowEnd = micros();
+          return Promise.resolve();
+        },
+      },
+    );
+  } finally {
+    await setup.stop();
+  }
+  const window =
+    windowStart > 0 && windowEnd > windowStart
+      ? { fromMicros: windowStart, toMicros: windowEnd }
+      : undefined;
+  const processes: Record<string, ProfileEntry[]> = {};
+  const byPid = new Map(Object.entries(setup.pids).map(([role, pid]) => [pid, role]));
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) {
+    // Named like --cpu-prof's files: CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile.
+    const pid = Number(/^CPU\.\d+\.\d+\.(\d+)\./.exec(file)?.[1]);
+    processes[byPid.get(pid) ?? file] = summarizeProfile(path.join(dir, file), 15, window);
+  }
+  bench.profile = { setup: `${name}, throughput N=100, 100 B, measured ${seconds} s`, processes };
+  bench.progress.log(`profiles kept in ${dir}`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write('\n');
+  console.error(error);
+  process.exitCode = 1;
+});
