@@ -87,6 +87,8 @@ export class ClientConnection implements DeliveryTarget {
   #stallTimer: NodeJS.Timeout | undefined;
   #countersignTimer: NodeJS.Timeout | undefined;
   #inHandshakeSlot = true;
+  /** Whether writes of this event-loop turn are being gathered (see #write). */
+  #corked = false;
   /** When the login record arrived (auth's decision is about the account as it was then). */
   #loginStartedAt = 0;
   /** The user whose session slot this connection holds (ConnectionLimiter), once logged in. */
@@ -613,6 +615,16 @@ export class ClientConnection implements DeliveryTarget {
   /** Writes, honouring backpressure; a reader too slow to keep up is dropped (its messages stay pending). */
   #write(bytes: Buffer): void {
     if (this.#phase === 'closed' || this.socket.destroyed) return;
+    // Records written in one turn of the event loop (an ack and a deliver, a pending sync, a
+    // room's fan-out) leave in one writev instead of one system call each.
+    if (!this.#corked) {
+      this.#corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.socket.uncork();
+      });
+    }
     const flushed = this.socket.write(bytes);
     if (this.socket.writableLength > this.deps.config.limits.maxOutboundBytes) {
       this.#logger.warn(

@@ -205,6 +205,24 @@ describe.each([
       expect(ids(await repo.pending('pd_dave', undefined, 100))).toHaveLength(1);
     });
 
+    it('marks concurrent confirmations in one batch, each answered for itself', async () => {
+      const stored: StoredMessage[] = [];
+      for (let i = 0; i < 5; i++) {
+        stored.push((await repo.store(dm('bd_alice', 'bd_bob', `bd-${i}`))).message);
+      }
+      const at = new Date();
+      const before = repo.deliveredBatchStats.batches;
+      const answers = await Promise.all([
+        ...stored.map((m) => repo.markDelivered('bd_bob', BigInt(m.msg_id), at)),
+        repo.markDelivered('bd_bob', BigInt(stored[0]!.msg_id), at), // the same pair again
+        repo.markDelivered('bd_carol', BigInt(stored[1]!.msg_id), at), // not hers
+      ]);
+      expect(answers).toEqual([true, true, true, true, true, false, false]);
+      // The first call starts a batch at once; the six made in the same tick share the next.
+      expect(repo.deliveredBatchStats.batches - before).toBeLessThanOrEqual(2);
+      expect(await repo.pending('bd_bob', undefined, 100)).toEqual([]);
+    });
+
     it('counts pending deliveries of every recipient, for the metrics gauge', async () => {
       const before = await repo.countPending();
       const first = await repo.store({

@@ -43,6 +43,13 @@ export interface StoreOutcome {
 
 type MessageRow = typeof messages.$inferSelect;
 
+/** One `delivered` confirmation waiting for its batch. */
+interface DeliveredMark {
+  readonly recipient: string;
+  readonly messageId: bigint;
+  readonly at: Date;
+}
+
 /** The §7.2 `deliver` members of a stored row. */
 export function toStoredMessage(row: MessageRow): StoredMessage {
   return {
@@ -66,6 +73,11 @@ const dedupeKey = (sender: string, clientId: string) => `${sender}\u0000${client
 export class MessageRepository implements BeforeApplicationShutdown {
   readonly #logger = new Logger(MessageRepository.name);
   readonly #batcher: GroupCommitBatcher<NewMessage, StoreOutcome>;
+  /**
+   * `delivered` confirmations, one UPDATE per batch: every delivered message costs one, so one
+   * statement each was the relay's largest cost after the sends themselves.
+   */
+  readonly #deliveredBatcher: GroupCommitBatcher<DeliveredMark, boolean>;
 
   constructor(
     @Inject(DATABASE) private readonly db: Database,
@@ -77,6 +89,15 @@ export class MessageRepository implements BeforeApplicationShutdown {
       } catch (error) {
         // Logged once here rather than once per caller; every caller gets the same safe error.
         const reason = `a batch of ${batch.length} sends failed: ${describeError(error)}`;
+        this.#logger.error(reason);
+        throw new RelayFailure(reason);
+      }
+    }, MAX_BATCH);
+    this.#deliveredBatcher = new GroupCommitBatcher(async (batch) => {
+      try {
+        return await this.#markBatch(batch);
+      } catch (error) {
+        const reason = `a batch of ${batch.length} delivered marks failed: ${describeError(error)}`;
         this.#logger.error(reason);
         throw new RelayFailure(reason);
       }
@@ -97,12 +118,17 @@ export class MessageRepository implements BeforeApplicationShutdown {
     return this.#batcher.stats;
   }
 
+  /** The same for `delivered` confirmations. */
+  get deliveredBatchStats(): GroupCommitStats {
+    return this.#deliveredBatcher.stats;
+  }
+
   /**
    * Lets sends already accepted finish their transaction. `before…` because the process
    * wiring closes the database in an `onApplicationShutdown` hook, which runs after this.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    await this.#batcher.drain();
+    await Promise.all([this.#batcher.drain(), this.#deliveredBatcher.drain()]);
   }
 
   /**
@@ -142,20 +168,34 @@ export class MessageRepository implements BeforeApplicationShutdown {
     return Number(row?.n ?? 0);
   }
 
-  /** Marks one delivery done if it is still pending; returns whether it was (§7.4). */
-  async markDelivered(recipient: string, messageId: bigint, at: Date): Promise<boolean> {
-    const rows = await this.db
-      .update(deliveries)
-      .set({ deliveredAt: at })
-      .where(
-        and(
-          eq(deliveries.recipient, recipient),
-          eq(deliveries.messageId, messageId),
-          isNull(deliveries.deliveredAt),
-        ),
-      )
-      .returning({ messageId: deliveries.messageId });
-    return rows.length > 0;
+  /**
+   * Marks one delivery done if it is still pending; returns whether it was (§7.4). Calls made
+   * together share one UPDATE (group commit, like `store`).
+   */
+  markDelivered(recipient: string, messageId: bigint, at: Date): Promise<boolean> {
+    return this.#deliveredBatcher.submit({ recipient, messageId, at });
+  }
+
+  async #markBatch(batch: readonly DeliveredMark[]): Promise<boolean[]> {
+    const values = sql.join(
+      batch.map(
+        (m) =>
+          sql`(${m.recipient}::text, ${m.messageId.toString()}::bigint, ${m.at.toISOString()}::timestamptz)`,
+      ),
+      sql`, `,
+    );
+    const result = await this.db.execute(sql`
+      update ${deliveries} as d set delivered_at = v.at
+      from (values ${values}) as v(recipient, message_id, at)
+      where d.recipient = v.recipient and d.message_id = v.message_id and d.delivered_at is null
+      returning d.recipient, d.message_id`);
+    const marked = new Set(
+      rowsOf<{ recipient: string; message_id: string | number | bigint }>(result).map((row) =>
+        dedupeKey(row.recipient, String(row.message_id)),
+      ),
+    );
+    // A pair confirmed twice in one batch was pending once: only its first call marked it.
+    return batch.map((m) => marked.delete(dedupeKey(m.recipient, m.messageId.toString())));
   }
 
   /**

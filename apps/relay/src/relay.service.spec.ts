@@ -4,7 +4,7 @@ import { Logger } from '@nestjs/common';
 import { type StoredMessage } from '@securechat/core';
 
 import { type MessageRepository, type NewMessage, type StoreOutcome } from './message.repository';
-import { RelayService } from './relay.service';
+import { RECIPIENT_CACHE_TTL_MS, RelayService } from './relay.service';
 import { type RoomRepository } from './room.repository';
 import { type TranscriptRepository } from './transcript.repository';
 import { type DirectoryEntry, type UserDirectoryRepository } from './user-directory.repository';
@@ -144,6 +144,26 @@ describe('RelayService.send', () => {
     }
     expect(messages.store).not.toHaveBeenCalled();
     expect(fanout.publish).not.toHaveBeenCalled();
+  });
+
+  it('looks a direct recipient up once per few seconds, never a room, and re-checks after', async () => {
+    const { service, users, rooms, clock } = setup();
+    await service.send(send('bob'));
+    await service.send(send('bob'));
+    expect(users.find).toHaveBeenCalledTimes(1);
+    await service.send(send('#general'));
+    await service.send(send('#general'));
+    expect(rooms.members).toHaveBeenCalledTimes(2);
+    clock.now.mockReturnValue(NOW + RECIPIENT_CACHE_TTL_MS);
+    await service.send(send('bob'));
+    expect(users.find).toHaveBeenCalledTimes(2);
+  });
+
+  it('does not remember recipients that do not exist', async () => {
+    const { service, users } = setup();
+    await service.send(send('nobody'));
+    await service.send(send('nobody'));
+    expect(users.find).toHaveBeenCalledTimes(2);
   });
 
   it('answers forbidden for a room the sender is not in, or that does not exist', async () => {

@@ -34,9 +34,23 @@ type Recipients =
   | { readonly ok: true; readonly recipients: string[] }
   | { readonly ok: false; readonly code: 'not_found' | 'forbidden'; readonly message: string };
 
+/**
+ * How long a direct-message recipient found to exist (and not deleted) is taken on trust
+ * before it is looked up again. The lookup was one query per send outside the group commit,
+ * the relay's largest cost after the commit itself. The staleness this allows is harmless:
+ * for a few seconds after an account is deleted, a message to it is still stored pending
+ * (and never delivered, since the account cannot log in). Rooms are never cached: a member
+ * who left must stop receiving at once.
+ */
+export const RECIPIENT_CACHE_TTL_MS = 5_000;
+/** Most recipients remembered (oldest forgotten first): the bound on memory. */
+export const RECIPIENT_CACHE_MAX = 10_000;
+
 @Injectable()
 export class RelayService {
   readonly #logger = new Logger(RelayService.name);
+  /** username → time it was last confirmed to exist, in insertion (and so age) order. */
+  readonly #knownRecipients = new Map<string, number>();
 
   constructor(
     private readonly messages: MessageRepository,
@@ -163,9 +177,27 @@ export class RelayService {
       }
       return { ok: true, recipients: members.filter((member) => member !== from) };
     }
+    const now = this.clock.now();
+    const confirmedAt = this.#knownRecipients.get(to);
+    if (confirmedAt !== undefined && now - confirmedAt < RECIPIENT_CACHE_TTL_MS) {
+      return { ok: true, recipients: [to] };
+    }
     const user = await this.users.find(to);
-    if (!user || user.deleted) return { ok: false, code: 'not_found', message: 'no such user' };
+    if (!user || user.deleted) {
+      this.#knownRecipients.delete(to);
+      return { ok: false, code: 'not_found', message: 'no such user' };
+    }
+    this.#rememberRecipient(to, now);
     return { ok: true, recipients: [to] };
+  }
+
+  #rememberRecipient(username: string, now: number): void {
+    this.#knownRecipients.delete(username);
+    this.#knownRecipients.set(username, now);
+    if (this.#knownRecipients.size > RECIPIENT_CACHE_MAX) {
+      const oldest = this.#knownRecipients.keys().next().value;
+      if (oldest !== undefined) this.#knownRecipients.delete(oldest);
+    }
   }
 
   /**
