@@ -233,6 +233,9 @@ interface GeneratorHooks {
   onWindow?: (result: WindowResult) => Promise<void>;
 }
 
+/** Silence after which a load generator is taken for stuck and killed. */
+const GENERATOR_SILENCE_MS = 60_000;
+
 /** Forks one load generator and collects its windows. */
 function runGenerator(
   config: GeneratorConfig,
@@ -252,7 +255,10 @@ function runGenerator(
   const windows: WindowResult[] = [];
   let failure: string | undefined;
   let pending: Promise<void> = Promise.resolve();
+  let lastHeard = Date.now();
+  let waitingOnParent = false;
   child.on('message', (message: GeneratorMessage) => {
+    lastHeard = Date.now();
     switch (message.type) {
       case 'progress':
         progress.show(message.text);
@@ -265,9 +271,12 @@ function runGenerator(
         if (hooks.onWindow) pending = pending.then(() => hooks.onWindow!(message.result));
         break;
       case 'ready':
+        waitingOnParent = true;
         pending = pending.then(async () => {
           await hooks.onReady?.(message);
           child.send({ type: 'stop' });
+          waitingOnParent = false;
+          lastHeard = Date.now();
         });
         break;
       case 'failed':
@@ -281,8 +290,23 @@ function runGenerator(
     (config.warmupSeconds + config.seconds * config.windows) * 1000 + 10 * 60 * 1000;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    // A generator reports at least once a second while connecting and once per window; one
+    // silent for a minute is stuck (seen rarely while connecting 1,000 clients): give up on
+    // it rather than wait out the whole timeout.
+    // Silent on purpose: a measured window, and the parent's own measuring after `ready`.
+    const silenceMs =
+      GENERATOR_SILENCE_MS +
+      (config.warmupSeconds + config.seconds) * 1000 +
+      2 * config.seconds * 1000;
+    const watchdog = setInterval(() => {
+      if (Date.now() - lastHeard > silenceMs && !waitingOnParent) {
+        failure = `no word from the load generator for ${Math.round(silenceMs / 1000)} s`;
+        child.kill('SIGKILL');
+      }
+    }, 1000);
     child.once('exit', (code) => {
       clearTimeout(timer);
+      clearInterval(watchdog);
       void pending.then(() => {
         if (code === 0 && failure === undefined) resolve({ windows, child });
         else reject(new Error(`load generator failed (${code}): ${failure ?? stderr}`));
