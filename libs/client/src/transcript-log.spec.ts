@@ -96,6 +96,21 @@ describe('FileTranscriptSink', () => {
   });
 });
 
+/** A header line for checks that never get as far as the chains. */
+function minimalHeader() {
+  return {
+    kind: 'header' as const,
+    version: 1 as const,
+    session_id: 's',
+    server: 'x:1',
+    server_key: serverKey.toString('base64'),
+    server_fingerprint: fingerprint(serverKey),
+    username: 'alice',
+    h2: Buffer.alloc(32).toString('base64'),
+    started_at: '',
+  };
+}
+
 describe('MemoryTranscriptSink and verifyTranscriptLog', () => {
   it('keeps lines in memory', async () => {
     const sink = new MemoryTranscriptSink();
@@ -107,20 +122,7 @@ describe('MemoryTranscriptSink and verifyTranscriptLog', () => {
   });
 
   it('fails a transcript without a receipt, and one whose server key does not match', () => {
-    const base = {
-      header: {
-        kind: 'header' as const,
-        version: 1 as const,
-        session_id: 's',
-        server: 'x:1',
-        server_key: serverKey.toString('base64'),
-        server_fingerprint: fingerprint(serverKey),
-        username: 'alice',
-        h2: Buffer.alloc(32).toString('base64'),
-        started_at: '',
-      },
-      records: [],
-    };
+    const base = { header: minimalHeader(), records: [] };
     const noReceipt = verifyTranscriptLog(base);
     expect(noReceipt.ok).toBe(false);
     expect(noReceipt.checks.map((c) => c.name)).toContain('receipt present');
@@ -140,19 +142,7 @@ describe('MemoryTranscriptSink and verifyTranscriptLog', () => {
       plaintext: Buffer.from('{"type":"ping"}').toString('base64'),
       text,
     });
-    const base = {
-      header: {
-        kind: 'header' as const,
-        version: 1 as const,
-        session_id: 's',
-        server: 'x:1',
-        server_key: serverKey.toString('base64'),
-        server_fingerprint: fingerprint(serverKey),
-        username: 'alice',
-        h2: Buffer.alloc(32).toString('base64'),
-        started_at: '',
-      },
-    };
+    const base = { header: minimalHeader() };
     const check = (text: string) =>
       verifyTranscriptLog({ ...base, records: [record(text)] }).checks.find(
         (c) => c.name === 'readable text matches the signed bytes',
