@@ -80,6 +80,12 @@ describe('runCli', () => {
     },
   );
 
+  it('prints help for --help / -h among other (even invalid) options, but not after --', async () => {
+    expect(await run(['send', '--bogus', '-h'])).toBe(EXIT.ok);
+    expect(io.out()).toContain('Usage: securechat send');
+    expect(await run(['send', '--to', 'bob', '--', '--help'])).not.toBe(EXIT.ok);
+  });
+
   it('prints the version', async () => {
     expect(await run(['--version'])).toBe(EXIT.ok);
     expect(io.out()).toBe(`securechat ${VERSION} (protocol securechat/1)\n`);

@@ -83,6 +83,12 @@ export async function runCli(
     );
     return EXIT.usage;
   }
+  // `--help` anywhere before a `--` wins over every other argument, valid or not.
+  const options = args.includes('--') ? args.slice(0, args.indexOf('--')) : args;
+  if (options.includes('--help') || options.includes('-h')) {
+    writeLine(io.stdout, command.help);
+    return EXIT.ok;
+  }
   try {
     return await command.run(args, io, cliPaths(io.env));
   } catch (error) {

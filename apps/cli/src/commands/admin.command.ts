@@ -90,9 +90,9 @@ export const adminCommand: Command = {
   help: HELP,
   async run(args, io) {
     const { values, positionals } = parse(args);
-    if (values.help === true || positionals.length === 0) {
+    if (positionals.length === 0) {
       writeLine(io.stdout, HELP);
-      return positionals.length === 0 && values.help !== true ? EXIT.usage : EXIT.ok;
+      return EXIT.usage;
     }
     const api = new AdminApiClient({
       baseUrl: values.url ?? nonEmpty(io.env.SECURECHAT_ADMIN_URL) ?? DEFAULT_ADMIN_URL,

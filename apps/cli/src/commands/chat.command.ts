@@ -1,14 +1,13 @@
 import { FilePeerKeyStore } from '@securechat/client';
 
 import { COMMON_HELP, COMMON_OPTIONS, resolveConnection } from '../cli-config';
-import { writeLine } from '../cli-io';
 import { toCliError } from '../cli-errors';
 import { ChatController } from '../chat/chat-controller';
 import { ChatModel } from '../chat/chat-model';
 import { LineUi } from '../chat/line-ui';
 import { TerminalUi } from '../chat/terminal-ui';
 import { createClient } from '../client-factory';
-import { EXIT, type ExitCode } from '../exit-codes';
+import { type ExitCode } from '../exit-codes';
 import { UsageError } from '../usage.error';
 import { type Command, parseCommandArgs } from './command';
 import { addressOf, closeAndReport } from './session-runner';
@@ -47,10 +46,6 @@ export const chatCommand: Command = {
       { ...COMMON_OPTIONS, 'line-mode': { type: 'boolean' } },
       true,
     );
-    if (values.help === true) {
-      writeLine(io.stdout, HELP);
-      return EXIT.ok;
-    }
     if (positionals.length > 1) throw new UsageError('at most one conversation to open', 'chat');
     const settings = await resolveConnection(values, io.env, paths);
     const address = addressOf(settings);

@@ -39,10 +39,6 @@ export const fingerprintCommand: Command = {
       server: { type: 'string', short: 's' },
       help: { type: 'boolean', short: 'h' },
     });
-    if (values.help === true) {
-      writeLine(io.stdout, HELP);
-      return EXIT.ok;
-    }
     if (values.server === undefined) throw new UsageError('--server is required', 'fingerprint');
     const { host, port } = parseServerAddress(values.server);
     const address = serverAddress(host, port);

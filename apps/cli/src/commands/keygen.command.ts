@@ -47,10 +47,6 @@ export const keygenCommand: Command = {
       force: { type: 'boolean', short: 'f', default: false },
       help: { type: 'boolean', short: 'h' },
     });
-    if (values.help === true) {
-      writeLine(io.stdout, HELP);
-      return EXIT.ok;
-    }
     const type = values.type;
     if (type !== 'rsa' && type !== 'ed25519') {
       throw new UsageError('--type must be rsa or ed25519', 'keygen');

@@ -39,10 +39,6 @@ export const listenCommand: Command = {
       count: { type: 'string', short: 'n' },
       timeout: { type: 'string' },
     });
-    if (values.help === true) {
-      writeLine(io.stdout, HELP);
-      return EXIT.ok;
-    }
     const count = positiveInt(values.count, '--count');
     const timeoutS = positiveInt(values.timeout, '--timeout');
     const settings = await resolveConnection(values, io.env, paths);

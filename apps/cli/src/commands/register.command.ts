@@ -2,7 +2,6 @@ import { COMMON_HELP, COMMON_OPTIONS, resolveConnection } from '../cli-config';
 import { writeLine } from '../cli-io';
 import { toCliError } from '../cli-errors';
 import { createClient } from '../client-factory';
-import { EXIT } from '../exit-codes';
 import { type Command, parseCommandArgs } from './command';
 import { addressOf, closeAndReport } from './session-runner';
 
@@ -24,10 +23,6 @@ export const registerCommand: Command = {
   help: HELP,
   async run(args, io, paths) {
     const { values } = parseCommandArgs('register', args, COMMON_OPTIONS);
-    if (values.help === true) {
-      writeLine(io.stdout, HELP);
-      return EXIT.ok;
-    }
     const settings = await resolveConnection(values, io.env, paths);
     const { client, keyFingerprint } = await createClient(settings, paths, io, {
       action: 'register',

@@ -4,7 +4,6 @@ import { COMMON_HELP, COMMON_OPTIONS, resolveConnection } from '../cli-config';
 import { writeLine } from '../cli-io';
 import { toCliError } from '../cli-errors';
 import { createClient } from '../client-factory';
-import { EXIT } from '../exit-codes';
 import { readAllInput } from '../read-stdin';
 import { UsageError } from '../usage.error';
 import { type Command, parseCommandArgs } from './command';
@@ -40,10 +39,6 @@ export const sendCommand: Command = {
       { ...COMMON_OPTIONS, to: { type: 'string', short: 't' }, json: { type: 'boolean' } },
       true,
     );
-    if (values.help === true) {
-      writeLine(io.stdout, HELP);
-      return EXIT.ok;
-    }
     const to = values.to;
     if (to === undefined) throw new UsageError('--to is required', 'send');
     if (!USERNAME_PATTERN.test(to) && !ROOM_PATTERN.test(to)) {

@@ -42,10 +42,6 @@ export const verifyTranscriptCommand: Command = {
       },
       true,
     );
-    if (values.help === true) {
-      writeLine(io.stdout, HELP);
-      return EXIT.ok;
-    }
     if (positionals.length !== 1) {
       throw new UsageError('give exactly one transcript FILE', 'verify-transcript');
     }
