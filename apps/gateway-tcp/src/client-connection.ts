@@ -36,6 +36,9 @@ import { type AuthClient, type RelayClient } from './service-clients';
 import { type DeliveryTarget, type SessionRegistry } from './session-registry';
 import { type TranscriptShipper } from './transcript-shipper';
 
+/** Bytes gathered under cork before they are handed to the kernel without waiting for the turn's end. */
+const CORK_FLUSH_BYTES = 16 * 1024;
+
 export interface ConnectionDeps {
   readonly config: SecureChatConfig;
   readonly identity: ServerIdentityKey;
@@ -620,12 +623,12 @@ export class ClientConnection implements DeliveryTarget {
     if (!this.#corked) {
       this.#corked = true;
       this.socket.cork();
-      process.nextTick(() => {
-        this.#corked = false;
-        this.socket.uncork();
-      });
+      process.nextTick(() => this.#uncork());
     }
     const flushed = this.socket.write(bytes);
+    // Hand a large gathering to the kernel at once: corked bytes count in writableLength, and
+    // the slow-reader bound below is about bytes the peer has not taken, not bytes we held.
+    if (this.socket.writableLength >= CORK_FLUSH_BYTES) this.#uncork();
     if (this.socket.writableLength > this.deps.config.limits.maxOutboundBytes) {
       this.#logger.warn(
         `outbound queue over ${this.deps.config.limits.maxOutboundBytes} bytes; dropping slow reader`,
@@ -634,6 +637,12 @@ export class ClientConnection implements DeliveryTarget {
       return;
     }
     if (!flushed) this.#setReading('output', false); // until the peer reads our answers
+  }
+
+  #uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.socket.uncork();
   }
 
   #setReading(reason: 'output' | 'queue' | 'shutdown', allowed: boolean): void {
