@@ -15,13 +15,8 @@ import {
   type TranscriptRecordLine,
   verifyTranscriptLog,
 } from '@securechat/client';
-import { type TranscriptRecord, type TranscriptView } from '@securechat/core';
-import {
-  type CountersignCheck,
-  exportSpki,
-  type RecordEvent,
-  type TranscriptView as ProtocolView,
-} from '@securechat/protocol';
+import { type TranscriptRecord } from '@securechat/core';
+import { type CountersignCheck, exportSpki } from '@securechat/protocol';
 
 import {
   pgliteTestDatabase,
@@ -30,11 +25,10 @@ import {
 } from '../../../libs/core/test/test-database';
 import {
   aliceKey,
-  runHandshake,
   serverFingerprint,
   serverIdentity,
-  verifierFor,
 } from '../../../libs/protocol/test/in-memory-pair';
+import { b64, PASSWORD, runCollectedSession, wireView } from '../test/collected-session';
 import { ServerKeyUnavailableError } from './errors/server-key-unavailable.error';
 import { TranscriptNotExportableError } from './errors/transcript-not-exportable.error';
 import { TranscriptNotFoundError } from './errors/transcript-not-found.error';
@@ -42,15 +36,7 @@ import { ServerPublicKeyRepository } from './server-public-key.repository';
 import { EXPORT_BATCH, TranscriptExportService } from './transcript-export.service';
 import { TranscriptRepository } from './transcript.repository';
 
-const PASSWORD = 'correct horse battery staple';
 const T0 = 1_764_000_000_000;
-const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
-const wireView = (view: ProtocolView): TranscriptView => ({
-  c2sCount: view.c2sCount,
-  c2sChain: b64(view.c2sChain),
-  s2cCount: view.s2cCount,
-  s2cChain: b64(view.s2cChain),
-});
 
 interface RunSession {
   readonly sessionId: string;
@@ -62,46 +48,9 @@ interface RunSession {
   readonly check: CountersignCheck;
 }
 
-/** A whole session in memory: login, `exchanges` sends and pings, bye, receipt, countersign. */
+/** A whole session in memory (see runCollectedSession), with the log its client kept. */
 async function runSession(sessionId: string, exchanges: number): Promise<RunSession> {
-  const serverEvents: RecordEvent[] = [];
-  const clientEvents: RecordEvent[] = [];
-  let h2: Buffer | undefined;
-  const verifier = verifierFor({ alice: { password: PASSWORD, key: createPublicKey(aliceKey) } });
-  const run = await runHandshake(
-    {
-      trust: { fingerprint: serverFingerprint },
-      credentials: { action: 'login', username: 'alice', password: PASSWORD, privateKey: aliceKey },
-      session: { keyUpdateInterval: 5, onRecord: (event) => clientEvents.push(event) },
-    },
-    {
-      identity: { privateKey: serverIdentity },
-      sessionId,
-      verifyLogin: (request) => {
-        h2 = request.h2;
-        return verifier.verify(request);
-      },
-      session: { keyUpdateInterval: 7, onRecord: (event) => serverEvents.push(event) },
-    },
-  );
-  const client = run.clientSession!;
-  const server = run.serverSession!;
-  const toServer = (bytes: Buffer) =>
-    run.toServer.frames(bytes).map((frame) => server.receive(frame));
-  const toClient = (bytes: Buffer) =>
-    run.toClient.frames(bytes).map((frame) => client.receive(frame));
-  for (let i = 0; i < exchanges; i++) {
-    const send = client.signedSend({ id: `m-${i}`, to: 'bob', body: `hello ${i} ✓`, ts: 1000 + i });
-    toServer(client.send(send));
-    toClient(server.send({ type: 'ack', id: send.id, msg_id: String(i + 1), server_ts: 2000 + i }));
-    toServer(client.send({ type: 'ping', n: i }));
-    toClient(server.send({ type: 'pong', n: i }));
-  }
-  toServer(client.bye());
-  toClient(server.receipt());
-  const [final] = toServer(client.countersign());
-  if (!h2 || !final?.countersign) throw new Error('the session did not close properly');
-
+  const { h2, records, clientEvents, check } = await runCollectedSession(sessionId, exchanges);
   const sink = new MemoryTranscriptSink();
   const log = sink.open({
     sessionId,
@@ -114,19 +63,7 @@ async function runSession(sessionId: string, exchanges: number): Promise<RunSess
   });
   for (const event of clientEvents) log.record(event);
   await log.finish({ reason: 'closed', viewsMatch: true, signatureValid: true });
-  return {
-    sessionId,
-    h2,
-    records: serverEvents.map((event, position) => ({
-      sessionId,
-      position,
-      direction: event.direction,
-      chained: event.chained,
-      plaintext: b64(event.plaintext),
-    })),
-    clientLog: sink.sessions[0]!.lines,
-    check: final.countersign,
-  };
+  return { sessionId, h2, records, clientLog: sink.sessions[0]!.lines, check };
 }
 
 const openOf = (s: RunSession, mode: 'full' | 'digest' = 'full', startedAt = T0) => ({

@@ -7,14 +7,8 @@ import { createPublicKey } from 'node:crypto';
 
 import { and, eq } from 'drizzle-orm';
 
-import { type TranscriptBatch, type TranscriptRecord, type TranscriptView } from '@securechat/core';
-import {
-  type CountersignCheck,
-  exportSpki,
-  fingerprint,
-  type RecordEvent,
-  type TranscriptView as ProtocolView,
-} from '@securechat/protocol';
+import { type TranscriptBatch } from '@securechat/core';
+import { exportSpki, fingerprint } from '@securechat/protocol';
 import { transcriptRecords, transcriptSessions, users } from '@db/schema';
 
 import {
@@ -22,87 +16,18 @@ import {
   postgresTestDatabase,
   type TestDatabase,
 } from '../../../libs/core/test/test-database';
+import { aliceKey, serverIdentity } from '../../../libs/protocol/test/in-memory-pair';
 import {
-  aliceKey,
-  runHandshake,
-  serverFingerprint,
-  serverIdentity,
-  verifierFor,
-} from '../../../libs/protocol/test/in-memory-pair';
+  b64,
+  type CollectedSession,
+  runCollectedSession,
+  wireView,
+} from '../test/collected-session';
 import { TranscriptRepository } from './transcript.repository';
 import { TranscriptService } from './transcript.service';
 import { UserDirectoryRepository } from './user-directory.repository';
 
-const PASSWORD = 'correct horse battery staple';
 const serverPublicKey = createPublicKey(serverIdentity);
-
-const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
-const wireView = (view: ProtocolView): TranscriptView => ({
-  c2sCount: view.c2sCount,
-  c2sChain: b64(view.c2sChain),
-  s2cCount: view.s2cCount,
-  s2cChain: b64(view.s2cChain),
-});
-
-/** What a gateway collects for one session that ends with bye, receipt and countersign. */
-interface CollectedSession {
-  readonly sessionId: string;
-  readonly h2: Buffer;
-  readonly records: TranscriptRecord[];
-  readonly check: CountersignCheck;
-}
-
-async function runSession(sessionId: string, exchanges: number): Promise<CollectedSession> {
-  const events: RecordEvent[] = [];
-  let h2: Buffer | undefined;
-  const verifier = verifierFor({ alice: { password: PASSWORD, key: createPublicKey(aliceKey) } });
-  const run = await runHandshake(
-    {
-      trust: { fingerprint: serverFingerprint },
-      credentials: { action: 'login', username: 'alice', password: PASSWORD, privateKey: aliceKey },
-      session: { keyUpdateInterval: 5 },
-    },
-    {
-      identity: { privateKey: serverIdentity },
-      sessionId,
-      verifyLogin: (request) => {
-        h2 = request.h2;
-        return verifier.verify(request);
-      },
-      session: { keyUpdateInterval: 7, onRecord: (event) => events.push(event) },
-    },
-  );
-  const client = run.clientSession!;
-  const server = run.serverSession!;
-  const toServer = (bytes: Buffer) =>
-    run.toServer.frames(bytes).map((frame) => server.receive(frame));
-  const toClient = (bytes: Buffer) =>
-    run.toClient.frames(bytes).map((frame) => client.receive(frame));
-
-  for (let i = 0; i < exchanges; i++) {
-    const send = client.signedSend({ id: `m-${i}`, to: 'bob', body: `hello ${i} ✓`, ts: 1000 + i });
-    toServer(client.send(send));
-    toClient(server.send({ type: 'ack', id: send.id, msg_id: String(i + 1), server_ts: 2000 + i }));
-    toServer(client.send({ type: 'ping', n: i }));
-    toClient(server.send({ type: 'pong', n: i }));
-  }
-  toServer(client.bye());
-  toClient(server.receipt());
-  const [final] = toServer(client.countersign());
-  if (!h2 || !final?.countersign) throw new Error('the session did not close properly');
-  return {
-    sessionId,
-    h2,
-    records: events.map((event, position) => ({
-      sessionId,
-      position,
-      direction: event.direction,
-      chained: event.chained,
-      plaintext: b64(event.plaintext),
-    })),
-    check: final.countersign,
-  };
-}
 
 const openOf = (s: CollectedSession, mode: 'full' | 'digest' = 'full') => ({
   sessionId: s.sessionId,
@@ -144,8 +69,8 @@ describe.each([
       publicKey: spki,
       fingerprint: fingerprint(spki),
     });
-    full = await runSession('s-full', 12);
-    digest = await runSession('s-digest', 3);
+    full = await runCollectedSession('s-full', 12);
+    digest = await runCollectedSession('s-digest', 3);
   }, 60_000);
   afterAll(() => handle.close());
 

@@ -1,0 +1,101 @@
+/**
+ * A whole securechat/1 session run in memory with libs/protocol (login, sends and pings with
+ * key updates on both sides, bye, receipt, countersign), collected as a gateway ships it to
+ * the transcript store: the relay's transcript tests store, verify and export it.
+ */
+import { createPublicKey } from 'node:crypto';
+
+import { type TranscriptRecord, type TranscriptView } from '@securechat/core';
+import {
+  type CountersignCheck,
+  type RecordEvent,
+  type TranscriptView as ProtocolView,
+} from '@securechat/protocol';
+
+import {
+  aliceKey,
+  runHandshake,
+  serverFingerprint,
+  serverIdentity,
+  verifierFor,
+} from '../../../libs/protocol/test/in-memory-pair';
+
+export const PASSWORD = 'correct horse battery staple';
+
+export const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+
+/** A protocol view as the relay contracts carry it (base64 chains). */
+export const wireView = (view: ProtocolView): TranscriptView => ({
+  c2sCount: view.c2sCount,
+  c2sChain: b64(view.c2sChain),
+  s2cCount: view.s2cCount,
+  s2cChain: b64(view.s2cChain),
+});
+
+/** What a gateway collects for one session that ends with bye, receipt and countersign. */
+export interface CollectedSession {
+  readonly sessionId: string;
+  readonly h2: Buffer;
+  /** What the gateway ships (server-side onRecord, by position). */
+  readonly records: TranscriptRecord[];
+  /** The same session's records as the client saw them (for the client's own log). */
+  readonly clientEvents: RecordEvent[];
+  readonly check: CountersignCheck;
+}
+
+/** Runs `exchanges` send/ack and ping/pong rounds between alice and the server, then closes. */
+export async function runCollectedSession(
+  sessionId: string,
+  exchanges: number,
+): Promise<CollectedSession> {
+  const serverEvents: RecordEvent[] = [];
+  const clientEvents: RecordEvent[] = [];
+  let h2: Buffer | undefined;
+  const verifier = verifierFor({ alice: { password: PASSWORD, key: createPublicKey(aliceKey) } });
+  const run = await runHandshake(
+    {
+      trust: { fingerprint: serverFingerprint },
+      credentials: { action: 'login', username: 'alice', password: PASSWORD, privateKey: aliceKey },
+      session: { keyUpdateInterval: 5, onRecord: (event) => clientEvents.push(event) },
+    },
+    {
+      identity: { privateKey: serverIdentity },
+      sessionId,
+      verifyLogin: (request) => {
+        h2 = request.h2;
+        return verifier.verify(request);
+      },
+      session: { keyUpdateInterval: 7, onRecord: (event) => serverEvents.push(event) },
+    },
+  );
+  const client = run.clientSession!;
+  const server = run.serverSession!;
+  const toServer = (bytes: Buffer) =>
+    run.toServer.frames(bytes).map((frame) => server.receive(frame));
+  const toClient = (bytes: Buffer) =>
+    run.toClient.frames(bytes).map((frame) => client.receive(frame));
+  for (let i = 0; i < exchanges; i++) {
+    const send = client.signedSend({ id: `m-${i}`, to: 'bob', body: `hello ${i} ✓`, ts: 1000 + i });
+    toServer(client.send(send));
+    toClient(server.send({ type: 'ack', id: send.id, msg_id: String(i + 1), server_ts: 2000 + i }));
+    toServer(client.send({ type: 'ping', n: i }));
+    toClient(server.send({ type: 'pong', n: i }));
+  }
+  toServer(client.bye());
+  toClient(server.receipt());
+  const [final] = toServer(client.countersign());
+  if (!h2 || !final?.countersign) throw new Error('the session did not close properly');
+  return {
+    sessionId,
+    h2,
+    records: serverEvents.map((event, position) => ({
+      sessionId,
+      position,
+      direction: event.direction,
+      chained: event.chained,
+      plaintext: b64(event.plaintext),
+    })),
+    clientEvents,
+    check: final.countersign,
+  };
+}
