@@ -11,7 +11,6 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
   KeyObject,
   randomBytes as nodeRandomBytes,
   sign as nodeSign,
@@ -108,12 +107,17 @@ function x25519PublicFromRaw(raw: Uint8Array): KeyObject {
   });
 }
 
-/** A fresh ephemeral key pair, or the one given by its 32 private bytes (test vectors). */
-export function x25519KeyPair(privateRaw?: Uint8Array): X25519KeyPair {
-  if (privateRaw === undefined) {
-    const { privateKey, publicKey } = generateKeyPairSync('x25519');
-    return { privateKey, publicRaw: rawX25519Public(publicKey) };
-  }
+/**
+ * A fresh ephemeral key pair, or the one given by its 32 private bytes (test vectors). Fresh
+ * keys are 32 random bytes imported like the given ones (every 32-byte string is an X25519
+ * private key, RFC 7748 §5), not generateKeyPairSync: on Node 20 exporting a key to JWK while
+ * the garbage collector finalizes the key-generation job that made it deadlocks the process
+ * (the job's destructor waits for the key's mutex, which the export holds; seen once in CI as
+ * a hang with the main thread in ~KeyGenJob under ExportJWKEdKey).
+ */
+export function x25519KeyPair(
+  privateRaw: Uint8Array = nodeRandomBytes(X25519_KEY_BYTES),
+): X25519KeyPair {
   assertBytes(privateRaw, X25519_KEY_BYTES, 'x25519KeyPair');
   const privateKey = createPrivateKey({
     key: Buffer.concat([X25519_PKCS8_PREFIX, privateRaw]),
