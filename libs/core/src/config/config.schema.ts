@@ -44,9 +44,17 @@ export const envSchema = z.object({
   SECURECHAT_MAX_FRAME: int(1024, 16 * 1024 * 1024).default(65536),
   SECURECHAT_MAX_BODY_BYTES: int(1, 1024 * 1024).default(16384),
   SECURECHAT_HANDSHAKE_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  SECURECHAT_HELLO_TIMEOUT_MS: int(100, 600_000).default(3_000),
   SECURECHAT_IDLE_TIMEOUT_MS: int(1000, 86_400_000).default(300_000),
   SECURECHAT_MAX_OUTBOUND_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
-  SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS: int(1, 1_000_000).default(256),
+  SECURECHAT_WRITE_STALL_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
+  SECURECHAT_MAX_INBOUND_FRAMES: int(1, 65_536).default(64),
+  SECURECHAT_MAX_INBOUND_BYTES: int(256 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
+  SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS: int(1, 1_000_000).default(16),
+  SECURECHAT_MAX_HANDSHAKES_PER_56: int(1, 1_000_000).default(64),
+  SECURECHAT_MAX_HANDSHAKES_PER_48: int(1, 1_000_000).default(256),
+  SECURECHAT_ACCEPT_RATE_PER_ADDRESS: int(1, 1_000_000).default(50),
+  SECURECHAT_ACCEPT_BURST_PER_ADDRESS: int(1, 1_000_000).default(200),
   SECURECHAT_MAX_HANDSHAKES: int(1, 1_000_000).default(4096),
   SECURECHAT_MAX_SESSIONS: int(1, 10_000_000).default(100_000),
   SECURECHAT_MAX_SESSIONS_PER_USER: int(1, 100_000).default(32),
@@ -104,9 +112,24 @@ export interface SecureChatConfig {
     readonly maxFrame: number;
     readonly maxBodyBytes: number;
     readonly handshakeTimeoutMs: number;
+    /** Accept → `client_hello`; no key is made or signature computed before it (§3). */
+    readonly helloTimeoutMs: number;
     readonly idleTimeoutMs: number;
+    /** Output held for one client above which live deliveries wait in storage (catch-up). */
     readonly maxOutboundBytes: number;
+    /** A client that takes none of our bytes for this long, while we have some for it, is dropped. */
+    readonly writeStallTimeoutMs: number;
+    /** Frames read ahead of the one being handled; reading pauses there. */
+    readonly maxInboundFrames: number;
+    /** Unhandled input one connection may hold; a peer past it is closed. */
+    readonly maxInboundBytes: number;
+    /** IPv4: per address; IPv6: per /64. */
     readonly maxHandshakesPerAddress: number;
+    readonly maxHandshakesPer56: number;
+    readonly maxHandshakesPer48: number;
+    /** Token bucket per address (IPv6 /64): new connections per second, and the burst. */
+    readonly acceptRatePerAddress: number;
+    readonly acceptBurstPerAddress: number;
     readonly maxHandshakes: number;
     readonly maxSessions: number;
     /** Live sessions of one user on one gateway. */
@@ -170,9 +193,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
       maxFrame: e.SECURECHAT_MAX_FRAME,
       maxBodyBytes: e.SECURECHAT_MAX_BODY_BYTES,
       handshakeTimeoutMs: e.SECURECHAT_HANDSHAKE_TIMEOUT_MS,
+      helloTimeoutMs: e.SECURECHAT_HELLO_TIMEOUT_MS,
       idleTimeoutMs: e.SECURECHAT_IDLE_TIMEOUT_MS,
       maxOutboundBytes: e.SECURECHAT_MAX_OUTBOUND_BYTES,
+      writeStallTimeoutMs: e.SECURECHAT_WRITE_STALL_TIMEOUT_MS,
+      maxInboundFrames: e.SECURECHAT_MAX_INBOUND_FRAMES,
+      maxInboundBytes: e.SECURECHAT_MAX_INBOUND_BYTES,
       maxHandshakesPerAddress: e.SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS,
+      maxHandshakesPer56: e.SECURECHAT_MAX_HANDSHAKES_PER_56,
+      maxHandshakesPer48: e.SECURECHAT_MAX_HANDSHAKES_PER_48,
+      acceptRatePerAddress: e.SECURECHAT_ACCEPT_RATE_PER_ADDRESS,
+      acceptBurstPerAddress: e.SECURECHAT_ACCEPT_BURST_PER_ADDRESS,
       maxHandshakes: e.SECURECHAT_MAX_HANDSHAKES,
       maxSessions: e.SECURECHAT_MAX_SESSIONS,
       maxSessionsPerUser: e.SECURECHAT_MAX_SESSIONS_PER_USER,
