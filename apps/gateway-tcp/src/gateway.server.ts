@@ -128,12 +128,16 @@ export class GatewayServer implements OnModuleDestroy {
     const address = socket.remoteAddress ?? 'unknown';
     const verdict = this.limiter.tryStartHandshake(address);
     if (verdict !== 'ok') {
-      // Plaintext, before any key exists (§2); the client may retry after a second.
-      const message =
-        verdict === 'too_many_sessions' ? 'server is full' : 'too many connections in progress';
+      // Plaintext, before any key exists (§2). Sessions last long, so a full server asks for a
+      // longer wait; handshake slots and accept tokens come back within seconds.
+      const { message, retryAfter } = {
+        too_many_sessions: { message: 'server is full', retryAfter: 5 },
+        too_many_handshakes: { message: 'too many connections in progress', retryAfter: 1 },
+        rate_limited: { message: 'too many new connections; slow down', retryAfter: 1 },
+      }[verdict];
       socket.end(
         encodeFrame(
-          serializeJson({ type: 'error', code: 'rate_limited', message, retry_after: 1 }),
+          serializeJson({ type: 'error', code: 'rate_limited', message, retry_after: retryAfter }),
         ),
       );
       setTimeout(() => socket.destroy(), 1000).unref();

@@ -15,8 +15,8 @@ import {
   RELAY_PATTERNS,
   request,
   type RoomCommand,
-  type SendCommand,
-  type SendResult,
+  type SendBatchCommand,
+  type SendBatchResult,
   type TranscriptAppendResult,
   type TranscriptBatch,
 } from '@securechat/core';
@@ -47,8 +47,9 @@ export class AuthClient {
 export class RelayClient {
   constructor(@Inject(RELAY_CLIENT) private readonly proxy: ClientProxy) {}
 
-  send(command: SendCommand): Promise<SendResult> {
-    return request(this.proxy, RELAY_PATTERNS.send, command, SERVICE_TIMEOUT_MS);
+  /** Stores the sends in their order (one batch of a connection at a time keeps §6 order). */
+  sendBatch(command: SendBatchCommand): Promise<SendBatchResult> {
+    return request(this.proxy, RELAY_PATTERNS.sendBatch, command, SERVICE_TIMEOUT_MS);
   }
 
   delivered(username: string, msgId: string): Promise<DeliveredResult> {

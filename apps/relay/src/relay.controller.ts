@@ -21,6 +21,7 @@ import {
   type PendingResult,
   RELAY_PATTERNS,
   type SecureChatConfig,
+  type SendBatchResult,
   type SendResult,
 } from '@securechat/core';
 
@@ -55,6 +56,19 @@ export class RelayController {
         this.metrics.messageStored(performance.now() - received);
       }
       return result;
+    });
+  }
+
+  @MessagePattern(RELAY_PATTERNS.sendBatch)
+  sendBatch(@Payload() payload: unknown): Promise<SendBatchResult> {
+    const received = performance.now();
+    return this.#handle(RELAY_PATTERNS.sendBatch, this.#schemas.sendBatch, payload, async (cmd) => {
+      const batch = await this.relay.sendBatch(cmd);
+      const elapsed = performance.now() - received;
+      for (const result of batch.results) {
+        if (result.ok && !result.duplicate) this.metrics.messageStored(elapsed);
+      }
+      return batch;
     });
   }
 

@@ -21,6 +21,9 @@ import {
   USERNAME_PATTERN,
 } from '@securechat/protocol';
 
+/** Most sends in one `relay.send_batch` request. */
+export const MAX_SEND_BATCH = 65_536;
+
 /** Largest page of pending messages the gateway may ask for at once. */
 export const MAX_PENDING_LIMIT = 10_000;
 
@@ -60,6 +63,10 @@ export function relaySchemas(limits: SchemaLimits) {
     sig: base64Field({ min: 1, max: MAX_USER_SIGNATURE_BYTES }),
   });
 
+  // One connection's batch: never more than the gateway's inbound frame bound; this cap is
+  // the relay's own guard.
+  const sendBatch = z.strictObject({ sends: z.array(send).min(1).max(MAX_SEND_BATCH) });
+
   const delivered = z.strictObject({ username, msgId });
 
   const pending = z.strictObject({
@@ -69,6 +76,12 @@ export function relaySchemas(limits: SchemaLimits) {
       .regex(/^[0-9]{1,20}$/)
       .optional(),
     limit: z.number().int().min(1).max(MAX_PENDING_LIMIT),
+    maxBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(2 ** 31 - 1)
+      .optional(),
   });
 
   const roomCommand = z.strictObject({ username, room });
@@ -120,7 +133,7 @@ export function relaySchemas(limits: SchemaLimits) {
     ),
   });
 
-  return { send, delivered, pending, roomCommand, history, transcriptBatch };
+  return { send, sendBatch, delivered, pending, roomCommand, history, transcriptBatch };
 }
 
 export type RelaySchemas = ReturnType<typeof relaySchemas>;

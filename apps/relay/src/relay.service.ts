@@ -17,6 +17,8 @@ import {
   type PendingQuery,
   type PendingResult,
   type RoomCommand,
+  type SendBatchCommand,
+  type SendBatchResult,
   type SendCommand,
   type SendResult,
   type TranscriptBatch,
@@ -70,7 +72,29 @@ export class RelayService {
   async send(cmd: SendCommand): Promise<SendResult> {
     const target = await this.#recipients(cmd.from, cmd.to);
     if (!target.ok) return target;
+    return this.#storeAndPublish(cmd, target.recipients);
+  }
 
+  /**
+   * Consecutive sends of one connection, stored in their order (§6: per sender, the order the
+   * client sent). Recipients are looked up together; the stores are then submitted one after
+   * the other without an await between them, so group commit keeps their order, and each
+   * publishes as soon as its commit resolves, in storage order like `send`. One result per
+   * send; a storage failure fails the whole request (the gateway answers each `internal`, and
+   * the client resends: sends are idempotent).
+   */
+  async sendBatch(cmd: SendBatchCommand): Promise<SendBatchResult> {
+    const targets = await Promise.all(
+      cmd.sends.map((send) => this.#recipients(send.from, send.to)),
+    );
+    const results = cmd.sends.map((send, i): Promise<SendResult> => {
+      const target = targets[i]!;
+      return target.ok ? this.#storeAndPublish(send, target.recipients) : Promise.resolve(target);
+    });
+    return { results: await Promise.all(results) };
+  }
+
+  async #storeAndPublish(cmd: SendCommand, recipients: string[]): Promise<SendResult> {
     const outcome = await this.messages.store({
       sender: cmd.from,
       clientId: cmd.id,
@@ -79,15 +103,15 @@ export class RelayService {
       body: cmd.body,
       clientTs: cmd.ts,
       sig: cmd.sig,
-      recipients: target.recipients,
+      recipients,
     });
     const { message, duplicate } = outcome;
 
     // Only now, after the commit: a recipient must never see a message that could still be
     // lost. Group commit resolves its callers in storage order and nothing is awaited between
     // here and the publish call, so events leave in storage order (§7.4 "Order").
-    if (!duplicate && target.recipients.length > 0) {
-      await this.#publish({ recipients: target.recipients, message });
+    if (!duplicate && recipients.length > 0) {
+      await this.#publish({ recipients, message });
     }
     return { ok: true, msgId: message.msg_id, serverTs: message.server_ts, duplicate };
   }
@@ -112,7 +136,15 @@ export class RelayService {
       // Past the largest id there is nothing left to page through.
       if (after >= MAX_MESSAGE_ID) return { messages: [] };
     }
-    return { messages: await this.messages.pending(q.username, after, q.limit) };
+    const messages = await this.messages.pending(q.username, after, q.limit);
+    if (q.maxBytes === undefined) return { messages };
+    // The first message always, so a page is never empty while messages are pending.
+    let bytes = 0;
+    const cut = messages.findIndex((message, i) => {
+      bytes += Buffer.byteLength(message.body, 'utf8');
+      return i > 0 && bytes > q.maxBytes!;
+    });
+    return cut === -1 ? { messages } : { messages: messages.slice(0, cut), more: true };
   }
 
   /** §7.4 "Rooms": creates the room when needed and adds the caller; idempotent. */

@@ -100,3 +100,13 @@ export const LABELS = {
   /** §7. */
   receipt: 'SecureChat v1 receipt',
 } as const;
+
+/**
+ * Largest frame a server reads before login completes (§3, §9 "bound what a connection may
+ * hold"). The largest legitimate handshake frame is a `register` login: its plaintext holds at
+ * most a 32-character name, a password of PASSWORD_MAX_BYTES that JSON may escape six-fold, a
+ * MAX_USER_SIGNATURE_BYTES signature and a MAX_USER_PUBLIC_KEY_BYTES key in base64 — about
+ * 12.2 KiB, 16.3 KiB once sealed and base64-encoded; an RSA-8192 `register` with a plain
+ * password is under 6 KiB. Not a protocol number: a bound of ours, with room to spare.
+ */
+export const MAX_HANDSHAKE_FRAME = 24 * 1024;

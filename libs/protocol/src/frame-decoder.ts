@@ -39,7 +39,7 @@ export function encodeFrame(body: Uint8Array, maxFrame = DEFAULT_MAX_FRAME): Buf
 }
 
 export class FrameDecoder {
-  readonly maxFrame: number;
+  #maxFrame: number;
   /** Received bytes not yet returned as frames, in arrival order. */
   #chunks: Buffer[] = [];
   #buffered = 0;
@@ -48,15 +48,36 @@ export class FrameDecoder {
   #failure: ProtocolError | undefined;
 
   constructor(options: FrameDecoderOptions = {}) {
-    this.maxFrame = checkMaxFrame(options.maxFrame ?? DEFAULT_MAX_FRAME);
+    this.#maxFrame = checkMaxFrame(options.maxFrame ?? DEFAULT_MAX_FRAME);
   }
 
-  /** Bytes held for a frame not yet complete: never more than `4 + maxFrame`. */
+  /** Largest N accepted from the next length prefix on. */
+  get maxFrame(): number {
+    return this.#maxFrame;
+  }
+
+  /**
+   * Changes the bound for the length prefixes still to come (a server keeps it small until
+   * login completes, since no handshake frame is large: §9 "bound what a connection may hold").
+   * A frame whose prefix is already in keeps the bound it was checked against.
+   */
+  set maxFrame(value: number) {
+    this.#maxFrame = checkMaxFrame(value);
+  }
+
+  /**
+   * Bytes appended and not yet taken as frames. With `push` this is never more than
+   * `4 + maxFrame`; with `append` the caller bounds it.
+   */
   get bufferedBytes(): number {
     return this.#buffered;
   }
 
-  /** True while part of a frame has arrived and the rest has not (for stall timeouts, §9). */
+  /**
+   * True while part of a frame has arrived and the rest has not (for stall timeouts, §9). With
+   * `append`/`next`, true also while complete frames wait to be taken: ask after `next` said
+   * undefined.
+   */
   get midFrame(): boolean {
     return this.#buffered > 0;
   }
@@ -68,25 +89,40 @@ export class FrameDecoder {
    * complete, so do not reuse `chunk`'s memory (node's sockets never do).
    */
   push(chunk: Uint8Array): RawFrame[] {
+    this.append(chunk);
+    const frames: RawFrame[] = [];
+    for (let frame = this.next(); frame; frame = this.next()) frames.push(frame);
+    return frames;
+  }
+
+  /**
+   * Buffers bytes without cutting frames out of them: with `next`, a reader takes frames only
+   * as fast as it handles them, so a chunk of many small frames costs its bytes and no more
+   * (§9: bound what one connection may hold).
+   */
+  append(chunk: Uint8Array): void {
     if (this.#failure) throw this.#failure;
-    if (!(chunk instanceof Uint8Array)) throw new TypeError('push: expected bytes');
-    if (chunk.length === 0) return [];
+    if (!(chunk instanceof Uint8Array)) throw new TypeError('append: expected bytes');
+    if (chunk.length === 0) return;
     this.#chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     this.#buffered += chunk.length;
+  }
 
-    const frames: RawFrame[] = [];
-    for (;;) {
-      if (this.#expected === undefined) {
-        if (this.#buffered < LENGTH_PREFIX_BYTES) break;
-        this.#expected = this.#readLength();
-      }
-      const total = LENGTH_PREFIX_BYTES + this.#expected;
-      if (this.#buffered < total) break;
-      const bytes = this.#take(total);
-      frames.push({ bytes, body: bytes.subarray(LENGTH_PREFIX_BYTES) });
-      this.#expected = undefined;
+  /**
+   * The next complete frame of the bytes appended so far, or undefined until more arrive.
+   * Throws ProtocolError on a bad length prefix (§2), as `push` does.
+   */
+  next(): RawFrame | undefined {
+    if (this.#failure) throw this.#failure;
+    if (this.#expected === undefined) {
+      if (this.#buffered < LENGTH_PREFIX_BYTES) return undefined;
+      this.#expected = this.#readLength();
     }
-    return frames;
+    const total = LENGTH_PREFIX_BYTES + this.#expected;
+    if (this.#buffered < total) return undefined;
+    const bytes = this.#take(total);
+    this.#expected = undefined;
+    return { bytes, body: bytes.subarray(LENGTH_PREFIX_BYTES) };
   }
 
   /** Call at end of stream: a frame cut short is `bad_frame`. */
@@ -99,8 +135,8 @@ export class FrameDecoder {
   #readLength(): number {
     const head = this.#peek(LENGTH_PREFIX_BYTES);
     const length = head.readUInt32BE(0);
-    if (length > this.maxFrame) {
-      this.#fail(new ProtocolError('frame_too_large', `frame length exceeds ${this.maxFrame}`));
+    if (length > this.#maxFrame) {
+      this.#fail(new ProtocolError('frame_too_large', `frame length exceeds ${this.#maxFrame}`));
     }
     if (length < MIN_FRAME) {
       this.#fail(new ProtocolError('bad_frame', `frame length below ${MIN_FRAME}`));

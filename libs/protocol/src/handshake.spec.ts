@@ -13,6 +13,7 @@ import { ClientHandshake } from './client-handshake';
 import {
   exportSpki,
   fingerprint,
+  type X25519KeyPair,
   importServerKey,
   importUserPublicKey,
   userSign,
@@ -431,6 +432,71 @@ describe('frame order and bad input (§2, §3)', () => {
     expect(() => importServerKey(exportSpki(aliceRsaKey))).toThrow(
       expect.objectContaining({ code: 'bad_frame' }),
     );
+  });
+});
+
+describe('ephemeral key generation (PROTOCOL.md §3)', () => {
+  const hello = {
+    type: 'client_hello',
+    protocol: 'securechat/1',
+    nonce: toBase64(Buffer.alloc(32)),
+  };
+
+  /** A server whose key maker records every key pair it makes. */
+  function countingServer() {
+    const made: X25519KeyPair[] = [];
+    const makeEphemeral = () => {
+      const pair = x25519KeyPair();
+      made.push(pair);
+      return pair;
+    };
+    return { made, options: serverOptions({ makeEphemeral }) };
+  }
+
+  it('makes no key pair for a connection that never sends client_hello', async () => {
+    const silent = countingServer();
+    new ServerHandshake(silent.options).abort('handshake_timeout', 'no client_hello in time');
+    const loginFirst = countingServer();
+    const login = frameOf({
+      type: 'login',
+      dh_pub: toBase64(Buffer.alloc(32, 9)),
+      payload: toBase64(Buffer.alloc(40)),
+    });
+    expect((await new ServerHandshake(loginFirst.options).receive(login)).close).toBe(true);
+    const otherProtocol = countingServer();
+    const refused = await new ServerHandshake(otherProtocol.options).receive(
+      frameOf({ ...hello, protocol: 'securechat/2' }),
+    );
+    expect(refused.error?.code).toBe('unsupported_protocol');
+    expect([silent.made, loginFirst.made, otherProtocol.made]).toEqual([[], [], []]);
+  });
+
+  it('makes one key pair when client_hello arrives, and logs in with it', async () => {
+    const counting = countingServer();
+    const server = new ServerHandshake(counting.options);
+    expect(counting.made).toHaveLength(0);
+    const step = await server.receive(frameOf(hello));
+    expect(counting.made).toHaveLength(1);
+    expect(parseJsonObject(step.send[0]!.subarray(4)).dh_pub).toBe(
+      toBase64(counting.made[0]!.publicRaw),
+    );
+
+    const full = countingServer();
+    const run = await runHandshake(
+      { trust: { fingerprint: serverFingerprint }, credentials: aliceLogin },
+      full.options,
+    );
+    expect(run.serverSession?.username).toBe('alice');
+    expect(full.made).toHaveLength(1);
+  });
+
+  it('refuses both an injected key pair and a key maker', () => {
+    expect(
+      () =>
+        new ServerHandshake(
+          serverOptions({ ephemeral: x25519KeyPair(), makeEphemeral: () => x25519KeyPair() }),
+        ),
+    ).toThrow(TypeError);
   });
 });
 

@@ -91,6 +91,11 @@ export interface ServerHandshakeOptions {
   readonly randomBytes?: (length: number) => Buffer;
   /** The ephemeral key pair; a fresh one when absent (tests inject the vectors' key). */
   readonly ephemeral?: X25519KeyPair;
+  /**
+   * Makes the ephemeral key pair, once `client_hello` has arrived (`x25519KeyPair` when
+   * absent); not with `ephemeral`. Lets tests see when key generation happens.
+   */
+  readonly makeEphemeral?: () => X25519KeyPair;
   readonly maxFrame?: number;
   readonly limits?: RequestLimits;
   readonly session?: SessionOptions;
@@ -124,11 +129,17 @@ const LOGIN_FAILURE_TEXT: Record<LoginFailureCode, string> = {
   shutting_down: 'server is shutting down',
 };
 
+/**
+ * Key material is made only in answer to `client_hello` (PROTOCOL.md §3 steps 1–3; our
+ * docs/PROTOCOL.md §4.3): the ephemeral key pair, the identity key's SPKI export and the
+ * `server_auth` signature. A connection that is accepted and never says hello thus costs no key
+ * generation or signing, which keeps unauthenticated floods cheap to absorb.
+ */
 export class ServerHandshake {
   #state: ServerHandshakeState = 'expect_client_hello';
   readonly #options: ServerHandshakeOptions;
-  readonly #ephemeral: X25519KeyPair;
-  readonly #serverKeySpki: Buffer;
+  /** Made on `client_hello` (§3 step 2), used again on `login`. */
+  #ephemeral: X25519KeyPair | undefined;
   #frame1: Buffer | undefined;
   #frame2: Buffer | undefined;
   #frame3: Buffer | undefined;
@@ -142,9 +153,15 @@ export class ServerHandshake {
     if (typeof options.sessionId !== 'string' || options.sessionId.length === 0) {
       throw new TypeError('sessionId must be a non-empty string');
     }
+    if (options.makeEphemeral !== undefined) {
+      if (typeof options.makeEphemeral !== 'function') {
+        throw new TypeError('makeEphemeral must be a function');
+      }
+      if (options.ephemeral !== undefined) {
+        throw new TypeError('give ephemeral or makeEphemeral, not both');
+      }
+    }
     this.#options = options;
-    this.#ephemeral = options.ephemeral ?? x25519KeyPair();
-    this.#serverKeySpki = exportSpki(options.identity.privateKey);
   }
 
   get state(): ServerHandshakeState {
@@ -200,12 +217,14 @@ export class ServerHandshake {
     const challenge = random(CHALLENGE_BYTES);
     if (challenge.length !== CHALLENGE_BYTES)
       throw new Error('randomBytes returned the wrong length');
+    const { ephemeral, makeEphemeral = x25519KeyPair } = this.#options;
+    this.#ephemeral = ephemeral ?? makeEphemeral();
     this.#frame2 = this.#encode({
       type: 'server_hello',
       server_version: SERVER_VERSION,
       challenge: toBase64(challenge),
       dh_pub: toBase64(this.#ephemeral.publicRaw),
-      server_key: toBase64(this.#serverKeySpki),
+      server_key: toBase64(exportSpki(this.#options.identity.privateKey)),
     });
     const h1 = computeH1(this.#frame1, this.#frame2);
     const signature = ed25519Sign(this.#options.identity.privateKey, serverAuthInput(h1));
@@ -217,7 +236,7 @@ export class ServerHandshake {
   async #onLogin(frame: RawFrame): Promise<ServerHandshakeStep> {
     const login = this.#expect(parseFrame(frame.body), 'login');
     const clientDhPub = fromBase64(login.dh_pub, 'dh_pub', X25519_KEY_BYTES);
-    const shared = x25519(this.#ephemeral.privateKey, clientDhPub);
+    const shared = x25519(this.#ephemeral!.privateKey, clientDhPub);
     const h2 = computeH2(this.#frame1!, this.#frame2!, this.#frame3!, clientDhPub);
     const secrets = deriveTrafficSecrets(derivePrk(h2, shared));
     const c2s = new RecordDirection('c2s', secrets.c2s);

@@ -28,7 +28,10 @@ import {
 export type ServerSessionState =
   /** Requests flow both ways. */
   | 'open'
-  /** `bye` read: the only thing left to send is `receipt` (§7). */
+  /**
+   * `bye` read: what is left to send is the answers to requests read before it, then
+   * `receipt` (§7; see `send`).
+   */
   | 'closing'
   /** `receipt` sent: the only thing left to read is `countersign`. */
   | 'receipt_sent'
@@ -238,8 +241,15 @@ export class ServerSession extends Session {
     };
   }
 
+  /**
+   * §7 says a server that has read `bye` sends nothing but `receipt`. A server that reads
+   * requests ahead of answering them (pipelining) may open `bye` while earlier requests are
+   * still being answered: those answers may still go, before the receipt, and the receipt's
+   * chain covers them. Nothing may follow the receipt. (docs/PROTOCOL.md §10 records this
+   * reading.)
+   */
   protected assertCanSend(type: string): void {
-    if (this.#state !== 'open') {
+    if (this.#state !== 'open' && this.#state !== 'closing') {
       throw new Error(
         `cannot send ${type}: the session is ${this.#state} (§7: only receipt follows bye)`,
       );

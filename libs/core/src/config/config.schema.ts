@@ -180,6 +180,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
     );
   }
   const e = parsed.data;
+  // A connection holds a whole frame and one more read while it waits to handle it.
+  const minInbound = e.SECURECHAT_MAX_FRAME + 4 + 64 * 1024;
+  if (e.SECURECHAT_MAX_INBOUND_BYTES < minInbound) {
+    throw new ConfigError([
+      `SECURECHAT_MAX_INBOUND_BYTES: must be at least SECURECHAT_MAX_FRAME + 65540 (${minInbound})`,
+    ]);
+  }
   const dataDir = resolve(e.SECURECHAT_DATA_DIR);
   return {
     host: e.SECURECHAT_HOST,

@@ -10,6 +10,7 @@ export const AUTH_PATTERNS = {
 
 export const RELAY_PATTERNS = {
   send: 'relay.send',
+  sendBatch: 'relay.send_batch',
   delivered: 'relay.delivered',
   pending: 'relay.pending',
   join: 'relay.join',

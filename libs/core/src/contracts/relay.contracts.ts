@@ -35,6 +35,20 @@ export type SendResult =
       readonly message: string;
     };
 
+/**
+ * Consecutive `send`s of one connection, stored in this order (§6 order per sender): the
+ * gateway has one batch of a connection with the relay at a time, so the order holds across
+ * any number of relay instances.
+ */
+export interface SendBatchCommand {
+  readonly sends: SendCommand[];
+}
+
+/** One result per send, in the batch's order. */
+export interface SendBatchResult {
+  readonly results: SendResult[];
+}
+
 export interface DeliveredCommand {
   readonly username: string;
   readonly msgId: string;
@@ -52,10 +66,17 @@ export interface PendingQuery {
   readonly username: string;
   readonly after?: string;
   readonly limit: number;
+  /**
+   * Stop once the messages listed carry about this many bytes of body (at least one message
+   * is listed): a page of large messages stays small for the gateway that writes it out.
+   */
+  readonly maxBytes?: number;
 }
 
 export interface PendingResult {
   readonly messages: StoredMessage[];
+  /** Set when `maxBytes` cut the page short: more may follow even below `limit`. */
+  readonly more?: boolean;
 }
 
 export interface RoomCommand {

@@ -1,0 +1,335 @@
+/**
+ * ClientConnection over an in-memory socket, a real libs/protocol client on the other end, and
+ * fake auth/relay: the phases, the handshake bounds, and pipelined sends kept in order.
+ */
+import { EventEmitter } from 'node:events';
+import { generateKeyPairSync } from 'node:crypto';
+
+import {
+  loadConfig,
+  NoopMetricsRepository,
+  type SendBatchCommand,
+  type SendBatchResult,
+} from '@securechat/core';
+import {
+  ClientHandshake,
+  type ClientSession,
+  encodeFrame,
+  exportSpki,
+  FrameDecoder,
+  MAX_HANDSHAKE_FRAME,
+  parseJsonObject,
+  type ServerMessage,
+  serializeJson,
+  toBase64,
+} from '@securechat/protocol';
+
+import { ClientConnection, type ConnectionDeps } from './client-connection';
+import { type ByteStream } from './framed-socket';
+import { SessionRegistry } from './session-registry';
+
+/** A socket whose peer is the test: what the server writes is taken at once and decoded. */
+class LoopSocket extends EventEmitter implements ByteStream {
+  readonly remoteAddress = '192.0.2.7';
+  writableLength = 0;
+  destroyed = false;
+  paused = false;
+  ended = false;
+  readonly received: Buffer[] = [];
+  pause(): this {
+    this.paused = true;
+    return this;
+  }
+  resume(): this {
+    this.paused = false;
+    return this;
+  }
+  cork(): void {}
+  uncork(): void {}
+  write(bytes: Buffer, done: (error?: Error | null) => void): boolean {
+    this.received.push(bytes);
+    queueMicrotask(() => done());
+    return true;
+  }
+  end(): this {
+    this.ended = true;
+    return this;
+  }
+  destroy(): this {
+    this.destroyed = true;
+    return this;
+  }
+  setTimeout(): this {
+    return this;
+  }
+  /** The client sends `bytes`. */
+  push(bytes: Buffer): void {
+    this.emit('data', bytes);
+  }
+  /** Takes everything the server wrote so far. */
+  take(): Buffer {
+    return Buffer.concat(this.received.splice(0));
+  }
+}
+
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+interface Harness {
+  readonly socket: LoopSocket;
+  readonly connection: ClientConnection;
+  readonly batches: SendBatchCommand[];
+  readonly closed: jest.Mock;
+  /** Resolves the oldest relay.sendBatch call still waiting. */
+  releaseBatch(): void;
+  readonly inFlight: () => number;
+  readonly login: { resolve: () => void };
+}
+
+const identity = generateKeyPairSync('ed25519').privateKey;
+const open: ClientConnection[] = [];
+
+afterEach(() => {
+  // Ends each connection's timers (countersign, handshake) with it.
+  for (const connection of open.splice(0)) connection.shutdown('shutting_down', 'test over');
+});
+const userKey = generateKeyPairSync('ed25519');
+
+function harness(env: Record<string, string> = {}, holdLogin = false): Harness {
+  const socket = new LoopSocket();
+  const batches: SendBatchCommand[] = [];
+  const waiting: (() => void)[] = [];
+  let inFlight = 0;
+  let loginRelease: () => void = () => undefined;
+  const loginGate = holdLogin
+    ? new Promise<void>((resolve) => (loginRelease = resolve))
+    : Promise.resolve();
+  let nextMsgId = 100;
+  const deps: ConnectionDeps = {
+    config: loadConfig({ SECURECHAT_GATEWAY_ID: 'gw-test', ...env }),
+    identity: { privateKey: identity, fingerprint: 'sha256:test' },
+    auth: {
+      login: jest.fn(async () => {
+        await loginGate;
+        return {
+          ok: true as const,
+          username: 'alice',
+          publicKey: toBase64(exportSpki(userKey.publicKey)),
+        };
+      }),
+      getKey: jest.fn(),
+    },
+    relay: {
+      sendBatch: jest.fn((command: SendBatchCommand) => {
+        batches.push(command);
+        inFlight += 1;
+        return new Promise<SendBatchResult>((resolve) => {
+          waiting.push(() => {
+            inFlight -= 1;
+            resolve({
+              results: command.sends.map(() => ({
+                ok: true as const,
+                msgId: String(nextMsgId++),
+                serverTs: 1,
+                duplicate: false,
+              })),
+            });
+          });
+        });
+      }),
+      delivered: jest.fn(() => Promise.resolve({ ok: true as const, marked: true })),
+      pending: jest.fn(() => Promise.resolve({ messages: [] })),
+      join: jest.fn(),
+      leave: jest.fn(),
+      history: jest.fn(),
+    },
+    registry: new SessionRegistry(),
+    limiter: {
+      tryStartSession: () => 'ok',
+      endSession: () => undefined,
+      endHandshake: () => undefined,
+    },
+    transcripts: { open: jest.fn(), record: jest.fn(), close: jest.fn(), mode: 'full' },
+    metrics: new NoopMetricsRepository(),
+    logger: () => ({ log: jest.fn(), error: jest.fn(), warn: jest.fn(), debug: jest.fn() }),
+    now: () => Date.now(),
+    onSessionStart: () => undefined,
+    onClosed: jest.fn(),
+  };
+  const connection = new ClientConnection(socket, deps);
+  open.push(connection);
+  connection.start();
+  return {
+    socket,
+    connection,
+    batches,
+    closed: deps.onClosed as jest.Mock,
+    releaseBatch: () => waiting.shift()?.(),
+    inFlight: () => inFlight,
+    login: { resolve: () => loginRelease() },
+  };
+}
+
+/** Drives a real client handshake against the connection; returns the client's session. */
+async function logIn(h: Harness): Promise<{ session: ClientSession; decoder: FrameDecoder }> {
+  const decoder = new FrameDecoder();
+  const handshake = new ClientHandshake({
+    trust: { onFirstUse: () => true },
+    credentials: {
+      action: 'login',
+      username: 'alice',
+      password: 'correct horse battery staple',
+      privateKey: userKey.privateKey,
+    },
+  });
+  h.socket.push(handshake.start());
+  for (let round = 0; round < 20; round++) {
+    await flush();
+    for (const frame of decoder.push(h.socket.take())) {
+      const step = await handshake.receive(frame);
+      for (const bytes of step.send) h.socket.push(bytes);
+      if (step.error) throw step.error;
+      if (step.session) return { session: step.session, decoder };
+    }
+  }
+  throw new Error('no login_ok');
+}
+
+function read(
+  h: Harness,
+  client: { session: ClientSession; decoder: FrameDecoder },
+): ServerMessage[] {
+  return client.decoder.push(h.socket.take()).map((frame) => client.session.receive(frame).message);
+}
+
+function sends(session: ClientSession, count: number): Buffer {
+  return Buffer.concat(
+    Array.from({ length: count }, (_, i) =>
+      session.send(session.signedSend({ id: `m${i}`, to: 'bob', body: `hello ${i}`, ts: i })),
+    ),
+  );
+}
+
+describe('ClientConnection', () => {
+  it('stores 32 pipelined sends in client order, one batch with the relay at a time, acked in order', async () => {
+    const h = harness();
+    const client = await logIn(h);
+    // The first send goes alone; the other 31 arrive while it is with the relay.
+    h.socket.push(sends(client.session, 1));
+    await flush();
+    expect(h.inFlight()).toBe(1);
+    const rest = Buffer.concat(
+      Array.from({ length: 31 }, (_, i) =>
+        client.session.send(
+          client.session.signedSend({ id: `m${i + 1}`, to: 'bob', body: `hello ${i + 1}`, ts: 1 }),
+        ),
+      ),
+    );
+    h.socket.push(rest);
+    await flush();
+    expect(h.inFlight()).toBe(1); // gathered, not sent, while the first batch is out
+    h.releaseBatch();
+    await flush();
+    expect(h.inFlight()).toBe(1);
+    expect(h.batches.map((b) => b.sends.length)).toEqual([1, 31]);
+    h.releaseBatch();
+    await flush();
+
+    const stored = h.batches.flatMap((b) => b.sends.map((s) => s.id));
+    expect(stored).toEqual(Array.from({ length: 32 }, (_, i) => `m${i}`));
+    const acks = read(h, client).filter((m) => m.type === 'ack');
+    expect(acks.map((a) => (a as { id: string }).id)).toEqual(stored);
+  });
+
+  it('answers every pipelined send before the receipt that follows bye', async () => {
+    const h = harness();
+    const client = await logIn(h);
+    h.socket.push(Buffer.concat([sends(client.session, 5), client.session.bye()]));
+    await flush();
+    h.releaseBatch();
+    await flush();
+    const types = read(h, client).map((m) => m.type);
+    expect(types).toEqual(['ack', 'ack', 'ack', 'ack', 'ack', 'receipt']);
+  });
+
+  it('keeps a bad signature in its place among the answers of a batch', async () => {
+    const h = harness();
+    const client = await logIn(h);
+    const good = (id: string) =>
+      client.session.send(client.session.signedSend({ id, to: 'bob', body: id, ts: 1 }));
+    const forged = () =>
+      client.session.send({
+        ...client.session.signedSend({ id: 'bad', to: 'bob', body: 'x', ts: 1 }),
+        body: 'changed after signing',
+      });
+    // Sealed in the order they are sent (§5 sequence numbers).
+    h.socket.push(Buffer.concat([good('a'), forged(), good('b')]));
+    await flush();
+    h.releaseBatch();
+    await flush();
+    expect(h.batches[0]!.sends.map((s) => s.id)).toEqual(['a', 'b']);
+    const answers = read(h, client).map((m) => [m.type, (m as { id?: string }).id]);
+    expect(answers).toEqual([
+      ['ack', 'a'],
+      ['error', 'bad'],
+      ['ack', 'b'],
+    ]);
+  });
+
+  it('answers a frame sent before the login decision with unexpected_message and stops reading', async () => {
+    const h = harness({}, true);
+    const decoder = new FrameDecoder();
+    const handshake = new ClientHandshake({
+      trust: { onFirstUse: () => true },
+      credentials: {
+        action: 'login',
+        username: 'alice',
+        password: 'correct horse battery staple',
+        privateKey: userKey.privateKey,
+      },
+    });
+    h.socket.push(handshake.start());
+    await flush();
+    let login: Buffer | undefined;
+    for (const frame of decoder.push(h.socket.take())) {
+      const step = await handshake.receive(frame);
+      if (step.send.length > 0) login = Buffer.concat(step.send);
+    }
+    // The login, then a flood of minimum frames in the same write.
+    const tiny = encodeFrame(serializeJson({}));
+    h.socket.push(Buffer.concat([login!, ...Array.from({ length: 5000 }, () => tiny)]));
+    await flush();
+    expect(h.socket.paused).toBe(true);
+    expect(h.closed).toHaveBeenCalledTimes(1);
+    h.login.resolve();
+    await flush();
+    const [last] = decoder.push(h.socket.take());
+    const step = await handshake.receive(last!);
+    expect(step.error).toMatchObject({ code: 'unexpected_message' });
+  });
+
+  it('refuses a handshake frame larger than any login can be', async () => {
+    const h = harness();
+    const prefix = Buffer.alloc(4);
+    prefix.writeUInt32BE(MAX_HANDSHAKE_FRAME + 1);
+    h.socket.push(prefix);
+    await flush();
+    const [answer] = new FrameDecoder().push(h.socket.take());
+    expect(parseJsonObject(answer!.body)).toMatchObject({ type: 'error', code: 'frame_too_large' });
+    expect(h.closed).toHaveBeenCalledTimes(1);
+  });
+
+  it('ends a connection that does not say client_hello within the hello timeout', () => {
+    jest.useFakeTimers();
+    try {
+      const h = harness({ SECURECHAT_HELLO_TIMEOUT_MS: '500' });
+      jest.advanceTimersByTime(499);
+      expect(h.closed).not.toHaveBeenCalled();
+      jest.advanceTimersByTime(1);
+      const [answer] = new FrameDecoder().push(h.socket.take());
+      expect(parseJsonObject(answer!.body)).toMatchObject({ code: 'handshake_timeout' });
+      expect(h.closed).toHaveBeenCalledTimes(1);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});

@@ -1,0 +1,368 @@
+import { FrameDecoder, ProtocolError, type RawFrame } from '@securechat/protocol';
+
+/**
+ * What FramedSocket needs of a byte stream. node's `net.Socket` has all of it; the unit specs
+ * use a fake that shows what was written and when the kernel "took" it.
+ */
+export interface ByteStream {
+  readonly writableLength: number;
+  readonly destroyed: boolean;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end' | 'close' | 'drain', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  cork(): void;
+  uncork(): void;
+  /** `done` runs once the kernel took the bytes (or the write failed). */
+  write(bytes: Buffer, done: (error?: Error | null) => void): boolean;
+  end(): unknown;
+  destroy(): unknown;
+  setTimeout(ms: number, onTimeout?: () => void): unknown;
+}
+
+export interface FramedSocketLimits {
+  /** Largest frame body accepted from the next length prefix on (§2); changeable. */
+  readonly maxFrame: number;
+  /** Frames cut out of the input ahead of the one being handled; reading pauses there. */
+  readonly maxInboundFrames: number;
+  /** Input held (frames waiting plus bytes not yet cut into frames); a peer past it is closed. */
+  readonly maxInboundBytes: number;
+  /** A peer that takes none of our bytes for this long, while some wait for it, is dropped. */
+  readonly writeStallTimeoutMs: number;
+  /** A peer that starts a frame and sends no more of it for this long is dropped (§9). */
+  readonly frameStallTimeoutMs: number;
+  /** No traffic either way for this long closes the connection (clients `ping`). */
+  readonly idleTimeoutMs: number;
+}
+
+export interface FramedSocketEvents {
+  /** Frames are waiting: take them with `next()`. Called again whenever more arrive. */
+  readable(): void;
+  /** The byte stream broke §2 framing (a bad length prefix): say so if possible, then close. */
+  framingError(error: ProtocolError): void;
+  /** The peer finished sending (half-close); what it sent is still to be handled. */
+  ended(): void;
+  /**
+   * The connection is gone (once): the peer left, we closed it, or it was `dropped` for
+   * breaking a limit (idle, stalled, too slow a reader, past the inbound bound).
+   */
+  closed(reason: string, dropped: boolean): void;
+}
+
+/**
+ * Bytes gathered under cork before they go to the kernel without waiting for the turn's end:
+ * a burst then leaves as a few large writes instead of one system call per record.
+ */
+export const CORK_FLUSH_BYTES = 16 * 1024;
+/** `drained()` resolves once no more than this is waiting for the kernel. */
+export const OUTPUT_LOW_WATER_BYTES = 16 * 1024;
+/**
+ * The most one `data` event can carry (libuv reads into 64 KiB): reading pauses this far below
+ * `maxInboundBytes`, so a well-behaved stream never crosses the limit, even with one more read.
+ */
+const READ_CHUNK_BYTES = 64 * 1024;
+/** How long a closed connection may take to flush its last bytes before it is destroyed. */
+const LINGER_MS = 5_000;
+
+/**
+ * A socket seen as §2 frames, with every buffer bounded (§9):
+ * - input: bytes are kept as bytes and cut into frames only while fewer than
+ *   `maxInboundFrames` wait, so a chunk of thousands of tiny frames costs its bytes, not an
+ *   object per frame; reading pauses before `maxInboundBytes` and a peer past it is closed;
+ * - output: writes of one event-loop turn are corked into one writev; `drained()` lets a
+ *   producer wait for the peer; a peer is dropped for *time without progress* (no bytes taken
+ *   by the kernel for `writeStallTimeoutMs`), never for how much we queued ourselves;
+ * - a frame started and never finished, and a silent connection, are timed out.
+ */
+export class FramedSocket {
+  readonly #socket: ByteStream;
+  readonly #limits: FramedSocketLimits;
+  readonly #now: () => number;
+  readonly #decoder: FrameDecoder;
+  #events: FramedSocketEvents | undefined;
+  readonly #queue: RawFrame[] = [];
+  #queuedBytes = 0;
+  /** Why reading is paused; it resumes when none is left. */
+  readonly #pausedFor = new Set<'inbound' | 'owner'>();
+  #corked = false;
+  /** Last time the kernel took bytes from us, or the time output started to wait. */
+  #lastProgress = 0;
+  #writeStallTimer: NodeJS.Timeout | undefined;
+  #frameStallTimer: NodeJS.Timeout | undefined;
+  readonly #drainWaiters: (() => void)[] = [];
+  #closed = false;
+  #dropped = false;
+  #inputEnded = false;
+
+  constructor(socket: ByteStream, limits: FramedSocketLimits, now: () => number = Date.now) {
+    for (const [name, value] of Object.entries(limits)) {
+      if (!Number.isInteger(value) || value < 1) {
+        throw new RangeError(`FramedSocket: ${name} must be a positive integer`);
+      }
+    }
+    if (limits.maxInboundBytes < READ_CHUNK_BYTES + 4 + limits.maxFrame) {
+      throw new RangeError('FramedSocket: maxInboundBytes must hold a read and a whole frame');
+    }
+    this.#socket = socket;
+    this.#limits = limits;
+    this.#now = now;
+    this.#decoder = new FrameDecoder({ maxFrame: limits.maxFrame });
+  }
+
+  /** Starts reading; `events` hears about frames and the end of the connection. */
+  start(events: FramedSocketEvents): void {
+    if (this.#events) throw new Error('FramedSocket: already started');
+    this.#events = events;
+    const socket = this.#socket;
+    socket.setTimeout(this.#limits.idleTimeoutMs, () => this.#drop('idle timeout'));
+    socket.on('data', (chunk) => this.#onData(chunk));
+    socket.on('end', () => {
+      this.#inputEnded = true;
+      if (!this.#closed) events.ended();
+    });
+    socket.on('error', (error) => this.#finish(`socket error: ${error.message}`));
+    socket.on('close', () => this.#finish('socket closed'));
+    socket.on('drain', () => this.#onProgress());
+  }
+
+  /** The bound on frame bodies from the next length prefix on (small until login: §9). */
+  set maxFrame(value: number) {
+    if (value > this.#limits.maxFrame) throw new RangeError('maxFrame above the configured one');
+    this.#decoder.maxFrame = value;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The peer half-closed: no frame beyond those already waiting will come. */
+  get inputEnded(): boolean {
+    return this.#inputEnded;
+  }
+
+  /** Whether a frame is waiting. */
+  get hasFrame(): boolean {
+    return this.#queue.length > 0;
+  }
+
+  /** Input held: frames waiting plus bytes not yet cut into frames. */
+  get inboundBytes(): number {
+    return this.#queuedBytes + this.#decoder.bufferedBytes;
+  }
+
+  /** Bytes written and not yet taken by the kernel (corked ones included). */
+  get outboundBytes(): number {
+    return this.#socket.writableLength;
+  }
+
+  /**
+   * Takes the oldest waiting frame; more are cut from the buffered bytes as room frees up.
+   * Never calls `readable` (the caller is reading already: a nested read would take frames
+   * out of order).
+   */
+  next(): RawFrame | undefined {
+    const frame = this.#queue.shift();
+    if (frame) {
+      this.#queuedBytes -= frame.bytes.length;
+      this.#fill(false);
+    }
+    return frame;
+  }
+
+  /** Stops reading for the owner's reason (the handshake waits for a decision; shutdown). */
+  pauseReading(): void {
+    this.#setPaused('owner', true);
+  }
+
+  resumeReading(): void {
+    this.#setPaused('owner', false);
+  }
+
+  /** Queues bytes for the peer. Never drops the peer for volume: see `drained()`. */
+  write(bytes: Buffer): void {
+    if (this.#closed || this.#socket.destroyed) return;
+    const socket = this.#socket;
+    if (socket.writableLength === 0) this.#lastProgress = this.#now(); // the wait starts now
+    // Records written in one turn of the event loop (an ack and a deliver, a page of pending
+    // messages, a room's fan-out) leave in one writev instead of one system call each.
+    if (!this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      process.nextTick(() => this.#uncork());
+    }
+    socket.write(bytes, this.#onWritten);
+    if (socket.writableLength >= CORK_FLUSH_BYTES) this.#uncork();
+    this.#armWriteStall();
+  }
+
+  /**
+   * Resolves once at most OUTPUT_LOW_WATER_BYTES wait for the kernel, or the connection is
+   * gone: producers await it between writes so that a slow reader slows them down instead of
+   * growing our buffer. A reader that never reads is dropped by the stall timer meanwhile.
+   */
+  drained(): Promise<void> {
+    if (this.#closed || this.#socket.writableLength <= OUTPUT_LOW_WATER_BYTES) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /**
+   * Ends the connection: a graceful end lets the bytes already written go out (bounded by a
+   * linger timer); `destroy` drops them.
+   */
+  close(reason: string, destroy = false): void {
+    if (this.#closed) return;
+    const socket = this.#socket;
+    this.#uncork();
+    if (destroy) socket.destroy();
+    else socket.end();
+    socket.setTimeout(0);
+    // A peer that never reads its last bytes must not hold the socket open.
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    this.#finish(reason);
+  }
+
+  // ------------------------------------------------------------------ input
+
+  #onData(chunk: Buffer): void {
+    if (this.#closed) return;
+    try {
+      this.#decoder.append(chunk);
+    } catch (error) {
+      this.#framingFailed(error);
+      return;
+    }
+    this.#fill(true);
+  }
+
+  /**
+   * The decode loop: cuts frames while fewer than `maxInboundFrames` wait, then enforces the
+   * byte bound on everything held and pauses or resumes reading.
+   */
+  #fill(announce: boolean): void {
+    if (this.#closed) return;
+    const limits = this.#limits;
+    const before = this.#queue.length;
+    while (this.#queue.length < limits.maxInboundFrames) {
+      let frame: RawFrame | undefined;
+      try {
+        frame = this.#decoder.next();
+      } catch (error) {
+        this.#framingFailed(error);
+        return;
+      }
+      if (!frame) break;
+      this.#queue.push(frame);
+      this.#queuedBytes += frame.bytes.length;
+    }
+    const held = this.inboundBytes;
+    if (held > limits.maxInboundBytes) {
+      // Only a peer that ignores flow control gets here (reading pauses well before): closed,
+      // not queued.
+      this.#drop(`inbound limit: ${held} bytes held`);
+      return;
+    }
+    this.#setPaused(
+      'inbound',
+      this.#queue.length >= limits.maxInboundFrames ||
+        held >= limits.maxInboundBytes - READ_CHUNK_BYTES,
+    );
+    this.#watchFrameStall();
+    if (announce && this.#queue.length > before) this.#events!.readable();
+  }
+
+  /** Drops a peer that starts a frame and never finishes it (§9). */
+  #watchFrameStall(): void {
+    // Bytes left over while frames wait may be whole frames not cut yet: not the peer's fault.
+    const midFrame = this.#queue.length === 0 && this.#decoder.bufferedBytes > 0;
+    if (!midFrame) {
+      if (this.#frameStallTimer) clearTimeout(this.#frameStallTimer);
+      this.#frameStallTimer = undefined;
+    } else if (!this.#frameStallTimer) {
+      this.#frameStallTimer = setTimeout(
+        () => this.#drop('stalled mid-frame'),
+        this.#limits.frameStallTimeoutMs,
+      );
+    }
+  }
+
+  #framingFailed(error: unknown): void {
+    this.#setPaused('inbound', true);
+    const failure =
+      error instanceof ProtocolError ? error : new ProtocolError('internal', 'internal error');
+    this.#events!.framingError(failure);
+  }
+
+  #setPaused(reason: 'inbound' | 'owner', paused: boolean): void {
+    if (paused) this.#pausedFor.add(reason);
+    else this.#pausedFor.delete(reason);
+    if (this.#closed) return;
+    if (this.#pausedFor.size === 0) this.#socket.resume();
+    else this.#socket.pause();
+  }
+
+  // ------------------------------------------------------------------ output
+
+  /** One function for every write's callback: no closure per record. */
+  readonly #onWritten = (error?: Error | null): void => {
+    if (!error) this.#onProgress();
+  };
+
+  #onProgress(): void {
+    this.#lastProgress = this.#now();
+    if (this.#drainWaiters.length > 0 && this.#socket.writableLength <= OUTPUT_LOW_WATER_BYTES) {
+      for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    }
+  }
+
+  #uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#socket.uncork();
+  }
+
+  #armWriteStall(): void {
+    if (this.#writeStallTimer || this.#socket.writableLength === 0) return;
+    this.#writeStallTimer = setTimeout(
+      () => this.#checkWriteStall(),
+      this.#limits.writeStallTimeoutMs,
+    );
+  }
+
+  #checkWriteStall(): void {
+    this.#writeStallTimer = undefined;
+    if (this.#closed || this.#socket.writableLength === 0) return;
+    const idle = this.#now() - this.#lastProgress;
+    const timeout = this.#limits.writeStallTimeoutMs;
+    if (idle >= timeout) {
+      // Its messages stay pending for the next login (§6).
+      this.#drop(`slow reader: no bytes taken for ${idle} ms`);
+      return;
+    }
+    this.#writeStallTimer = setTimeout(() => this.#checkWriteStall(), timeout - idle);
+  }
+
+  // ------------------------------------------------------------------ teardown
+
+  #drop(reason: string): void {
+    if (this.#closed) return;
+    this.#dropped = true;
+    this.close(reason, true);
+  }
+
+  #finish(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const timer of [this.#writeStallTimer, this.#frameStallTimer]) {
+      if (timer) clearTimeout(timer);
+    }
+    this.#writeStallTimer = undefined;
+    this.#frameStallTimer = undefined;
+    this.#queue.length = 0;
+    this.#queuedBytes = 0;
+    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    this.#events?.closed(reason, this.#dropped);
+  }
+}
