@@ -6,6 +6,8 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 import { Client } from 'pg';
 
+import { type Ack, type ServerMessage } from '@securechat/protocol';
+
 import { Cluster } from '../support/distributed-cluster';
 import { TestClient } from '../support/protocol-client';
 import { CHAT_SUITE_ENV, defineChatSuite } from './chat-suite';
@@ -51,6 +53,18 @@ describe('across gateways and instances', () => {
     });
   }
 
+  /** The acks for `ids`, in arrival order, once all are in; taken out of the inbox. */
+  async function arrived(client: TestClient, ids: string[]): Promise<Ack[]> {
+    const wanted = new Set(ids);
+    const isOurs = (m: ServerMessage): m is Ack => m.type === 'ack' && wanted.has(m.id);
+    for (let i = 0; i < 1000 && client.inbox.filter(isOurs).length < ids.length; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const acks = client.inbox.filter(isOurs);
+    for (const ack of acks) client.inbox.splice(client.inbox.indexOf(ack), 1);
+    return acks;
+  }
+
   it('gateways share one identity key', () => {
     const [first, second] = cluster.gateways;
     expect(first!.fingerprint).toBe(second!.fingerprint);
@@ -92,6 +106,27 @@ describe('across gateways and instances', () => {
     );
     await db.end();
     expect(rows[0]!.n).toBe(200);
+    await Promise.all([alice.close(), bob.close()]);
+  });
+
+  it('stores 32 pipelined sends in client order and acks them in order, with two relays', async () => {
+    await (await connect('zalice', 0, 'register')).close();
+    await (await connect('zbob', 1, 'register')).close();
+    const alice = await connect('zalice', 0);
+    const bob = await connect('zbob', 1);
+    for (let round = 0; round < 5; round++) {
+      const ids = Array.from({ length: 32 }, (_, i) => `r${round}-${String(i).padStart(2, '0')}`);
+      for (const id of ids) alice.sendMessage('zbob', `ordered ${id}`, id); // 32 in flight
+      // Nobody waits on them, so the inbox keeps the acks in the order they arrived.
+      const answers = await arrived(alice, ids);
+      expect(answers.map((a) => a.id)).toEqual(ids);
+      // Stored in client order: msg_ids grow in send order, and bob receives them so.
+      const msgIds = answers.map((a) => BigInt(a.msg_id));
+      expect([...msgIds].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0))).toEqual(msgIds);
+      const received: string[] = [];
+      for (let i = 0; i < ids.length; i++) received.push((await bob.receive()).id);
+      expect(received).toEqual(ids);
+    }
     await Promise.all([alice.close(), bob.close()]);
   });
 });
