@@ -127,9 +127,13 @@ export class DeliverySync {
 
   #catchUp(after: string | undefined): Promise<void> {
     this.#state = 'catching_up';
-    this.#running ??= this.#run(after).finally(() => {
-      this.#running = undefined;
-    });
+    if (!this.#running) {
+      const run = this.#run(after).finally(() => {
+        // Only this run: a catch-up asked for as it finished has started a run of its own.
+        if (this.#running === run) this.#running = undefined;
+      });
+      this.#running = run;
+    }
     return this.#running;
   }
 
@@ -155,6 +159,9 @@ export class DeliverySync {
     const held = [...this.#held.values()];
     this.#held.clear();
     this.#heldBytes = 0;
+    // Live from here on: a catch-up asked for from now (the writes below may put the peer far
+    // behind) starts a new run instead of joining this finished one.
+    this.#running = undefined;
     this.#state = 'live';
     for (const message of held) this.#write(message);
   }

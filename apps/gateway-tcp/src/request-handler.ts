@@ -143,7 +143,7 @@ export class RequestHandler {
         const result = await relay.join({ username, room: message.room });
         const joined = { type: 'joined' as const, room: result.room, members: result.members };
         // A room too large to list in one frame (docs/PROTOCOL.md §10): list as many as fit.
-        while (!this.session.fits(joined)) {
+        while (joined.members.length > 0 && !this.session.fits(joined)) {
           joined.members = joined.members.slice(0, Math.floor(joined.members.length * 0.9));
         }
         return joined;
@@ -191,8 +191,9 @@ export class RequestHandler {
     const kept: Deliver[] = [];
     for (let i = messages.length - 1; i >= 0; i--) {
       const deliver = toDeliver(messages[i]!);
-      const size = serializeJson(deliver).length + (kept.length > 0 ? 1 : 0); // and a comma
-      if (size > room - envelope) continue;
+      const alone = serializeJson(deliver).length;
+      if (alone > room - envelope) continue;
+      const size = alone + (kept.length > 0 ? 1 : 0); // and a comma
       if (size > budget) break;
       budget -= size;
       kept.push(deliver);

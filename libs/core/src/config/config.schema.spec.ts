@@ -262,6 +262,17 @@ describe('loadConfig', () => {
       expect(configErrorFor({ SECURECHAT_PORT: raw }).problems).toEqual([problem]);
     });
 
+    it('raises the inbound bound to hold a whole frame and a read, unless it was set', () => {
+      const big = { SECURECHAT_MAX_FRAME: String(4 * 1024 * 1024) };
+      expect(loadConfig(big).limits.maxInboundBytes).toBe(4 * 1024 * 1024 + 4 + 65536);
+      expect(loadConfig({}).limits.maxInboundBytes).toBe(1024 * 1024);
+      expect(
+        configErrorFor({ ...big, SECURECHAT_MAX_INBOUND_BYTES: String(1024 * 1024) }).problems,
+      ).toEqual([
+        'SECURECHAT_MAX_INBOUND_BYTES: must be at least SECURECHAT_MAX_FRAME + 65540 (4259844)',
+      ]);
+    });
+
     it.each([
       ['SECURECHAT_MAX_FRAME', 1024, 16 * 1024 * 1024],
       ['SECURECHAT_MAX_BODY_BYTES', 1, 1024 * 1024],

@@ -180,12 +180,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
     );
   }
   const e = parsed.data;
-  // A connection holds a whole frame and one more read while it waits to handle it.
+  // A connection holds a whole frame and one more read while it waits to handle it: a larger
+  // SECURECHAT_MAX_FRAME raises the default, and an explicit value below that is an error.
   const minInbound = e.SECURECHAT_MAX_FRAME + 4 + 64 * 1024;
-  if (e.SECURECHAT_MAX_INBOUND_BYTES < minInbound) {
-    throw new ConfigError([
-      `SECURECHAT_MAX_INBOUND_BYTES: must be at least SECURECHAT_MAX_FRAME + 65540 (${minInbound})`,
-    ]);
+  let maxInboundBytes = e.SECURECHAT_MAX_INBOUND_BYTES;
+  if (maxInboundBytes < minInbound) {
+    if (relevant.SECURECHAT_MAX_INBOUND_BYTES !== undefined) {
+      throw new ConfigError([
+        `SECURECHAT_MAX_INBOUND_BYTES: must be at least SECURECHAT_MAX_FRAME + 65540 (${minInbound})`,
+      ]);
+    }
+    maxInboundBytes = minInbound;
   }
   const dataDir = resolve(e.SECURECHAT_DATA_DIR);
   return {
@@ -205,7 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
       maxOutboundBytes: e.SECURECHAT_MAX_OUTBOUND_BYTES,
       writeStallTimeoutMs: e.SECURECHAT_WRITE_STALL_TIMEOUT_MS,
       maxInboundFrames: e.SECURECHAT_MAX_INBOUND_FRAMES,
-      maxInboundBytes: e.SECURECHAT_MAX_INBOUND_BYTES,
+      maxInboundBytes,
       maxHandshakesPerAddress: e.SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS,
       maxHandshakesPer56: e.SECURECHAT_MAX_HANDSHAKES_PER_56,
       maxHandshakesPer48: e.SECURECHAT_MAX_HANDSHAKES_PER_48,
