@@ -2,32 +2,27 @@ import { randomBytes } from 'node:crypto';
 
 import { type LoggerService } from '@nestjs/common';
 import {
-  type HandshakeResult,
   type MetricsRepository,
   type SecureChatConfig,
   type StoredMessage,
 } from '@securechat/core';
 import {
   closesConnection,
-  type LoginDecision,
-  type LoginRequest,
   MAX_HANDSHAKE_FRAME,
-  PeerError,
   ProtocolError,
-  type ServerHandshakeStep,
-  ServerHandshake,
   type ServerMessage,
-  type ServerReceived,
   ServerSession,
-  toBase64,
 } from '@securechat/protocol';
 
+import { ConnectionHandshake } from './connection-handshake';
 import { type ConnectionLimiter } from './connection-limiter';
 import { ConnectionTranscript } from './connection-transcript';
 import { DEFAULT_DELIVERY_SYNC_LIMITS, DeliverySync } from './delivery-sync';
 import { type ByteStream, FramedSocket } from './framed-socket';
 import { type ServerIdentityKey } from './identity-key.repository';
-import { type CheckedSend, errorFor, RequestHandler, toDeliver } from './request-handler';
+import { LoginGate } from './login-gate';
+import { RecordReader, type RecordUnit } from './record-reader';
+import { errorFor, RequestHandler, toDeliver } from './request-handler';
 import { type AuthClient, type RelayClient } from './service-clients';
 import { type DeliveryTarget, type SessionRegistry } from './session-registry';
 import { type TranscriptShipper } from './transcript-shipper';
@@ -55,9 +50,6 @@ export interface ConnectionDeps {
 
 type Phase = 'handshake' | 'session' | 'closing' | 'closed';
 
-/** One record read from the client, or why it could not be read; in arrival order. */
-type Received = ServerReceived | { readonly failure: unknown };
-
 /** How long a client has to countersign after the receipt. */
 const COUNTERSIGN_TIMEOUT_MS = 10_000;
 /** How long a shutdown waits for the request being handled before it sends the error anyway. */
@@ -68,11 +60,11 @@ const FRAME_STALL_TIMEOUT_MS = 30_000;
 const REPLY_WRITE_AHEAD_BYTES = 64 * 1024;
 
 /**
- * One client connection, in phases: handshake (libs/protocol's ServerHandshake, with the
- * login decided by auth), session, closing (receipt sent, countersign awaited), closed. The
- * parts do the work — FramedSocket the bytes and their bounds, RequestHandler the rules of
- * each request, DeliverySync the backlog and live fan-out, ConnectionTranscript the records —
- * and this class orders them.
+ * One client connection, in phases: handshake (ConnectionHandshake, the login
+ * decided through LoginGate), session, closing (receipt sent, countersign awaited), closed.
+ * The parts do the work — FramedSocket the bytes and their bounds, RecordReader the records in
+ * order and in runs, RequestHandler the rules of each request, DeliverySync the backlog and
+ * live fan-out, ConnectionTranscript the records — and this class orders them.
  *
  * Requests are handled in arrival order, one unit at a time; a run of consecutive `send`s is
  * one unit, stored by the relay in one batch while the next sends are read, so a client with
@@ -86,27 +78,19 @@ export class ClientConnection implements DeliveryTarget {
   readonly #deps: ConnectionDeps;
   readonly #logger: LoggerService;
   readonly #framed: FramedSocket;
-  readonly #handshake: ServerHandshake;
+  readonly #handshake: ConnectionHandshake;
   readonly #transcript: ConnectionTranscript;
+  readonly #login: LoginGate;
   #session: ServerSession | undefined;
+  #reader: RecordReader | undefined;
   #requests: RequestHandler | undefined;
   #delivery: DeliverySync | undefined;
   #phase: Phase = 'handshake';
   /** The pump's current run, while one is going (see #pump). */
   #pumping: Promise<void> | undefined;
-  /** A record read past the end of a batch, handled next. */
-  #lookahead: Received | undefined;
-  #helloTimer: NodeJS.Timeout | undefined;
-  #handshakeTimer: NodeJS.Timeout | undefined;
   #countersignTimer: NodeJS.Timeout | undefined;
   #inHandshakeSlot = true;
-  /** When the login record arrived (auth's decision is about the account as it was then). */
-  #loginStartedAt = 0;
-  /** The user whose session slot this connection holds (ConnectionLimiter), once logged in. */
-  #sessionSlotUser: string | undefined;
   #shuttingDown = false;
-  /** How the handshake ended, when it ended otherwise than by a protocol failure. */
-  #handshakeResult: HandshakeResult | undefined;
 
   constructor(socket: ByteStream & { readonly remoteAddress?: string }, deps: ConnectionDeps) {
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
@@ -131,14 +115,23 @@ export class ClientConnection implements DeliveryTarget {
       shipper: deps.transcripts,
       now: deps.now,
     });
-    this.#handshake = new ServerHandshake({
-      identity: { privateKey: deps.identity.privateKey },
+    this.#login = new LoginGate({
+      ...deps,
+      logger: this.#logger,
+      remoteAddress: this.remoteAddress,
+      closed: () => this.#phase === 'closed',
+    });
+    this.#handshake = new ConnectionHandshake({
+      identity: deps.identity,
       sessionId: this.sessionId,
+      limits,
+      login: this.#login,
+      metrics: deps.metrics,
       now: deps.now,
-      maxFrame: limits.maxFrame,
-      limits: { maxBodyBytes: limits.maxBodyBytes },
-      verifyLogin: (request) => this.#verifyLogin(request),
-      session: { onRecord: (event) => this.#transcript.record(event) },
+      onRecord: (event) => this.#transcript.record(event),
+      output: this.#framed,
+      established: (session) => this.#startSession(session),
+      failed: (reason) => this.#close(reason),
     });
   }
 
@@ -152,12 +145,12 @@ export class ClientConnection implements DeliveryTarget {
   }
 
   get loginStartedAt(): number {
-    return this.#loginStartedAt;
+    return this.#login.startedAt;
   }
 
   /** Whether the user logged in on this connection (presence needs to know on close). */
   get hadSession(): boolean {
-    return this.#sessionSlotUser !== undefined || this.#transcript.opened;
+    return this.#login.holdsSlot || this.#transcript.opened;
   }
 
   start(): void {
@@ -174,15 +167,7 @@ export class ClientConnection implements DeliveryTarget {
         this.#close(reason);
       },
     });
-    // No key is made or signed for a peer that does not say client_hello soon (§3).
-    this.#helloTimer = setTimeout(
-      () => this.#handshakeTimedOut('client_hello not received in time'),
-      limits.helloTimeoutMs,
-    );
-    this.#handshakeTimer = setTimeout(
-      () => this.#handshakeTimedOut('login not received in time'),
-      limits.handshakeTimeoutMs,
-    );
+    this.#handshake.start();
   }
 
   /** Fan-out (§6): a `deliver` for this session, written or held by the delivery sync. */
@@ -201,7 +186,7 @@ export class ClientConnection implements DeliveryTarget {
   /** Ends the connection from our side with an error the client can read (e.g. shutting_down). */
   shutdown(code: 'shutting_down' | 'internal', message: string): void {
     if (this.#phase === 'handshake') {
-      this.#finishHandshakeStep(this.#handshake.abort(code, message));
+      this.#handshake.abort(code, message);
       return;
     }
     if (this.#phase === 'closed' || this.#shuttingDown) return;
@@ -224,8 +209,8 @@ export class ClientConnection implements DeliveryTarget {
   // ------------------------------------------------------------------ the pump
 
   #onReadable(): void {
-    if (this.#phase === 'handshake' && this.#handshake.state === 'verifying') {
-      this.#earlyFrame();
+    if (this.#phase === 'handshake' && this.#handshake.verifying) {
+      this.#handshake.earlyFrame();
       return;
     }
     void this.#pump();
@@ -245,7 +230,7 @@ export class ClientConnection implements DeliveryTarget {
       this.#pumping = undefined;
       finished();
       // The peer finished sending (half-close) and all it sent is answered: close.
-      const idle = !this.#framed.hasFrame && this.#lookahead === undefined;
+      const idle = this.#reader?.idle ?? !this.#framed.hasFrame;
       if (this.#framed.inputEnded && idle && this.#phase !== 'closed') this.#close('peer ended');
     });
     return this.#pumping;
@@ -257,13 +242,13 @@ export class ClientConnection implements DeliveryTarget {
         if (this.#phase === 'handshake') {
           const frame = this.#framed.next();
           if (!frame) return;
-          await this.#handshakeStep(frame);
+          await this.#handshake.receive(frame, () => this.#framed.hasFrame);
           continue;
         }
         if (this.#framed.outboundBytes > REPLY_WRITE_AHEAD_BYTES) await this.#framed.drained();
-        const received = this.#read();
-        if (!received) return;
-        await this.#handleRecord(received);
+        const unit = this.#reader!.next();
+        if (!unit) return;
+        await this.#handle(unit);
       }
     } catch (error) {
       this.#logger.error(`unexpected failure: ${(error as Error).stack ?? String(error)}`);
@@ -271,78 +256,26 @@ export class ClientConnection implements DeliveryTarget {
     }
   }
 
-  /** The next record from the client, opened by the session (§5), or why not. */
-  #read(): Received | undefined {
-    const ahead = this.#lookahead;
-    if (ahead) {
-      this.#lookahead = undefined;
-      return ahead;
-    }
-    const frame = this.#framed.next();
-    if (!frame) return undefined;
-    try {
-      return this.#session!.receive(frame);
-    } catch (failure) {
-      return { failure };
-    }
-  }
-
-  async #handleRecord(received: Received): Promise<void> {
-    if ('failure' in received) {
-      this.#requestFailure(received.failure);
-      return;
-    }
-    if (received.countersign) {
-      this.#transcript.countersigned(received.countersign);
-      this.#close(`closed: transcript ${received.countersign.outcome}`);
-      return;
-    }
-    const { message } = received;
-    switch (message.type) {
-      case 'send':
-        return this.#sendBatch(this.#requests!.checkSend(message));
+  async #handle(unit: RecordUnit): Promise<void> {
+    const requests = this.#requests!;
+    switch (unit.kind) {
+      case 'sends':
+        // One relay call for the run, while the next sends are read (§6 order kept).
+        return this.#replyAll(
+          await requests.sendBatch(unit.sends.map((send) => requests.checkSend(send))),
+        );
       case 'delivered':
-        return this.#delivered(message.msg_id);
+        return this.#replyAll(await requests.delivered(unit.msgIds));
+      case 'request':
+        return this.#replyAll([await requests.handle(unit.message)]);
       case 'bye':
         return this.#bye();
       case 'countersign':
-        return; // ServerSession answers it with `countersign` above, after the receipt
-      default:
-        this.#replyAll([await this.#requests!.handle(message)]);
+        this.#transcript.countersigned(unit.check);
+        return this.#close(`closed: transcript ${unit.check.outcome}`);
+      case 'failure':
+        return this.#requestFailure(unit.error);
     }
-  }
-
-  /**
-   * A run of consecutive sends, gathered from what has already arrived (at most one inbound
-   * bound's worth: no new queue), stored in one relay call, answered in request order.
-   */
-  async #sendBatch(first: CheckedSend): Promise<void> {
-    const batch = [first];
-    while (batch.length < this.#deps.config.limits.maxInboundFrames) {
-      const next = this.#read();
-      if (!next) break;
-      if ('failure' in next || next.message.type !== 'send') {
-        this.#lookahead = next;
-        break;
-      }
-      batch.push(this.#requests!.checkSend(next.message));
-    }
-    this.#replyAll(await this.#requests!.sendBatch(batch));
-  }
-
-  /** A run of consecutive `delivered`, confirmed together. */
-  async #delivered(first: string): Promise<void> {
-    const ids = [first];
-    while (ids.length < this.#deps.config.limits.maxInboundFrames) {
-      const next = this.#read();
-      if (!next) break;
-      if ('failure' in next || next.message.type !== 'delivered') {
-        this.#lookahead = next;
-        break;
-      }
-      ids.push(next.message.msg_id);
-    }
-    this.#replyAll(await this.#requests!.delivered(ids));
   }
 
   /** §7: nothing follows `bye` but the receipt; the client has a while to countersign. */
@@ -357,107 +290,16 @@ export class ClientConnection implements DeliveryTarget {
     );
   }
 
-  // ------------------------------------------------------------------ handshake (§3)
-
-  async #handshakeStep(frame: Parameters<ServerHandshake['receive']>[0]): Promise<void> {
-    const handshake = this.#handshake;
-    if (handshake.state === 'expect_client_hello') clearTimeout(this.#helloTimer);
-    // §10.10: the timeout runs until `login` arrives; the decision has its own deadline.
-    else if (handshake.state === 'expect_login') clearTimeout(this.#handshakeTimer);
-    const decided = handshake.receive(frame);
-    // A frame that came with the login is already one too many (§10.14).
-    if (handshake.state === 'verifying' && this.#framed.hasFrame) this.#earlyFrame();
-    const step = await decided;
-    // The peer may have gone while auth was deciding: never resurrect a closed connection.
-    if (this.#phase !== 'handshake') return;
-    this.#finishHandshakeStep(step);
-    if (this.#session) this.#startSession(this.#session);
-  }
-
-  /** §10.14: nothing may come before the login decision; we hold none of it. */
-  #earlyFrame(): void {
-    this.#framed.pauseReading();
-    this.#finishHandshakeStep(
-      this.#handshake.abort('unexpected_message', 'nothing may be sent before the login decision'),
-    );
-  }
-
-  #handshakeTimedOut(message: string): void {
-    if (this.#phase !== 'handshake') return;
-    const state = this.#handshake.state;
-    if (state !== 'expect_client_hello' && state !== 'expect_login') return;
-    this.#handshakeResult = 'timeout';
-    this.#deps.metrics.authFailure('timeout');
-    this.#finishHandshakeStep(this.#handshake.abort('handshake_timeout', message));
-  }
-
-  async #verifyLogin(request: LoginRequest): Promise<LoginDecision> {
-    const { auth, limiter, now } = this.#deps;
-    this.#loginStartedAt = now();
-    try {
-      const result = await auth.login({
-        action: request.action,
-        username: request.username,
-        password: request.password,
-        signature: toBase64(request.signature),
-        ...(request.publicKey ? { publicKey: toBase64(request.publicKey) } : {}),
-        h2: toBase64(request.h2),
-        sourceAddress: this.remoteAddress,
-      });
-      if (result.ok) {
-        if (this.#phase === 'closed') return { ok: false, code: 'internal' }; // peer left meanwhile
-        // Take the session slot before login_ok goes out, so a full server says so properly.
-        const slot = limiter.tryStartSession(request.username);
-        if (slot !== 'ok') {
-          // Both are "come back later" (§9 rate_limited); a user at its cap frees a slot by
-          // closing one of its sessions, which takes longer than a busy server.
-          this.#refused(slot);
-          return { ok: false, code: 'rate_limited', retryAfter: slot === 'server_full' ? 5 : 30 };
-        }
-        this.#sessionSlotUser = request.username;
-        return { ok: true, publicKey: Buffer.from(result.publicKey, 'base64') };
-      }
-      this.#refused(result.code);
-      return {
-        ok: false,
-        code: result.code,
-        ...(result.retryAfter ? { retryAfter: result.retryAfter } : {}),
-      };
-    } catch (error) {
-      this.#logger.error(`auth service unavailable: ${(error as Error).message}`);
-      this.#refused('unavailable');
-      return { ok: false, code: 'internal' };
-    }
-  }
-
-  #refused(reason: Parameters<MetricsRepository['authFailure']>[0]): void {
-    this.#handshakeResult = 'refused';
-    this.#deps.metrics.authFailure(reason);
-  }
-
-  #finishHandshakeStep(step: ServerHandshakeStep): void {
-    for (const bytes of step.send) this.#framed.write(bytes);
-    if (step.error instanceof PeerError) {
-      this.#close(`client sent error ${step.error.code}`);
-    } else if (step.error) {
-      this.#close(`handshake failed: ${step.error.code}`);
-    } else if (step.close) {
-      this.#close('handshake closed');
-    } else if (step.session) {
-      this.#session = step.session;
-    }
-  }
-
   /** §6: the session is live; its backlog goes out while requests are handled. */
   #startSession(session: ServerSession): void {
     const deps = this.#deps;
     const framed = this.#framed;
-    clearTimeout(this.#handshakeTimer);
+    this.#session = session;
     this.#releaseHandshakeSlot();
     this.#phase = 'session';
     framed.maxFrame = deps.config.limits.maxFrame;
-    deps.metrics.handshake('ok');
     this.#transcript.open(session);
+    this.#reader = new RecordReader(framed, session, deps.config.limits.maxInboundFrames);
     this.#requests = new RequestHandler(session, deps, this.#logger);
     this.#delivery = new DeliverySync(
       session.username,
@@ -529,7 +371,7 @@ export class ClientConnection implements DeliveryTarget {
   /** A framing failure (§2): tell the peer in the current encoding, then close. */
   #protocolFailure(error: ProtocolError): void {
     if (this.#phase === 'handshake') {
-      this.#finishHandshakeStep(this.#handshake.abort(error.code, error.message));
+      this.#handshake.abort(error.code, error.message);
       return;
     }
     this.#requestFailure(error);
@@ -548,22 +390,14 @@ export class ClientConnection implements DeliveryTarget {
   #close(reason: string, destroy = false): void {
     if (this.#phase === 'closed') return;
     const deps = this.#deps;
-    if (this.#phase === 'handshake') {
-      this.#handshake.abort('internal', 'connection closed');
-      deps.metrics.handshake(this.#handshakeResult ?? 'failed');
-    }
+    if (this.#phase === 'handshake') this.#handshake.closed();
     this.#phase = 'closed';
-    for (const timer of [this.#helloTimer, this.#handshakeTimer, this.#countersignTimer]) {
-      clearTimeout(timer);
-    }
+    clearTimeout(this.#countersignTimer);
     this.#releaseHandshakeSlot();
-    if (this.#sessionSlotUser !== undefined) {
-      deps.limiter.endSession(this.#sessionSlotUser);
-      this.#sessionSlotUser = undefined;
-    }
+    this.#login.release();
     deps.registry.remove(this);
     this.#delivery?.stop();
-    this.#lookahead = undefined;
+    this.#reader?.clear();
     if (this.#session) this.#transcript.close(this.#session);
     this.#framed.close(reason, destroy);
     this.#logger.debug?.({ msg: 'closed', reason });

@@ -1,0 +1,90 @@
+import { type LoggerService } from '@nestjs/common';
+import { type MetricsRepository } from '@securechat/core';
+import { type LoginDecision, type LoginRequest, toBase64 } from '@securechat/protocol';
+
+import { type ConnectionLimiter } from './connection-limiter';
+import { type AuthClient } from './service-clients';
+
+type RefusalReason = Parameters<MetricsRepository['authFailure']>[0];
+
+export interface LoginGateDeps {
+  readonly auth: Pick<AuthClient, 'login'>;
+  readonly limiter: Pick<ConnectionLimiter, 'tryStartSession' | 'endSession'>;
+  readonly metrics: MetricsRepository;
+  readonly logger: LoggerService;
+  readonly now: () => number;
+  readonly remoteAddress: string;
+  /** Whether the connection is gone (the peer may leave while auth decides). */
+  readonly closed: () => boolean;
+}
+
+/**
+ * The login decision of one connection (§3 step 4–5): auth decides on the credentials, and a
+ * session slot (ConnectionLimiter) is taken before `login_ok` goes out, so that a full server
+ * or a user at its cap says so properly. Holds the slot until `release`.
+ */
+export class LoginGate {
+  /** When the login record arrived (auth's decision is about the account as it was then). */
+  startedAt = 0;
+  /** Set when the decision was a refusal (for the handshake metric). */
+  refused = false;
+  #slotUser: string | undefined;
+
+  constructor(private readonly deps: LoginGateDeps) {}
+
+  /** Whether a session slot was taken (the user logged in on this connection). */
+  get holdsSlot(): boolean {
+    return this.#slotUser !== undefined;
+  }
+
+  /** The ServerHandshake's verifier. Never throws: an unreachable auth is `internal`. */
+  async verify(request: LoginRequest): Promise<LoginDecision> {
+    const { auth, limiter, now } = this.deps;
+    this.startedAt = now();
+    try {
+      const result = await auth.login({
+        action: request.action,
+        username: request.username,
+        password: request.password,
+        signature: toBase64(request.signature),
+        ...(request.publicKey ? { publicKey: toBase64(request.publicKey) } : {}),
+        h2: toBase64(request.h2),
+        sourceAddress: this.deps.remoteAddress,
+      });
+      if (!result.ok) {
+        this.#refuse(result.code);
+        return {
+          ok: false,
+          code: result.code,
+          ...(result.retryAfter ? { retryAfter: result.retryAfter } : {}),
+        };
+      }
+      if (this.deps.closed()) return { ok: false, code: 'internal' }; // peer left meanwhile
+      const slot = limiter.tryStartSession(request.username);
+      if (slot !== 'ok') {
+        // Both are "come back later" (§9 rate_limited); a user at its cap frees a slot by
+        // closing one of its sessions, which takes longer than a busy server.
+        this.#refuse(slot);
+        return { ok: false, code: 'rate_limited', retryAfter: slot === 'server_full' ? 5 : 30 };
+      }
+      this.#slotUser = request.username;
+      return { ok: true, publicKey: Buffer.from(result.publicKey, 'base64') };
+    } catch (error) {
+      this.deps.logger.error(`auth service unavailable: ${(error as Error).message}`);
+      this.#refuse('unavailable');
+      return { ok: false, code: 'internal' };
+    }
+  }
+
+  /** Gives the session slot back (once). */
+  release(): void {
+    if (this.#slotUser === undefined) return;
+    this.deps.limiter.endSession(this.#slotUser);
+    this.#slotUser = undefined;
+  }
+
+  #refuse(reason: RefusalReason): void {
+    this.refused = true;
+    this.deps.metrics.authFailure(reason);
+  }
+}
