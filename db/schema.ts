@@ -141,21 +141,25 @@ export const transcriptSessions = pgTable(
   (t) => [index('transcript_sessions_user_idx').on(t.username, t.startedAt)],
 );
 
-/** Every record of every session, byte-exact, in order (login record excluded: the password). */
-export const transcriptRecords = pgTable(
-  'transcript_records',
+/**
+ * Every record of every session, byte-exact, in order (login record excluded: the password),
+ * in chunks: one row holds consecutive records of one session (libs/core transcript-chunk.ts),
+ * as the gateway shipped them in one flush. Inserted only, never updated.
+ */
+export const transcriptChunks = pgTable(
+  'transcript_chunks',
   {
     sessionId: text('session_id')
       .notNull()
       .references(() => transcriptSessions.sessionId),
-    /** Position in the session, both directions interleaved as the gateway saw them. */
-    position: integer('position').notNull(),
-    direction: text('direction').notNull(),
-    /** Whether §7 counts the record in its chain (`bye`, `receipt`, `countersign` are not). */
-    chained: boolean('chained').notNull(),
-    plaintext: bytea('plaintext').notNull(),
+    /** Position of the chunk's first record; positions count both directions interleaved. */
+    firstPosition: integer('first_position').notNull(),
+    /** How many records the chunk holds: its last position is first + count - 1. */
+    recordCount: integer('record_count').notNull(),
+    /** `u8 flags || u32be length || plaintext` per record (flags: 1 = s2c, 2 = chained). */
+    records: bytea('records').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.sessionId, t.position] })],
+  (t) => [primaryKey({ columns: [t.sessionId, t.firstPosition] })],
 );
 
 /**

@@ -12,7 +12,7 @@ import {
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { openDatabase, type DatabaseHandle } from '@securechat/core';
+import { decodeChunk, openDatabase, type DatabaseHandle } from '@securechat/core';
 import { verifyTranscript } from '@securechat/protocol';
 import { eq, asc } from 'drizzle-orm';
 
@@ -117,11 +117,18 @@ it('keeps acked messages, transcripts and account state across restarts', async 
     expect(byId.get(disputedSession)?.status).toBe('disputed');
 
     const row = byId.get(agreedSession)!;
-    const records = await db
+    const chunks = await db
       .select()
-      .from(schema.transcriptRecords)
-      .where(eq(schema.transcriptRecords.sessionId, agreedSession))
-      .orderBy(asc(schema.transcriptRecords.position));
+      .from(schema.transcriptChunks)
+      .where(eq(schema.transcriptChunks.sessionId, agreedSession))
+      .orderBy(asc(schema.transcriptChunks.firstPosition));
+    // Positions follow one another from 0 across the chunks: no record missing or repeated.
+    let next = 0;
+    for (const chunk of chunks) {
+      expect(chunk.firstPosition).toBe(next);
+      next += chunk.recordCount;
+    }
+    const records = chunks.flatMap((chunk) => decodeChunk(chunk.records));
     const types = records.map((r) => (JSON.parse(r.plaintext.toString()) as { type: string }).type);
     expect(types).toEqual([
       'login_ok',
@@ -143,11 +150,7 @@ it('keeps acked messages, transcripts and account state across restarts', async 
     const verification = verifyTranscript({
       sessionId: row.sessionId,
       h2: row.h2,
-      records: records.map((r) => ({
-        direction: r.direction as 'c2s' | 's2c',
-        chained: r.chained,
-        plaintext: r.plaintext,
-      })),
+      records,
       receipt: { view: view(''), signature: row.receiptSignature! },
       countersign: { view: view('client'), signature: row.countersignature! },
       serverKey: createPublicKey(identity),

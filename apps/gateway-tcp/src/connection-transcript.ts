@@ -44,12 +44,10 @@ export class ConnectionTranscript {
       this.#early.push(event);
       return;
     }
-    this.#init.shipper.record({
-      sessionId: this.#init.sessionId,
-      position: this.#position++,
+    this.#init.shipper.record(this.#init.sessionId, this.#position++, {
       direction: event.direction,
       chained: event.chained,
-      plaintext: toBase64(event.plaintext),
+      plaintext: event.plaintext,
     });
   }
 

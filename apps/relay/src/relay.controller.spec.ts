@@ -1,7 +1,7 @@
 /** Payload validation and failure sanitising at the relay's transport edge. */
 import { Logger } from '@nestjs/common';
 
-import { type SecureChatConfig } from '@securechat/core';
+import { encodeChunk, type SecureChatConfig } from '@securechat/core';
 
 import { RelayFailure } from './relay-failure.error';
 import { RelayController } from './relay.controller';
@@ -28,6 +28,9 @@ const view = {
 function setup() {
   const relay = {
     send: jest.fn(() => Promise.resolve({ ok: true, msgId: '1', serverTs: 1, duplicate: false })),
+    sendBatch: jest.fn(() =>
+      Promise.resolve({ results: [{ ok: true, msgId: '2', serverTs: 1, duplicate: false }] }),
+    ),
     delivered: jest.fn(() => Promise.resolve({ ok: true, marked: true })),
     pending: jest.fn(() => Promise.resolve({ messages: [] })),
     join: jest.fn(() => Promise.resolve({ ok: true, room: '#r', members: [] })),
@@ -72,6 +75,10 @@ describe('RelayController validation', () => {
       duplicate: false,
     });
     expect(relay.send).toHaveBeenCalledWith(validSend);
+    expect(await controller.sendBatch({ sends: [validSend] })).toEqual({
+      results: [{ ok: true, msgId: '2', serverTs: 1, duplicate: false }],
+    });
+    expect(relay.sendBatch).toHaveBeenCalledWith({ sends: [validSend] });
     await controller.delivered({ username: 'bob', msgId: 'whatever-the-client-sent' });
     await controller.pending({ username: 'bob', after: '17', limit: 100 });
     await controller.join({ username: 'bob', room: '#r' });
@@ -88,8 +95,14 @@ describe('RelayController validation', () => {
           startedAt: 5,
         },
       ],
-      records: [
-        { sessionId: 's-1', position: 0, direction: 's2c', chained: true, plaintext: 'e30=' },
+      chunks: [
+        {
+          sessionId: 's-1',
+          firstPosition: 0,
+          records: encodeChunk([
+            { direction: 's2c', chained: true, plaintext: Buffer.from('{}') },
+          ]).toString('base64'),
+        },
       ],
       closes: [{ sessionId: 's-1', endedAt: 6, status: 'incomplete', serverView: view }],
     });
@@ -131,16 +144,23 @@ describe('RelayController validation', () => {
         opens: [
           { sessionId: 's', username: 'bob', gateway: 'g', mode: 'full', h2: 'AAAA', startedAt: 1 },
         ],
-        records: [],
+        chunks: [],
         closes: [],
       },
+    ],
+    ['an empty send batch', 'sendBatch', { sends: [] }],
+    ['a send batch with a bad send', 'sendBatch', { sends: [validSend, { ...validSend, ts: -1 }] }],
+    [
+      'a chunk in non-canonical base64',
+      'transcriptAppend',
+      { opens: [], chunks: [{ sessionId: 's', firstPosition: 0, records: 'e30' }], closes: [] },
     ],
     [
       'a close with status open',
       'transcriptAppend',
       {
         opens: [],
-        records: [],
+        chunks: [],
         closes: [{ sessionId: 's', endedAt: 1, status: 'open', serverView: view }],
       },
     ],

@@ -129,7 +129,7 @@ describe('RelayModule over the in-process transport', () => {
       room: '#team',
     });
     expect(
-      await call(RELAY_PATTERNS.transcriptAppend, { opens: [], records: [], closes: [] }),
+      await call(RELAY_PATTERNS.transcriptAppend, { opens: [], chunks: [], closes: [] }),
     ).toEqual({ ok: true, opened: 0, recorded: 0, closed: 0 });
   });
 

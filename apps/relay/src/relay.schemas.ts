@@ -21,6 +21,9 @@ import {
   USERNAME_PATTERN,
 } from '@securechat/protocol';
 
+/** A gateway seals a session's chunk at 1 MiB of records; its last record may add a frame. */
+const MAX_CHUNK_BYTES = 1024 * 1024 + 5 + 16 * 1024 * 1024;
+
 /** Most sends in one `relay.send_batch` request. */
 export const MAX_SEND_BATCH = 65_536;
 
@@ -111,13 +114,12 @@ export function relaySchemas(limits: SchemaLimits) {
         startedAt: safeUint,
       }),
     ),
-    records: z.array(
+    // Canonical base64 here; the chunk format where it is decoded (TranscriptRepository).
+    chunks: z.array(
       z.strictObject({
         sessionId,
-        position: int32,
-        direction: z.enum(['c2s', 's2c']),
-        chained: z.boolean(),
-        plaintext: base64Field({ min: 1, max: limits.maxFrame }),
+        firstPosition: int32,
+        records: base64Field({ min: 1, max: MAX_CHUNK_BYTES }),
       }),
     ),
     closes: z.array(

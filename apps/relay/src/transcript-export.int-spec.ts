@@ -15,7 +15,6 @@ import {
   type TranscriptRecordLine,
   verifyTranscriptLog,
 } from '@securechat/client';
-import { type TranscriptRecord } from '@securechat/core';
 import { type CountersignCheck, exportSpki } from '@securechat/protocol';
 
 import {
@@ -28,7 +27,14 @@ import {
   serverFingerprint,
   serverIdentity,
 } from '../../../libs/protocol/test/in-memory-pair';
-import { b64, PASSWORD, runCollectedSession, wireView } from '../test/collected-session';
+import {
+  b64,
+  chunksOf,
+  PASSWORD,
+  runCollectedSession,
+  type ShippedRecord,
+  wireView,
+} from '../test/collected-session';
 import { ServerKeyUnavailableError } from './errors/server-key-unavailable.error';
 import { TranscriptNotExportableError } from './errors/transcript-not-exportable.error';
 import { TranscriptNotFoundError } from './errors/transcript-not-found.error';
@@ -42,7 +48,7 @@ interface RunSession {
   readonly sessionId: string;
   readonly h2: Buffer;
   /** What the gateway ships (server-side onRecord, by position). */
-  readonly records: TranscriptRecord[];
+  readonly records: ShippedRecord[];
   /** The client's own log of the session, as libs/client writes it. */
   readonly clientLog: object[];
   readonly check: CountersignCheck;
@@ -123,7 +129,7 @@ describe.each([
     unfinished = await runSession('s-open', 2);
     await repo.append({
       opens: [openOf(full), openOf(digest, 'digest', T0 + 1), openOf(unfinished, 'full', T0 + 2)],
-      records: [...full.records, ...unfinished.records.slice(0, 3)],
+      chunks: chunksOf([...full.records, ...unfinished.records.slice(0, 3)]),
       closes: [closeOf(full), closeOf(digest)],
     });
   }, 60_000);
@@ -212,13 +218,17 @@ describe.each([
     // Stored under another name than alice's, whose sessions the listing tests count.
     await repo.append({
       opens: [{ ...openOf(long, 'full', T0 + 3), username: 'carol' }],
-      records: [],
+      chunks: [],
       closes: [],
     });
     for (let i = 0; i < long.records.length; i += 200) {
-      await repo.append({ opens: [], records: long.records.slice(i, i + 200), closes: [] });
+      await repo.append({
+        opens: [],
+        chunks: chunksOf(long.records.slice(i, i + 200)),
+        closes: [],
+      });
     }
-    await repo.append({ opens: [], records: [], closes: [closeOf(long)] });
+    await repo.append({ opens: [], chunks: [], closes: [closeOf(long)] });
 
     const reads = jest.spyOn(repo, 'loadRecords');
     const whole = jest.spyOn(repo, 'load');
@@ -306,7 +316,7 @@ describe.each([
         sessionId,
         username: 'dave',
       })),
-      records: [],
+      chunks: [],
       closes: [],
     });
     const seen: string[] = [];

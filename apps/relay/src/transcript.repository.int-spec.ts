@@ -5,11 +5,11 @@
  */
 import { createPublicKey } from 'node:crypto';
 
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 
-import { type TranscriptBatch } from '@securechat/core';
+import { decodeChunk, encodeChunk, type TranscriptBatch } from '@securechat/core';
 import { exportSpki, fingerprint } from '@securechat/protocol';
-import { transcriptRecords, transcriptSessions, users } from '@db/schema';
+import { transcriptChunks, transcriptSessions, users } from '@db/schema';
 
 import {
   pgliteTestDatabase,
@@ -19,6 +19,7 @@ import {
 import { aliceKey, serverIdentity } from '../../../libs/protocol/test/in-memory-pair';
 import {
   b64,
+  chunksOf,
   type CollectedSession,
   runCollectedSession,
   wireView,
@@ -79,9 +80,9 @@ describe.each([
     expect(records.length).toBeGreaterThan(50); // includes key updates both ways
     const third = Math.floor(records.length / 3);
     const batches: TranscriptBatch[] = [
-      { opens: [openOf(full)], records: records.slice(0, third), closes: [] },
-      { opens: [], records: records.slice(third, 2 * third), closes: [] },
-      { opens: [], records: records.slice(2 * third), closes: [closeOf(full)] },
+      { opens: [openOf(full)], chunks: chunksOf(records.slice(0, third)), closes: [] },
+      { opens: [], chunks: chunksOf(records.slice(third, 2 * third)), closes: [] },
+      { opens: [], chunks: chunksOf(records.slice(2 * third)), closes: [closeOf(full)] },
     ];
     expect(await repo.append(batches[0]!)).toEqual({
       ok: true,
@@ -138,7 +139,7 @@ describe.each([
 
   it('keeps a closed session closed: a later close does not rewrite it', async () => {
     const rewrite = { ...closeOf(full), status: 'disputed' as const, endedAt: 1 };
-    expect(await repo.append({ opens: [], records: [], closes: [rewrite] })).toMatchObject({
+    expect(await repo.append({ opens: [], chunks: [], closes: [rewrite] })).toMatchObject({
       closed: 0,
     });
     expect((await service.load('s-full'))!.session).toMatchObject({
@@ -150,14 +151,20 @@ describe.each([
   it('fails verification once a stored record is altered', async () => {
     const position = 5;
     const where = and(
-      eq(transcriptRecords.sessionId, 's-full'),
-      eq(transcriptRecords.position, position),
+      eq(transcriptChunks.sessionId, 's-full'),
+      sql`${transcriptChunks.firstPosition} <= ${position}`,
+      sql`${transcriptChunks.firstPosition} + ${transcriptChunks.recordCount} > ${position}`,
     );
-    const [original] = await handle.db.select().from(transcriptRecords).where(where);
+    const [original] = await handle.db.select().from(transcriptChunks).where(where);
+    const records = decodeChunk(original!.records);
+    records[position - original!.firstPosition] = {
+      ...records[position - original!.firstPosition]!,
+      plaintext: Buffer.from('{"type":"ping","n":999}'),
+    };
     try {
       await handle.db
-        .update(transcriptRecords)
-        .set({ plaintext: Buffer.from('{"type":"ping","n":999}') })
+        .update(transcriptChunks)
+        .set({ records: encodeChunk(records) })
         .where(where);
       const report = await service.verify('s-full', serverPublicKey);
       expect(report!.ok).toBe(false);
@@ -165,10 +172,7 @@ describe.each([
       // signatures themselves are still fine: it is the records that no longer match
       expect(report!.checks.find((c) => c.name === 'receipt signature')!.ok).toBe(true);
     } finally {
-      await handle.db
-        .update(transcriptRecords)
-        .set({ plaintext: original!.plaintext })
-        .where(where);
+      await handle.db.update(transcriptChunks).set({ records: original!.records }).where(where);
     }
     expect((await service.verify('s-full', serverPublicKey))!.ok).toBe(true);
   });
@@ -177,7 +181,7 @@ describe.each([
     expect(
       await repo.append({
         opens: [openOf(digest, 'digest')],
-        records: [],
+        chunks: [],
         closes: [closeOf(digest)],
       }),
     ).toEqual({ ok: true, opened: 1, recorded: 0, closed: 1 });
@@ -201,7 +205,7 @@ describe.each([
     const sessionId = 's-lost';
     await repo.append({
       opens: [{ ...openOf(full), sessionId }],
-      records: full.records.slice(0, 4).map((r) => ({ ...r, sessionId })),
+      chunks: chunksOf(full.records.slice(0, 4).map((r) => ({ ...r, sessionId }))),
       closes: [
         {
           sessionId,
@@ -222,10 +226,37 @@ describe.each([
     await expect(
       repo.append({
         opens: [{ ...openOf(full), sessionId: 's-half' }],
-        records: [{ ...full.records[0]!, sessionId: 's-never-opened' }],
+        chunks: chunksOf([{ ...full.records[0]!, sessionId: 's-never-opened' }]),
         closes: [],
       }),
     ).rejects.toThrow();
     expect(await service.load('s-half')).toBeUndefined();
+  });
+
+  it('rejects a malformed chunk, storing nothing of the batch', async () => {
+    const [chunk] = chunksOf(full.records.slice(0, 3).map((r) => ({ ...r, sessionId: 's-bad' })));
+    const truncated = Buffer.from(chunk!.records, 'base64').subarray(0, -1).toString('base64');
+    await expect(
+      repo.append({
+        opens: [{ ...openOf(full), sessionId: 's-bad' }],
+        chunks: [{ ...chunk!, records: truncated }],
+        closes: [],
+      }),
+    ).rejects.toThrow(/transcript chunk malformed/);
+    expect(await service.load('s-bad')).toBeUndefined();
+  });
+
+  it('pages records across chunk boundaries by position', async () => {
+    const all = (await repo.load('s-full'))!.records;
+    for (const [after, limit] of [
+      [undefined, 7],
+      [3, 10],
+      [all.length - 3, 10],
+      [all.length - 1, 5],
+    ] as const) {
+      const page = await repo.loadRecords('s-full', limit, after);
+      const from = after === undefined ? 0 : after + 1;
+      expect(page).toEqual(all.slice(from, from + limit));
+    }
   });
 });

@@ -1,26 +1,31 @@
 /**
- * Session transcripts (tables `transcript_sessions`, `transcript_records`; docs/PROTOCOL.md
+ * Session transcripts (tables `transcript_sessions`, `transcript_chunks`; docs/PROTOCOL.md
  * §8). Append-only: a session row is inserted when the session opens and completed exactly
- * once when it closes; records are only ever inserted. Nothing here updates a closed session
- * or deletes anything, so what was stored is what an auditor later verifies (§8.5).
+ * once when it closes; records are only ever inserted, in chunks of consecutive records as a
+ * gateway shipped them (one row per session per flush, not per record). Nothing here updates a
+ * closed session or deletes anything, so what was stored is what an auditor later verifies
+ * (§8.5).
  */
 import { Inject, Injectable } from '@nestjs/common';
 import { and, asc, desc, eq, gt, sql } from 'drizzle-orm';
 
 import {
+  ChunkFormatError,
   DATABASE,
   type Database,
+  decodeChunk,
   type TranscriptBatch,
   type TranscriptMode,
   type TranscriptStatus,
   type TranscriptView,
 } from '@securechat/core';
-import { transcriptRecords, transcriptSessions } from '@db/schema';
+import { transcriptChunks, transcriptSessions } from '@db/schema';
 
+import { RelayFailure } from './relay-failure.error';
 import { type TranscriptAppendResult } from './relay.results';
 
-/** Record rows per insert statement: 5 parameters each, well under Postgres' 65,535. */
-const RECORD_ROWS_PER_STATEMENT = 1_000;
+/** Chunks read per query while paging through a session's records. */
+const CHUNKS_PER_READ = 16;
 
 /** A view (§8.3 inputs) as stored: raw chain bytes. */
 export interface StoredView {
@@ -104,20 +109,12 @@ function viewColumns(view: TranscriptView | undefined) {
     : { c2sCount: null, c2sChain: null, s2cCount: null, s2cChain: null };
 }
 
-const RECORD_COLUMNS = {
-  position: transcriptRecords.position,
-  direction: transcriptRecords.direction,
-  chained: transcriptRecords.chained,
-  plaintext: transcriptRecords.plaintext,
-};
+/** `execute` answers `{ rows }` on both drivers (pg's QueryResult, PGlite's Results). */
+const rowsOf = <T>(result: unknown): T[] => (result as { rows: T[] }).rows;
 
-function storedRecord(row: {
-  position: number;
-  direction: string;
-  chained: boolean;
-  plaintext: Buffer;
-}): StoredTranscriptRecord {
-  return { ...row, direction: row.direction as 'c2s' | 's2c' };
+/** A stored chunk's records with their positions. */
+function chunkRecords(firstPosition: number, records: Buffer): StoredTranscriptRecord[] {
+  return decodeChunk(records).map((record, i) => ({ position: firstPosition + i, ...record }));
 }
 
 @Injectable()
@@ -153,21 +150,23 @@ export class TranscriptRepository {
       }
 
       let recorded = 0;
-      for (let i = 0; i < batch.records.length; i += RECORD_ROWS_PER_STATEMENT) {
-        const rows = await tx
-          .insert(transcriptRecords)
-          .values(
-            batch.records.slice(i, i + RECORD_ROWS_PER_STATEMENT).map((record) => ({
-              sessionId: record.sessionId,
-              position: record.position,
-              direction: record.direction,
-              chained: record.chained,
-              plaintext: fromBase64(record.plaintext),
-            })),
-          )
-          .onConflictDoNothing()
-          .returning({ position: transcriptRecords.position });
-        recorded += rows.length;
+      if (batch.chunks.length > 0) {
+        const bytes = batch.chunks.map((chunk) => Buffer.from(chunk.records, 'base64'));
+        // One statement for every chunk of the batch: arrays through unnest, no per-row SQL.
+        const rows = rowsOf<{ record_count: number }>(
+          await tx.execute(sql`
+            insert into ${transcriptChunks} (session_id, first_position, record_count, records)
+            select * from unnest(
+              ${sql.param(batch.chunks.map((c) => c.sessionId))}::text[],
+              ${sql.param(batch.chunks.map((c) => c.firstPosition))}::int[],
+              ${sql.param(bytes.map(recordCount))}::int[],
+              ${sql.param(bytes)}::bytea[]
+            )
+            -- a gateway retrying a batch sends the same chunks: the stored ones stay as they are
+            on conflict do nothing
+            returning record_count`),
+        );
+        recorded = rows.reduce((n, row) => n + Number(row.record_count), 0);
       }
 
       let closed = 0;
@@ -207,12 +206,12 @@ export class TranscriptRepository {
   async load(sessionId: string): Promise<StoredTranscript | undefined> {
     const session = await this.loadSession(sessionId);
     if (!session) return undefined;
-    const records = await this.db
-      .select(RECORD_COLUMNS)
-      .from(transcriptRecords)
-      .where(eq(transcriptRecords.sessionId, sessionId))
-      .orderBy(asc(transcriptRecords.position));
-    return { session, records: records.map(storedRecord) };
+    const chunks = await this.db
+      .select({ first: transcriptChunks.firstPosition, records: transcriptChunks.records })
+      .from(transcriptChunks)
+      .where(eq(transcriptChunks.sessionId, sessionId))
+      .orderBy(asc(transcriptChunks.firstPosition));
+    return { session, records: chunks.flatMap((c) => chunkRecords(c.first, c.records)) };
   }
 
   /** The session row alone, without its records; undefined for an unknown session. */
@@ -255,17 +254,32 @@ export class TranscriptRepository {
     limit: number,
     after?: number,
   ): Promise<StoredTranscriptRecord[]> {
-    const rows = await this.db
-      .select(RECORD_COLUMNS)
-      .from(transcriptRecords)
-      .where(
-        after === undefined
-          ? eq(transcriptRecords.sessionId, sessionId)
-          : and(eq(transcriptRecords.sessionId, sessionId), gt(transcriptRecords.position, after)),
-      )
-      .orderBy(asc(transcriptRecords.position))
-      .limit(limit);
-    return rows.map(storedRecord);
+    const records: StoredTranscriptRecord[] = [];
+    let from = after ?? -1;
+    while (records.length < limit) {
+      // Chunks that hold a position past `from`: keyset on the primary key's order.
+      const chunks = await this.db
+        .select({ first: transcriptChunks.firstPosition, records: transcriptChunks.records })
+        .from(transcriptChunks)
+        .where(
+          and(
+            eq(transcriptChunks.sessionId, sessionId),
+            gt(sql`${transcriptChunks.firstPosition} + ${transcriptChunks.recordCount}`, from + 1),
+          ),
+        )
+        .orderBy(asc(transcriptChunks.firstPosition))
+        .limit(CHUNKS_PER_READ);
+      for (const chunk of chunks) {
+        for (const record of chunkRecords(chunk.first, chunk.records)) {
+          if (record.position > from && records.length < limit) {
+            records.push(record);
+            from = record.position;
+          }
+        }
+      }
+      if (chunks.length < CHUNKS_PER_READ) break;
+    }
+    return records;
   }
 
   /**
@@ -312,5 +326,17 @@ export class TranscriptRepository {
       startedAt: row.startedAt.getTime(),
       endedAt: row.endedAt?.getTime(),
     }));
+  }
+}
+
+/** How many records a shipped chunk holds; a malformed one fails its whole batch. */
+function recordCount(chunk: Buffer): number {
+  try {
+    return decodeChunk(chunk).length;
+  } catch (error) {
+    if (error instanceof ChunkFormatError) {
+      throw new RelayFailure(`transcript chunk malformed: ${error.message}`);
+    }
+    throw error;
   }
 }

@@ -5,7 +5,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 
-import { type TranscriptRecord, type TranscriptView } from '@securechat/core';
+import { encodeChunk, type TranscriptChunk, type TranscriptView } from '@securechat/core';
 import {
   type CountersignCheck,
   type RecordEvent,
@@ -32,12 +32,48 @@ export const wireView = (view: ProtocolView): TranscriptView => ({
   s2cChain: b64(view.s2cChain),
 });
 
+/** One record as the gateway saw it, at its position in the session (plaintext in base64). */
+export interface ShippedRecord {
+  readonly sessionId: string;
+  readonly position: number;
+  readonly direction: 'c2s' | 's2c';
+  readonly chained: boolean;
+  readonly plaintext: string;
+}
+
+/**
+ * Records packed as a gateway ships them (TranscriptShipper): one chunk per run of
+ * consecutive positions of a session.
+ */
+export function chunksOf(records: readonly ShippedRecord[]): TranscriptChunk[] {
+  const runs: ShippedRecord[][] = [];
+  for (const record of records) {
+    const last = runs.at(-1)?.at(-1);
+    if (last && last.sessionId === record.sessionId && last.position + 1 === record.position) {
+      runs.at(-1)!.push(record);
+    } else {
+      runs.push([record]);
+    }
+  }
+  return runs.map((run) => ({
+    sessionId: run[0]!.sessionId,
+    firstPosition: run[0]!.position,
+    records: encodeChunk(
+      run.map((r) => ({
+        direction: r.direction,
+        chained: r.chained,
+        plaintext: Buffer.from(r.plaintext, 'base64'),
+      })),
+    ).toString('base64'),
+  }));
+}
+
 /** What a gateway collects for one session that ends with bye, receipt and countersign. */
 export interface CollectedSession {
   readonly sessionId: string;
   readonly h2: Buffer;
   /** What the gateway ships (server-side onRecord, by position). */
-  readonly records: TranscriptRecord[];
+  readonly records: ShippedRecord[];
   /** The same session's records as the client saw them (for the client's own log). */
   readonly clientEvents: RecordEvent[];
   readonly check: CountersignCheck;

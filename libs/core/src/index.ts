@@ -34,3 +34,4 @@ export * from './ops/cached-source';
 export * from './ops/process-ops';
 export * from './ops/ops.module';
 export * from './redis/ping-connection';
+export * from './transcripts/transcript-chunk';

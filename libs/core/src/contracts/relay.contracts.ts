@@ -122,14 +122,16 @@ export interface TranscriptOpen {
   readonly startedAt: number;
 }
 
-export interface TranscriptRecord {
+/**
+ * Consecutive records of one session, packed (libs/core transcript-chunk.ts): the first at
+ * `firstPosition`, the others one after the other. Positions count every record of the
+ * session from 0, both directions interleaved in the order the gateway saw them.
+ */
+export interface TranscriptChunk {
   readonly sessionId: string;
-  /** 0, 1, 2, … in the order the gateway saw the records, both directions interleaved. */
-  readonly position: number;
-  readonly direction: 'c2s' | 's2c';
-  readonly chained: boolean;
-  /** base64 of the plaintext, byte-exact. */
-  readonly plaintext: string;
+  readonly firstPosition: number;
+  /** base64 of `encodeChunk(records)`: byte-exact plaintexts with direction and chain flag. */
+  readonly records: string;
 }
 
 export interface TranscriptView {
@@ -154,17 +156,18 @@ export interface TranscriptClose {
   readonly countersignature?: string;
 }
 
-/** How many rows a transcript batch changed (0 on a retry of a stored batch). */
+/** What a transcript batch added (0 on a retry of a stored batch). */
 export interface TranscriptAppendResult {
   readonly ok: true;
   readonly opened: number;
+  /** Records in chunks not stored before. */
   readonly recorded: number;
   readonly closed: number;
 }
 
-/** One batch from a gateway: applied in order opens, records, closes. */
+/** One batch from a gateway: applied in order opens, chunks, closes. */
 export interface TranscriptBatch {
   readonly opens: TranscriptOpen[];
-  readonly records: TranscriptRecord[];
+  readonly chunks: TranscriptChunk[];
   readonly closes: TranscriptClose[];
 }

@@ -34,7 +34,7 @@ describe.each([
       'messages',
       'room_members',
       'rooms',
-      'transcript_records',
+      'transcript_chunks',
       'transcript_sessions',
       'users',
     ]);
