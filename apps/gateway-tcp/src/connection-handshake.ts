@@ -47,7 +47,10 @@ export class ConnectionHandshake {
   #helloTimer: NodeJS.Timeout | undefined;
   #loginTimer: NodeJS.Timeout | undefined;
   #timedOut = false;
+  /** An outcome was reported (established or failed): nothing more is said or called. */
   #over = false;
+  #established = false;
+  #recorded = false;
 
   constructor(init: ConnectionHandshakeInit) {
     this.#init = init;
@@ -110,8 +113,9 @@ export class ConnectionHandshake {
   /** The connection closed during the handshake: how it ended, for the metrics. */
   closed(): void {
     this.#stopTimers();
-    if (this.#over) return;
     this.#over = true;
+    if (this.#established || this.#recorded) return;
+    this.#recorded = true;
     this.#handshake.abort('internal', 'connection closed');
     const result: HandshakeResult = this.#timedOut
       ? 'timeout'
@@ -131,8 +135,9 @@ export class ConnectionHandshake {
 
   #finish(step: ServerHandshakeStep): void {
     for (const bytes of step.send) this.#init.output.write(bytes);
+    if (step.session || step.error || step.close) this.#over = true;
     if (step.session) {
-      this.#over = true;
+      this.#established = true;
       this.#stopTimers();
       this.#init.metrics.handshake('ok');
       this.#init.established(step.session);
