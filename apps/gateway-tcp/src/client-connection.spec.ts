@@ -136,7 +136,7 @@ function harness(env: Record<string, string> = {}, holdLogin = false): Harness {
           });
         });
       }),
-      delivered: jest.fn(() => Promise.resolve({ ok: true as const, marked: true })),
+      deliveredBatch: jest.fn(() => Promise.resolve({ ok: true as const, marked: 1 })),
       pending: jest.fn(() => Promise.resolve({ messages: [] })),
       join: jest.fn(),
       leave: jest.fn(),

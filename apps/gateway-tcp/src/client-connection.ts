@@ -33,7 +33,7 @@ export interface ConnectionDeps {
   readonly auth: Pick<AuthClient, 'login' | 'getKey'>;
   readonly relay: Pick<
     RelayClient,
-    'sendBatch' | 'delivered' | 'pending' | 'join' | 'leave' | 'history'
+    'sendBatch' | 'deliveredBatch' | 'pending' | 'join' | 'leave' | 'history'
   >;
   readonly registry: SessionRegistry;
   readonly limiter: Pick<ConnectionLimiter, 'tryStartSession' | 'endSession' | 'endHandshake'>;

@@ -46,7 +46,7 @@ function fakeServices() {
     auth: { getKey: jest.fn<Promise<GetKeyResult>, [string]>() },
     relay: {
       sendBatch: jest.fn<Promise<SendBatchResult>, [SendBatchCommand]>(),
-      delivered: jest.fn<Promise<{ ok: true; marked: boolean }>, [string, string]>(),
+      deliveredBatch: jest.fn<Promise<{ ok: true; marked: number }>, [string, string[]]>(),
       join: jest.fn<Promise<JoinResult>, [RoomCommand]>(),
       leave: jest.fn<Promise<LeaveResult>, [RoomCommand]>(),
       history: jest.fn<Promise<HistoryResult>, [HistoryQuery]>(),
@@ -256,23 +256,16 @@ describe('RequestHandler', () => {
   });
 
   describe('delivered', () => {
-    it('marks each id for the session’s user and answers nothing', async () => {
+    it('marks the run for the session’s user in one relay call and answers nothing', async () => {
       const { handler, services } = setup();
-      services.relay.delivered.mockResolvedValue({ ok: true, marked: true });
+      services.relay.deliveredBatch.mockResolvedValue({ ok: true, marked: 3 });
       expect(await handler.delivered(['1', '2', '3'])).toEqual([]);
-      expect(services.relay.delivered.mock.calls).toEqual([
-        ['alice', '1'],
-        ['alice', '2'],
-        ['alice', '3'],
-      ]);
+      expect(services.relay.deliveredBatch.mock.calls).toEqual([['alice', ['1', '2', '3']]]);
     });
 
-    it('answers one internal error however many of them failed', async () => {
+    it('answers one internal error when the relay cannot be reached', async () => {
       const { handler, services, logger } = setup();
-      services.relay.delivered
-        .mockRejectedValueOnce(unavailable())
-        .mockResolvedValueOnce({ ok: true, marked: true })
-        .mockRejectedValueOnce(unavailable());
+      services.relay.deliveredBatch.mockRejectedValueOnce(unavailable());
       expect(await handler.delivered(['1', '2', '3'])).toEqual([
         { type: 'error', code: 'internal', message: expect.any(String) },
       ]);

@@ -49,7 +49,10 @@ export class RequestHandler {
     private readonly session: RequestSession,
     private readonly services: {
       readonly auth: Pick<AuthClient, 'getKey'>;
-      readonly relay: Pick<RelayClient, 'sendBatch' | 'delivered' | 'join' | 'leave' | 'history'>;
+      readonly relay: Pick<
+        RelayClient,
+        'sendBatch' | 'deliveredBatch' | 'join' | 'leave' | 'history'
+      >;
     },
     private readonly logger: LoggerService,
   ) {}
@@ -110,14 +113,13 @@ export class RequestHandler {
    * that cannot be reached is said once, as `internal`.
    */
   async delivered(msgIds: readonly string[]): Promise<ServerMessage[]> {
-    const username = this.session.username;
-    const outcomes = await Promise.allSettled(
-      msgIds.map((msgId) => this.services.relay.delivered(username, msgId)),
-    );
-    const failure = outcomes.find((o) => o.status === 'rejected');
-    if (!failure) return [];
-    this.#logFailure(failure.reason);
-    return [refusal('unavailable')];
+    try {
+      await this.services.relay.deliveredBatch(this.session.username, [...msgIds]);
+      return [];
+    } catch (error) {
+      this.#logFailure(error);
+      return [refusal('unavailable')];
+    }
   }
 
   /** Every other request: the answer, if it has one (§6). */

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { type ClientProxy } from '@nestjs/microservices';
 import {
   AUTH_PATTERNS,
-  type DeliveredResult,
+  type DeliveredBatchResult,
   type GetKeyResult,
   type HistoryQuery,
   type HistoryResult,
@@ -52,8 +52,14 @@ export class RelayClient {
     return request(this.proxy, RELAY_PATTERNS.sendBatch, command, SERVICE_TIMEOUT_MS);
   }
 
-  delivered(username: string, msgId: string): Promise<DeliveredResult> {
-    return request(this.proxy, RELAY_PATTERNS.delivered, { username, msgId }, SERVICE_TIMEOUT_MS);
+  /** A run of one session's `delivered` confirmations, in one request. */
+  deliveredBatch(username: string, msgIds: string[]): Promise<DeliveredBatchResult> {
+    return request(
+      this.proxy,
+      RELAY_PATTERNS.deliveredBatch,
+      { username, msgIds },
+      SERVICE_TIMEOUT_MS,
+    );
   }
 
   pending(query: PendingQuery): Promise<PendingResult> {

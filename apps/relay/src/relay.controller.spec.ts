@@ -32,6 +32,7 @@ function setup() {
       Promise.resolve({ results: [{ ok: true, msgId: '2', serverTs: 1, duplicate: false }] }),
     ),
     delivered: jest.fn(() => Promise.resolve({ ok: true, marked: true })),
+    deliveredBatch: jest.fn(() => Promise.resolve({ ok: true, marked: 2 })),
     pending: jest.fn(() => Promise.resolve({ messages: [] })),
     join: jest.fn(() => Promise.resolve({ ok: true, room: '#r', members: [] })),
     leave: jest.fn(() => Promise.resolve({ ok: true, room: '#r' })),
@@ -80,6 +81,10 @@ describe('RelayController validation', () => {
     });
     expect(relay.sendBatch).toHaveBeenCalledWith({ sends: [validSend] });
     await controller.delivered({ username: 'bob', msgId: 'whatever-the-client-sent' });
+    expect(await controller.deliveredBatch({ username: 'bob', msgIds: ['1', 'x'] })).toEqual({
+      ok: true,
+      marked: 2,
+    });
     await controller.pending({ username: 'bob', after: '17', limit: 100 });
     await controller.join({ username: 'bob', room: '#r' });
     await controller.leave({ username: 'bob', room: '#r' });
@@ -137,6 +142,7 @@ describe('RelayController validation', () => {
     ['history limit 201', 'history', { username: 'bob', with: 'alice', limit: 201 }],
     ['join a username', 'join', { username: 'bob', room: 'general' }],
     ['delivered without msgId', 'delivered', { username: 'bob' }],
+    ['an empty delivered batch', 'deliveredBatch', { username: 'bob', msgIds: [] }],
     [
       'a record with a short h2',
       'transcriptAppend',

@@ -13,6 +13,7 @@ import { type z } from 'zod';
 
 import {
   CONFIG,
+  type DeliveredBatchResult,
   type HistoryResult,
   type JoinResult,
   type LeaveResult,
@@ -79,6 +80,20 @@ export class RelayController {
       if (result.marked) this.metrics.deliveryAcked();
       return result;
     });
+  }
+
+  @MessagePattern(RELAY_PATTERNS.deliveredBatch)
+  deliveredBatch(@Payload() payload: unknown): Promise<DeliveredBatchResult> {
+    return this.#handle(
+      RELAY_PATTERNS.deliveredBatch,
+      this.#schemas.deliveredBatch,
+      payload,
+      async (cmd) => {
+        const result = await this.relay.deliveredBatch(cmd);
+        for (let i = 0; i < result.marked; i++) this.metrics.deliveryAcked();
+        return result;
+      },
+    );
   }
 
   @MessagePattern(RELAY_PATTERNS.pending)

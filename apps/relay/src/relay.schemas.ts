@@ -72,6 +72,11 @@ export function relaySchemas(limits: SchemaLimits) {
 
   const delivered = z.strictObject({ username, msgId });
 
+  const deliveredBatch = z.strictObject({
+    username,
+    msgIds: z.array(msgId).min(1).max(MAX_SEND_BATCH),
+  });
+
   const pending = z.strictObject({
     username,
     after: z
@@ -135,7 +140,16 @@ export function relaySchemas(limits: SchemaLimits) {
     ),
   });
 
-  return { send, sendBatch, delivered, pending, roomCommand, history, transcriptBatch };
+  return {
+    send,
+    sendBatch,
+    delivered,
+    deliveredBatch,
+    pending,
+    roomCommand,
+    history,
+    transcriptBatch,
+  };
 }
 
 export type RelaySchemas = ReturnType<typeof relaySchemas>;

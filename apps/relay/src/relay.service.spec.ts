@@ -79,6 +79,17 @@ function setup() {
   return { service, messages, rooms, users, transcripts, fanout, clock };
 }
 
+const newMessage = (): NewMessage => ({
+  sender: 'alice',
+  clientId: 'm',
+  recipient: 'bob',
+  conversation: 'dm:alice:bob',
+  body: '',
+  clientTs: 1,
+  sig: 'c2ln',
+  recipients: ['bob'],
+});
+
 const send = (to: string, id = 'm-1', from = 'alice') => ({
   from,
   id,
@@ -236,6 +247,50 @@ describe('RelayService.send', () => {
   });
 });
 
+describe('RelayService.sendBatch', () => {
+  it('stores the batch in its order, answers each send in place, and publishes in storage order', async () => {
+    const { service, messages, fanout } = setup();
+    const result = await service.sendBatch({
+      sends: [send('bob', 'a'), send('nobody', 'b'), send('#general', 'c'), send('#secret', 'd')],
+    });
+    expect(result.results).toEqual([
+      { ok: true, msgId: '1', serverTs: NOW, duplicate: false },
+      { ok: false, code: 'not_found', message: expect.any(String) },
+      { ok: true, msgId: '2', serverTs: NOW, duplicate: false },
+      { ok: false, code: 'forbidden', message: expect.any(String) },
+    ]);
+    expect(messages.store.mock.calls.map(([m]) => m.clientId)).toEqual(['a', 'c']);
+    expect(
+      (fanout.publish.mock.calls as unknown as [{ message: StoredMessage }][]).map(
+        ([event]) => event.message.id,
+      ),
+    ).toEqual(['a', 'c']);
+  });
+
+  it('fails the whole request when storage fails (the gateway answers each send internal)', async () => {
+    const { service, messages } = setup();
+    messages.store.mockRejectedValueOnce(new Error('batch failed'));
+    await expect(
+      service.sendBatch({ sends: [send('bob', 'a'), send('bob', 'b')] }),
+    ).rejects.toThrow('batch failed');
+  });
+});
+
+describe('RelayService.deliveredBatch', () => {
+  it('marks every id of the run and counts the ones that were pending', async () => {
+    const { service, messages } = setup();
+    messages.markDelivered.mockResolvedValueOnce(true).mockResolvedValueOnce(false);
+    expect(await service.deliveredBatch({ username: 'bob', msgIds: ['3', '4', 'junk'] })).toEqual({
+      ok: true,
+      marked: 1,
+    });
+    expect(messages.markDelivered.mock.calls).toEqual([
+      ['bob', 3n, new Date(NOW)],
+      ['bob', 4n, new Date(NOW)],
+    ]);
+  });
+});
+
 describe('RelayService.delivered and pending', () => {
   it('marks with the parsed id and the clock time; ignores ids that cannot be ours', async () => {
     const { service, messages } = setup();
@@ -251,6 +306,23 @@ describe('RelayService.delivered and pending', () => {
       });
     }
     expect(messages.markDelivered).toHaveBeenCalledTimes(1);
+  });
+
+  it('cuts a page at maxBytes of bodies, never below one message, and says more may follow', async () => {
+    const { service, messages } = setup();
+    const body = (n: number) => ({ ...stored(newMessage(), String(n)), body: 'x'.repeat(100) });
+    messages.pending.mockResolvedValue([body(1), body(2), body(3)]);
+    expect(await service.pending({ username: 'bob', limit: 10, maxBytes: 250 })).toEqual({
+      messages: [body(1), body(2)],
+      more: true,
+    });
+    expect(await service.pending({ username: 'bob', limit: 10, maxBytes: 10 })).toEqual({
+      messages: [body(1)],
+      more: true,
+    });
+    expect(await service.pending({ username: 'bob', limit: 10, maxBytes: 300 })).toEqual({
+      messages: [body(1), body(2), body(3)],
+    });
   });
 
   it('pages pending messages after a msg_id', async () => {

@@ -7,6 +7,8 @@ import { Injectable, Logger } from '@nestjs/common';
 
 import {
   ClockRepository,
+  type DeliveredBatchCommand,
+  type DeliveredBatchResult,
   type DeliveredCommand,
   type FanoutEvent,
   FanoutPort,
@@ -125,6 +127,17 @@ export class RelayService {
     if (id === undefined) return { ok: true, marked: false };
     const marked = await this.messages.markDelivered(cmd.username, id, new Date(this.clock.now()));
     return { ok: true, marked };
+  }
+
+  /**
+   * A run of one session's confirmations (§6 `delivered`), each marked as `delivered` would;
+   * the repository group-commits them into one UPDATE.
+   */
+  async deliveredBatch(cmd: DeliveredBatchCommand): Promise<DeliveredBatchResult> {
+    const results = await Promise.all(
+      cmd.msgIds.map((msgId) => this.delivered({ username: cmd.username, msgId })),
+    );
+    return { ok: true, marked: results.filter((r) => r.marked).length };
   }
 
   /** §7.4 "Redelivery": the user's unconfirmed messages, oldest first, after `after`. */

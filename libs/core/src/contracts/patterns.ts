@@ -12,6 +12,7 @@ export const RELAY_PATTERNS = {
   send: 'relay.send',
   sendBatch: 'relay.send_batch',
   delivered: 'relay.delivered',
+  deliveredBatch: 'relay.delivered_batch',
   pending: 'relay.pending',
   join: 'relay.join',
   leave: 'relay.leave',

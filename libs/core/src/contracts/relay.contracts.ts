@@ -54,6 +54,18 @@ export interface DeliveredCommand {
   readonly msgId: string;
 }
 
+/** A run of one session's `delivered` confirmations, marked together. */
+export interface DeliveredBatchCommand {
+  readonly username: string;
+  readonly msgIds: string[];
+}
+
+/** How many of the batch's confirmations marked a pending delivery. */
+export interface DeliveredBatchResult {
+  readonly ok: true;
+  readonly marked: number;
+}
+
 /** The client gets no answer to `delivered` (§6); the gateway gets this one. */
 export interface DeliveredResult {
   readonly ok: true;
