@@ -16,14 +16,17 @@ import { performance } from 'node:perf_hooks';
 import { type LoadClient, type Target, createLoadClient, newUserKey } from './load-client';
 import { LatencyHistogram, type LatencySummary, summarizeMicros } from './stats';
 
-export type Workload = 'handshake' | 'throughput' | 'rate' | 'idle' | 'room';
+export type Workload = 'handshake' | 'throughput' | 'rate' | 'idle' | 'room' | 'single';
 
 export interface GeneratorConfig {
   readonly protocol: 'securechat' | 'tls';
   readonly workload: Workload;
   /** Clients are spread over the targets round-robin (pairs end up on different gateways). */
   readonly targets: readonly Target[];
-  /** handshake: concurrent connectors; throughput/rate: clients; idle: sessions; room: members. */
+  /**
+   * handshake: concurrent connectors; throughput/rate: clients; idle: sessions; room: members;
+   * single: 2 (client 0 sends, client 1 receives).
+   */
   readonly clients: number;
   readonly bodyBytes: number;
   readonly warmupSeconds: number;
@@ -33,6 +36,8 @@ export interface GeneratorConfig {
   readonly rate?: number;
   /** room: members that send (as fast as their acks allow). */
   readonly senders?: number;
+  /** single: sends the one sender keeps unacknowledged (a new one goes out at each ack). */
+  readonly inFlight?: number;
   /** Makes usernames and room names unique per invocation. */
   readonly tag: string;
   readonly caFile?: string;
@@ -291,6 +296,23 @@ class Generator {
     });
   }
 
+  /**
+   * One connection with a window: client 0 keeps `inFlight` sends to client 1 outstanding (each
+   * ack lets the next one go), client 1 only receives. `inFlight` closed loops on one client
+   * are exactly that window; libs/client's own cap (maxPendingSends, 1024) is far above it.
+   */
+  async single(): Promise<void> {
+    const inFlight = this.config.inFlight ?? 32;
+    if (this.config.clients !== 2) throw new Error('single needs clients = 2');
+    if (inFlight < 1 || inFlight > 1024) throw new Error('single needs 1 <= inFlight <= 1024');
+    await this.connectAll(2);
+    const sender = this.clients[0]!;
+    const to = this.username(1);
+    await this.measure(async () => {
+      await Promise.all(Array.from({ length: inFlight }, () => this.closedLoop(sender, to)));
+    });
+  }
+
   /** Every member joins one room; `senders` of them send to it as fast as their acks allow. */
   async room(): Promise<void> {
     const members = this.config.clients;
@@ -382,6 +404,9 @@ async function main(): Promise<void> {
       break;
     case 'idle':
       await generator.idle();
+      break;
+    case 'single':
+      await generator.single();
       break;
   }
   post({ type: 'done' });

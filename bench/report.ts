@@ -20,6 +20,10 @@ export interface Measurement {
   readonly windows: WindowResult[];
   /** The idle workload's figures. */
   readonly idle?: Record<string, number>;
+  /** The commit the SecureChat servers were started from, when runs compare two trees. */
+  readonly server?: string;
+  /** CPU seconds of all server processes in each run's measured window (parallel to windows). */
+  readonly serverCpuSeconds?: number[];
 }
 
 export interface BenchReport {
@@ -46,6 +50,10 @@ function rate(value: number): string {
 function ms(value: number): string {
   if (!Number.isFinite(value)) return '–';
   return value < 10 ? value.toFixed(2) : value < 100 ? value.toFixed(1) : integer.format(value);
+}
+
+function micros(value: number): string {
+  return Number.isFinite(value) ? `${integer.format(value)} µs` : '–';
 }
 
 /** Median over runs, with (min–max) when there were several. */
@@ -178,6 +186,61 @@ export function renderMarkdown(report: BenchReport): string {
           setup === 'tls-baseline' ? '' : ratio(median(values), base),
           latencies(m.windows, (w) => w.ackLatency),
           latencies(m.windows, (w) => w.deliveryLatency),
+          String(m.windows.reduce((n, w) => n + w.errors + w.unverified, 0)),
+        ]);
+      }
+    }
+    out.push(table(rows));
+  }
+
+  const singleCombos = combos(report, 'single');
+  if (singleCombos.length > 0) {
+    out.push(
+      '\n### One connection, sends in flight (one sender keeps N sends unacknowledged; one receiver)\n',
+    );
+    const rows: string[][] = [
+      [
+        'in flight',
+        'body',
+        'setup',
+        'server',
+        'delivered msg/s',
+        'vs TLS baseline',
+        'delivery p50',
+        'delivery p99',
+        'server CPU per message',
+        'errors',
+      ],
+    ];
+    const same = (m: Measurement, params: Record<string, number | string>) =>
+      m.workload === 'single' && Object.entries(params).every(([k, v]) => m.params[k] === v);
+    for (const params of singleCombos) {
+      const baseline = find(report, 'single', 'tls-baseline', params);
+      const base = baseline ? median(baseline.windows.map(perSecond)) : Number.NaN;
+      for (const m of report.measurements.filter((x) => same(x, params))) {
+        const values = m.windows.map(perSecond);
+        const cpu = (m.serverCpuSeconds ?? []).map((c, i) => c / m.windows[i]!.delivered);
+        rows.push([
+          String(params.inFlight),
+          `${params.bytes} B`,
+          SETUP_LABELS[m.setup],
+          m.server ?? '',
+          cell(values),
+          m.setup === 'tls-baseline' ? '' : ratio(median(values), base),
+          cell(
+            m.windows.map((w) => w.deliveryLatency.p50),
+            ms,
+          ),
+          cell(
+            m.windows.map((w) => w.deliveryLatency.p99),
+            ms,
+          ),
+          cpu.every(Number.isFinite)
+            ? cell(
+                cpu.map((c) => c * 1e6),
+                micros,
+              )
+            : '–',
           String(m.windows.reduce((n, w) => n + w.errors + w.unverified, 0)),
         ]);
       }

@@ -5,9 +5,12 @@
  *
  *   npm run bench                        every workload, --runs 3
  *   npm run bench -- --quick             smoke check: one short run each, small N
- *   npm run bench -- --only throughput   one workload (handshake, throughput, rate, idle, room,
- *                                        ceilings; comma-separated for several)
+ *   npm run bench -- --only throughput   one workload (handshake, throughput, single, rate, idle,
+ *                                        room, ceilings; comma-separated for several)
  *   npm run bench -- --runs 5 --seconds 10 --warmup 2
+ *   npm run bench -- --only single --in-flight 1,32 --compare-root /tmp/sc-before --label x
+ *                                        one connection with N sends in flight, on this tree's
+ *                                        servers and, alternating, on another checkout's
  *   npm run bench -- --profile [setup]   also profile one setup (default distributed-full) under
  *                                        the throughput workload
  *   npm run bench -- --render bench/results/<date>.json   tables of a stored run, into the docs
@@ -16,11 +19,19 @@
  * B, C, D, then again), so that drift of the machine hits every setup alike. Every run is a
  * fresh load-generator process (bench/load-generator.ts) driving real clients over loopback.
  * Progress goes to stderr; the markdown table to stdout and, with the JSON,
- * to bench/results/<date>.{json,md}; a full run also rewrites the table in docs/BENCHMARKS.md.
+ * to bench/results/<date>[-<label>].{json,md}; a full run (every workload) also rewrites the
+ * table in docs/BENCHMARKS.md.
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -42,10 +53,26 @@ import { median } from './stats';
 const ROOT = path.resolve(__dirname, '..');
 const RESULTS_DIR = path.join(ROOT, 'bench/results');
 
-const WORKLOADS = ['handshake', 'throughput', 'rate', 'idle', 'room', 'ceilings'] as const;
+const WORKLOADS = [
+  'handshake',
+  'throughput',
+  'single',
+  'rate',
+  'idle',
+  'room',
+  'ceilings',
+] as const;
 type WorkloadName = (typeof WORKLOADS)[number];
 
-const USAGE = `usage: npm run bench -- [--quick] [--only ${WORKLOADS.join('|')}[,…]] [--runs N] [--seconds S] [--warmup S] [--profile [setup]] [--no-docs] | --render <results.json>`;
+const USAGE = `usage: npm run bench -- [--quick] [--only ${WORKLOADS.join('|')}[,…]] [--runs N] [--seconds S] [--warmup S] [--in-flight N[,…]] [--compare-root DIR] [--label NAME] [--profile [setup]] [--no-docs] | --render <results.json>
+
+  --only single      one connection keeping N sends in flight (--in-flight, default 32; 100-byte
+                     bodies) to one receiver: delivered msg/s, delivery p50/p99, server CPU per
+                     message; on embedded, distributed (full) and the TLS baseline
+  --compare-root DIR the single workload also runs every SecureChat setup started from DIR (a
+                     checkout of another commit, e.g. a git worktree with node_modules linked),
+                     alternating with this tree's; load generator and baseline stay this tree's
+  --label NAME       appended to the results file names (bench/results/<date>-NAME.json)`;
 
 export interface Settings {
   readonly quick: boolean;
@@ -56,6 +83,12 @@ export interface Settings {
   /** The setup to run under the CPU profiler, or false. */
   readonly profile: string | false;
   readonly updateDocs: boolean;
+  /** single: the sender's windows of unacknowledged sends, one row each. */
+  readonly inFlight: readonly number[];
+  /** single: another checkout whose SecureChat servers are measured alongside this tree's. */
+  readonly compareRoot?: string;
+  /** Appended to the results file names. */
+  readonly label?: string;
   readonly throughputClients: readonly number[];
   readonly bodySizes: readonly number[];
   readonly rateFractions: readonly number[];
@@ -75,6 +108,9 @@ function readSettings(argv: readonly string[]): Settings {
   let warmup: number | undefined;
   let profile: string | false = false;
   let docs: boolean | undefined;
+  let inFlight: number[] = [32];
+  let compareRoot: string | undefined;
+  let label: string | undefined;
   const number = (flag: string, value: string | undefined) => {
     const n = Number(value);
     if (value === undefined || !Number.isFinite(n) || n <= 0) {
@@ -120,6 +156,24 @@ function readSettings(argv: readonly string[]): Settings {
       case '--no-docs':
         docs = false;
         break;
+      case '--in-flight':
+        inFlight = (args.shift() ?? '').split(',').map((v) => Math.round(number(arg, v)));
+        if (inFlight.some((n) => n > 1024)) throw new Error(`--in-flight: at most 1024\n${USAGE}`);
+        break;
+      case '--compare-root': {
+        const dir = args.shift();
+        if (dir === undefined || !existsSync(path.join(dir, 'apps/embedded/src/main.ts'))) {
+          throw new Error(`--compare-root needs a checkout of this repository\n${USAGE}`);
+        }
+        compareRoot = path.resolve(dir);
+        break;
+      }
+      case '--label': {
+        const name = args.shift() ?? '';
+        if (!/^[\w.-]+$/.test(name)) throw new Error(`--label needs [A-Za-z0-9_.-]+\n${USAGE}`);
+        label = name;
+        break;
+      }
       default:
         throw new Error(`unknown argument ${arg}\n${USAGE}`);
     }
@@ -131,7 +185,11 @@ function readSettings(argv: readonly string[]): Settings {
     seconds: seconds ?? (quick ? 1 : 10),
     warmupSeconds: warmup ?? (quick ? 0.5 : 2),
     profile,
-    updateDocs: docs ?? !quick,
+    // Only a run of every workload replaces the tables in the docs.
+    updateDocs: docs ?? (!quick && only.length === WORKLOADS.length),
+    inFlight,
+    ...(compareRoot === undefined ? {} : { compareRoot }),
+    ...(label === undefined ? {} : { label }),
     throughputClients: quick ? [10] : [10, 100, 1000],
     rateClients: quick ? 10 : 100,
     bodySizes: [100, 4096],
@@ -318,7 +376,8 @@ function runGenerator(
 // ---------------------------------------------------------------- the run
 
 class Bench {
-  readonly setups = new Map<SetupName, RunningSetup>();
+  /** Running setups by name; `name@root` for those started from another checkout. */
+  readonly setups = new Map<string, RunningSetup>();
   readonly measurements: Measurement[] = [];
   readonly failures: string[] = [];
   crypto: CryptoCeiling[] = [];
@@ -331,24 +390,27 @@ class Bench {
     readonly progress: Progress,
   ) {}
 
-  async setup(name: SetupName): Promise<RunningSetup> {
-    let setup = this.setups.get(name);
+  /** The running setup `name`, started on first use (from `serverRoot` when given). */
+  async setup(name: SetupName, serverRoot?: string): Promise<RunningSetup> {
+    const key = serverRoot === undefined ? name : `${name}@${serverRoot}`;
+    let setup = this.setups.get(key);
     if (setup === undefined) {
-      this.progress.step(`starting ${name}`);
-      setup = await startSetup(name);
-      this.setups.set(name, setup);
+      this.progress.step(`starting ${key}`);
+      setup = await startSetup(name, undefined, serverRoot);
+      this.setups.set(key, setup);
     }
     return setup;
   }
 
-  async stop(name: SetupName): Promise<void> {
-    const setup = this.setups.get(name);
-    this.setups.delete(name);
+  /** Stops setup `key` (a name, or `name@root`). */
+  async stop(key: string): Promise<void> {
+    const setup = this.setups.get(key);
+    this.setups.delete(key);
     await setup?.stop();
   }
 
   async stopAll(): Promise<void> {
-    await Promise.allSettled([...this.setups.keys()].map((name) => this.stop(name)));
+    await Promise.allSettled([...this.setups.keys()].map((key) => this.stop(key)));
   }
 
   config(
@@ -442,6 +504,120 @@ const MAIN_SETUPS: readonly SetupName[] = [
   'tls-baseline',
 ];
 
+/** The single workload: one sender, on the setups it is cheap to compare. */
+const SINGLE_SETUPS: readonly SetupName[] = ['embedded', 'distributed-full', 'tls-baseline'];
+
+export interface TreeInfo {
+  readonly root: string;
+  /** Short commit id of HEAD, `+changes` when tracked files of apps/ or libs/ differ from it. */
+  readonly commit: string;
+}
+
+const trees = new Map<string, TreeInfo>();
+
+/** The commit a checkout's servers come from (what the report names them by). */
+function describeTree(root: string): TreeInfo {
+  let info = trees.get(root);
+  if (info === undefined) {
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', stdio: 'pipe' }).trim();
+    let commit: string;
+    try {
+      commit = git('rev-parse', '--short=7', 'HEAD');
+      if (git('diff', '--name-only', 'HEAD', '--', 'apps', 'libs') !== '') commit += '+changes';
+    } catch {
+      commit = 'unknown';
+    }
+    info = { root, commit };
+    trees.set(root, info);
+  }
+  return info;
+}
+
+/** User + system CPU seconds of every process of a setup so far (NaN if one is gone). */
+function setupCpuSeconds(setup: RunningSetup): number {
+  try {
+    return Object.values(setup.pids).reduce((sum, pid) => sum + readCpuSeconds(pid), 0);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * One connection with a window: a sender keeps `inFlight` sends (100 B) unacknowledged, to
+ * one receiver (on the other gateway when distributed). Besides what the clients see, the
+ * CPU all server processes spent in the measured window, per delivered message. With
+ * --compare-root, each SecureChat setup runs on both trees in every round, the order of the
+ * two flipped from round to round.
+ */
+async function runSingle(bench: Bench): Promise<void> {
+  const { runs, compareRoot } = bench.settings;
+  const here = describeTree(ROOT);
+  const there = compareRoot === undefined ? undefined : describeTree(compareRoot);
+  for (const inFlight of bench.settings.inFlight) {
+    const params = { inFlight, bytes: 100 };
+    const collected = new Map<string, Measurement & { serverCpuSeconds: number[] }>();
+    for (let run = 1; run <= runs; run++) {
+      for (const name of SINGLE_SETUPS) {
+        const order: (TreeInfo | undefined)[] =
+          name === 'tls-baseline' ? [undefined] : there === undefined ? [here] : [here, there];
+        if (run % 2 === 0) order.reverse();
+        for (const tree of order) {
+          const server = tree?.commit;
+          const text = `single inFlight=${inFlight} · ${name}${server ? ` (${server})` : ''}`;
+          let setup: RunningSetup;
+          try {
+            setup = await bench.setup(name, tree === there ? compareRoot : undefined);
+          } catch (error) {
+            bench.fail(`${text}: could not start: ${(error as Error).message.slice(0, 500)}`);
+            continue;
+          }
+          bench.progress.step(`${text} · run ${run}/${runs}`);
+          const config = bench.config(setup, { workload: 'single', clients: 2, inFlight });
+          let cpuAtStart = Number.NaN;
+          let cpu = Number.NaN;
+          try {
+            const result = await runGenerator(config, bench.progress, {
+              onMeasuring: () => {
+                cpuAtStart = setupCpuSeconds(setup);
+                return Promise.resolve();
+              },
+              onWindow: () => {
+                cpu = setupCpuSeconds(setup) - cpuAtStart;
+                return Promise.resolve();
+              },
+            });
+            const key = `${name}@${server ?? ''}`;
+            let m = collected.get(key);
+            if (m === undefined) {
+              m = {
+                workload: 'single',
+                params,
+                setup: name,
+                ...(server === undefined ? {} : { server }),
+                windows: [],
+                serverCpuSeconds: [],
+              };
+              collected.set(key, m);
+            }
+            m.windows.push(...result.windows);
+            m.serverCpuSeconds.push(cpu);
+          } catch (error) {
+            bench.fail(`${text}: ${(error as Error).message.slice(0, 800)}`);
+          }
+          bench.progress.advance(estimateSeconds(config));
+          await new Promise((r) => setTimeout(r, 500)); // the server closes the sessions
+        }
+      }
+    }
+    bench.measurements.push(...collected.values());
+  }
+  // The other checkout's servers are of no use to the workloads that follow.
+  if (compareRoot !== undefined) {
+    for (const name of SINGLE_SETUPS) await bench.stop(`${name}@${compareRoot}`);
+  }
+}
+
 /** `--render <results.json>`: the tables of a stored run again, into docs/BENCHMARKS.md. */
 async function render(jsonFile: string): Promise<void> {
   const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as BenchReport;
@@ -468,9 +644,11 @@ async function main(): Promise<void> {
   const s = settings;
   const per = 2 + s.warmupSeconds + s.seconds;
   const setupsN = MAIN_SETUPS.length;
+  const singleSetupsN = SINGLE_SETUPS.length + (s.compareRoot === undefined ? 0 : 2);
   progress.plan(
     s.runs *
       ((wants('handshake') ? (setupsN + 2) * per : 0) +
+        (wants('single') ? s.inFlight.length * singleSetupsN * per : 0) +
         (wants('throughput')
           ? s.throughputClients.length * s.bodySizes.length * setupsN * (per + 2)
           : 0) +
@@ -493,7 +671,8 @@ async function main(): Promise<void> {
     .toISOString()
     .replace(/\.\d+Z$/, 'Z')
     .replaceAll(':', '-');
-  const jsonFile = path.join(RESULTS_DIR, `${stamp}.json`);
+  const baseName = settings.label === undefined ? stamp : `${stamp}-${settings.label}`;
+  const jsonFile = path.join(RESULTS_DIR, `${baseName}.json`);
   /** Written after every workload, so that an interrupted run keeps what it measured. */
   const save = (): string => {
     const report: BenchReport = {
@@ -511,6 +690,12 @@ async function main(): Promise<void> {
         openFiles: openFileLimit(),
         loadAverageAtStart,
         note: 'the load generator runs on the same cores as the servers',
+        servers: {
+          this: describeTree(ROOT),
+          ...(settings.compareRoot === undefined
+            ? {}
+            : { compared: describeTree(settings.compareRoot) }),
+        },
       },
       measurements: bench.measurements,
       ceilings: { crypto: bench.crypto, redis: bench.redis },
@@ -520,7 +705,7 @@ async function main(): Promise<void> {
     const markdown = renderMarkdown(report);
     mkdirSync(RESULTS_DIR, { recursive: true });
     writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
-    writeFileSync(path.join(RESULTS_DIR, `${stamp}.md`), `${markdown}\n`);
+    writeFileSync(path.join(RESULTS_DIR, `${baseName}.md`), `${markdown}\n`);
     return markdown;
   };
   const loadAverageAtStart = os.loadavg();
@@ -528,6 +713,7 @@ async function main(): Promise<void> {
   const steps: [WorkloadName, (bench: Bench) => Promise<void>][] = [
     ['handshake', runHandshakes],
     ['throughput', runThroughput],
+    ['single', runSingle],
     ['rate', runRate],
     ['room', runRooms],
     ['idle', runIdle],

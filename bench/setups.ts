@@ -2,13 +2,15 @@
  * The deployments `npm run bench` measures, as real processes on loopback: the embedded
  * server, the distributed one (auth + relay + two gateways on a fresh PostgreSQL database and
  * Redis prefix, reusing test/support), and the TLS baseline. Each can be started under a CPU
- * profiler (bench/support/cpu-profile-hook.js; written when the process exits on SIGTERM).
+ * profiler (bench/support/cpu-profile-hook.js; written when the process exits on SIGTERM), and
+ * the SecureChat ones from another checkout of the repository (`serverRoot`, e.g. a git worktree
+ * of an older commit with node_modules linked in): its own test/support starts its own apps/.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { Cluster } from '../test/support/distributed-cluster';
 import { removeDataDir, startEmbeddedServer } from '../test/support/embedded-server';
@@ -56,8 +58,14 @@ function baseEnv(fastHash: boolean, cpuProfDir?: string): Record<string, string>
     ADMIN_TOKEN: randomBytes(24).toString('hex'),
     SECURECHAT_OPS_PORT: '0',
     SECURECHAT_LOG_LEVEL: 'warn',
-    // One load generator dials from one address: allow the 10,000 idle sessions to connect.
+    // One load generator dials from one address: allow the 10,000 idle sessions to connect…
     SECURECHAT_MAX_HANDSHAKES_PER_ADDRESS: '4096',
+    SECURECHAT_MAX_HANDSHAKES_PER_56: '4096',
+    SECURECHAT_MAX_HANDSHAKES_PER_48: '4096',
+    // …as fast as it dials them (the handshake workload reconnects hundreds of times a second;
+    // servers from before this admission rate ignore the two variables)…
+    SECURECHAT_ACCEPT_RATE_PER_ADDRESS: '1000000',
+    SECURECHAT_ACCEPT_BURST_PER_ADDRESS: '1000000',
     // …and register that many accounts: each registration spends the address's budget.
     THROTTLE_ADDRESS_FAILURES: '1000000',
     ...(cpuProfDir === undefined
@@ -66,11 +74,48 @@ function baseEnv(fastHash: boolean, cpuProfDir?: string): Record<string, string>
   };
 }
 
-export async function startSetup(name: SetupName, cpuProfDir?: string): Promise<RunningSetup> {
+const ROOT = resolve(__dirname, '..');
+
+interface ServerSupport {
+  readonly Cluster: typeof Cluster;
+  readonly startEmbeddedServer: typeof startEmbeddedServer;
+  readonly removeDataDir: typeof removeDataDir;
+}
+
+/**
+ * The test/support helpers of `serverRoot` (they start the apps of the tree they are in), or
+ * this tree's. Another tree's helpers must offer the same functions (true since 2026-11).
+ */
+function serverSupport(serverRoot?: string): ServerSupport {
+  if (serverRoot === undefined || resolve(serverRoot) === ROOT) {
+    return { Cluster, startEmbeddedServer, removeDataDir };
+  }
+  const load = (file: string): unknown =>
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require(join(resolve(serverRoot), 'test/support', file));
+  const cluster = load('distributed-cluster') as Pick<ServerSupport, 'Cluster'>;
+  const embedded = load('embedded-server') as Omit<ServerSupport, 'Cluster'>;
+  return {
+    Cluster: cluster.Cluster,
+    startEmbeddedServer: embedded.startEmbeddedServer,
+    removeDataDir: embedded.removeDataDir,
+  };
+}
+
+/**
+ * Starts one setup. `serverRoot`: start the SecureChat processes from that checkout instead of
+ * this one (the TLS baseline is always this tree's).
+ */
+export async function startSetup(
+  name: SetupName,
+  cpuProfDir?: string,
+  serverRoot?: string,
+): Promise<RunningSetup> {
+  const support = serverSupport(serverRoot);
   switch (name) {
     case 'embedded':
     case 'embedded-argon2': {
-      const server = await startEmbeddedServer(baseEnv(name === 'embedded', cpuProfDir));
+      const server = await support.startEmbeddedServer(baseEnv(name === 'embedded', cpuProfDir));
       const pid = server.process.pid!;
       return {
         name,
@@ -80,14 +125,14 @@ export async function startSetup(name: SetupName, cpuProfDir?: string): Promise<
         pids: { embedded: pid },
         stop: async () => {
           await server.stop();
-          removeDataDir(server);
+          support.removeDataDir(server);
         },
       };
     }
     case 'distributed-full':
     case 'distributed-digest':
     case 'distributed-argon2': {
-      const cluster = await Cluster.start({
+      const cluster = await support.Cluster.start({
         gateway: 2,
         env: {
           ...baseEnv(name !== 'distributed-argon2', cpuProfDir),
