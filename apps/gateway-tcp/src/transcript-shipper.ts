@@ -171,7 +171,7 @@ export class TranscriptShipper implements OnModuleDestroy {
   async onModuleDestroy(): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (let failures = 0; this.backlog > 0 && failures < 3; ) {
+    for (let failures = 0; this.backlog > 0 && failures < 3;) {
       if (!(await this.flush())) failures += 1;
     }
     if (this.#timer) clearTimeout(this.#timer);
