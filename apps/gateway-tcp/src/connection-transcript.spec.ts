@@ -3,7 +3,7 @@
  * opens, positions in the order seen, and one close whose status says whether the client
  * countersigned.
  */
-import { type TranscriptClose, type TranscriptOpen, type TranscriptRecord } from '@securechat/core';
+import { type ChunkRecord, type TranscriptClose, type TranscriptOpen } from '@securechat/core';
 import {
   type CountersignCheck,
   type RecordEvent,
@@ -19,7 +19,7 @@ function fakeShipper(mode: 'full' | 'digest' = 'full') {
   return {
     mode,
     open: jest.fn<void, [TranscriptOpen]>(),
-    record: jest.fn<void, [TranscriptRecord]>(),
+    record: jest.fn<void, [sessionId: string, position: number, record: ChunkRecord]>(),
     close: jest.fn<void, [TranscriptClose]>(),
   };
 }
@@ -101,30 +101,39 @@ describe('ConnectionTranscript', () => {
       h2: toBase64(session.h2),
       startedAt: 1_700_000_000_250,
     });
-    expect(shipper.record.mock.calls.map(([r]) => r)).toEqual(
-      early.map((e, position) => ({
-        sessionId: 'sess-1',
+    expect(shipper.record.mock.calls).toEqual(
+      early.map((e, position) => [
+        'sess-1',
         position,
-        direction: e.direction,
-        chained: e.chained,
-        plaintext: toBase64(e.plaintext),
-      })),
+        { direction: e.direction, chained: e.chained, plaintext: e.plaintext },
+      ]),
     );
+    // The plaintext goes as the raw bytes (the shipper packs them into chunks), not base64.
+    for (const [, , record] of shipper.record.mock.calls) {
+      expect(Buffer.isBuffer(record.plaintext)).toBe(true);
+    }
     // The open goes first: the relay stores records under an open transcript.
     expect(shipper.open.mock.invocationCallOrder[0]).toBeLessThan(
       shipper.record.mock.invocationCallOrder[0]!,
     );
 
     // Later records take the next positions, both directions interleaved as seen.
-    transcript.record(event(3, 'c2s'));
-    transcript.record(event(4, 's2c'));
-    expect(shipper.record.mock.calls.map(([r]) => [r.position, r.direction])).toEqual([
+    const later = [event(3, 'c2s'), event(4, 's2c', false)];
+    for (const e of later) transcript.record(e);
+    expect(shipper.record.mock.calls.map(([, position, r]) => [position, r.direction])).toEqual([
       [0, 's2c'],
       [1, 'c2s'],
       [2, 's2c'],
       [3, 'c2s'],
       [4, 's2c'],
     ]);
+    expect(shipper.record.mock.calls.slice(3)).toEqual(
+      later.map((e, i) => [
+        'sess-1',
+        3 + i,
+        { direction: e.direction, chained: e.chained, plaintext: e.plaintext },
+      ]),
+    );
   });
 
   it('opens with no early records, and only once', () => {
@@ -132,7 +141,11 @@ describe('ConnectionTranscript', () => {
     transcript.open(session);
     expect(shipper.record).not.toHaveBeenCalled();
     transcript.record(event(0, 's2c'));
-    expect(shipper.record.mock.calls[0]![0].position).toBe(0);
+    expect(shipper.record).toHaveBeenCalledWith('sess-1', 0, {
+      direction: 's2c',
+      chained: true,
+      plaintext: Buffer.from('{"n":0}'),
+    });
     expect(() => transcript.open(session)).toThrow('already open');
     expect(shipper.open).toHaveBeenCalledTimes(1);
   });

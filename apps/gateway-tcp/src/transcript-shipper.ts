@@ -4,6 +4,7 @@ import {
   CONFIG,
   encodeChunk,
   encodedRecordSize,
+  MAX_CHUNK_RECORD_BYTES,
   type SecureChatConfig,
   type TranscriptBatch,
   type TranscriptChunk,
@@ -87,6 +88,10 @@ export class TranscriptShipper implements OnModuleDestroy {
   /** One record of a session at `position` (0, 1, 2, … as the gateway saw them). */
   record(sessionId: string, position: number, record: ChunkRecord): void {
     if (this.mode === 'digest') return;
+    if (record.plaintext.length > MAX_CHUNK_RECORD_BYTES) {
+      // No frame carries that much: a caller bug, refused here rather than in a later flush.
+      throw new RangeError('transcript record larger than any frame');
+    }
     const size = encodedRecordSize(record.plaintext);
     if (this.#bufferedBytes + size > MAX_BUFFERED_BYTES) {
       if (this.#dropped++ % 1000 === 0) {
@@ -137,7 +142,11 @@ export class TranscriptShipper implements OnModuleDestroy {
       for (const filling of [...this.#filling.values()]) this.#seal(filling);
       let bytes = 0;
       let count = 0;
-      while (count < this.#sealed.length && (count === 0 || bytes < MAX_BATCH_BYTES)) {
+      // At least one chunk; then as many as fit MAX_BATCH_BYTES.
+      while (
+        count < this.#sealed.length &&
+        (count === 0 || bytes + this.#sealed[count]!.bytes <= MAX_BATCH_BYTES)
+      ) {
         bytes += this.#sealed[count]!.bytes;
         count += 1;
       }
