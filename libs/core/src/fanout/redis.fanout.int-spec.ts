@@ -11,7 +11,7 @@ import { Logger } from '@nestjs/common';
 import { Redis } from 'ioredis';
 
 import { type FanoutEvent } from '../contracts/relay.contracts';
-import { RedisFanout } from './redis.fanout';
+import { MAX_EVENTS_PER_PUBLISH, RedisFanout } from './redis.fanout';
 import { deleteKeysWithPrefix } from '../../test/redis-test-keys';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -141,6 +141,35 @@ describe('RedisFanout', () => {
     await waitFor(() => got.length === 2);
     expect(got).toEqual([event(1), event(2)]);
     expect(throwing).toHaveBeenCalledTimes(2);
+  });
+
+  it('sends the events of one turn as one PUBLISH each of at most 256, in order', async () => {
+    const f = fanout(prefix);
+    const got: FanoutEvent[] = [];
+    f.subscribe((e) => got.push(e));
+    await f.ready;
+    // A plain subscriber on the same channel counts the PUBLISHes themselves.
+    const raw = new Redis(REDIS_URL);
+    const messages: string[] = [];
+    try {
+      await raw.subscribe(`${prefix}fanout`);
+      raw.on('message', (_channel: string, message: string) => messages.push(message));
+      const count = MAX_EVENTS_PER_PUBLISH + 44;
+      const events = Array.from({ length: count }, (_, i) => event(i));
+      await Promise.all(events.map((e) => f.publish(e)));
+      await waitFor(() => got.length === count && messages.length === 2);
+      expect(got).toEqual(events);
+      expect(messages.map((m) => (JSON.parse(m) as unknown[]).length)).toEqual([
+        MAX_EVENTS_PER_PUBLISH,
+        44,
+      ]);
+      // A single event object, as earlier versions published it, is still understood.
+      await admin.publish(`${prefix}fanout`, JSON.stringify(event(999)));
+      await waitFor(() => got.length === count + 1);
+      expect(got.at(-1)).toEqual(event(999));
+    } finally {
+      await raw.quit();
+    }
   });
 
   it('stops calling a listener once it is removed', async () => {

@@ -21,10 +21,16 @@ export const REDIS_FANOUT_OPTIONS = Symbol('RedisFanoutOptions');
  */
 export type RedisFanoutOptions = RedisPubSubOwnerOptions;
 
+/** Most events in one PUBLISH: a burst goes as several messages, each small to parse. */
+export const MAX_EVENTS_PER_PUBLISH = 256;
+
 /**
  * Fan-out over Redis pub/sub, for the distributed mode: the relay publishes each stored
  * message once on `${prefix}fanout`, every gateway hears every event and delivers to the
- * recipients it holds sessions for.
+ * recipients it holds sessions for. Events published in the same event-loop turn (a group
+ * commit stores many at once) travel as one PUBLISH of a JSON array, in publish order: one
+ * Redis command and one parse per gateway per batch, not per message. A single event object
+ * (what earlier versions published) is still understood.
  *
  * Pub/sub is at most once (FanoutPort): whatever is published while a subscriber is
  * disconnected is lost for it. `onReconnect` tells the gateway when its subscription is back,
@@ -39,8 +45,10 @@ export type RedisFanoutOptions = RedisPubSubOwnerOptions;
 @Injectable()
 export class RedisFanout extends FanoutPort implements OnApplicationShutdown {
   readonly #logger = new Logger('RedisFanout');
-  readonly #channel: RedisPubSubChannel<FanoutEvent>;
+  readonly #channel: RedisPubSubChannel<FanoutEvent | FanoutEvent[]>;
   readonly #reconnectListeners = new Set<() => void>();
+  /** Events of this turn waiting for their PUBLISH (see `publish`). */
+  #batch: PublishBatch | undefined;
 
   constructor(@Inject(REDIS_FANOUT_OPTIONS) options: RedisFanoutOptions) {
     super();
@@ -48,7 +56,8 @@ export class RedisFanout extends FanoutPort implements OnApplicationShutdown {
       channel: 'fanout',
       name: 'securechat-fanout',
       owner: 'RedisFanout',
-      isMessage: isFanoutEvent,
+      isMessage: (value): value is FanoutEvent | FanoutEvent[] =>
+        Array.isArray(value) ? value.every(isFanoutEvent) : isFanoutEvent(value),
       logger: this.#logger,
       onRestored: () => this.#restored(),
     });
@@ -88,8 +97,34 @@ export class RedisFanout extends FanoutPort implements OnApplicationShutdown {
     return this.#channel.connect();
   }
 
+  /**
+   * Resolves once the PUBLISH carrying `event` was accepted by Redis. Events are gathered until
+   * the end of the event-loop turn (or MAX_EVENTS_PER_PUBLISH), then sent in publish order:
+   * one connection, so PUBLISHes, and the events in them, keep the storage order (§7.4).
+   */
   override publish(event: FanoutEvent): Promise<void> {
-    return this.#channel.publish(event);
+    let batch = this.#batch;
+    if (!batch) {
+      let start!: () => void;
+      const events: FanoutEvent[] = [];
+      const gate = new Promise<void>((resolve) => (start = resolve));
+      const opened: PublishBatch = {
+        events,
+        start,
+        published: gate.then(() => this.#channel.publish(events)),
+      };
+      this.#batch = batch = opened;
+      setImmediate(() => this.#seal(opened));
+    }
+    batch.events.push(event);
+    if (batch.events.length >= MAX_EVENTS_PER_PUBLISH) this.#seal(batch);
+    return batch.published;
+  }
+
+  /** No more events join `batch`; its PUBLISH goes (after any sealed before it). */
+  #seal(batch: PublishBatch): void {
+    if (this.#batch === batch) this.#batch = undefined;
+    batch.start();
   }
 
   /**
@@ -99,7 +134,19 @@ export class RedisFanout extends FanoutPort implements OnApplicationShutdown {
    * the message stays pending for its recipients either way.
    */
   override subscribe(listener: (event: FanoutEvent) => void): () => void {
-    return this.#channel.subscribe(listener);
+    return this.#channel.subscribe((message) => {
+      if (!Array.isArray(message)) {
+        listener(message);
+        return;
+      }
+      for (const event of message) {
+        try {
+          listener(event);
+        } catch {
+          // One failing event must not keep the rest of the batch from the listener.
+        }
+      }
+    });
   }
 
   /**
@@ -136,6 +183,13 @@ export class RedisFanout extends FanoutPort implements OnApplicationShutdown {
       }
     }
   }
+}
+
+/** Events gathered for one PUBLISH; `start` lets it go. */
+interface PublishBatch {
+  readonly events: FanoutEvent[];
+  readonly start: () => void;
+  readonly published: Promise<void>;
 }
 
 const MESSAGE_STRINGS = ['msg_id', 'id', 'from', 'to', 'body', 'sig'] as const;
