@@ -335,10 +335,14 @@ export function defineChatSuite(start: (env: Record<string, string>) => Promise<
       });
       socket.on('error', () => undefined);
       for (const b of bytes) socket.write(b);
+      let timer: NodeJS.Timeout | undefined;
       const closed = await Promise.race([
         socketClosed(socket).then(() => true),
-        new Promise<boolean>((r) => setTimeout(() => r(false), waitMs)),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs))),
       ]);
+      // Cleared once the close won the race: a 5 s wait left pending by the last probe kept
+      // Jest from exiting after the run ("Jest did not exit one second after…").
+      clearTimeout(timer);
       socket.destroy();
       return { answers, closed };
     }

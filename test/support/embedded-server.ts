@@ -57,7 +57,11 @@ export async function startEmbeddedServer(
       const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 90_000);
       child.stdout.on('data', (chunk: Buffer) => {
         output += chunk.toString();
-        const line = output.split('\n').find((l) => l.startsWith('{"event":"ready"'));
+        // Complete lines only: a chunk may end inside the ready line.
+        const line = output
+          .split('\n')
+          .slice(0, -1)
+          .find((l) => l.startsWith('{"event":"ready"'));
         if (line) {
           clearTimeout(timer);
           resolveReady(JSON.parse(line) as { host: string; port: number; fingerprint: string });

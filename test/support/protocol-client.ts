@@ -76,9 +76,14 @@ export class TestClient {
     readonly session: ClientSession,
     readonly loginOk: LoginOk,
     private readonly decoder: FrameDecoder,
+    /** Frames that came in the same chunk as `login_ok`, after it (see `connect`). */
+    early: RawFrame[],
   ) {
     this.closed = socketClosed(socket);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    // The handshake left the socket paused: these frames go first, then whatever follows.
+    this.#onFrames(early);
+    socket.resume();
   }
 
   static async connect(options: ConnectOptions): Promise<TestClient> {
@@ -99,30 +104,41 @@ export class TestClient {
         ? { session: { keyUpdateInterval: options.keyUpdateInterval } }
         : {}),
     });
-    const done = new Promise<ClientHandshakeStep>((resolve, reject) => {
+    const done = new Promise<{ step: ClientHandshakeStep; rest: RawFrame[] }>((resolve, reject) => {
       const onData = (chunk: Buffer) => {
+        // handshake.receive is asynchronous: read no more until these frames are through,
+        // so that a later chunk cannot overtake them.
+        socket.pause();
         void (async () => {
-          for (const frame of decoder.push(chunk)) {
+          const frames = decoder.push(chunk);
+          for (const [index, frame] of frames.entries()) {
             const step = await handshake.receive(frame);
             for (const bytes of step.send) socket.write(bytes);
             if (step.error || step.session) {
               socket.off('data', onData);
-              resolve(step);
+              // The server corks its writes, so login_ok often shares a chunk with what
+              // follows it (pending delivers, …): those frames belong to the session, and
+              // the socket stays paused until the session's reader has them.
+              resolve({ step, rest: frames.slice(index + 1) });
               return;
             }
           }
+          socket.resume();
         })().catch(reject);
       };
       socket.on('data', onData);
       socket.once('close', () => reject(new Error('connection closed during the handshake')));
     });
     socket.write(handshake.start());
-    const step = await done;
+    const { step, rest } = await done.catch((error: unknown) => {
+      socket.destroy(); // a bad frame from the server would leave it open
+      throw error;
+    });
     if (step.error) {
       socket.destroy();
       throw new HandshakeFailed(step.error);
     }
-    return new TestClient(socket, step.session!, step.loginOk!, decoder);
+    return new TestClient(socket, step.session!, step.loginOk!, decoder, rest);
   }
 
   get username(): string {
@@ -137,6 +153,10 @@ export class TestClient {
       this.#failure = error as Error;
       return;
     }
+    this.#onFrames(frames);
+  }
+
+  #onFrames(frames: RawFrame[]): void {
     for (const frame of frames) {
       let received: ClientReceived;
       try {

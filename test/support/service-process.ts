@@ -47,7 +47,11 @@ export async function spawnService(
     );
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString();
-      const line = output.split('\n').find((l) => l.startsWith('{"event":"ready"'));
+      // Complete lines only: a chunk may end inside the ready line.
+      const line = output
+        .split('\n')
+        .slice(0, -1)
+        .find((l) => l.startsWith('{"event":"ready"'));
       if (line) {
         clearTimeout(timer);
         resolveReady(JSON.parse(line) as ServiceProcess['ready']);
