@@ -178,9 +178,11 @@ describe('closing sessions, embedded server', () => {
       async () => (await liveSessions(admin, alice.username)).length === 0,
     );
     // Ended without bye: stored `incomplete`, like any other lost session.
-    await waitFor('transcripts closed', async () =>
-      (await storedStatuses(admin, alice.username)).every((s) => s !== 'open'),
-    );
+    // Both sessions' rows must be there first: `every` holds for an empty list too.
+    await waitFor('transcripts closed', async () => {
+      const statuses = await storedStatuses(admin, alice.username);
+      return statuses.length === 2 && statuses.every((s) => s !== 'open');
+    });
     expect(await storedStatuses(admin, alice.username)).toEqual(['incomplete', 'incomplete']);
   });
 

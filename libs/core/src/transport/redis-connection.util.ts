@@ -1,6 +1,8 @@
 /** Helpers both Redis Streams transport files share. */
 import { type Redis } from 'ioredis';
 
+import { closeConnection } from '../redis/close-connection';
+
 /** How long close() waits for Redis to confirm QUIT before dropping the socket. */
 const QUIT_TIMEOUT_MS = 1000;
 
@@ -18,8 +20,10 @@ export async function quit(connection: Redis): Promise<void> {
   if (connection.status === 'end') return;
   if (connection.status === 'reconnecting') {
     // No socket, only a reconnect timer, which disconnect() clears. ioredis then leaves the
-    // connection as it is, emitting no 'end' and settling none of its queued commands.
-    connection.disconnect();
+    // connection as it is, emitting no 'end' and settling none of its queued commands — but
+    // arms its disconnect timer on the closed socket: closeConnection waits that out, so no
+    // timer outlives the transport.
+    await closeConnection(connection, false);
     return;
   }
   const ended = new Promise<void>((resolve) => connection.once('end', resolve));

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { Redis } from 'ioredis';
+import { DISCONNECT_TIMEOUT_MS } from '../redis/close-connection';
 import { pingConnection } from '../redis/ping-connection';
 import { connectionName, quit } from './redis-connection.util';
 
@@ -114,6 +115,7 @@ export class RedisStreamsClient extends ClientProxy {
     const connection = new Redis(this.#url, {
       ...options,
       lazyConnect: true,
+      disconnectTimeout: DISCONNECT_TIMEOUT_MS,
       connectionName: connectionName(`${this.#prefix}client`, this.#clientId, role),
     });
     // Without a listener, ioredis reports every failed reconnect as an unhandled error event.

@@ -5,6 +5,7 @@ import { Logger } from '@nestjs/common';
 import { BaseRpcContext, type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { Redis } from 'ioredis';
 import { lastValueFrom } from 'rxjs';
+import { DISCONNECT_TIMEOUT_MS } from '../redis/close-connection';
 import { pingConnection } from '../redis/ping-connection';
 import { connectionName, quit, settlesWithin } from './redis-connection.util';
 
@@ -253,8 +254,8 @@ export class RedisStreamsServer
       await Promise.all([reader.connect(), commands.connect()]);
       await this.#ensureGroup();
     } catch (error) {
-      reader.disconnect();
-      commands.disconnect();
+      // quit(), not disconnect(): it leaves no ioredis disconnect timer behind.
+      await Promise.all([quit(reader), quit(commands)]);
       this.#reader = this.#commands = undefined;
       throw error;
     }
@@ -273,6 +274,7 @@ export class RedisStreamsServer
     const connection = new Redis(this.#url, {
       ...options,
       lazyConnect: true,
+      disconnectTimeout: DISCONNECT_TIMEOUT_MS,
       connectionName: connectionName(this.#stream, this.#consumer, role),
     });
     // Without a listener, ioredis reports every failed reconnect as an unhandled error event.
