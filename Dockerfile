@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image for every SecureChat process. By default it runs the embedded server (`npm start`);
 # docker-compose.yml runs auth, relay, the gateways and the migration from the same image by
-# overriding the command. TypeScript runs through @swc-node/register, so there is no build step.
+# overriding the command. The sources are compiled to JavaScript (`npm run build`, swc) in a
+# build stage: no TypeScript compiler is loaded at run time.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -14,6 +15,16 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json .swcrc tsconfig.json ./
+COPY scripts ./scripts
+COPY db ./db
+COPY libs ./libs
+COPY apps ./apps
+RUN node scripts/build.mjs
+
 FROM ${NODE_IMAGE} AS runtime
 # Containers listen on every interface of their own network namespace: only what docker
 # publishes is reachable from outside. The admin API keeps its loopback default here and is
@@ -22,8 +33,7 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     SECURECHAT_HOST=0.0.0.0 \
     SECURECHAT_OPS_HOST=0.0.0.0 \
-    SECURECHAT_DATA_DIR=/var/lib/securechat \
-    SWC_NODE_CACHE_DIR=/tmp/swc-node
+    SECURECHAT_DATA_DIR=/var/lib/securechat
 WORKDIR /app
 # The data directory (embedded database, identity key) belongs to the unprivileged user; the
 # code stays owned by root, so a compromised process cannot rewrite it.
@@ -31,14 +41,14 @@ RUN mkdir -p /var/lib/securechat/identity \
     && chown -R node:node /var/lib/securechat \
     && chmod -R 0700 /var/lib/securechat
 COPY --from=deps /app/node_modules ./node_modules
-COPY package.json package-lock.json tsconfig.json ./
-COPY db ./db
-COPY libs ./libs
-COPY apps ./apps
+COPY package.json package-lock.json ./
+# The migrations are read at run time (db:migrate, and every service's start).
+COPY db/migrations ./db/migrations
+COPY --from=build /app/dist ./dist
 USER node
 EXPOSE 7777 8080 9090
 # Liveness from the ops endpoint; slim images have no curl, so node asks.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["node", "-e", "const r=require('node:http').get({host:'127.0.0.1',port:process.env.SECURECHAT_OPS_PORT||9090,path:'/healthz',timeout:4000},(s)=>process.exit(s.statusCode===200?0:1));r.on('error',()=>process.exit(1));r.on('timeout',()=>process.exit(1))"]
 # node itself is PID 1 (not npm), so SIGTERM reaches the graceful shutdown directly.
-CMD ["node", "-r", "@swc-node/register", "apps/embedded/src/main.ts"]
+CMD ["node", "dist/apps/embedded/src/main.js"]

@@ -29,12 +29,17 @@ export interface RunningServer {
   restart(): Promise<RunningServer>;
 }
 
+/** The TypeScript sources, compiled on load; `COMPILED_ENTRY` runs `npm run build`'s output. */
+export const SOURCE_ENTRY = ['-r', '@swc-node/register', 'apps/embedded/src/main.ts'];
+export const COMPILED_ENTRY = ['dist/apps/embedded/src/main.js'];
+
 export async function startEmbeddedServer(
   env: Record<string, string> = {},
   dataDir = mkdtempSync(join(tmpdir(), 'securechat-e2e-')),
   port = 0,
+  entry: readonly string[] = SOURCE_ENTRY,
 ): Promise<RunningServer> {
-  const child = spawn(process.execPath, ['-r', '@swc-node/register', 'apps/embedded/src/main.ts'], {
+  const child = spawn(process.execPath, [...entry], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -90,7 +95,7 @@ export async function startEmbeddedServer(
     },
     restart: async () => {
       await server.stop();
-      return startEmbeddedServer(env, dataDir, ready.port);
+      return startEmbeddedServer(env, dataDir, ready.port, entry);
     },
   };
   return server;
