@@ -12,7 +12,6 @@ import {
   type SendBatchResult,
 } from '@securechat/core';
 import {
-  ClientHandshake,
   type ClientSession,
   encodeFrame,
   exportSpki,
@@ -27,6 +26,7 @@ import {
 import { ClientConnection, type ConnectionDeps } from './client-connection';
 import { type ByteStream } from './framed-socket';
 import { SessionRegistry } from './session-registry';
+import { aliceHandshake } from '../test/alice-handshake';
 
 /** A socket whose peer is the test: what the server writes is taken at once and decoded. */
 class LoopSocket extends EventEmitter implements ByteStream {
@@ -172,15 +172,7 @@ function harness(env: Record<string, string> = {}, holdLogin = false): Harness {
 /** Drives a real client handshake against the connection; returns the client's session. */
 async function logIn(h: Harness): Promise<{ session: ClientSession; decoder: FrameDecoder }> {
   const decoder = new FrameDecoder();
-  const handshake = new ClientHandshake({
-    trust: { onFirstUse: () => true },
-    credentials: {
-      action: 'login',
-      username: 'alice',
-      password: 'correct horse battery staple',
-      privateKey: userKey.privateKey,
-    },
-  });
+  const handshake = aliceHandshake(userKey.privateKey);
   h.socket.push(handshake.start());
   for (let round = 0; round < 20; round++) {
     await flush();
@@ -278,15 +270,7 @@ describe('ClientConnection', () => {
   it('answers a frame sent before the login decision with unexpected_message and stops reading', async () => {
     const h = harness({}, true);
     const decoder = new FrameDecoder();
-    const handshake = new ClientHandshake({
-      trust: { onFirstUse: () => true },
-      credentials: {
-        action: 'login',
-        username: 'alice',
-        password: 'correct horse battery staple',
-        privateKey: userKey.privateKey,
-      },
-    });
+    const handshake = aliceHandshake(userKey.privateKey);
     h.socket.push(handshake.start());
     await flush();
     let login: Buffer | undefined;

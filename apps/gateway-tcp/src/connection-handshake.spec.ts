@@ -9,7 +9,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { type LoggerService } from '@nestjs/common';
 import { type LoginCommand, type LoginResult, NoopMetricsRepository } from '@securechat/core';
 import {
-  ClientHandshake,
+  type ClientHandshake,
   type ClientHandshakeStep,
   exportSpki,
   fingerprint,
@@ -25,6 +25,7 @@ import {
 
 import { ConnectionHandshake } from './connection-handshake';
 import { LoginGate } from './login-gate';
+import { aliceHandshake } from '../test/alice-handshake';
 
 const HELLO_TIMEOUT_MS = 500;
 const HANDSHAKE_TIMEOUT_MS = 2_000;
@@ -143,15 +144,7 @@ function harness(gate?: LoginGate) {
 type Harness = ReturnType<typeof harness>;
 
 function newClient(): ClientHandshake {
-  return new ClientHandshake({
-    trust: { onFirstUse: () => true },
-    credentials: {
-      action: 'login',
-      username: 'alice',
-      password: 'correct horse battery staple',
-      privateKey: userKey.privateKey,
-    },
-  });
+  return aliceHandshake(userKey.privateKey);
 }
 
 /** Says client_hello, reads server_hello and server_auth: returns the login frame. */

@@ -7,7 +7,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 
 import {
-  ClientHandshake,
   type ClientMessage,
   type ClientSession,
   type CountersignCheck,
@@ -25,6 +24,7 @@ import {
 import fc from 'fast-check';
 
 import { RecordReader, type RecordUnit } from './record-reader';
+import { aliceHandshake } from '../test/alice-handshake';
 
 // ------------------------------------------------------------------ a scripted session
 
@@ -425,15 +425,7 @@ describe('RecordReader', () => {
         sessionId: 'sess-reader',
         verifyLogin: () => Promise.resolve({ ok: true, publicKey: exportSpki(userKey.publicKey) }),
       });
-      const clientHandshake = new ClientHandshake({
-        trust: { onFirstUse: () => true },
-        credentials: {
-          action: 'login',
-          username: 'alice',
-          password: 'correct horse battery staple',
-          privateKey: userKey.privateKey,
-        },
-      });
+      const clientHandshake = aliceHandshake(userKey.privateKey);
       let toServer = decode(clientHandshake.start());
       let server: ServerSession | undefined;
       let client: ClientSession | undefined;
