@@ -57,6 +57,47 @@ describe('GroupCommitBatcher', () => {
     expect(batches.map((b) => b.items)).toEqual([[1, 2], [3, 4], [5]]);
   });
 
+  it('keeps a unit of submitAll in one batch, never split across two', async () => {
+    const { batches, write } = manualWriter();
+    const batcher = new GroupCommitBatcher(write, 4);
+    const single = batcher.submit(1);
+    const unit = batcher.submitAll([2, 3, 4, 5]);
+    const big = batcher.submitAll([6, 7, 8, 9, 10]);
+    const last = batcher.submit(11);
+    for (let i = 0; i < 3; i++) {
+      await tick();
+      batches[i]!.done();
+    }
+    // [1] alone: the unit of four would not fit beside it; the unit larger than maxBatch goes
+    // alone too; then what is left.
+    expect(batches.map((b) => b.items)).toEqual([[1], [2, 3, 4, 5], [6, 7, 8, 9, 10]]);
+    await tick();
+    batches[3]!.done();
+    expect(batches[3]!.items).toEqual([11]);
+    expect(await single).toBe(10);
+    expect(await unit).toEqual([20, 30, 40, 50]);
+    expect(await big).toEqual([60, 70, 80, 90, 100]);
+    expect(await last).toBe(110);
+  });
+
+  it('fails a whole unit with its batch, and answers units and single items in storage order', async () => {
+    const { batches, write } = manualWriter();
+    const batcher = new GroupCommitBatcher(write, 256);
+    const order: string[] = [];
+    const a = batcher.submit(1).then(() => order.push('a'));
+    const b = batcher.submitAll([2, 3]).then(() => order.push('b'));
+    const c = batcher.submit(4).then(() => order.push('c'));
+    await tick();
+    batches[0]!.done();
+    await Promise.all([a, b, c]);
+    expect(order).toEqual(['a', 'b', 'c']);
+    const doomed = batcher.submitAll([5, 6]);
+    await tick();
+    batches[1]!.done(new Error('tx failed'));
+    await expect(doomed).rejects.toThrow('tx failed');
+    expect(await batcher.submitAll([])).toEqual([]);
+  });
+
   it('rejects every caller of a failed batch, and carries on with the next one', async () => {
     const { batches, write } = manualWriter();
     const batcher = new GroupCommitBatcher(write, 256);

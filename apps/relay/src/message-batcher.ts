@@ -5,7 +5,10 @@
  * as soon as the previous one finishes. The cost of a commit (an fsync on Postgres) is then
  * paid once per batch instead of once per message, which is what lets the relay approach the
  * 10,000 messages/s target. Batches are written strictly one after another, so the storage
- * order of messages (the §7.4 delivery order) is the submission order.
+ * order of messages (the §7.4 delivery order) is the submission order. Items submitted together
+ * (`submitAll`: one connection's run of sends) share a transaction: they are stored all or
+ * none, never split across two, so a failure cannot store a later send of a run without an
+ * earlier one (§6 order per sender).
  */
 
 /** Writes one batch in one transaction; returns one result per item, in the same order. */
@@ -21,16 +24,19 @@ export interface GroupCommitStats {
   readonly largestBatch: number;
 }
 
-interface Waiter<I, O> {
-  readonly item: I;
-  readonly resolve: (result: O) => void;
+/** Items that go into one transaction together, and who waits for their results. */
+interface Unit<I, O> {
+  readonly items: readonly I[];
+  readonly resolve: (results: O[]) => void;
   readonly reject: (error: unknown) => void;
 }
 
 export class GroupCommitBatcher<I, O> {
   readonly #write: BatchWriter<I, O>;
   readonly #maxBatch: number;
-  #queue: Waiter<I, O>[] = [];
+  #queue: Unit<I, O>[] = [];
+  /** Items in `#queue`, all units together. */
+  #queuedItems = 0;
   #inFlight = false;
   #scheduled = false;
   #idleWaiters: (() => void)[] = [];
@@ -50,10 +56,29 @@ export class GroupCommitBatcher<I, O> {
    * an unwritten item for a written one.
    */
   submit(item: I): Promise<O> {
+    // Resolved in the same loop as every unit (no extra `then`): continuations of single items
+    // and of units then run in storage order alike.
     return new Promise<O>((resolve, reject) => {
-      this.#queue.push({ item, resolve, reject });
-      this.#schedule();
+      this.#enqueue({ items: [item], resolve: (results) => resolve(results[0]!), reject });
     });
+  }
+
+  /**
+   * Queues `items` as one unit: they go into the same transaction, in this order, whatever
+   * else is queued (a unit larger than maxBatch is a batch of its own). Resolves with their
+   * results, in order, once it committed; rejects, all of it, if it failed.
+   */
+  submitAll(items: readonly I[]): Promise<O[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    return new Promise<O[]>((resolve, reject) => {
+      this.#enqueue({ items: [...items], resolve, reject });
+    });
+  }
+
+  #enqueue(unit: Unit<I, O>): void {
+    this.#queue.push(unit);
+    this.#queuedItems += unit.items.length;
+    this.#schedule();
   }
 
   get stats(): GroupCommitStats {
@@ -62,7 +87,7 @@ export class GroupCommitBatcher<I, O> {
 
   /** Items waiting for a batch (not counting the batch in flight). */
   get queued(): number {
-    return this.#queue.length;
+    return this.#queuedItems;
   }
 
   /** Resolves once nothing is queued or in flight (for an orderly shutdown). */
@@ -87,22 +112,36 @@ export class GroupCommitBatcher<I, O> {
       return;
     }
     this.#inFlight = true;
-    const batch = this.#queue.splice(0, this.#maxBatch);
+    // Whole units, as many as fit maxBatch; at least one.
+    let units = 0;
+    let size = 0;
+    while (
+      units < this.#queue.length &&
+      (units === 0 || size + this.#queue[units]!.items.length <= this.#maxBatch)
+    ) {
+      size += this.#queue[units]!.items.length;
+      units += 1;
+    }
+    const batch = this.#queue.splice(0, units);
+    this.#queuedItems -= size;
     this.#stats.batches += 1;
-    this.#stats.items += batch.length;
-    this.#stats.largestBatch = Math.max(this.#stats.largestBatch, batch.length);
+    this.#stats.items += size;
+    this.#stats.largestBatch = Math.max(this.#stats.largestBatch, size);
     try {
-      const results = await this.#write(batch.map((waiter) => waiter.item));
-      if (results.length !== batch.length) {
+      const results = await this.#write(batch.flatMap((unit) => unit.items));
+      if (results.length !== size) {
         // Handing out results by position would then give someone another item's answer.
-        throw new Error(`batch writer returned ${results.length} results for ${batch.length}`);
+        throw new Error(`batch writer returned ${results.length} results for ${size}`);
       }
-      // In submission order: callers that publish right after their result arrives then
+      // In submission order: callers that publish right after their results arrive then
       // publish in storage order too.
-      batch.forEach((waiter, i) => waiter.resolve(results[i]!));
+      let at = 0;
+      for (const unit of batch) {
+        unit.resolve(results.slice(at, (at += unit.items.length)));
+      }
     } catch (error) {
       this.#stats.failedBatches += 1;
-      for (const waiter of batch) waiter.reject(error);
+      for (const unit of batch) unit.reject(error);
     } finally {
       this.#inFlight = false;
     }

@@ -101,6 +101,20 @@ describe.each([
       expect(repo.batchStats.items).toBe(500);
     });
 
+    it('stores a connection\u2019s run of sends in one transaction, in its order, beside single sends', async () => {
+      const transactions = jest.spyOn(handle.db, 'transaction');
+      const run = Array.from({ length: 40 }, (_, i) => dm('run_a', 'run_b', `run-${i}`));
+      const [before, outcomes, after] = await Promise.all([
+        repo.store(dm('run_c', 'run_b', 'single-before')),
+        repo.storeAll(run),
+        repo.store(dm('run_c', 'run_b', 'single-after')),
+      ]);
+      expect(outcomes.map((o) => o.message.id)).toEqual(run.map((m) => m.clientId));
+      const ids = [before, ...outcomes, after].map((o) => BigInt(o.message.msg_id));
+      expect(ids).toEqual([...ids].sort(asc));
+      expect(transactions.mock.calls.length).toBe(1);
+    });
+
     it('stores a send repeated inside one batch once, answering the first msg_id to all', async () => {
       const message = dm('dup_a', 'dup_b', 'same-id');
       const [first, second, other, third] = await Promise.all([

@@ -113,6 +113,14 @@ export class MessageRepository implements BeforeApplicationShutdown {
     return this.#batcher.submit(message);
   }
 
+  /**
+   * Stores one connection's run of sends in one transaction, in this order (§6 order per
+   * sender): all of them or, on failure, none.
+   */
+  storeAll(messages: readonly NewMessage[]): Promise<StoreOutcome[]> {
+    return this.#batcher.submitAll(messages);
+  }
+
   /** Group commit counters: how many transactions the stored messages took. */
   get batchStats(): GroupCommitStats {
     return this.#batcher.stats;

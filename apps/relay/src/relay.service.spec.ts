@@ -37,6 +37,9 @@ function setup() {
     store: jest.fn((m: NewMessage): Promise<StoreOutcome> =>
       Promise.resolve({ message: stored(m, String(nextId++)), duplicate: false }),
     ),
+    storeAll: jest.fn((ms: readonly NewMessage[]): Promise<StoreOutcome[]> =>
+      Promise.resolve(ms.map((m) => ({ message: stored(m, String(nextId++)), duplicate: false }))),
+    ),
     pending: jest.fn(() => Promise.resolve([] as StoredMessage[])),
     markDelivered: jest.fn(() => Promise.resolve(true)),
     history: jest.fn(() => Promise.resolve([] as StoredMessage[])),
@@ -259,7 +262,11 @@ describe('RelayService.sendBatch', () => {
       { ok: true, msgId: '2', serverTs: NOW, duplicate: false },
       { ok: false, code: 'forbidden', message: expect.any(String) },
     ]);
-    expect(messages.store.mock.calls.map(([m]) => m.clientId)).toEqual(['a', 'c']);
+    // One unit for the accepted sends: stored together, in their order.
+    expect(messages.storeAll.mock.calls.map(([ms]) => ms.map((m) => m.clientId))).toEqual([
+      ['a', 'c'],
+    ]);
+    expect(messages.store).not.toHaveBeenCalled();
     expect(
       (fanout.publish.mock.calls as unknown as [{ message: StoredMessage }][]).map(
         ([event]) => event.message.id,
@@ -269,7 +276,7 @@ describe('RelayService.sendBatch', () => {
 
   it('fails the whole request when storage fails (the gateway answers each send internal)', async () => {
     const { service, messages } = setup();
-    messages.store.mockRejectedValueOnce(new Error('batch failed'));
+    messages.storeAll.mockRejectedValueOnce(new Error('batch failed'));
     await expect(
       service.sendBatch({ sends: [send('bob', 'a'), send('bob', 'b')] }),
     ).rejects.toThrow('batch failed');

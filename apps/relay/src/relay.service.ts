@@ -27,7 +27,7 @@ import {
 } from '@securechat/core';
 
 import { conversationKey, isRoomName, MAX_MESSAGE_ID, parseMessageId } from './conversation.util';
-import { MessageRepository } from './message.repository';
+import { MessageRepository, type NewMessage } from './message.repository';
 import { describeError } from './relay-failure.error';
 import { type DeliveredResult, type TranscriptAppendResult } from './relay.results';
 import { RoomRepository } from './room.repository';
@@ -89,26 +89,33 @@ export class RelayService {
     const targets = await Promise.all(
       cmd.sends.map((send) => this.#recipients(send.from, send.to)),
     );
-    const results = cmd.sends.map((send, i): Promise<SendResult> => {
+    const accepted = cmd.sends.flatMap((send, i) => {
       const target = targets[i]!;
-      return target.ok ? this.#storeAndPublish(send, target.recipients) : Promise.resolve(target);
+      return target.ok ? [{ send, recipients: target.recipients }] : [];
     });
-    return { results: await Promise.all(results) };
+    // One transaction for the run (MessageRepository.storeAll): a failure stores none of it.
+    const outcomes = await this.messages.storeAll(
+      accepted.map(({ send, recipients }) => newMessage(send, recipients)),
+    );
+    // Nothing awaited between the commit and these publishes: storage order (§7.4 "Order").
+    const published = outcomes.map((outcome, i) =>
+      outcome.duplicate || accepted[i]!.recipients.length === 0
+        ? Promise.resolve()
+        : this.#publish({ recipients: accepted[i]!.recipients, message: outcome.message }),
+    );
+    await Promise.all(published);
+    let next = 0;
+    return {
+      results: targets.map((target): SendResult => {
+        if (!target.ok) return target;
+        const { message, duplicate } = outcomes[next++]!;
+        return { ok: true, msgId: message.msg_id, serverTs: message.server_ts, duplicate };
+      }),
+    };
   }
 
   async #storeAndPublish(cmd: SendCommand, recipients: string[]): Promise<SendResult> {
-    const outcome = await this.messages.store({
-      sender: cmd.from,
-      clientId: cmd.id,
-      recipient: cmd.to,
-      conversation: conversationKey(cmd.from, cmd.to),
-      body: cmd.body,
-      clientTs: cmd.ts,
-      sig: cmd.sig,
-      recipients,
-    });
-    const { message, duplicate } = outcome;
-
+    const { message, duplicate } = await this.messages.store(newMessage(cmd, recipients));
     // Only now, after the commit: a recipient must never see a message that could still be
     // lost. Group commit resolves its callers in storage order and nothing is awaited between
     // here and the publish call, so events leave in storage order (§7.4 "Order").
@@ -259,4 +266,18 @@ export class RelayService {
       );
     }
   }
+}
+
+/** A send the service has authorised, as the repository stores it. */
+function newMessage(cmd: SendCommand, recipients: string[]): NewMessage {
+  return {
+    sender: cmd.from,
+    clientId: cmd.id,
+    recipient: cmd.to,
+    conversation: conversationKey(cmd.from, cmd.to),
+    body: cmd.body,
+    clientTs: cmd.ts,
+    sig: cmd.sig,
+    recipients,
+  };
 }
