@@ -43,7 +43,8 @@ export interface ConnectionHandshakeInit {
  */
 export class ConnectionHandshake {
   readonly #init: ConnectionHandshakeInit;
-  readonly #handshake: ServerHandshake;
+  /** Dropped once the session is established: its keys and frames are no longer needed. */
+  #handshake: ServerHandshake | undefined;
   #helloTimer: NodeJS.Timeout | undefined;
   #loginTimer: NodeJS.Timeout | undefined;
   #timedOut = false;
@@ -67,7 +68,7 @@ export class ConnectionHandshake {
 
   /** Whether the login is with auth: a frame now is one too many. */
   get verifying(): boolean {
-    return this.#handshake.state === 'verifying';
+    return this.#handshake?.state === 'verifying';
   }
 
   /** Starts the clocks (at accept). */
@@ -89,6 +90,7 @@ export class ConnectionHandshake {
    */
   async receive(frame: RawFrame, moreWaiting: () => boolean): Promise<void> {
     const handshake = this.#handshake;
+    if (!handshake) return;
     if (handshake.state === 'expect_client_hello') clearTimeout(this.#helloTimer);
     // §10.10: the timeout runs until `login` arrives; the decision has its own deadline.
     else if (handshake.state === 'expect_login') clearTimeout(this.#loginTimer);
@@ -107,7 +109,7 @@ export class ConnectionHandshake {
 
   /** Ends the handshake from our side with an error the client can read (§2). */
   abort(code: ErrorCode, message: string): void {
-    if (!this.#over) this.#finish(this.#handshake.abort(code, message));
+    if (!this.#over && this.#handshake) this.#finish(this.#handshake.abort(code, message));
   }
 
   /** The connection closed during the handshake: how it ended, for the metrics. */
@@ -116,7 +118,7 @@ export class ConnectionHandshake {
     this.#over = true;
     if (this.#established || this.#recorded) return;
     this.#recorded = true;
-    this.#handshake.abort('internal', 'connection closed');
+    this.#handshake?.abort('internal', 'connection closed');
     const result: HandshakeResult = this.#timedOut
       ? 'timeout'
       : this.#init.login.refused
@@ -126,7 +128,7 @@ export class ConnectionHandshake {
   }
 
   #timeout(message: string): void {
-    const state = this.#handshake.state;
+    const state = this.#handshake?.state;
     if (this.#over || (state !== 'expect_client_hello' && state !== 'expect_login')) return;
     this.#timedOut = true;
     this.#init.metrics.authFailure('timeout');
@@ -138,6 +140,7 @@ export class ConnectionHandshake {
     if (step.session || step.error || step.close) this.#over = true;
     if (step.session) {
       this.#established = true;
+      this.#handshake = undefined;
       this.#stopTimers();
       this.#init.metrics.handshake('ok');
       this.#init.established(step.session);
