@@ -25,7 +25,7 @@ export interface GeneratorConfig {
   readonly targets: readonly Target[];
   /**
    * handshake: concurrent connectors; throughput/rate: clients; idle: sessions; room: members;
-   * single: 2 (client 0 sends, client 1 receives).
+   * single: 2 × pairs (client 2k sends, client 2k + 1 receives).
    */
   readonly clients: number;
   readonly bodyBytes: number;
@@ -36,7 +36,7 @@ export interface GeneratorConfig {
   readonly rate?: number;
   /** room: members that send (as fast as their acks allow). */
   readonly senders?: number;
-  /** single: sends the one sender keeps unacknowledged (a new one goes out at each ack). */
+  /** single: sends each sender keeps unacknowledged (a new one goes out at each ack). */
   readonly inFlight?: number;
   /** Makes usernames and room names unique per invocation. */
   readonly tag: string;
@@ -165,11 +165,23 @@ class Generator {
     return `b${this.config.tag}_${i}`;
   }
 
+  /**
+   * The target of client `i`: round-robin, except in the single workload, where pair k's sender
+   * goes to target k and its receiver to the next one (mod the targets): with two gateways every
+   * pair crosses them and each gateway holds half the senders and half the receivers (one pair:
+   * the sender on the first gateway, the receiver on the second, as round-robin would do).
+   */
+  target(i: number): Target {
+    const { targets, workload } = this.config;
+    const index = workload === 'single' ? (i >> 1) + (i & 1) : i;
+    return targets[index % targets.length]!;
+  }
+
   client(i: number, action: 'login' | 'register', key = newUserKey()): LoadClient {
-    const { targets, protocol, caFile } = this.config;
+    const { protocol, caFile } = this.config;
     return createLoadClient({
       protocol,
-      target: targets[i % targets.length]!,
+      target: this.target(i),
       username: this.username(i),
       action,
       onDeliver: this.meter.onDeliver,
@@ -297,19 +309,24 @@ class Generator {
   }
 
   /**
-   * One connection with a window: client 0 keeps `inFlight` sends to client 1 outstanding (each
-   * ack lets the next one go), client 1 only receives. `inFlight` closed loops on one client
-   * are exactly that window; libs/client's own cap (maxPendingSends, 1024) is far above it.
+   * Connections with a window, in independent pairs: client 2k keeps `inFlight` sends to client
+   * 2k + 1 outstanding (each ack lets the next one go), client 2k + 1 only receives. `inFlight`
+   * closed loops on one client are exactly that window; libs/client's own cap
+   * (maxPendingSends, 1024) is far above it.
    */
   async single(): Promise<void> {
     const inFlight = this.config.inFlight ?? 32;
-    if (this.config.clients !== 2) throw new Error('single needs clients = 2');
+    const n = this.config.clients;
+    if (n < 2 || n % 2 !== 0) throw new Error('single needs an even number of clients (pairs)');
     if (inFlight < 1 || inFlight > 1024) throw new Error('single needs 1 <= inFlight <= 1024');
-    await this.connectAll(2);
-    const sender = this.clients[0]!;
-    const to = this.username(1);
+    await this.connectAll(n);
     await this.measure(async () => {
-      await Promise.all(Array.from({ length: inFlight }, () => this.closedLoop(sender, to)));
+      const loops: Promise<void>[] = [];
+      for (let sender = 0; sender < n; sender += 2) {
+        const to = this.username(sender + 1);
+        for (let k = 0; k < inFlight; k++) loops.push(this.closedLoop(this.clients[sender]!, to));
+      }
+      await Promise.all(loops);
     });
   }
 

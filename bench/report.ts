@@ -22,8 +22,26 @@ export interface Measurement {
   readonly idle?: Record<string, number>;
   /** The commit the SecureChat servers were started from, when runs compare two trees. */
   readonly server?: string;
-  /** CPU seconds of all server processes in each run's measured window (parallel to windows). */
+  /**
+   * CPU seconds of the setup's own processes (node: gateways, relay, auth; the embedded server;
+   * the TLS relay) in each run's measured window (parallel to windows).
+   */
   readonly serverCpuSeconds?: number[];
+  /**
+   * Distributed setups, single workload: CPU seconds of every PostgreSQL process and of
+   * redis-server in the same windows (parallel to windows; absent in older results).
+   */
+  readonly dataStoreCpuSeconds?: number[];
+  /** How many PostgreSQL and Redis processes were counted at the end of each window. */
+  readonly dataStoreProcesses?: { postgres: number; redis: number }[];
+}
+
+export interface IdleDataStore {
+  /** The distributed setups running meanwhile (`name` or `name@root`). */
+  readonly setups: string[];
+  readonly seconds: number;
+  readonly cpuSecondsPerSecond: number;
+  readonly processes: { postgres: number; redis: number };
 }
 
 export interface BenchReport {
@@ -35,6 +53,8 @@ export interface BenchReport {
   readonly measurements: Measurement[];
   readonly ceilings: { readonly crypto: CryptoCeiling[]; readonly redis: RedisCeiling[] };
   readonly profile?: { setup: string; processes: Record<string, ProfileEntry[]> };
+  /** single: PostgreSQL + Redis CPU with the distributed setups running but no clients. */
+  readonly idleDataStore?: IdleDataStore;
   readonly failures: string[];
   /** Set when parts were taken from a follow-up run (says which, and why). */
   readonly merged?: string;
@@ -196,10 +216,14 @@ export function renderMarkdown(report: BenchReport): string {
   const singleCombos = combos(report, 'single');
   if (singleCombos.length > 0) {
     out.push(
-      '\n### One connection, sends in flight (one sender keeps N sends unacknowledged; one receiver)\n',
+      '\n### Connections with sends in flight (pairs: each sender keeps N sends unacknowledged to its own receiver)\n',
+    );
+    out.push(
+      'Server CPU per delivered message, from /proc in the measured window: "node" is the setup’s own processes (gateways, relay and auth; the embedded server; the TLS relay), "PostgreSQL + Redis" every PostgreSQL process and redis-server (distributed only), "total" the sum.\n',
     );
     const rows: string[][] = [
       [
+        'pairs',
         'in flight',
         'body',
         'setup',
@@ -208,7 +232,9 @@ export function renderMarkdown(report: BenchReport): string {
         'vs TLS baseline',
         'delivery p50',
         'delivery p99',
-        'server CPU per message',
+        'CPU/msg: node',
+        'CPU/msg: PostgreSQL + Redis',
+        'CPU/msg: total',
         'errors',
       ],
     ];
@@ -219,8 +245,23 @@ export function renderMarkdown(report: BenchReport): string {
       const base = baseline ? median(baseline.windows.map(perSecond)) : Number.NaN;
       for (const m of report.measurements.filter((x) => same(x, params))) {
         const values = m.windows.map(perSecond);
-        const cpu = (m.serverCpuSeconds ?? []).map((c, i) => c / m.windows[i]!.delivered);
+        const perMessage = (seconds: readonly number[] | undefined) =>
+          seconds === undefined
+            ? undefined
+            : seconds.map((c, i) => (c / m.windows[i]!.delivered) * 1e6);
+        const cpuCell = (values: readonly number[] | undefined) =>
+          values !== undefined && values.length > 0 && values.every(Number.isFinite)
+            ? cell(values, micros)
+            : '–';
+        const node = perMessage(m.serverCpuSeconds);
+        const stores = perMessage(m.dataStoreCpuSeconds);
+        const distributed = m.setup.startsWith('distributed');
+        const total =
+          node === undefined || (distributed && stores === undefined)
+            ? undefined
+            : node.map((c, i) => c + (stores?.[i] ?? 0));
         rows.push([
+          String(params.pairs ?? 1),
           String(params.inFlight),
           `${params.bytes} B`,
           SETUP_LABELS[m.setup],
@@ -235,17 +276,20 @@ export function renderMarkdown(report: BenchReport): string {
             m.windows.map((w) => w.deliveryLatency.p99),
             ms,
           ),
-          cpu.every(Number.isFinite)
-            ? cell(
-                cpu.map((c) => c * 1e6),
-                micros,
-              )
-            : '–',
+          cpuCell(node),
+          distributed ? cpuCell(stores) : '',
+          cpuCell(total),
           String(m.windows.reduce((n, w) => n + w.errors + w.unverified, 0)),
         ]);
       }
     }
     out.push(table(rows));
+    const idle = report.idleDataStore;
+    if (idle !== undefined) {
+      out.push(
+        `\nWith no clients (${idle.setups.join(', ')} running; ${idle.processes.postgres} PostgreSQL processes and ${idle.processes.redis} redis-server), PostgreSQL + Redis used ${ms(idle.cpuSecondsPerSecond * 1000)} ms of CPU per second over ${idle.seconds.toFixed(1)} s: the background in the PostgreSQL + Redis column.`,
+      );
+    }
   }
 
   const rateCombos = combos(report, 'rate');

@@ -11,6 +11,8 @@
  *   npm run bench -- --only single --in-flight 1,32 --compare-root /tmp/sc-before --label x
  *                                        one connection with N sends in flight, on this tree's
  *                                        servers and, alternating, on another checkout's
+ *   npm run bench -- --only single --pairs 20 --in-flight 32
+ *                                        20 such sender → receiver pairs at once (40 clients)
  *   npm run bench -- --profile [setup]   also profile one setup (default distributed-full) under
  *                                        the throughput workload
  *   npm run bench -- --render bench/results/<date>.json   tables of a stored run, into the docs
@@ -45,8 +47,15 @@ import {
   redisCommandCalls,
 } from './ceilings';
 import { type GeneratorConfig, type GeneratorMessage, type WindowResult } from './load-generator';
+import { type DataStoreCpu, dataStoreCpu, readCpuSeconds } from './proc-cpu';
 import { summarizeProfile, type ProfileEntry } from './profile-summary';
-import { type BenchReport, type Measurement, renderMarkdown, updateBenchmarksDoc } from './report';
+import {
+  type BenchReport,
+  type IdleDataStore,
+  type Measurement,
+  renderMarkdown,
+  updateBenchmarksDoc,
+} from './report';
 import { type RunningSetup, type SetupName, startSetup } from './setups';
 import { median } from './stats';
 
@@ -64,11 +73,14 @@ const WORKLOADS = [
 ] as const;
 type WorkloadName = (typeof WORKLOADS)[number];
 
-const USAGE = `usage: npm run bench -- [--quick] [--only ${WORKLOADS.join('|')}[,…]] [--runs N] [--seconds S] [--warmup S] [--in-flight N[,…]] [--compare-root DIR] [--label NAME] [--profile [setup]] [--no-docs] | --render <results.json>
+const USAGE = `usage: npm run bench -- [--quick] [--only ${WORKLOADS.join('|')}[,…]] [--runs N] [--seconds S] [--warmup S] [--pairs P[,…]] [--in-flight N[,…]] [--compare-root DIR] [--label NAME] [--profile [setup]] [--no-docs] | --render <results.json>
 
   --only single      one connection keeping N sends in flight (--in-flight, default 32; 100-byte
                      bodies) to one receiver: delivered msg/s, delivery p50/p99, server CPU per
-                     message; on embedded, distributed (full) and the TLS baseline
+                     message (distributed: PostgreSQL and Redis included); on embedded,
+                     distributed (full) and the TLS baseline
+  --pairs P          single: P independent sender → receiver pairs at once (2P clients, each
+                     sender keeping --in-flight sends outstanding); default 1
   --compare-root DIR the single workload also runs every SecureChat setup started from DIR (a
                      checkout of another commit, e.g. a git worktree with node_modules linked),
                      alternating with this tree's; load generator and baseline stay this tree's
@@ -85,6 +97,8 @@ export interface Settings {
   readonly updateDocs: boolean;
   /** single: the sender's windows of unacknowledged sends, one row each. */
   readonly inFlight: readonly number[];
+  /** single: independent sender → receiver pairs, one row each (× inFlight). */
+  readonly pairs: readonly number[];
   /** single: another checkout whose SecureChat servers are measured alongside this tree's. */
   readonly compareRoot?: string;
   /** Appended to the results file names. */
@@ -109,6 +123,7 @@ function readSettings(argv: readonly string[]): Settings {
   let profile: string | false = false;
   let docs: boolean | undefined;
   let inFlight: number[] = [32];
+  let pairs: number[] = [1];
   let compareRoot: string | undefined;
   let label: string | undefined;
   const number = (flag: string, value: string | undefined) => {
@@ -160,6 +175,10 @@ function readSettings(argv: readonly string[]): Settings {
         inFlight = (args.shift() ?? '').split(',').map((v) => Math.round(number(arg, v)));
         if (inFlight.some((n) => n > 1024)) throw new Error(`--in-flight: at most 1024\n${USAGE}`);
         break;
+      case '--pairs':
+        pairs = (args.shift() ?? '').split(',').map((v) => Math.round(number(arg, v)));
+        if (pairs.some((n) => n > 500)) throw new Error(`--pairs: at most 500\n${USAGE}`);
+        break;
       case '--compare-root': {
         const dir = args.shift();
         if (dir === undefined || !existsSync(path.join(dir, 'apps/embedded/src/main.ts'))) {
@@ -188,6 +207,7 @@ function readSettings(argv: readonly string[]): Settings {
     // Only a run of every workload replaces the tables in the docs.
     updateDocs: docs ?? (!quick && only.length === WORKLOADS.length),
     inFlight,
+    pairs,
     ...(compareRoot === undefined ? {} : { compareRoot }),
     ...(label === undefined ? {} : { label }),
     throughputClients: quick ? [10] : [10, 100, 1000],
@@ -252,21 +272,6 @@ function readRss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = /^VmRSS:\s+(\d+) kB/m.exec(status);
   return kb ? Number(kb[1]) * 1024 : Number.NaN;
-}
-
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** User + system CPU seconds of a process so far. */
-function readCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 function openFileLimit(): string {
@@ -383,6 +388,7 @@ class Bench {
   crypto: CryptoCeiling[] = [];
   redis: RedisCeiling[] = [];
   profile: { setup: string; processes: Record<string, ProfileEntry[]> } | undefined;
+  idleDataStore: IdleDataStore | undefined;
   readonly redisCalls = new Map<number, Record<string, number>>();
 
   constructor(
@@ -396,8 +402,18 @@ class Bench {
     let setup = this.setups.get(key);
     if (setup === undefined) {
       this.progress.step(`starting ${key}`);
+      const root = serverRoot ?? ROOT;
+      const before = describeTree(root);
       setup = await startSetup(name, undefined, serverRoot);
       this.setups.set(key, setup);
+      // The servers load their code as they start: a tree edited or committed to since the run
+      // began (others work in it) is no longer the commit the report names them by.
+      const now = readTree(root);
+      if (now.commit !== before.commit) {
+        this.fail(
+          `${key}: ${root} is at ${now.commit} now, not ${before.commit} as when the run began: its servers may run either`,
+        );
+      }
     }
     return setup;
   }
@@ -515,20 +531,25 @@ export interface TreeInfo {
 
 const trees = new Map<string, TreeInfo>();
 
-/** The commit a checkout's servers come from (what the report names them by). */
+/** The commit a checkout's servers come from (what the report names them by), as of now. */
+function readTree(root: string): TreeInfo {
+  const git = (...args: string[]) =>
+    execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', stdio: 'pipe' }).trim();
+  let commit: string;
+  try {
+    commit = git('rev-parse', '--short=7', 'HEAD');
+    if (git('diff', '--name-only', 'HEAD', '--', 'apps', 'libs') !== '') commit += '+changes';
+  } catch {
+    commit = 'unknown';
+  }
+  return { root, commit };
+}
+
+/** readTree as of the first call for `root` in this run. */
 function describeTree(root: string): TreeInfo {
   let info = trees.get(root);
   if (info === undefined) {
-    const git = (...args: string[]) =>
-      execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', stdio: 'pipe' }).trim();
-    let commit: string;
-    try {
-      commit = git('rev-parse', '--short=7', 'HEAD');
-      if (git('diff', '--name-only', 'HEAD', '--', 'apps', 'libs') !== '') commit += '+changes';
-    } catch {
-      commit = 'unknown';
-    }
-    info = { root, commit };
+    info = readTree(root);
     trees.set(root, info);
   }
   return info;
@@ -544,78 +565,122 @@ function setupCpuSeconds(setup: RunningSetup): number {
 }
 
 /**
- * One connection with a window: a sender keeps `inFlight` sends (100 B) unacknowledged, to
- * one receiver (on the other gateway when distributed). Besides what the clients see, the
- * CPU all server processes spent in the measured window, per delivered message. With
- * --compare-root, each SecureChat setup runs on both trees in every round, the order of the
- * two flipped from round to round.
+ * Connections with a window, in pairs: each of `pairs` senders keeps `inFlight` sends (100 B)
+ * unacknowledged, to its own receiver (on the other gateway when distributed). Besides what the
+ * clients see, the CPU the server spent in the measured window, per delivered message: all
+ * processes of the setup, and for the distributed setups also every PostgreSQL and Redis
+ * process (dataStoreCpu). With --compare-root, each SecureChat setup runs on both trees in every
+ * round, the order of the two flipped from round to round.
  */
 async function runSingle(bench: Bench): Promise<void> {
   const { runs, compareRoot } = bench.settings;
   const here = describeTree(ROOT);
   const there = compareRoot === undefined ? undefined : describeTree(compareRoot);
-  for (const inFlight of bench.settings.inFlight) {
-    const params = { inFlight, bytes: 100 };
-    const collected = new Map<string, Measurement & { serverCpuSeconds: number[] }>();
-    for (let run = 1; run <= runs; run++) {
-      for (const name of SINGLE_SETUPS) {
-        const order: (TreeInfo | undefined)[] =
-          name === 'tls-baseline' ? [undefined] : there === undefined ? [here] : [here, there];
-        if (run % 2 === 0) order.reverse();
-        for (const tree of order) {
-          const server = tree?.commit;
-          const text = `single inFlight=${inFlight} · ${name}${server ? ` (${server})` : ''}`;
-          let setup: RunningSetup;
-          try {
-            setup = await bench.setup(name, tree === there ? compareRoot : undefined);
-          } catch (error) {
-            bench.fail(`${text}: could not start: ${(error as Error).message.slice(0, 500)}`);
-            continue;
-          }
-          bench.progress.step(`${text} · run ${run}/${runs}`);
-          const config = bench.config(setup, { workload: 'single', clients: 2, inFlight });
-          let cpuAtStart = Number.NaN;
-          let cpu = Number.NaN;
-          try {
-            const result = await runGenerator(config, bench.progress, {
-              onMeasuring: () => {
-                cpuAtStart = setupCpuSeconds(setup);
-                return Promise.resolve();
-              },
-              onWindow: () => {
-                cpu = setupCpuSeconds(setup) - cpuAtStart;
-                return Promise.resolve();
-              },
-            });
-            const key = `${name}@${server ?? ''}`;
-            let m = collected.get(key);
-            if (m === undefined) {
-              m = {
-                workload: 'single',
-                params,
-                setup: name,
-                ...(server === undefined ? {} : { server }),
-                windows: [],
-                serverCpuSeconds: [],
-              };
-              collected.set(key, m);
+  for (const pairs of bench.settings.pairs) {
+    for (const inFlight of bench.settings.inFlight) {
+      const params = { pairs, inFlight, bytes: 100 };
+      const collected = new Map<string, Measurement & { serverCpuSeconds: number[] }>();
+      for (let run = 1; run <= runs; run++) {
+        for (const name of SINGLE_SETUPS) {
+          const order: (TreeInfo | undefined)[] =
+            name === 'tls-baseline' ? [undefined] : there === undefined ? [here] : [here, there];
+          if (run % 2 === 0) order.reverse();
+          for (const tree of order) {
+            const server = tree?.commit;
+            const text = `single pairs=${pairs} inFlight=${inFlight} · ${name}${server ? ` (${server})` : ''}`;
+            let setup: RunningSetup;
+            try {
+              setup = await bench.setup(name, tree === there ? compareRoot : undefined);
+            } catch (error) {
+              bench.fail(`${text}: could not start: ${(error as Error).message.slice(0, 500)}`);
+              continue;
             }
-            m.windows.push(...result.windows);
-            m.serverCpuSeconds.push(cpu);
-          } catch (error) {
-            bench.fail(`${text}: ${(error as Error).message.slice(0, 800)}`);
+            bench.progress.step(`${text} · run ${run}/${runs}`);
+            const config = bench.config(setup, {
+              workload: 'single',
+              clients: 2 * pairs,
+              inFlight,
+            });
+            const stores = name.startsWith('distributed');
+            let cpuAtStart = Number.NaN;
+            let cpu = Number.NaN;
+            let storesAtStart: DataStoreCpu | undefined;
+            let storesCpu = Number.NaN;
+            let storeProcesses: DataStoreCpu['processes'] | undefined;
+            try {
+              const result = await runGenerator(config, bench.progress, {
+                onMeasuring: () => {
+                  cpuAtStart = setupCpuSeconds(setup);
+                  if (stores) storesAtStart = dataStoreCpu();
+                  return Promise.resolve();
+                },
+                onWindow: () => {
+                  cpu = setupCpuSeconds(setup) - cpuAtStart;
+                  if (storesAtStart !== undefined) {
+                    const end = dataStoreCpu();
+                    storesCpu = end.seconds - storesAtStart.seconds;
+                    storeProcesses = end.processes;
+                  }
+                  return Promise.resolve();
+                },
+              });
+              const key = `${name}@${server ?? ''}`;
+              let m = collected.get(key);
+              if (m === undefined) {
+                m = {
+                  workload: 'single',
+                  params,
+                  setup: name,
+                  ...(server === undefined ? {} : { server }),
+                  windows: [],
+                  serverCpuSeconds: [],
+                  ...(stores ? { dataStoreCpuSeconds: [], dataStoreProcesses: [] } : {}),
+                };
+                collected.set(key, m);
+              }
+              m.windows.push(...result.windows);
+              m.serverCpuSeconds.push(cpu);
+              m.dataStoreCpuSeconds?.push(storesCpu);
+              if (storeProcesses !== undefined) m.dataStoreProcesses?.push(storeProcesses);
+            } catch (error) {
+              bench.fail(`${text}: ${(error as Error).message.slice(0, 800)}`);
+            }
+            bench.progress.advance(estimateSeconds(config));
+            await new Promise((r) => setTimeout(r, 500)); // the server closes the sessions
           }
-          bench.progress.advance(estimateSeconds(config));
-          await new Promise((r) => setTimeout(r, 500)); // the server closes the sessions
         }
       }
+      bench.measurements.push(...collected.values());
     }
-    bench.measurements.push(...collected.values());
   }
+  await measureIdleDataStore(bench);
   // The other checkout's servers are of no use to the workloads that follow.
   if (compareRoot !== undefined) {
     for (const name of SINGLE_SETUPS) await bench.stop(`${name}@${compareRoot}`);
   }
+}
+
+/**
+ * The background the data-store figure includes: PostgreSQL + Redis CPU per second while the
+ * distributed setups of the single workload are still running but have no clients (their
+ * pollers, timers and idle connections), over a few seconds.
+ */
+async function measureIdleDataStore(bench: Bench): Promise<void> {
+  const running = [...bench.setups.keys()].filter((key) => key.startsWith('distributed'));
+  if (running.length === 0) return;
+  bench.progress.step('single: PostgreSQL + Redis CPU with no clients');
+  await new Promise((r) => setTimeout(r, 2000));
+  const start = dataStoreCpu();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, 5000));
+  const end = dataStoreCpu();
+  const seconds = (performance.now() - t0) / 1000;
+  bench.idleDataStore = {
+    setups: running,
+    seconds,
+    cpuSecondsPerSecond: (end.seconds - start.seconds) / seconds,
+    processes: end.processes,
+  };
 }
 
 /** `--render <results.json>`: the tables of a stored run again, into docs/BENCHMARKS.md. */
@@ -648,7 +713,7 @@ async function main(): Promise<void> {
   progress.plan(
     s.runs *
       ((wants('handshake') ? (setupsN + 2) * per : 0) +
-        (wants('single') ? s.inFlight.length * singleSetupsN * per : 0) +
+        (wants('single') ? s.pairs.length * s.inFlight.length * singleSetupsN * per : 0) +
         (wants('throughput')
           ? s.throughputClients.length * s.bodySizes.length * setupsN * (per + 2)
           : 0) +
@@ -690,6 +755,8 @@ async function main(): Promise<void> {
         openFiles: openFileLimit(),
         loadAverageAtStart,
         note: 'the load generator runs on the same cores as the servers',
+        serverCpu:
+          'single: utime + stime from /proc/<pid>/stat of every node process of the setup; for the distributed setups also of every PostgreSQL process (postmaster and children, plus the postmaster’s reaped children) and of redis-server, which serve nothing else during a bench run',
         servers: {
           this: describeTree(ROOT),
           ...(settings.compareRoot === undefined
@@ -700,6 +767,7 @@ async function main(): Promise<void> {
       measurements: bench.measurements,
       ceilings: { crypto: bench.crypto, redis: bench.redis },
       ...(bench.profile === undefined ? {} : { profile: bench.profile }),
+      ...(bench.idleDataStore === undefined ? {} : { idleDataStore: bench.idleDataStore }),
       failures: bench.failures,
     };
     const markdown = renderMarkdown(report);
