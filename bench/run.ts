@@ -1043,9 +1043,18 @@ async function runProfile(bench: Bench): Promise<void> {
   const micros = () => Number(process.hrtime.bigint() / 1000n);
   let windowStart = 0;
   let windowEnd = 0;
+  // With --only single, the profile follows that workload (its first --pairs and --in-flight).
+  const single = bench.settings.only.length === 1 && bench.settings.only[0] === 'single';
+  const pairs = bench.settings.pairs[0] ?? 1;
+  const inFlight = bench.settings.inFlight[0] ?? 32;
   try {
     await runGenerator(
-      bench.config(setup, { workload: 'throughput', clients: 100, bodyBytes: 100, seconds }),
+      bench.config(
+        setup,
+        single
+          ? { workload: 'single', clients: 2 * pairs, inFlight, seconds }
+          : { workload: 'throughput', clients: 100, bodyBytes: 100, seconds },
+      ),
       bench.progress,
       {
         onMeasuring: () => {
@@ -1072,7 +1081,10 @@ async function runProfile(bench: Bench): Promise<void> {
     const pid = Number(/^CPU\.\d+\.\d+\.(\d+)\./.exec(file)?.[1]);
     processes[byPid.get(pid) ?? file] = summarizeProfile(path.join(dir, file), 15, window);
   }
-  bench.profile = { setup: `${name}, throughput N=100, 100 B, measured ${seconds} s`, processes };
+  const workload = single
+    ? `single, ${pairs} pair(s) x ${inFlight} in flight`
+    : 'throughput N=100, 100 B';
+  bench.profile = { setup: `${name}, ${workload}, measured ${seconds} s`, processes };
   bench.progress.log(`profiles kept in ${dir}`);
 }
 

@@ -79,8 +79,8 @@ describe.each([
   }
 
   describe('group commit', () => {
-    it('stores 500 concurrent sends and their deliveries in far fewer transactions', async () => {
-      const transactions = jest.spyOn(handle.db, 'transaction');
+    it('stores 500 concurrent sends and their deliveries in far fewer statements', async () => {
+      const statements = jest.spyOn(handle.db, 'execute');
       const before = { messages: await rowCount(messages), deliveries: await rowCount(deliveries) };
       const sends = Array.from({ length: 500 }, (_, i) => ({
         ...dm('gc_sender', 'gc_bob', `gc-${i}`),
@@ -96,13 +96,13 @@ describe.each([
       const msgIds = outcomes.map((o) => BigInt(o.message.msg_id));
       expect(msgIds).toEqual([...msgIds].sort(asc));
       expect(new Set(msgIds).size).toBe(500);
-      expect(transactions.mock.calls.length).toBe(repo.batchStats.batches);
+      expect(statements.mock.calls.length).toBe(repo.batchStats.batches);
       expect(repo.batchStats.batches).toBeLessThanOrEqual(10);
       expect(repo.batchStats.items).toBe(500);
     });
 
-    it('stores a connection\u2019s run of sends in one transaction, in its order, beside single sends', async () => {
-      const transactions = jest.spyOn(handle.db, 'transaction');
+    it('stores a connection’s run of sends in one statement, in its order, beside single sends', async () => {
+      const statements = jest.spyOn(handle.db, 'execute');
       const run = Array.from({ length: 40 }, (_, i) => dm('run_a', 'run_b', `run-${i}`));
       const [before, outcomes, after] = await Promise.all([
         repo.store(dm('run_c', 'run_b', 'single-before')),
@@ -112,7 +112,7 @@ describe.each([
       expect(outcomes.map((o) => o.message.id)).toEqual(run.map((m) => m.clientId));
       const ids = [before, ...outcomes, after].map((o) => BigInt(o.message.msg_id));
       expect(ids).toEqual([...ids].sort(asc));
-      expect(transactions.mock.calls.length).toBe(1);
+      expect(statements.mock.calls.length).toBe(1);
     });
 
     it('stores a send repeated inside one batch once, answering the first msg_id to all', async () => {
@@ -327,7 +327,7 @@ describe.each([
         fanout,
         clock,
       );
-      const transactions = jest.spyOn(handle.db, 'transaction');
+      const statements = jest.spyOn(handle.db, 'execute');
       const results = await Promise.all(
         Array.from({ length: 500 }, (_, i) =>
           service.send({
@@ -348,7 +348,7 @@ describe.each([
         events[0]!.message.from === 'sv_bob' ? ['sv_alice', 'sv_carol'] : ['sv_bob', 'sv_carol'],
       );
       expect(await repo.pending('sv_carol', undefined, 1000)).toHaveLength(500);
-      expect(transactions.mock.calls.length).toBeLessThan(100);
+      expect(statements.mock.calls.length).toBeLessThan(100);
 
       // a DM to an unknown user is refused and nothing is stored
       expect(

@@ -230,9 +230,9 @@ export class MessageRepository implements BeforeApplicationShutdown {
   }
 
   /**
-   * One batch, one transaction: insert the messages that are new (`on conflict do nothing`
-   * on (sender, client_id)), look up the ones that were not, then insert the deliveries of the
-   * new ones. Identical (sender, client_id) pairs inside the batch are written once; the later
+   * One batch, one statement: insert the messages that are new (`on conflict do nothing` on
+   * (sender, client_id)) and the deliveries of the new ones, then look up the ones that were
+   * not new. Identical (sender, client_id) pairs inside the batch are written once; the later
    * ones are answered as duplicates of the first.
    */
   async #writeBatch(batch: readonly NewMessage[]): Promise<StoreOutcome[]> {
@@ -251,13 +251,21 @@ export class MessageRepository implements BeforeApplicationShutdown {
     // One timestamp per batch: the moment of storage (§7.2 `ack.server_ts`) for all of it.
     const serverTs = this.clock.now();
 
-    const outcomes = await this.db.transaction(async (tx) => {
-      // One statement, one parameter per column (arrays through unnest): Drizzle's builder
-      // spends longer assembling 2,048 placeholders than Postgres spends inserting the rows,
-      // and this form has no parameter-count limit. Only ids come back: the rest we have.
-      const column = (pick: (m: NewMessage) => string) => sql.param(leaders.map(pick));
-      const inserted = rowsOf<{ id: string | number | bigint; sender: string; client_id: string }>(
-        await tx.execute(sql`
+    // Every recipient of every message, keyed by (sender, client id): the deliveries to write
+    // for whichever of them the insert below really inserts.
+    const deliveryKeys = leaders.flatMap((m) =>
+      [...new Set(m.recipients)].map((recipient) => [m.sender, m.clientId, recipient] as const),
+    );
+    const column = (pick: (m: NewMessage) => string) => sql.param(leaders.map(pick));
+    const deliveryColumn = (at: 0 | 1 | 2) => sql.param(deliveryKeys.map((key) => key[at]));
+    // One statement, so one implicit transaction: no BEGIN and COMMIT round trips. Arrays go
+    // through unnest, one parameter per column: Drizzle's builder spends longer assembling
+    // thousands of placeholders than Postgres spends inserting the rows. The deliveries of the
+    // messages it inserts are written by the same statement (a data-modifying CTE); only ids
+    // come back, the rest we have.
+    const inserted = rowsOf<{ id: string | number | bigint; sender: string; client_id: string }>(
+      await this.db.execute(sql`
+        with ins as (
           insert into ${messages}
             (sender, client_id, recipient, conversation, body, client_ts, server_ts, sig)
           select s, c, r, conv, b, ts::bigint, ${String(serverTs)}::bigint, sig
@@ -273,73 +281,68 @@ export class MessageRepository implements BeforeApplicationShutdown {
           -- ids are drawn in this order: storage order is batch order (§7.4 "Order")
           order by n
           on conflict (sender, client_id) do nothing
-          returning id, sender, client_id`),
-      );
-
-      const stored = new Map<string, StoreOutcome>();
-      const deliveryRecipients: string[] = [];
-      const deliveryIds: string[] = [];
-      for (const row of inserted) {
-        const key = dedupeKey(row.sender, row.client_id);
-        const m = leaders[leaderOf.get(key)!]!;
-        const id = BigInt(row.id).toString();
-        stored.set(key, {
-          message: {
-            msg_id: id,
-            id: m.clientId,
-            from: m.sender,
-            to: m.recipient,
-            body: m.body,
-            ts: m.clientTs,
-            server_ts: serverTs,
-            sig: m.sig,
-          },
-          duplicate: false,
-        });
-        for (const recipient of new Set(m.recipients)) {
-          deliveryRecipients.push(recipient);
-          deliveryIds.push(id);
-        }
-      }
-
-      // Stored before (by an earlier batch, or by another relay whose transaction we waited
-      // for): answer with what was stored then, not with what this send says.
-      const existing = leaders.filter((m) => !stored.has(dedupeKey(m.sender, m.clientId)));
-      if (existing.length > 0) {
-        const rows = await tx
-          .select()
-          .from(messages)
-          .where(
-            or(
-              ...existing.map((m) =>
-                and(eq(messages.sender, m.sender), eq(messages.clientId, m.clientId)),
-              ),
-            ),
-          );
-        for (const row of rows) {
-          stored.set(dedupeKey(row.sender, row.clientId), {
-            message: toStoredMessage(row),
-            duplicate: true,
-          });
-        }
-      }
-
-      if (deliveryIds.length > 0) {
-        await tx.execute(sql`
+          returning id, sender, client_id
+        ), dels as (
           insert into ${deliveries} (recipient, message_id)
-          select r, m::bigint
-          from unnest(${sql.param(deliveryRecipients)}::text[], ${sql.param(deliveryIds)}::text[])
-            as t(r, m)
-          on conflict do nothing`);
-      }
+          select d.r, ins.id
+          from unnest(
+            ${deliveryColumn(0)}::text[],
+            ${deliveryColumn(1)}::text[],
+            ${deliveryColumn(2)}::text[]
+          ) as d(s, c, r)
+          join ins on ins.sender = d.s and ins.client_id = d.c
+          on conflict do nothing
+        )
+        select id, sender, client_id from ins`),
+    );
 
-      return leaders.map((m) => {
-        const outcome = stored.get(dedupeKey(m.sender, m.clientId));
-        // Neither inserted nor found: only possible if the row vanished, which the schema
-        // does not allow. Fail the batch rather than acknowledge something not stored.
-        if (!outcome) throw new Error('a message of the batch was neither inserted nor found');
-        return outcome;
+    const stored = new Map<string, StoreOutcome>();
+    for (const row of inserted) {
+      const key = dedupeKey(row.sender, row.client_id);
+      const m = leaders[leaderOf.get(key)!]!;
+      stored.set(key, {
+        message: {
+          msg_id: BigInt(row.id).toString(),
+          id: m.clientId,
+          from: m.sender,
+          to: m.recipient,
+          body: m.body,
+          ts: m.clientTs,
+          server_ts: serverTs,
+          sig: m.sig,
+        },
+        duplicate: false,
       });
+    }
+
+    // Stored before (by an earlier batch, or by another relay whose statement the insert waited
+    // for, committed by now): answer with what was stored then, not with what this send says.
+    const existing = leaders.filter((m) => !stored.has(dedupeKey(m.sender, m.clientId)));
+    if (existing.length > 0) {
+      const rows = await this.db
+        .select()
+        .from(messages)
+        .where(
+          or(
+            ...existing.map((m) =>
+              and(eq(messages.sender, m.sender), eq(messages.clientId, m.clientId)),
+            ),
+          ),
+        );
+      for (const row of rows) {
+        stored.set(dedupeKey(row.sender, row.clientId), {
+          message: toStoredMessage(row),
+          duplicate: true,
+        });
+      }
+    }
+
+    const outcomes = leaders.map((m) => {
+      const outcome = stored.get(dedupeKey(m.sender, m.clientId));
+      // Neither inserted nor found: only possible if the row vanished, which the schema does
+      // not allow. Fail the batch rather than acknowledge something not stored.
+      if (!outcome) throw new Error('a message of the batch was neither inserted nor found');
+      return outcome;
     });
 
     return follows.map(({ leader, first }) => {
