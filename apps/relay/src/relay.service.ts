@@ -27,7 +27,7 @@ import {
 } from '@securechat/core';
 
 import { conversationKey, isRoomName, MAX_MESSAGE_ID, parseMessageId } from './conversation.util';
-import { MessageRepository, type NewMessage } from './message.repository';
+import { MessageRepository, type NewMessage, type StoreOutcome } from './message.repository';
 import { describeError } from './relay-failure.error';
 import { type DeliveredResult, type TranscriptAppendResult } from './relay.results';
 import { RoomRepository } from './room.repository';
@@ -79,11 +79,11 @@ export class RelayService {
 
   /**
    * Consecutive sends of one connection, stored in their order (§6: per sender, the order the
-   * client sent). Recipients are looked up together; the stores are then submitted one after
-   * the other without an await between them, so group commit keeps their order, and each
-   * publishes as soon as its commit resolves, in storage order like `send`. One result per
-   * send; a storage failure fails the whole request (the gateway answers each `internal`, and
-   * the client resends: sends are idempotent).
+   * client sent). Recipients are looked up together; the accepted sends are then stored as one
+   * unit of group commit (one transaction: all or none), and their events published right after
+   * the commit, in storage order like `send`. One result per send; a storage failure fails the
+   * whole request (the gateway answers each `internal`, and the client resends: sends are
+   * idempotent).
    */
   async sendBatch(cmd: SendBatchCommand): Promise<SendBatchResult> {
     const targets = await Promise.all(
@@ -98,12 +98,9 @@ export class RelayService {
       accepted.map(({ send, recipients }) => newMessage(send, recipients)),
     );
     // Nothing awaited between the commit and these publishes: storage order (§7.4 "Order").
-    const published = outcomes.map((outcome, i) =>
-      outcome.duplicate || accepted[i]!.recipients.length === 0
-        ? Promise.resolve()
-        : this.#publish({ recipients: accepted[i]!.recipients, message: outcome.message }),
+    await Promise.all(
+      outcomes.map((outcome, i) => this.#publishStored(outcome, accepted[i]!.recipients)),
     );
-    await Promise.all(published);
     let next = 0;
     return {
       results: targets.map((target): SendResult => {
@@ -115,14 +112,22 @@ export class RelayService {
   }
 
   async #storeAndPublish(cmd: SendCommand, recipients: string[]): Promise<SendResult> {
-    const { message, duplicate } = await this.messages.store(newMessage(cmd, recipients));
-    // Only now, after the commit: a recipient must never see a message that could still be
-    // lost. Group commit resolves its callers in storage order and nothing is awaited between
-    // here and the publish call, so events leave in storage order (§7.4 "Order").
-    if (!duplicate && recipients.length > 0) {
-      await this.#publish({ recipients, message });
-    }
+    const outcome = await this.messages.store(newMessage(cmd, recipients));
+    // Group commit resolves its callers in storage order and nothing is awaited between here
+    // and the publish call, so events leave in storage order (§7.4 "Order").
+    await this.#publishStored(outcome, recipients);
+    const { message, duplicate } = outcome;
     return { ok: true, msgId: message.msg_id, serverTs: message.server_ts, duplicate };
+  }
+
+  /**
+   * Hands a stored message to the fan-out. Only after the commit: a recipient must never see a
+   * message that could still be lost. A duplicate was published when it was first stored.
+   * Calls `publish` synchronously, before any await, so callers keep the storage order.
+   */
+  #publishStored(outcome: StoreOutcome, recipients: string[]): Promise<void> {
+    if (outcome.duplicate || recipients.length === 0) return Promise.resolve();
+    return this.#publish({ recipients, message: outcome.message });
   }
 
   /**
