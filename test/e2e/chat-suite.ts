@@ -136,6 +136,19 @@ export function defineChatSuite(start: (env: Record<string, string>) => Promise<
       expect((limited as { retryAfter?: number }).retryAfter).toBeGreaterThanOrEqual(1);
     });
 
+    it('never lets failures signed by another key lock a user out', async () => {
+      const username = await newUser('stranger');
+      const stranger = ed25519();
+      for (let i = 0; i < 12; i++) {
+        expect(await loginError(username, { key: stranger, password: `guess ${i}` })).toMatchObject(
+          { code: 'auth_failed' },
+        );
+      }
+      const client = await login(username);
+      expect(client.loginOk).toMatchObject({ type: 'login_ok', username });
+      await client.close();
+    });
+
     it('refuses a server whose key differs from the pinned one, before sending the login', async () => {
       const other = fingerprint(exportSpki(ed25519()));
       const failure = await loginError(await newUser('pin'), { fingerprint: other });

@@ -103,14 +103,17 @@ describe('AuthService.login', () => {
     ['Ed25519', 'erin', () => ed],
   ])('accepts the right password and a %s signature over H2', async (_kind, username, key) => {
     const h = await harness();
-    const failure = jest.spyOn(h.throttle, 'recordFailure');
+    const attempt = jest.spyOn(h.throttle, 'attempt');
+    const refund = jest.spyOn(h.throttle, 'refund');
     const success = jest.spyOn(h.throttle, 'recordSuccess');
     const result = await h.service.login(
       loginCommand({ username, password: PASSWORD, key: key() }),
     );
     expect(result).toEqual({ ok: true, username, publicKey: toBase64(key().spki) });
+    // The attempt was counted up front and given back: a success costs no budget.
+    expect(attempt).toHaveBeenCalledWith(username, ADDRESS, T0);
+    expect(refund).toHaveBeenCalledWith(ADDRESS, T0);
     expect(success).toHaveBeenCalledWith(username);
-    expect(failure).not.toHaveBeenCalled();
   });
 
   const longPassword = 'é'.repeat(513); // 1026 bytes, 513 characters
@@ -218,15 +221,18 @@ describe('AuthService.login', () => {
       const h = await harness();
       const command = await makeCommand(h);
       jest.clearAllMocks();
-      const failure = jest.spyOn(h.throttle, 'recordFailure');
+      const attempt = jest.spyOn(h.throttle, 'attempt');
+      const refund = jest.spyOn(h.throttle, 'refund');
 
       const result: LoginResult = await h.service.login(command);
 
       expect(result).toStrictEqual(AUTH_FAILED);
       expect(h.hasher.verify).toHaveBeenCalledTimes(1);
       expect(userVerify).toHaveBeenCalledTimes(1);
-      expect(failure).toHaveBeenCalledTimes(1);
-      expect(failure).toHaveBeenCalledWith(expect.any(String), ADDRESS, T0);
+      // Counted once against the address (and the username when the key signed), kept.
+      expect(attempt).toHaveBeenCalledTimes(1);
+      expect(attempt.mock.calls[0]?.slice(1)).toEqual([ADDRESS, T0]);
+      expect(refund).not.toHaveBeenCalled();
       // argon2 never sees more than the length rule allows.
       const verified = h.hasher.verify.mock.calls[0]?.[1] ?? '';
       expect(Buffer.byteLength(verified)).toBeLessThanOrEqual(1024);
@@ -270,7 +276,7 @@ describe('AuthService.login', () => {
 });
 
 describe('AuthService login throttling', () => {
-  it('refuses the 6th attempt after 5 failures, before any lookup or hashing, even with the right password', async () => {
+  it('refuses the 6th attempt after 5 failures signed with the key, from any address, before any argon2 work, even with the right password', async () => {
     const h = await harness();
     for (let i = 0; i < 5; i++) {
       expect(
@@ -291,10 +297,8 @@ describe('AuthService login throttling', () => {
     expect(result).toEqual({ ok: false, code: 'rate_limited', retryAfter: expect.any(Number) });
     const retryAfter = (result as { retryAfter: number }).retryAfter;
     expect(Number.isInteger(retryAfter) && retryAfter >= 1).toBe(true);
-    expect(h.users.findByUsername).not.toHaveBeenCalled();
     expect(h.hasher.verify).not.toHaveBeenCalled();
     expect(h.hasher.hash).not.toHaveBeenCalled();
-    expect(userVerify).not.toHaveBeenCalled();
 
     // Once the delay has passed, the right credentials work again.
     h.clock.advance(retryAfter * 1000);
@@ -303,23 +307,63 @@ describe('AuthService login throttling', () => {
     ).toMatchObject({ ok: true });
   });
 
-  it('throttles unknown usernames exactly like known ones', async () => {
+  it('never lets a stranger lock an account out: failures without the account’s signature count against the address only', async () => {
     const h = await harness();
-    const attempt = (username: string) =>
+    // 12 attempts with a key that is not alice's, from one address and from many.
+    for (let i = 0; i < 12; i++) {
+      for (const sourceAddress of [ADDRESS, `203.0.113.${i}`]) {
+        expect(
+          await h.service.login(
+            loginCommand({
+              username: 'alice',
+              password: `guess ${i}`,
+              key: stranger,
+              sourceAddress,
+            }),
+          ),
+        ).toStrictEqual(AUTH_FAILED);
+      }
+    }
+    // alice, holding her key, is not throttled, from her usual address or another one.
+    expect(
+      await h.service.login(loginCommand({ username: 'alice', password: PASSWORD, key: rsa })),
+    ).toMatchObject({ ok: true });
+    // The stranger's address did pay: 12 failures are on its count, not on alice's.
+    expect(await h.throttle.blockedFor(null, ADDRESS, T0)).toBe(0);
+    await h.throttle.recordFailure(null, ADDRESS, T0);
+    expect(h.throttle.size.usernames).toBe(0);
+  });
+
+  it('answers a stranger the same whether or not the key holder is throttled', async () => {
+    const h = await harness();
+    const strangerAttempt = () =>
       h.service.login(
         loginCommand({
-          username,
-          password: 'wrong pw',
-          key: rsa,
-          sourceAddress: `203.0.113.${username.length}`,
+          username: 'alice',
+          password: 'guess',
+          key: stranger,
+          sourceAddress: '198.51.100.1',
         }),
       );
+    const before = await strangerAttempt();
     for (let i = 0; i < 5; i++) {
-      await attempt('alice');
-      await attempt('nobody_here');
+      await h.service.login(loginCommand({ username: 'alice', password: `wrong ${i}`, key: rsa }));
     }
-    expect(await attempt('alice')).toEqual({ ok: false, code: 'rate_limited', retryAfter: 1 });
-    expect(await attempt('nobody_here')).toEqual({
+    expect(
+      await h.service.login(loginCommand({ username: 'alice', password: 'wrong', key: rsa })),
+    ).toMatchObject({ code: 'rate_limited' });
+    expect(await strangerAttempt()).toStrictEqual(before);
+    expect(before).toStrictEqual(AUTH_FAILED);
+  });
+
+  it('counts unknown usernames against the address only, like any failure without a valid signature', async () => {
+    const h = await harness({ throttle: { addressFailures: 8 } });
+    const attempt = (username: string) =>
+      h.service.login(loginCommand({ username, password: 'wrong pw', key: rsa }));
+    for (let i = 0; i < 7; i++) expect(await attempt('nobody_here')).toStrictEqual(AUTH_FAILED);
+    expect(h.throttle.size.usernames).toBe(0);
+    expect(await attempt('nobody_here')).toStrictEqual(AUTH_FAILED);
+    expect(await attempt('anyone_else')).toEqual({
       ok: false,
       code: 'rate_limited',
       retryAfter: 1,
@@ -388,7 +432,7 @@ describe('AuthService login throttling', () => {
     ).toMatchObject({ ok: true });
   });
 
-  it('serialises concurrent attempts on one username, so a burst cannot outrun the count', async () => {
+  it('checks and counts concurrent attempts on one username atomically, so a burst cannot outrun the count', async () => {
     const h = await harness({ throttle: { userFailures: 2 } });
     const burst = await Promise.all(
       Array.from({ length: 6 }, (_, i) =>
@@ -413,10 +457,25 @@ describe('AuthService login throttling', () => {
     expect(h.hasher.verify).toHaveBeenCalledTimes(2);
   });
 
-  it('passes on the throttle repository’s delay without doing any other work', async () => {
+  it('checks and counts concurrent attempts from one address atomically, across usernames', async () => {
+    const h = await harness({ throttle: { addressFailures: 10 } });
+    const burst = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        h.service.login(loginCommand({ username: `guess${i}`, password: 'wrong pw', key: rsa })),
+      ),
+    );
+    const codes = burst.map((r) => (r.ok ? 'ok' : r.code));
+    expect(codes.filter((c) => c === 'auth_failed')).toHaveLength(10);
+    expect(codes.filter((c) => c === 'rate_limited')).toHaveLength(20);
+    expect(h.hasher.verify).toHaveBeenCalledTimes(10);
+  });
+
+  it('passes on the throttle repository’s delay without the argon2 work or any write', async () => {
     const stub: LoginThrottleRepository = {
       blockedFor: jest.fn(() => Promise.resolve(42)),
       recordFailure: jest.fn(() => Promise.resolve()),
+      attempt: jest.fn(() => Promise.resolve(42)),
+      refund: jest.fn(() => Promise.resolve()),
       recordSuccess: jest.fn(() => Promise.resolve()),
       clear: jest.fn(() => Promise.resolve()),
     };
@@ -428,14 +487,13 @@ describe('AuthService login throttling', () => {
     expect(
       await h.service.login(registerCommand({ username: 'newbie', password: PASSWORD, key: ed })),
     ).toEqual({ ok: false, code: 'rate_limited', retryAfter: 42 });
-    expect(stub.blockedFor).toHaveBeenNthCalledWith(1, 'alice', ADDRESS, T0);
-    expect(stub.blockedFor).toHaveBeenNthCalledWith(2, null, ADDRESS, T0);
-    expect(stub.recordFailure).not.toHaveBeenCalled();
-    expect(h.users.findByUsername).not.toHaveBeenCalled();
+    expect(stub.attempt).toHaveBeenNthCalledWith(1, 'alice', ADDRESS, T0);
+    expect(stub.attempt).toHaveBeenNthCalledWith(2, null, ADDRESS, T0);
+    expect(stub.refund).not.toHaveBeenCalled();
+    expect(stub.recordSuccess).not.toHaveBeenCalled();
     expect(h.users.create).not.toHaveBeenCalled();
     expect(h.hasher.verify).not.toHaveBeenCalled();
     expect(h.hasher.hash).not.toHaveBeenCalled();
-    expect(userVerify).not.toHaveBeenCalled();
   });
 });
 
@@ -574,14 +632,16 @@ describe('AuthService registration', () => {
 
   it('answers auth_failed without a proof of possession, counting a failure for the address only', async () => {
     const h = await harness({ throttle: { addressFailures: 2 } });
-    const failure = jest.spyOn(h.throttle, 'recordFailure');
+    const attempt = jest.spyOn(h.throttle, 'attempt');
+    const refund = jest.spyOn(h.throttle, 'refund');
     // Claims ed's public key but signs with another one.
     const command = {
       ...registerCommand({ username: 'newbie', password: PASSWORD, key: stranger }),
       publicKey: toBase64(ed.spki),
     };
     expect(await h.service.login(command)).toStrictEqual(AUTH_FAILED);
-    expect(failure).toHaveBeenCalledWith(null, ADDRESS, T0);
+    expect(attempt).toHaveBeenCalledWith(null, ADDRESS, T0);
+    expect(refund).not.toHaveBeenCalled();
     expect(h.users.create).not.toHaveBeenCalled();
     // A signature over another session's H2 is no proof either.
     const h2 = newH2();

@@ -28,7 +28,6 @@ import {
 import { InvalidUserInputError } from './errors/invalid-user-input.error';
 import { UserExistsError } from './errors/user-exists.error';
 import { UserNotFoundError } from './errors/user-not-found.error';
-import { KeyedMutex } from './keyed-mutex';
 import { LoginThrottleRepository } from './login-throttle.repository';
 import { PasswordHasherRepository } from './password-hasher.repository';
 import { addressThrottleKey, usernameThrottleKey } from './throttle-keys';
@@ -93,7 +92,6 @@ function summary(user: UserRecord): UserSummary {
 @Injectable()
 export class AuthService implements OnModuleInit {
   readonly #logger = new Logger(AuthService.name);
-  readonly #perUsername = new KeyedMutex();
   /**
    * Stands in for the key of an account that does not exist or is deleted, so a signature is
    * verified whatever the case. Its private half is discarded: nothing verifies under it.
@@ -119,13 +117,11 @@ export class AuthService implements OnModuleInit {
    * the login record. Never says why a login failed: unknown or deleted account, wrong
    * password, wrong signature, disabled account and invalid username or password all return
    * the same `auth_failed`, after the same work (one argon2 verify, one signature verify).
-   * A throttled attempt (§4.5) is refused before any other work. Rejects only when a
+   * A throttled attempt (§4.5) is refused before the argon2 work. Rejects only when a
    * repository fails (storage down): the gateway answers that with `internal`.
    */
   login(command: LoginCommand): Promise<LoginResult> {
-    if (command.action === 'register') return this.#register(command);
-    // One attempt at a time per username: see KeyedMutex.
-    return this.#perUsername.run(usernameThrottleKey(command.username), () => this.#login(command));
+    return command.action === 'register' ? this.#register(command) : this.#login(command);
   }
 
   /**
@@ -246,12 +242,16 @@ export class AuthService implements OnModuleInit {
     await this.throttle.clear(usernameThrottleKey(username));
   }
 
+  /**
+   * Throttling (§4.5) without lockouts by strangers: every attempt counts against its source
+   * address, but against the username only when the account's own key signed this session's
+   * H2 — only then is someone holding the key guessing the password. A stranger's failures,
+   * however many, never block the user; the answers stay `auth_failed` / `rate_limited` either
+   * way, and the username's block is only ever consulted for the key holder, so it tells a
+   * stranger nothing. The signature is checked first (it is cheap) so that the check and the
+   * count are one atomic `attempt`; a success gives the address's unit back.
+   */
   async #login(command: LoginCommand): Promise<LoginResult> {
-    const userKey = usernameThrottleKey(command.username);
-    const addressKey = addressThrottleKey(command.sourceAddress);
-    const blocked = await this.throttle.blockedFor(userKey, addressKey, this.clock.now());
-    if (blocked > 0) return rateLimited(blocked);
-
     const h2 = decodeCanonicalBase64(command.h2);
     const signature = decodeCanonicalBase64(command.signature);
     if (h2?.length !== HASH_BYTES || signature === undefined) return BAD_REQUEST;
@@ -263,61 +263,54 @@ export class AuthService implements OnModuleInit {
       : undefined;
     const account = user !== undefined && user.deletedAt === null ? user : undefined;
     const storedKey = account === undefined ? undefined : this.#importStoredKey(account);
+    // Verified whatever the case (a key nobody holds stands in), so that the work is the same.
+    const signatureValid = userVerify(storedKey ?? this.#dummyKey, clientAuthInput(h2), signature);
+    const keyHolder = account !== undefined && storedKey !== undefined && signatureValid;
+
+    const userKey = usernameThrottleKey(command.username);
+    const addressKey = addressThrottleKey(command.sourceAddress);
+    const blocked = await this.throttle.attempt(
+      keyHolder ? userKey : null,
+      addressKey,
+      this.clock.now(),
+    );
+    if (blocked > 0) return rateLimited(blocked);
+
     const passwordHash = account?.passwordHash ?? (await this.#dummyPasswordHash());
     const passwordInRange = passwordLengthOk(command.password);
-
-    // Both checks always run, whatever is already known to have failed (§4.5: same work).
+    // Run whatever is already known to have failed (§4.5: same work).
     const passwordMatches = await this.hasher.verify(
       passwordHash,
       passwordInRange ? command.password : PLACEHOLDER_PASSWORD,
     );
-    const signatureValid = userVerify(storedKey ?? this.#dummyKey, clientAuthInput(h2), signature);
-
-    if (
-      account === undefined ||
-      storedKey === undefined ||
-      account.disabled ||
-      !passwordInRange ||
-      !passwordMatches ||
-      !signatureValid
-    ) {
-      await this.throttle.recordFailure(userKey, addressKey, this.clock.now());
-      return AUTH_FAILED;
+    if (!keyHolder || account.disabled || !passwordInRange || !passwordMatches) {
+      return AUTH_FAILED; // the attempt's units stay counted
     }
     await this.throttle.recordSuccess(userKey);
+    await this.throttle.refund(addressKey, this.clock.now());
     return { ok: true, username: account.username, publicKey: toBase64(account.publicKey) };
   }
 
+  /**
+   * Every registration that passes the first checks spends one unit of the address's failure
+   * budget, taken or not: a `conflict` tells that a name exists, and each new account is one
+   * more identity, so neither may be had in bulk from one address (THROTTLE_ADDRESS_FAILURES).
+   * The unit is taken atomically with the check (`attempt`) and given back when the request is
+   * refused before any work (registration off, malformed input).
+   */
   async #register(command: LoginCommand): Promise<LoginResult> {
     const addressKey = addressThrottleKey(command.sourceAddress);
-    const blocked = await this.throttle.blockedFor(null, addressKey, this.clock.now());
+    const blocked = await this.throttle.attempt(null, addressKey, this.clock.now());
     if (blocked > 0) return rateLimited(blocked);
-    if (!this.config.allowRegistration) return FORBIDDEN;
-
-    const h2 = decodeCanonicalBase64(command.h2);
-    const signature = decodeCanonicalBase64(command.signature);
-    const spki =
-      command.publicKey === undefined ? undefined : decodeCanonicalBase64(command.publicKey);
-    if (h2?.length !== HASH_BYTES || signature === undefined || spki === undefined) {
-      return BAD_REQUEST;
+    const request = this.#registration(command);
+    if ('refused' in request) {
+      await this.throttle.refund(addressKey, this.clock.now());
+      return request.refused;
     }
-    let key: KeyObject;
-    try {
-      key = this.#checkNewUser(command.username, command.password, spki);
-    } catch (error) {
-      if (error instanceof InvalidUserInputError) return BAD_REQUEST;
-      throw error;
-    }
+    const { key, spki, h2, signature } = request;
     // Proof of possession (§4.4): the client signed this session's H2 with the key it
     // registers. A failure counts against the address only: the name is nobody's yet.
-    if (!userVerify(key, clientAuthInput(h2), signature)) {
-      await this.throttle.recordFailure(null, addressKey, this.clock.now());
-      return AUTH_FAILED;
-    }
-    // Every registration that gets this far spends one unit of the address's failure budget,
-    // taken or not: a `conflict` tells that a name exists, and each new account is one more
-    // identity, so neither may be had in bulk from one address (THROTTLE_ADDRESS_FAILURES).
-    await this.throttle.recordFailure(null, addressKey, this.clock.now());
+    if (!userVerify(key, clientAuthInput(h2), signature)) return AUTH_FAILED;
     // Checked before hashing so that a taken name costs no argon2; the insert checks again.
     if ((await this.users.findByUsername(command.username)) !== undefined) return CONFLICT;
     let created: UserRecord;
@@ -329,6 +322,36 @@ export class AuthService implements OnModuleInit {
     }
     this.#logger.log(`user ${created.username} registered`);
     return { ok: true, username: created.username, publicKey: toBase64(created.publicKey) };
+  }
+
+  /** A registration's decoded fields, or the answer refusing it before any work. */
+  #registration(command: LoginCommand):
+    | { readonly refused: LoginResult }
+    | {
+        readonly key: KeyObject;
+        readonly spki: Buffer;
+        readonly h2: Buffer;
+        readonly signature: Buffer;
+      } {
+    if (!this.config.allowRegistration) return { refused: FORBIDDEN };
+    const h2 = decodeCanonicalBase64(command.h2);
+    const signature = decodeCanonicalBase64(command.signature);
+    const spki =
+      command.publicKey === undefined ? undefined : decodeCanonicalBase64(command.publicKey);
+    if (h2?.length !== HASH_BYTES || signature === undefined || spki === undefined) {
+      return { refused: BAD_REQUEST };
+    }
+    try {
+      return {
+        key: this.#checkNewUser(command.username, command.password, spki),
+        spki,
+        h2,
+        signature,
+      };
+    } catch (error) {
+      if (error instanceof InvalidUserInputError) return { refused: BAD_REQUEST };
+      throw error;
+    }
   }
 
   /**

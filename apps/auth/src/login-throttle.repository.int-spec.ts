@@ -96,6 +96,50 @@ describe.each([
       expect(await t.blockedFor('alice', '198.51.100.7', T0)).toBe(1);
     });
 
+    it('attempt: counts while free and answers the delay without counting once blocked', async () => {
+      const t = make({ userFailures: 3, addressFailures: 5 });
+      for (let i = 0; i < 3; i++) expect(await t.attempt('alice', '192.0.2.1', T0)).toBe(0);
+      // The username is blocked (3 ≥ 3): refused, and the refusal counts nowhere.
+      expect(await t.attempt('alice', '192.0.2.1', T0)).toBe(1);
+      expect(await t.attempt('alice', '192.0.2.1', T0)).toBe(1);
+      // The address has 3 of its 5: two more address-only attempts pass, the next is refused.
+      expect(await t.attempt(null, '192.0.2.1', T0)).toBe(0);
+      expect(await t.attempt(null, '192.0.2.1', T0)).toBe(0);
+      expect(await t.attempt(null, '192.0.2.1', T0)).toBe(1);
+      // Past the delay the username counts again, and its next delay has doubled.
+      expect(await t.attempt('alice', '198.51.100.1', T0 + SECOND)).toBe(0);
+      expect(await t.attempt('alice', '198.51.100.1', T0 + SECOND)).toBe(2);
+    });
+
+    it('refund: gives one unit back to the address, never below zero, and leaves usernames alone', async () => {
+      const t = make({ userFailures: 2, addressFailures: 2 });
+      expect(await t.attempt('alice', '192.0.2.1', T0)).toBe(0);
+      expect(await t.attempt('alice', '192.0.2.1', T0)).toBe(0);
+      await t.refund('192.0.2.1', T0);
+      expect(await t.blockedFor(null, '192.0.2.1', T0)).toBe(0);
+      expect(await t.blockedFor('alice', '198.51.100.1', T0)).toBe(1);
+      await t.refund('192.0.2.1', T0);
+      await t.refund('192.0.2.1', T0);
+      await t.refund('192.0.2.9', T0);
+      // Two fresh attempts are needed again to block the address: nothing went negative.
+      expect(await t.attempt(null, '192.0.2.1', T0)).toBe(0);
+      expect(await t.blockedFor(null, '192.0.2.1', T0)).toBe(0);
+      expect(await t.attempt(null, '192.0.2.1', T0)).toBe(0);
+      expect(await t.blockedFor(null, '192.0.2.1', T0)).toBe(1);
+    });
+
+    it('attempt: lets exactly threshold concurrent attempts through', async () => {
+      const t = make({ userFailures: 4, addressFailures: 7 });
+      const forUser = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => t.attempt('alice', `203.0.113.${i}`, T0)),
+      );
+      expect(forUser.filter((d) => d === 0)).toHaveLength(4);
+      const fromAddress = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => t.attempt(`user${i}`, '192.0.2.77', T0)),
+      );
+      expect(fromAddress.filter((d) => d === 0)).toHaveLength(7);
+    });
+
     it('doubles the delay with each further failure, counted from the last failure', async () => {
       const t = make();
       const delays: number[] = [];
@@ -236,6 +280,22 @@ describe('RedisLoginThrottleRepository across instances', () => {
     // 101 failures: 2^(101 − 100) = 2 s, for the username and the address alike.
     expect(await a.blockedFor('alice', '198.51.100.1', T0)).toBe(2);
     expect(await b.blockedFor(null, '192.0.2.1', T0)).toBe(2);
+  });
+
+  it('lets exactly threshold attempts through when instances attempt concurrently', async () => {
+    const prefix = testPrefix();
+    const policy = { userFailures: 5, addressFailures: 9 };
+    const [a, b] = [redisThrottle(policy, prefix), redisThrottle(policy, prefix)];
+    const forUser = await Promise.all(
+      Array.from({ length: 64 }, (_, i) =>
+        (i % 2 === 0 ? a : b).attempt('alice', `203.0.113.${i}`, T0),
+      ),
+    );
+    expect(forUser.filter((d) => d === 0)).toHaveLength(5);
+    const fromAddress = await Promise.all(
+      Array.from({ length: 64 }, (_, i) => (i % 2 === 0 ? a : b).attempt(null, '192.0.2.1', T0)),
+    );
+    expect(fromAddress.filter((d) => d === 0)).toHaveLength(9);
   });
 
   it('lets Redis expire idle entries: usernames after 24 h, addresses after 2 × maxDelay', async () => {

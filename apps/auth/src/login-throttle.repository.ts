@@ -10,6 +10,11 @@
  * username's count only, so one correct password does not unlock an address that is guessing
  * across many accounts.
  *
+ * AuthService counts an attempt before its outcome is known (`attempt`: check and count in one
+ * atomic step, so concurrent attempts — on one auth instance or several — cannot all pass the
+ * check before any failure is recorded) and gives the address's unit back when the attempt
+ * succeeds (`refund`).
+ *
  * Keys are opaque strings chosen by the caller (AuthService bounds their length); `now` is
  * milliseconds since the Unix epoch, from ClockRepository.
  */
@@ -23,6 +28,20 @@ export abstract class LoginThrottleRepository {
 
   /** Counts one failure for the username (unless null) and for the address. */
   abstract recordFailure(username: string | null, address: string, now: number): Promise<void>;
+
+  /**
+   * `blockedFor` and, when it is 0, `recordFailure` as one atomic step: the whole seconds the
+   * caller must wait (nothing counted), or 0 with one failure counted against the username
+   * (unless null) and the address. Whatever else runs concurrently against the same keys,
+   * no more attempts pass than the policy allows.
+   */
+  abstract attempt(username: string | null, address: string, now: number): Promise<number>;
+
+  /**
+   * Gives back one failure counted against the address by `attempt` (the attempt succeeded, or
+   * was refused before any work). Never below zero; the last-failure time is left alone.
+   */
+  abstract refund(address: string, now: number): Promise<void>;
 
   /** Clears the username's failure count (not the address's). */
   abstract recordSuccess(username: string): Promise<void>;

@@ -67,6 +67,14 @@ class FailureTable {
     }
   }
 
+  /** One failure fewer, in place (its position and last-failure time unchanged). */
+  refund(key: string, now: number): void {
+    const entry = this.#live(key, now);
+    if (entry === undefined) return;
+    entry.failures -= 1;
+    if (entry.failures <= 0) this.#entries.delete(key);
+  }
+
   clear(key: string): void {
     this.#entries.delete(key);
   }
@@ -122,16 +130,23 @@ export class MemoryLoginThrottleRepository extends LoginThrottleRepository {
   }
 
   override blockedFor(username: string | null, address: string, now: number): Promise<number> {
-    const until = Math.max(
-      username === null ? 0 : this.#usernames.blockedUntil(username, now),
-      this.#addresses.blockedUntil(address, now),
-    );
-    return Promise.resolve(until > now ? Math.ceil((until - now) / 1000) : 0);
+    return Promise.resolve(this.#blockedFor(username, address, now));
   }
 
   override recordFailure(username: string | null, address: string, now: number): Promise<void> {
-    if (username !== null) this.#usernames.record(username, now);
-    this.#addresses.record(address, now);
+    this.#record(username, address, now);
+    return Promise.resolve();
+  }
+
+  /** Atomic by construction: one thread, and nothing between the check and the count yields. */
+  override attempt(username: string | null, address: string, now: number): Promise<number> {
+    const blocked = this.#blockedFor(username, address, now);
+    if (blocked === 0) this.#record(username, address, now);
+    return Promise.resolve(blocked);
+  }
+
+  override refund(address: string, now: number): Promise<void> {
+    this.#addresses.refund(address, now);
     return Promise.resolve();
   }
 
@@ -143,5 +158,18 @@ export class MemoryLoginThrottleRepository extends LoginThrottleRepository {
   override clear(username: string): Promise<void> {
     this.#usernames.clear(username);
     return Promise.resolve();
+  }
+
+  #blockedFor(username: string | null, address: string, now: number): number {
+    const until = Math.max(
+      username === null ? 0 : this.#usernames.blockedUntil(username, now),
+      this.#addresses.blockedUntil(address, now),
+    );
+    return until > now ? Math.ceil((until - now) / 1000) : 0;
+  }
+
+  #record(username: string | null, address: string, now: number): void {
+    if (username !== null) this.#usernames.record(username, now);
+    this.#addresses.record(address, now);
   }
 }

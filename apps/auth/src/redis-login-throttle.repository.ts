@@ -39,6 +39,7 @@ const USERNAME_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 /** 2^31 s is far beyond any maxDelay; capping the exponent keeps the arithmetic finite. */
 const MAX_EXPONENT = 31;
+const MAX_EXPONENT_LUA = String(MAX_EXPONENT);
 
 /**
  * One failure for each key in KEYS (1 or 2), atomically: concurrent auth instances never lose
@@ -63,6 +64,55 @@ end
 return 0
 `;
 
+/**
+ * `attempt`: READ's check and RECORD_FAILURE's count in one script, so no other command runs
+ * between them. KEYS as RECORD_FAILURE's; ARGV[1] is `now`, then per key threshold, maxDelay
+ * (ms) and retention (ms). Returns the whole seconds blocked (nothing counted) or 0 (counted).
+ * The arithmetic is blockedUntil's below; Lua numbers are doubles, exact for epoch ms.
+ */
+const ATTEMPT_LUA = `
+local now = tonumber(ARGV[1])
+local until_ms = 0
+for i, key in ipairs(KEYS) do
+  local threshold = tonumber(ARGV[3 * i - 1])
+  local max_delay = tonumber(ARGV[3 * i])
+  local retention = tonumber(ARGV[3 * i + 1])
+  local entry = redis.call('HMGET', key, 'f', 'last')
+  if entry[1] and entry[2] then
+    local failures = tonumber(entry[1])
+    local last = tonumber(entry[2])
+    if now - last <= retention and failures >= threshold then
+      local delay = math.min(2 ^ math.min(failures - threshold, ${MAX_EXPONENT_LUA}) * 1000, max_delay)
+      until_ms = math.max(until_ms, last + delay)
+    end
+  end
+end
+if until_ms > now then
+  return math.ceil((until_ms - now) / 1000)
+end
+for i, key in ipairs(KEYS) do
+  local retention = tonumber(ARGV[3 * i + 1])
+  local last = redis.call('HGET', key, 'last')
+  if last and now - tonumber(last) > retention then
+    redis.call('DEL', key)
+  end
+  redis.call('HINCRBY', key, 'f', 1)
+  redis.call('HSET', key, 'last', ARGV[1])
+  redis.call('PEXPIRE', key, retention)
+end
+return 0
+`;
+
+/** `refund`: one failure fewer for KEYS[1], never below zero; the entry goes at zero. */
+const REFUND_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HINCRBY', KEYS[1], 'f', -1) <= 0 then
+    redis.call('DEL', KEYS[1])
+  end
+end
+return 0
+`;
+
 /** Both entries in one round trip and one consistent snapshot: { f, last } per key. */
 const READ_LUA = `
 local out = {}
@@ -77,6 +127,8 @@ type RawEntry = [failures: string | null, lastFailureAt: string | null];
 interface ThrottleCommands {
   scThrottleRecord(numKeys: number, ...args: (string | number)[]): Promise<unknown>;
   scThrottleRead(numKeys: number, ...keys: string[]): Promise<RawEntry[]>;
+  scThrottleAttempt(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  scThrottleRefund(numKeys: number, key: string): Promise<unknown>;
 }
 
 /** The policy of one kind of key; the arithmetic of MemoryLoginThrottleRepository's table. */
@@ -138,6 +190,8 @@ export class RedisLoginThrottleRepository
     // Defining the same script again is harmless, so a shared client may carry several of us.
     redis.defineCommand('scThrottleRecord', { lua: RECORD_FAILURE_LUA });
     redis.defineCommand('scThrottleRead', { lua: READ_LUA });
+    redis.defineCommand('scThrottleAttempt', { lua: ATTEMPT_LUA });
+    redis.defineCommand('scThrottleRefund', { lua: REFUND_LUA });
     this.#redis = redis as Redis & ThrottleCommands;
   }
 
@@ -189,6 +243,25 @@ export class RedisLoginThrottleRepository
       String(Math.trunc(now)),
       ...retentions,
     );
+  }
+
+  override async attempt(username: string | null, address: string, now: number): Promise<number> {
+    const args: (string | number)[] = [this.#addressKey(address)];
+    const policies = [this.#addresses];
+    if (username !== null) {
+      args.push(this.#usernameKey(username));
+      policies.push(this.#usernames);
+    }
+    const keyCount = args.length;
+    args.push(String(Math.trunc(now)));
+    for (const policy of policies) {
+      args.push(policy.threshold, policy.maxDelayMs, policy.retentionMs);
+    }
+    return Number(await this.#redis.scThrottleAttempt(keyCount, ...args));
+  }
+
+  override async refund(address: string): Promise<void> {
+    await this.#redis.scThrottleRefund(1, this.#addressKey(address));
   }
 
   override async recordSuccess(username: string): Promise<void> {
