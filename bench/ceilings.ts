@@ -1,7 +1,8 @@
 /**
  * The ceilings SecureChat sits under, measured in the same run: the per-message crypto in
- * raw node:crypto (as in libs/protocol/bench/protocol.bench.ts), and redis-benchmark for the
- * Redis commands one message costs the distributed deployment.
+ * raw node:crypto (as in libs/protocol/bench/protocol.bench.ts), redis-benchmark for the
+ * Redis commands one message costs the distributed deployment, and the argon2id verifications
+ * per second a login with the production hash is bound by (bench/argon2-verify.ts).
  */
 import {
   createCipheriv,
@@ -12,10 +13,13 @@ import {
   sign,
   verify,
 } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 
 import Redis from 'ioredis';
 
+import { type Argon2VerifyConfig, type Argon2VerifyResult } from './argon2-verify';
 import { spread, type Spread } from './stats';
 
 function seal(key: Buffer, nonce: Buffer, plaintext: Buffer): Buffer {
@@ -249,5 +253,45 @@ export async function measureRedisCeiling(
     commandRates,
     messagesPerSecond: secondsPerMessage > 0 ? 1 / secondsPerMessage : Number.NaN,
     standIns,
+  };
+}
+
+// ---------------------------------------------------------------- argon2id
+
+export interface Argon2Ceiling extends Argon2VerifyResult {
+  /** Where the parameters come from. */
+  readonly source: string;
+  /** Verifications per second, one per window (parallel to `windows`). */
+  readonly verifiesPerSecond: number[];
+  /** CPU milliseconds per verification, one per window. */
+  readonly cpuMsPerVerify: number[];
+}
+
+/**
+ * argon2id verifications per second on this machine with the auth service's library and
+ * parameters, in a fresh node process with the environment the bench gives the auth process
+ * (test/support spawns it with this process's environment and NODE_OPTIONS cleared), so with
+ * the same libuv threadpool, kept as busy as the auth process keeps it under the handshake
+ * workload: min(threadpool, handshake workers) verifications in flight. `windows` windows of
+ * `seconds` after `warmupSeconds`.
+ */
+export async function measureArgon2Ceiling(config: Argon2VerifyConfig): Promise<Argon2Ceiling> {
+  const root = path.resolve(__dirname, '..');
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['-r', '@swc-node/register', path.join(__dirname, 'argon2-verify.ts'), JSON.stringify(config)],
+    {
+      cwd: root,
+      env: { ...process.env, NODE_OPTIONS: '' },
+      encoding: 'utf8',
+      timeout: (config.warmupSeconds + config.seconds * config.windows) * 1000 + 120_000,
+    },
+  );
+  const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as Argon2VerifyResult;
+  return {
+    ...result,
+    source: 'ARGON2_PARAMETERS, apps/auth/src/password-hasher.repository.ts',
+    verifiesPerSecond: result.windows.map((w) => w.verifies / w.seconds),
+    cpuMsPerVerify: result.windows.map((w) => (w.cpuSeconds / w.verifies) * 1000),
   };
 }

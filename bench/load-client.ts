@@ -4,9 +4,10 @@
  * TLS baseline (bench/tls-relay.ts), behind one interface so that every workload drives both
  * the same way.
  */
-import { type KeyObject, generateKeyPairSync } from 'node:crypto';
+import { type KeyObject, generateKeyPair, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { promisify } from 'node:util';
 
 import { MemoryKnownServersStore, MemoryPeerKeyStore, SecureChatClient } from '@securechat/client';
 
@@ -52,8 +53,40 @@ export function createLoadClient(options: LoadClientOptions): LoadClient {
     : new TlsLoadClient(options);
 }
 
-export function newUserKey(): KeyObject {
-  return generateKeyPairSync('ed25519').privateKey;
+/**
+ * The user key types the bench can give its clients (§2.2 allows Ed25519 and RSA of at least
+ * 2048 bits): RSA keys are made as `securechat keygen --type rsa` makes them (apps/cli
+ * key-files.ts: rsaEncryption, 2048 bits, e = 65537); libs/protocol signs with any RSA key
+ * as RSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt).
+ */
+export type UserKeyType = 'ed25519' | 'rsa';
+
+export const RSA_BENCH_BITS = 2048;
+
+export function newUserKey(type: UserKeyType = 'ed25519'): KeyObject {
+  return type === 'rsa'
+    ? generateKeyPairSync('rsa', { modulusLength: RSA_BENCH_BITS, publicExponent: 65537 })
+        .privateKey
+    : generateKeyPairSync('ed25519').privateKey;
+}
+
+const generateAsync = promisify(generateKeyPair);
+
+/** `count` user keys, RSA ones generated on the threadpool (tens of ms each) in parallel. */
+export async function newUserKeys(
+  count: number,
+  type: UserKeyType = 'ed25519',
+): Promise<KeyObject[]> {
+  if (type === 'ed25519') return Array.from({ length: count }, () => newUserKey('ed25519'));
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const pair = await generateAsync('rsa', {
+        modulusLength: RSA_BENCH_BITS,
+        publicExponent: 65537,
+      });
+      return pair.privateKey;
+    }),
+  );
 }
 
 class SecureChatLoadClient implements LoadClient {

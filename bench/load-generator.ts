@@ -11,12 +11,21 @@
  * Bounded in time and count: every workload connects a fixed number of clients, warms up,
  * measures `windows` windows of `seconds`, and exits. Only loopback targets are accepted.
  */
+import { type KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 
-import { type LoadClient, type Target, createLoadClient, newUserKey } from './load-client';
+import {
+  type LoadClient,
+  type Target,
+  type UserKeyType,
+  createLoadClient,
+  newUserKey,
+  newUserKeys,
+} from './load-client';
 import { LatencyHistogram, type LatencySummary, summarizeMicros } from './stats';
 
-export type Workload = 'handshake' | 'throughput' | 'rate' | 'idle' | 'room' | 'single';
+export type Workload =
+  'handshake' | 'throughput' | 'rate' | 'idle' | 'room' | 'single' | 'pairs-rate';
 
 export interface GeneratorConfig {
   readonly protocol: 'securechat' | 'tls';
@@ -25,19 +34,21 @@ export interface GeneratorConfig {
   readonly targets: readonly Target[];
   /**
    * handshake: concurrent connectors; throughput/rate: clients; idle: sessions; room: members;
-   * single: 2 × pairs (client 2k sends, client 2k + 1 receives).
+   * single, pairs-rate: 2 × pairs (client 2k sends, client 2k + 1 receives).
    */
   readonly clients: number;
   readonly bodyBytes: number;
   readonly warmupSeconds: number;
   readonly seconds: number;
   readonly windows: number;
-  /** rate: offered messages per second, in total. */
+  /** rate, pairs-rate: offered messages per second, in total. */
   readonly rate?: number;
   /** room: members that send (as fast as their acks allow). */
   readonly senders?: number;
   /** single: sends each sender keeps unacknowledged (a new one goes out at each ack). */
   readonly inFlight?: number;
+  /** SecureChat: the type of the users' keys (default ed25519; rsa: RSA-2048, signing RSA-PSS). */
+  readonly keys?: UserKeyType;
   /** Makes usernames and room names unique per invocation. */
   readonly tag: string;
   readonly caFile?: string;
@@ -54,11 +65,13 @@ export interface WindowResult {
   readonly delivered: number;
   /** Deliveries whose signature did not verify (SecureChat): must be 0. */
   readonly unverified: number;
-  /** rate: offers skipped because a client already had too many unacknowledged sends. */
+  /** rate, pairs-rate: offers skipped because a client already had too many unacknowledged sends. */
   readonly skipped: number;
   /** handshake: logins completed. */
   readonly handshakes: number;
   readonly errors: number;
+  /** The first error of the window, for the record (absent when there was none). */
+  readonly firstError?: string;
   readonly ackLatency: LatencySummary;
   readonly deliveryLatency: LatencySummary;
   readonly handshakeLatency: LatencySummary;
@@ -106,6 +119,7 @@ class Meter {
   reset(): void {
     this.acked = this.delivered = this.unverified = this.skipped = this.handshakes = 0;
     this.errors = 0;
+    this.firstError = undefined;
     this.ack.reset();
     this.delivery.reset();
     this.handshake.reset();
@@ -118,8 +132,15 @@ class Meter {
     this.delivery.record(nowMicros() - stampOf(body));
   };
 
-  onError = (): void => {
+  firstError: string | undefined;
+
+  /** Counts a failed send, connection or close, keeping the window's first message. */
+  onError = (error?: unknown): void => {
     this.errors++;
+    if (this.firstError === undefined && error !== undefined) {
+      const text = error instanceof Error ? error.message : JSON.stringify(error);
+      this.firstError = text.slice(0, 300);
+    }
   };
 
   result(window: number, seconds: number): WindowResult {
@@ -132,6 +153,7 @@ class Meter {
       skipped: this.skipped,
       handshakes: this.handshakes,
       errors: this.errors,
+      ...(this.firstError === undefined ? {} : { firstError: this.firstError }),
       ackLatency: summarizeMicros(this.ack),
       deliveryLatency: summarizeMicros(this.delivery),
       handshakeLatency: summarizeMicros(this.handshake),
@@ -169,15 +191,17 @@ class Generator {
    * The target of client `i`: round-robin, except in the single workload, where pair k's sender
    * goes to target k and its receiver to the next one (mod the targets): with two gateways every
    * pair crosses them and each gateway holds half the senders and half the receivers (one pair:
-   * the sender on the first gateway, the receiver on the second, as round-robin would do).
+   * the sender on the first gateway, the receiver on the second, as round-robin would do). The
+   * pairs-rate workload places its pairs the same way.
    */
   target(i: number): Target {
     const { targets, workload } = this.config;
-    const index = workload === 'single' ? (i >> 1) + (i & 1) : i;
+    const pairs = workload === 'single' || workload === 'pairs-rate';
+    const index = pairs ? (i >> 1) + (i & 1) : i;
     return targets[index % targets.length]!;
   }
 
-  client(i: number, action: 'login' | 'register', key = newUserKey()): LoadClient {
+  client(i: number, action: 'login' | 'register', key?: KeyObject): LoadClient {
     const { protocol, caFile } = this.config;
     return createLoadClient({
       protocol,
@@ -186,13 +210,26 @@ class Generator {
       action,
       onDeliver: this.meter.onDeliver,
       onError: this.meter.onError,
-      privateKey: key,
+      privateKey: key ?? newUserKey(this.config.keys),
       ...(caFile === undefined ? {} : { caFile }),
     });
   }
 
+  /**
+   * The users' keys: of config.keys' type for SecureChat (RSA keys made in parallel before
+   * anything connects, so that key generation stays out of the connect phase); the TLS
+   * baseline has no user keys, and gets throwaway Ed25519 ones it never uses.
+   */
+  async userKeys(count: number): Promise<KeyObject[]> {
+    const type =
+      this.config.protocol === 'securechat' ? (this.config.keys ?? 'ed25519') : 'ed25519';
+    if (type !== 'ed25519') post({ type: 'progress', text: `generating ${count} ${type} keys` });
+    return newUserKeys(count, type);
+  }
+
   /** Registers and connects `count` clients, reporting progress. */
   async connectAll(count: number): Promise<void> {
+    const keys = await this.userKeys(count);
     let done = 0;
     const started = Date.now();
     const timer = setInterval(
@@ -202,7 +239,7 @@ class Generator {
     try {
       const indexes = Array.from({ length: count }, (_, i) => i);
       await pool(indexes, this.config.connectConcurrency ?? 128, async (i) => {
-        const client = this.client(i, 'register');
+        const client = this.client(i, 'register', keys[i]);
         await client.connect();
         this.clients[i] = client;
         done++;
@@ -242,8 +279,8 @@ class Generator {
       const start = nowMicros();
       try {
         await client.send(to, stampedBody(start, bodyBytes));
-      } catch {
-        this.meter.errors++;
+      } catch (error) {
+        this.meter.onError(error);
         return;
       }
       if (this.meter.measuring) {
@@ -272,40 +309,56 @@ class Generator {
    */
   async rate(): Promise<void> {
     const n = this.config.clients;
-    const rate = this.config.rate;
-    if (rate === undefined || rate <= 0) throw new Error('rate needs a positive rate');
+    if (!((this.config.rate ?? 0) > 0)) throw new Error('rate needs a positive rate');
     await this.connectAll(n);
-    const outstanding = new Array<number>(n).fill(0);
-    await this.measure(async () => {
-      const start = nowMicros();
-      let offered = 0;
-      while (!this.stopped) {
-        // Message k is due at start + k/rate: k = 0 goes at once, not one interval late.
-        const due = Math.floor(((nowMicros() - start) / 1e6) * rate) + 1;
-        while (offered < due) {
-          const i = offered % n;
-          const intended = start + (offered * 1e6) / rate;
-          offered++;
-          if (outstanding[i]! >= RATE_MAX_OUTSTANDING) {
-            if (this.meter.measuring) this.meter.skipped++;
-            continue;
-          }
-          outstanding[i]!++;
-          this.clients[i]!.send(this.username(i ^ 1), stampedBody(intended, this.config.bodyBytes))
-            .then(
-              () => {
-                if (this.meter.measuring) {
-                  this.meter.acked++;
-                  this.meter.ack.record(nowMicros() - intended);
-                }
-              },
-              () => this.meter.errors++,
-            )
-            .finally(() => outstanding[i]!--);
+    const everyone = Array.from({ length: n }, (_, i) => i);
+    await this.measure(() => this.openLoop(everyone, (i) => this.username(i ^ 1)));
+  }
+
+  /**
+   * The open loop of `rate` on the shape of `single`: clients in independent pairs, client 2k
+   * only sends (to client 2k + 1, placed as in single), client 2k + 1 only receives; the
+   * offered total rate is spread round-robin over the senders.
+   */
+  async pairsRate(): Promise<void> {
+    const n = this.config.clients;
+    if (n < 2 || n % 2 !== 0) throw new Error('pairs-rate needs an even number of clients (pairs)');
+    if (!((this.config.rate ?? 0) > 0)) throw new Error('pairs-rate needs a positive rate');
+    await this.connectAll(n);
+    const senders = Array.from({ length: n / 2 }, (_, k) => 2 * k);
+    await this.measure(() => this.openLoop(senders, (i) => this.username(i + 1)));
+  }
+
+  /** Offers config.rate messages per second in total, round-robin over `senders`, until stopped. */
+  async openLoop(senders: readonly number[], to: (sender: number) => string): Promise<void> {
+    const rate = this.config.rate;
+    if (rate === undefined || rate <= 0) throw new Error('an open loop needs a positive rate');
+    const outstanding = new Map(senders.map((i) => [i, 0]));
+    const start = nowMicros();
+    let offered = 0;
+    while (!this.stopped) {
+      // Message k is due at start + k/rate: k = 0 goes at once, not one interval late.
+      const due = Math.floor(((nowMicros() - start) / 1e6) * rate) + 1;
+      while (offered < due) {
+        const i = senders[offered % senders.length]!;
+        const intended = start + (offered * 1e6) / rate;
+        offered++;
+        if (outstanding.get(i)! >= RATE_MAX_OUTSTANDING) {
+          if (this.meter.measuring) this.meter.skipped++;
+          continue;
         }
-        await sleep(1);
+        outstanding.set(i, outstanding.get(i)! + 1);
+        this.clients[i]!.send(to(i), stampedBody(intended, this.config.bodyBytes))
+          .then(() => {
+            if (this.meter.measuring) {
+              this.meter.acked++;
+              this.meter.ack.record(nowMicros() - intended);
+            }
+          }, this.meter.onError)
+          .finally(() => outstanding.set(i, outstanding.get(i)! - 1));
       }
-    });
+      await sleep(1);
+    }
   }
 
   /**
@@ -349,7 +402,7 @@ class Generator {
    */
   async handshake(): Promise<void> {
     const workers = this.config.clients;
-    const keys = Array.from({ length: workers }, () => newUserKey());
+    const keys = await this.userKeys(workers);
     post({ type: 'progress', text: `registering ${workers} users` });
     await pool(
       Array.from({ length: workers }, (_, i) => i),
@@ -368,8 +421,8 @@ class Generator {
             const client = this.client(i, 'login', key);
             try {
               await client.connect();
-            } catch {
-              this.meter.errors++;
+            } catch (error) {
+              this.meter.onError(error);
               await sleep(10);
               continue;
             }
@@ -377,7 +430,7 @@ class Generator {
               this.meter.handshakes++;
               this.meter.handshake.record(nowMicros() - start);
             }
-            await client.close().catch(() => this.meter.errors++);
+            await client.close().catch(this.meter.onError);
           }
         }),
       );
@@ -424,6 +477,9 @@ async function main(): Promise<void> {
       break;
     case 'single':
       await generator.single();
+      break;
+    case 'pairs-rate':
+      await generator.pairsRate();
       break;
   }
   post({ type: 'done' });

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 import { format, resolveConfig } from 'prettier';
 
-import { type CryptoCeiling, type RedisCeiling } from './ceilings';
+import { type Argon2Ceiling, type CryptoCeiling, type RedisCeiling } from './ceilings';
 import { type WindowResult } from './load-generator';
 import { type ProfileEntry } from './profile-summary';
 import { SETUP_LABELS, type SetupName } from './setups';
@@ -34,6 +34,10 @@ export interface Measurement {
   readonly dataStoreCpuSeconds?: number[];
   /** How many PostgreSQL and Redis processes were counted at the end of each window. */
   readonly dataStoreProcesses?: { postgres: number; redis: number }[];
+  /** pairs-rate: the total rate offered to this setup, messages/s. */
+  readonly offeredPerSecond?: number;
+  /** pairs-rate at a share: the single maximum the share is of, and where it came from. */
+  readonly maximum?: { perSecond: number; from: string };
 }
 
 export interface IdleDataStore {
@@ -51,7 +55,12 @@ export interface BenchReport {
   readonly settings: object;
   readonly environment: Record<string, unknown>;
   readonly measurements: Measurement[];
-  readonly ceilings: { readonly crypto: CryptoCeiling[]; readonly redis: RedisCeiling[] };
+  readonly ceilings: {
+    readonly crypto: CryptoCeiling[];
+    readonly redis: RedisCeiling[];
+    /** handshake: argon2id verifications per second (absent in older results). */
+    readonly argon2?: Argon2Ceiling;
+  };
   readonly profile?: { setup: string; processes: Record<string, ProfileEntry[]> };
   /** single: PostgreSQL + Redis CPU with the distributed setups running but no clients. */
   readonly idleDataStore?: IdleDataStore;
@@ -120,6 +129,37 @@ function latencies(
   return `${p('p50')} / ${p('p99')} / ${p('p999')}`;
 }
 
+/**
+ * Server CPU in µs per unit of work (a delivered message, a login: `count` of a window), as
+ * three cells: the setup's node processes, PostgreSQL + Redis (distributed setups; '' for the
+ * others), and their total; '–' where a window's figure is missing.
+ */
+function cpuCells(m: Measurement, count: (w: WindowResult) => number): [string, string, string] {
+  const perUnit = (seconds: readonly number[] | undefined) =>
+    seconds === undefined ? undefined : seconds.map((c, i) => (c / count(m.windows[i]!)) * 1e6);
+  const cpuCell = (values: readonly number[] | undefined) =>
+    values !== undefined && values.length > 0 && values.every(Number.isFinite)
+      ? cell(values, micros)
+      : '–';
+  const node = perUnit(m.serverCpuSeconds);
+  const stores = perUnit(m.dataStoreCpuSeconds);
+  const distributed = m.setup.startsWith('distributed');
+  const total =
+    node === undefined || (distributed && stores === undefined)
+      ? undefined
+      : node.map((c, i) => c + (stores?.[i] ?? 0));
+  return [cpuCell(node), distributed ? cpuCell(stores) : '', cpuCell(total)];
+}
+
+/** The PostgreSQL + Redis background measured with no clients, as a paragraph (or none). */
+function idleDataStoreNote(report: BenchReport): string[] {
+  const idle = report.idleDataStore;
+  if (idle === undefined) return [];
+  return [
+    `\nWith no clients (${idle.setups.join(', ')} running; ${idle.processes.postgres} PostgreSQL processes and ${idle.processes.redis} redis-server), PostgreSQL + Redis used ${ms(idle.cpuSecondsPerSecond * 1000)} ms of CPU per second over ${idle.seconds.toFixed(1)} s: the background in the PostgreSQL + Redis column.`,
+  ];
+}
+
 /** Parameter combinations of a workload, in the order they were measured. */
 function combos(report: BenchReport, workload: string): Record<string, number | string>[] {
   const seen = new Map<string, Record<string, number | string>>();
@@ -152,8 +192,29 @@ export function renderMarkdown(report: BenchReport): string {
   const handshakeCombos = combos(report, 'handshake');
   if (handshakeCombos.length > 0) {
     out.push('\n### Handshakes (connect + handshake + login, then orderly close)\n');
+    const argon2 = report.ceilings.argon2;
+    const verifies = argon2 === undefined ? Number.NaN : median(argon2.verifiesPerSecond);
+    // Older results have no CPU per login: their table stays as it was.
+    const withCpu = report.measurements.some(
+      (m) => m.workload === 'handshake' && m.serverCpuSeconds !== undefined,
+    );
+    if (withCpu) {
+      out.push(
+        'Server CPU per login, from /proc in the measured window (as in the single table below): "node" is the setup’s own processes, "PostgreSQL + Redis" every PostgreSQL process and redis-server (distributed only), "total" the sum; a login here is connect + handshake + login + orderly close.\n',
+      );
+    }
     const rows: string[][] = [
-      ['password hash', 'setup', 'logins/s', 'vs TLS baseline', 'login latency p50 / p99 / p999'],
+      [
+        'password hash',
+        'setup',
+        'logins/s',
+        'vs TLS baseline',
+        ...(argon2 === undefined ? [] : ['logins/s as a share of argon2id verifies/s']),
+        'login latency p50 / p99 / p999',
+        ...(withCpu
+          ? ['CPU/login: node', 'CPU/login: PostgreSQL + Redis', 'CPU/login: total']
+          : []),
+      ],
     ];
     for (const params of handshakeCombos) {
       const baseline = find(report, 'handshake', 'tls-baseline', params);
@@ -169,11 +230,25 @@ export function renderMarkdown(report: BenchReport): string {
           SETUP_LABELS[setup],
           cell(values),
           setup === 'tls-baseline' ? '' : ratio(median(values), base),
+          ...(argon2 === undefined
+            ? []
+            : [
+                params.hash === 'argon2id' && setup !== 'tls-baseline'
+                  ? ratio(median(values), verifies)
+                  : '',
+              ]),
           latencies(m.windows, (w) => w.handshakeLatency),
+          ...(withCpu ? cpuCells(m, (w) => w.handshakes) : []),
         ]);
       }
     }
     out.push(table(rows));
+    if (argon2 !== undefined) {
+      const p = argon2.parameters;
+      out.push(
+        `\nargon2id verify ceiling, same run: ${cell(argon2.verifiesPerSecond)} verifies/s (${cell(argon2.cpuMsPerVerify, ms)} ms of CPU each) — ${argon2.library}, ${p.algorithm} m=${p.memoryCost} t=${p.timeCost} p=${p.parallelism} (${argon2.source}), ${argon2.concurrency} in flight on a libuv threadpool of ${argon2.threadpoolSize} (${argon2.threadpoolSource}), as the auth process runs them; ${argon2.errors} failed.`,
+      );
+    }
   }
 
   const throughputCombos = combos(report, 'throughput');
@@ -221,11 +296,16 @@ export function renderMarkdown(report: BenchReport): string {
     out.push(
       'Server CPU per delivered message, from /proc in the measured window: "node" is the setup’s own processes (gateways, relay and auth; the embedded server; the TLS relay), "PostgreSQL + Redis" every PostgreSQL process and redis-server (distributed only), "total" the sum.\n',
     );
+    // Results from before --keys have no key type: their table stays as it was (Ed25519).
+    const withKeys = report.measurements.some(
+      (m) => m.workload === 'single' && m.params.keys !== undefined,
+    );
     const rows: string[][] = [
       [
         'pairs',
         'in flight',
         'body',
+        ...(withKeys ? ['keys'] : []),
         'setup',
         'server',
         'delivered msg/s',
@@ -245,25 +325,11 @@ export function renderMarkdown(report: BenchReport): string {
       const base = baseline ? median(baseline.windows.map(perSecond)) : Number.NaN;
       for (const m of report.measurements.filter((x) => same(x, params))) {
         const values = m.windows.map(perSecond);
-        const perMessage = (seconds: readonly number[] | undefined) =>
-          seconds === undefined
-            ? undefined
-            : seconds.map((c, i) => (c / m.windows[i]!.delivered) * 1e6);
-        const cpuCell = (values: readonly number[] | undefined) =>
-          values !== undefined && values.length > 0 && values.every(Number.isFinite)
-            ? cell(values, micros)
-            : '–';
-        const node = perMessage(m.serverCpuSeconds);
-        const stores = perMessage(m.dataStoreCpuSeconds);
-        const distributed = m.setup.startsWith('distributed');
-        const total =
-          node === undefined || (distributed && stores === undefined)
-            ? undefined
-            : node.map((c, i) => c + (stores?.[i] ?? 0));
         rows.push([
           String(params.pairs ?? 1),
           String(params.inFlight),
           `${params.bytes} B`,
+          ...(withKeys ? [String(params.keys ?? 'ed25519')] : []),
           SETUP_LABELS[m.setup],
           m.server ?? '',
           cell(values),
@@ -276,20 +342,13 @@ export function renderMarkdown(report: BenchReport): string {
             m.windows.map((w) => w.deliveryLatency.p99),
             ms,
           ),
-          cpuCell(node),
-          distributed ? cpuCell(stores) : '',
-          cpuCell(total),
+          ...cpuCells(m, (w) => w.delivered),
           String(m.windows.reduce((n, w) => n + w.errors + w.unverified, 0)),
         ]);
       }
     }
     out.push(table(rows));
-    const idle = report.idleDataStore;
-    if (idle !== undefined) {
-      out.push(
-        `\nWith no clients (${idle.setups.join(', ')} running; ${idle.processes.postgres} PostgreSQL processes and ${idle.processes.redis} redis-server), PostgreSQL + Redis used ${ms(idle.cpuSecondsPerSecond * 1000)} ms of CPU per second over ${idle.seconds.toFixed(1)} s: the background in the PostgreSQL + Redis column.`,
-      );
-    }
+    out.push(...idleDataStoreNote(report));
   }
 
   const rateCombos = combos(report, 'rate');
@@ -327,6 +386,57 @@ export function renderMarkdown(report: BenchReport): string {
       }
     }
     out.push(table(rows));
+  }
+
+  const pairsRateCombos = combos(report, 'pairs-rate');
+  if (pairsRateCombos.length > 0) {
+    out.push(
+      '\n### Open loop in pairs (senders → their own receivers, as in the single workload; an offered total rate)\n',
+    );
+    out.push(
+      'Delivery latency from the intended send time (no coordinated omission); server CPU per delivered message as in the single table. A load given as a share is of the setup’s single maximum (offered msg/s shows the rate it came to).\n',
+    );
+    const rows: string[][] = [
+      [
+        'pairs',
+        'body',
+        'keys',
+        'load',
+        'setup',
+        'offered msg/s',
+        'acked msg/s',
+        'delivered msg/s',
+        'delivery p50 / p99 / p999',
+        'CPU/msg: node',
+        'CPU/msg: PostgreSQL + Redis',
+        'CPU/msg: total',
+        'skipped offers',
+        'errors',
+      ],
+    ];
+    for (const params of pairsRateCombos) {
+      for (const setup of setupsOf(report, 'pairs-rate')) {
+        const m = find(report, 'pairs-rate', setup, params);
+        if (!m) continue;
+        rows.push([
+          String(params.pairs),
+          `${params.bytes} B`,
+          String(params.keys),
+          String(params.load),
+          SETUP_LABELS[setup],
+          m.offeredPerSecond === undefined ? '–' : rate(m.offeredPerSecond),
+          cell(m.windows.map((w) => w.acked / w.seconds)),
+          cell(m.windows.map(perSecond)),
+          latencies(m.windows, (w) => w.deliveryLatency),
+          ...cpuCells(m, (w) => w.delivered),
+          String(m.windows.reduce((n, w) => n + w.skipped, 0)),
+          String(m.windows.reduce((n, w) => n + w.errors + w.unverified, 0)),
+        ]);
+      }
+    }
+    out.push(table(rows));
+    // Said once, under the single table when there is one.
+    if (singleCombos.length === 0) out.push(...idleDataStoreNote(report));
   }
 
   const roomCombos = combos(report, 'room');

@@ -13,6 +13,13 @@
  *                                        servers and, alternating, on another checkout's
  *   npm run bench -- --only single --pairs 20 --in-flight 32
  *                                        20 such sender → receiver pairs at once (40 clients)
+ *   npm run bench -- --only single --keys rsa --setups embedded,distributed-full,distributed-digest
+ *                                        the same with RSA-2048 user keys, on the digest
+ *                                        deployment too
+ *   npm run bench -- --only rate --pairs 20 --rate 1700
+ *                                        the open loop on the pairs shape: 1,700 msg/s offered
+ *                                        in total (or --rate 50%,90%: shares of the single
+ *                                        maximum at that many pairs, from this run)
  *   npm run bench -- --profile [setup]   also profile one setup (default distributed-full) under
  *                                        the throughput workload
  *   npm run bench -- --render bench/results/<date>.json   tables of a stored run, into the docs
@@ -39,13 +46,16 @@ import path from 'node:path';
 
 import { TEST_REDIS_URL } from '../test/support/distributed-cluster';
 import {
+  type Argon2Ceiling,
   type CryptoCeiling,
   type RedisCeiling,
   commandDelta,
+  measureArgon2Ceiling,
   measureCryptoCeiling,
   measureRedisCeiling,
   redisCommandCalls,
 } from './ceilings';
+import { type UserKeyType } from './load-client';
 import { type GeneratorConfig, type GeneratorMessage, type WindowResult } from './load-generator';
 import { type DataStoreCpu, dataStoreCpu, readCpuSeconds } from './proc-cpu';
 import { summarizeProfile, type ProfileEntry } from './profile-summary';
@@ -73,14 +83,31 @@ const WORKLOADS = [
 ] as const;
 type WorkloadName = (typeof WORKLOADS)[number];
 
-const USAGE = `usage: npm run bench -- [--quick] [--only ${WORKLOADS.join('|')}[,…]] [--runs N] [--seconds S] [--warmup S] [--pairs P[,…]] [--in-flight N[,…]] [--compare-root DIR] [--label NAME] [--profile [setup]] [--no-docs] | --render <results.json>
+const USAGE = `usage: npm run bench -- [--quick] [--only ${WORKLOADS.join('|')}[,…]] [--runs N] [--seconds S] [--warmup S] [--setups NAME[,…]] [--pairs P[,…]] [--in-flight N[,…]] [--keys ed25519|rsa] [--rate R[,…]] [--compare-root DIR] [--label NAME] [--profile [setup]] [--no-docs] | --render <results.json>
 
+  --only handshake   logins/s and login latency, and the server CPU per login (every node process
+                     of the setup; distributed: every PostgreSQL process and redis-server too),
+                     with the fast hash and with argon2id; next to the argon2id rows, the
+                     argon2id verifications/s this machine does in the same run (@node-rs/argon2,
+                     the auth service's parameters and libuv threadpool) and the logins' share
   --only single      one connection keeping N sends in flight (--in-flight, default 32; 100-byte
                      bodies) to one receiver: delivered msg/s, delivery p50/p99, server CPU per
                      message (distributed: PostgreSQL and Redis included); on embedded,
-                     distributed (full) and the TLS baseline
-  --pairs P          single: P independent sender → receiver pairs at once (2P clients, each
-                     sender keeping --in-flight sends outstanding); default 1
+                     distributed (full) and the TLS baseline (--setups for others)
+  --pairs P[,…]      single: P independent sender → receiver pairs at once (2P clients, each
+                     sender keeping --in-flight sends outstanding); rate with --rate: the same
+                     pairs, sending in an open loop; default 1
+  --keys TYPE        single, and rate with --rate: the clients' user keys, ed25519 (default) or
+                     rsa (RSA-2048, e = 65537, signing RSA-PSS as libs/protocol does)
+  --rate R[,…]       the rate workload runs the open loop on the pairs shape of single (--pairs,
+                     --keys) instead of 100 clients: R msg/s offered in total (e.g. 1700), or
+                     R% of the setup's single maximum at that many pairs and the first
+                     --in-flight, from this run's single rows or, without them, a probe run
+                     first; delivered msg/s, delivery p50/p99/p999 from the intended send time,
+                     server CPU per message; on the single workload's setups
+  --setups NAME[,…]  only these of embedded, distributed-full, distributed-digest, tls-baseline;
+                     single and the pairs-shaped rate run exactly these (so distributed-digest
+                     too when named), the other workloads the named ones of their own
   --compare-root DIR the single workload also runs every SecureChat setup started from DIR (a
                      checkout of another commit, e.g. a git worktree with node_modules linked),
                      alternating with this tree's; load generator and baseline stay this tree's
@@ -97,8 +124,17 @@ export interface Settings {
   readonly updateDocs: boolean;
   /** single: the sender's windows of unacknowledged sends, one row each. */
   readonly inFlight: readonly number[];
-  /** single: independent sender → receiver pairs, one row each (× inFlight). */
+  /** single (and rate with --rate): independent sender → receiver pairs, one row each. */
   readonly pairs: readonly number[];
+  /** single and the pairs-shaped rate: the type of the clients' user keys. */
+  readonly keys: UserKeyType;
+  /**
+   * rate: when given, the open loop runs on the pairs shape, one row per entry: a number is
+   * messages/s offered in total, `N%` a share of the single maximum at that many pairs.
+   */
+  readonly rates?: readonly (number | string)[];
+  /** Setups to run (default: each workload's own); single and the pairs-shaped rate run these. */
+  readonly setups?: readonly SetupName[];
   /** single: another checkout whose SecureChat servers are measured alongside this tree's. */
   readonly compareRoot?: string;
   /** Appended to the results file names. */
@@ -124,6 +160,9 @@ function readSettings(argv: readonly string[]): Settings {
   let docs: boolean | undefined;
   let inFlight: number[] = [32];
   let pairs: number[] = [1];
+  let keys: UserKeyType = 'ed25519';
+  let rates: (number | string)[] | undefined;
+  let setups: SetupName[] | undefined;
   let compareRoot: string | undefined;
   let label: string | undefined;
   const number = (flag: string, value: string | undefined) => {
@@ -179,6 +218,34 @@ function readSettings(argv: readonly string[]): Settings {
         pairs = (args.shift() ?? '').split(',').map((v) => Math.round(number(arg, v)));
         if (pairs.some((n) => n > 500)) throw new Error(`--pairs: at most 500\n${USAGE}`);
         break;
+      case '--keys': {
+        const type = args.shift();
+        if (type !== 'ed25519' && type !== 'rsa') {
+          throw new Error(`--keys needs ed25519 or rsa\n${USAGE}`);
+        }
+        keys = type;
+        break;
+      }
+      case '--rate':
+        rates = (args.shift() ?? '').split(',').map((v) => {
+          if (v.endsWith('%')) {
+            const share = number(arg, v.slice(0, -1));
+            if (share > 1000) throw new Error(`--rate: at most 1000%\n${USAGE}`);
+            return `${share}%`;
+          }
+          return number(arg, v);
+        });
+        break;
+      case '--setups': {
+        const names = (args.shift() ?? '').split(',');
+        for (const name of names) {
+          if (!(MAIN_SETUPS as readonly string[]).includes(name)) {
+            throw new Error(`unknown setup "${name}" (${MAIN_SETUPS.join(', ')})\n${USAGE}`);
+          }
+        }
+        setups = [...new Set(names as SetupName[])];
+        break;
+      }
       case '--compare-root': {
         const dir = args.shift();
         if (dir === undefined || !existsSync(path.join(dir, 'apps/embedded/src/main.ts'))) {
@@ -208,6 +275,9 @@ function readSettings(argv: readonly string[]): Settings {
     updateDocs: docs ?? (!quick && only.length === WORKLOADS.length),
     inFlight,
     pairs,
+    keys,
+    ...(rates === undefined ? {} : { rates }),
+    ...(setups === undefined ? {} : { setups }),
     ...(compareRoot === undefined ? {} : { compareRoot }),
     ...(label === undefined ? {} : { label }),
     throughputClients: quick ? [10] : [10, 100, 1000],
@@ -387,6 +457,7 @@ class Bench {
   readonly failures: string[] = [];
   crypto: CryptoCeiling[] = [];
   redis: RedisCeiling[] = [];
+  argon2: Argon2Ceiling | undefined;
   profile: { setup: string; processes: Record<string, ProfileEntry[]> } | undefined;
   idleDataStore: IdleDataStore | undefined;
   readonly redisCalls = new Map<number, Record<string, number>>();
@@ -429,6 +500,17 @@ class Bench {
     await Promise.allSettled([...this.setups.keys()].map((key) => this.stop(key)));
   }
 
+  /** A workload's own setups, less those --setups leaves out. */
+  chosen(defaults: readonly SetupName[]): SetupName[] {
+    const only = this.settings.setups;
+    return only === undefined ? [...defaults] : defaults.filter((name) => only.includes(name));
+  }
+
+  /** The setups of single and the pairs-shaped rate: --setups as given, else SINGLE_SETUPS. */
+  singleSetups(): readonly SetupName[] {
+    return this.settings.setups ?? SINGLE_SETUPS;
+  }
+
   config(
     setup: RunningSetup,
     partial: Partial<GeneratorConfig> & Pick<GeneratorConfig, 'workload' | 'clients'>,
@@ -448,7 +530,8 @@ class Bench {
 
   /**
    * One comparison: `runs` rounds, each round one generator run per setup in turn; the
-   * median of the rounds is what the report shows.
+   * median of the rounds is what the report shows. `serverCpu`: also the server CPU of each
+   * run's measured window (WindowCpu), into the measurement.
    */
   async compare(
     workload: string,
@@ -456,8 +539,14 @@ class Bench {
     setups: readonly SetupName[],
     make: (setup: RunningSetup) => GeneratorConfig | Promise<GeneratorConfig>,
     hooks: (setup: RunningSetup) => GeneratorHooks = () => ({}),
+    options: {
+      serverCpu?: boolean;
+      /** Extra fields for the measurement of a setup (e.g. the rate it was offered). */
+      annotate?: (setup: SetupName) => Partial<Measurement>;
+    } = {},
   ): Promise<void> {
     const collected = new Map<SetupName, WindowResult[]>();
+    const cpu = new Map<SetupName, CpuColumns>();
     const label = `${workload} ${Object.entries(params)
       .map(([k, v]) => `${k}=${v}`)
       .join(' ')}`;
@@ -472,9 +561,19 @@ class Bench {
         }
         this.progress.step(`${label} · ${name} · run ${run}/${this.settings.runs}`);
         const config = await make(setup);
+        const meter = options.serverCpu ? new WindowCpu(setup) : undefined;
         try {
-          const result = await runGenerator(config, this.progress, hooks(setup));
+          const result = await runGenerator(
+            config,
+            this.progress,
+            meter === undefined ? hooks(setup) : combineHooks(meter.hooks(), hooks(setup)),
+          );
           collected.set(name, [...(collected.get(name) ?? []), ...result.windows]);
+          if (meter !== undefined) {
+            const columns = cpu.get(name) ?? meter.emptyColumns();
+            meter.addTo(columns);
+            cpu.set(name, columns);
+          }
         } catch (error) {
           this.fail(`${label} on ${name}: ${(error as Error).message.slice(0, 800)}`);
         }
@@ -483,7 +582,14 @@ class Bench {
       }
     }
     for (const [setup, windows] of collected) {
-      this.measurements.push({ workload, params, setup, windows });
+      this.measurements.push({
+        workload,
+        params,
+        setup,
+        windows,
+        ...cpu.get(setup),
+        ...options.annotate?.(setup),
+      });
     }
   }
 
@@ -564,13 +670,92 @@ function setupCpuSeconds(setup: RunningSetup): number {
   }
 }
 
+/** The server CPU columns of a measurement (parallel to its windows). */
+interface CpuColumns {
+  serverCpuSeconds: number[];
+  dataStoreCpuSeconds?: number[];
+  dataStoreProcesses?: { postgres: number; redis: number }[];
+}
+
+/**
+ * The server CPU of one generator run's measured window, sampled as the window starts and
+ * ends (its hooks): utime + stime of every process of the setup, and for the distributed
+ * setups also of every PostgreSQL process and redis-server (dataStoreCpu). The single
+ * workload's accounting, shared by the handshake and the pairs-shaped rate workloads.
+ */
+class WindowCpu {
+  readonly #stores: boolean;
+  #nodeAtStart = Number.NaN;
+  #storesAtStart: DataStoreCpu | undefined;
+  /** CPU seconds of the setup's own processes in the window. */
+  node = Number.NaN;
+  /** CPU seconds of PostgreSQL and Redis in the window (distributed only). */
+  stores = Number.NaN;
+  storeProcesses: DataStoreCpu['processes'] | undefined;
+
+  constructor(readonly setup: RunningSetup) {
+    this.#stores = setup.name.startsWith('distributed');
+  }
+
+  hooks(): GeneratorHooks {
+    return {
+      onMeasuring: () => {
+        this.#nodeAtStart = setupCpuSeconds(this.setup);
+        if (this.#stores) this.#storesAtStart = dataStoreCpu();
+        return Promise.resolve();
+      },
+      onWindow: () => {
+        this.node = setupCpuSeconds(this.setup) - this.#nodeAtStart;
+        if (this.#storesAtStart !== undefined) {
+          const end = dataStoreCpu();
+          this.stores = end.seconds - this.#storesAtStart.seconds;
+          this.storeProcesses = end.processes;
+        }
+        return Promise.resolve();
+      },
+    };
+  }
+
+  emptyColumns(): CpuColumns {
+    return {
+      serverCpuSeconds: [],
+      ...(this.#stores ? { dataStoreCpuSeconds: [], dataStoreProcesses: [] } : {}),
+    };
+  }
+
+  addTo(columns: CpuColumns): void {
+    columns.serverCpuSeconds.push(this.node);
+    columns.dataStoreCpuSeconds?.push(this.stores);
+    if (this.storeProcesses !== undefined) columns.dataStoreProcesses?.push(this.storeProcesses);
+  }
+}
+
+/** Both sets of hooks, `first`'s before `second`'s at each step. */
+function combineHooks(first: GeneratorHooks, second: GeneratorHooks): GeneratorHooks {
+  return {
+    onReady: async (message) => {
+      await first.onReady?.(message);
+      await second.onReady?.(message);
+    },
+    onMeasuring: async () => {
+      await first.onMeasuring?.();
+      await second.onMeasuring?.();
+    },
+    onWindow: async (result) => {
+      await first.onWindow?.(result);
+      await second.onWindow?.(result);
+    },
+  };
+}
+
 /**
  * Connections with a window, in pairs: each of `pairs` senders keeps `inFlight` sends (100 B)
  * unacknowledged, to its own receiver (on the other gateway when distributed). Besides what the
  * clients see, the CPU the server spent in the measured window, per delivered message: all
  * processes of the setup, and for the distributed setups also every PostgreSQL and Redis
  * process (dataStoreCpu). With --compare-root, each SecureChat setup runs on both trees in every
- * round, the order of the two flipped from round to round.
+ * round, the order of the two flipped from round to round. Clients use --keys user keys; the
+ * setups are --setups (distributed-digest included when named), else SINGLE_SETUPS.
  */
 async function runSingle(bench: Bench): Promise<void> {
   const { runs, compareRoot } = bench.settings;
@@ -578,10 +763,10 @@ async function runSingle(bench: Bench): Promise<void> {
   const there = compareRoot === undefined ? undefined : describeTree(compareRoot);
   for (const pairs of bench.settings.pairs) {
     for (const inFlight of bench.settings.inFlight) {
-      const params = { pairs, inFlight, bytes: 100 };
-      const collected = new Map<string, Measurement & { serverCpuSeconds: number[] }>();
+      const params = { pairs, inFlight, bytes: 100, keys: bench.settings.keys };
+      const collected = new Map<string, Measurement & CpuColumns>();
       for (let run = 1; run <= runs; run++) {
-        for (const name of SINGLE_SETUPS) {
+        for (const name of bench.singleSetups()) {
           const order: (TreeInfo | undefined)[] =
             name === 'tls-baseline' ? [undefined] : there === undefined ? [here] : [here, there];
           if (run % 2 === 0) order.reverse();
@@ -600,30 +785,11 @@ async function runSingle(bench: Bench): Promise<void> {
               workload: 'single',
               clients: 2 * pairs,
               inFlight,
+              keys: bench.settings.keys,
             });
-            const stores = name.startsWith('distributed');
-            let cpuAtStart = Number.NaN;
-            let cpu = Number.NaN;
-            let storesAtStart: DataStoreCpu | undefined;
-            let storesCpu = Number.NaN;
-            let storeProcesses: DataStoreCpu['processes'] | undefined;
+            const meter = new WindowCpu(setup);
             try {
-              const result = await runGenerator(config, bench.progress, {
-                onMeasuring: () => {
-                  cpuAtStart = setupCpuSeconds(setup);
-                  if (stores) storesAtStart = dataStoreCpu();
-                  return Promise.resolve();
-                },
-                onWindow: () => {
-                  cpu = setupCpuSeconds(setup) - cpuAtStart;
-                  if (storesAtStart !== undefined) {
-                    const end = dataStoreCpu();
-                    storesCpu = end.seconds - storesAtStart.seconds;
-                    storeProcesses = end.processes;
-                  }
-                  return Promise.resolve();
-                },
-              });
+              const result = await runGenerator(config, bench.progress, meter.hooks());
               const key = `${name}@${server ?? ''}`;
               let m = collected.get(key);
               if (m === undefined) {
@@ -633,15 +799,12 @@ async function runSingle(bench: Bench): Promise<void> {
                   setup: name,
                   ...(server === undefined ? {} : { server }),
                   windows: [],
-                  serverCpuSeconds: [],
-                  ...(stores ? { dataStoreCpuSeconds: [], dataStoreProcesses: [] } : {}),
+                  ...meter.emptyColumns(),
                 };
                 collected.set(key, m);
               }
               m.windows.push(...result.windows);
-              m.serverCpuSeconds.push(cpu);
-              m.dataStoreCpuSeconds?.push(storesCpu);
-              if (storeProcesses !== undefined) m.dataStoreProcesses?.push(storeProcesses);
+              meter.addTo(m);
             } catch (error) {
               bench.fail(`${text}: ${(error as Error).message.slice(0, 800)}`);
             }
@@ -656,7 +819,7 @@ async function runSingle(bench: Bench): Promise<void> {
   await measureIdleDataStore(bench);
   // The other checkout's servers are of no use to the workloads that follow.
   if (compareRoot !== undefined) {
-    for (const name of SINGLE_SETUPS) await bench.stop(`${name}@${compareRoot}`);
+    for (const name of bench.singleSetups()) await bench.stop(`${name}@${compareRoot}`);
   }
 }
 
@@ -708,16 +871,23 @@ async function main(): Promise<void> {
   const wants = (w: WorkloadName) => settings.only.includes(w);
   const s = settings;
   const per = 2 + s.warmupSeconds + s.seconds;
-  const setupsN = MAIN_SETUPS.length;
-  const singleSetupsN = SINGLE_SETUPS.length + (s.compareRoot === undefined ? 0 : 2);
+  const setupsN = bench.chosen(MAIN_SETUPS).length;
+  const pairSetups = bench.singleSetups();
+  const singleSetupsN =
+    pairSetups.length +
+    (s.compareRoot === undefined ? 0 : pairSetups.filter((n) => n !== 'tls-baseline').length);
   progress.plan(
     s.runs *
-      ((wants('handshake') ? (setupsN + 2) * per : 0) +
+      ((wants('handshake') ? (setupsN + 3) * per : 0) +
         (wants('single') ? s.pairs.length * s.inFlight.length * singleSetupsN * per : 0) +
         (wants('throughput')
           ? s.throughputClients.length * s.bodySizes.length * setupsN * (per + 2)
           : 0) +
-        (wants('rate') ? s.rateFractions.length * s.bodySizes.length * setupsN * per : 0) +
+        (wants('rate')
+          ? s.rates === undefined
+            ? s.rateFractions.length * s.bodySizes.length * setupsN * per
+            : s.pairs.length * s.rates.length * pairSetups.length * per
+          : 0) +
         (wants('room') ? s.roomSizes.length * s.bodySizes.length * setupsN * (per + 3) : 0)) +
       (wants('idle') ? 3 * (s.idleSessions / 400 + 15) : 0) +
       (wants('ceilings') ? 30 : 0) +
@@ -756,7 +926,7 @@ async function main(): Promise<void> {
         loadAverageAtStart,
         note: 'the load generator runs on the same cores as the servers',
         serverCpu:
-          'single: utime + stime from /proc/<pid>/stat of every node process of the setup; for the distributed setups also of every PostgreSQL process (postmaster and children, plus the postmaster’s reaped children) and of redis-server, which serve nothing else during a bench run',
+          'single, handshake and the pairs-shaped rate: utime + stime from /proc/<pid>/stat of every node process of the setup; for the distributed setups also of every PostgreSQL process (postmaster and children, plus the postmaster’s reaped children) and of redis-server, which serve nothing else during a bench run',
         servers: {
           this: describeTree(ROOT),
           ...(settings.compareRoot === undefined
@@ -765,7 +935,11 @@ async function main(): Promise<void> {
         },
       },
       measurements: bench.measurements,
-      ceilings: { crypto: bench.crypto, redis: bench.redis },
+      ceilings: {
+        crypto: bench.crypto,
+        redis: bench.redis,
+        ...(bench.argon2 === undefined ? {} : { argon2: bench.argon2 }),
+      },
       ...(bench.profile === undefined ? {} : { profile: bench.profile }),
       ...(bench.idleDataStore === undefined ? {} : { idleDataStore: bench.idleDataStore }),
       failures: bench.failures,
@@ -815,19 +989,56 @@ async function main(): Promise<void> {
 
 // ---------------------------------------------------------------- workloads
 
+/**
+ * Logins per second and their latency, with the server CPU per login (WindowCpu, as single
+ * counts it), with the fast hash on the main setups and with argon2id on extra instances; then
+ * the argon2id verify ceiling of this machine (measureArgon2Ceiling), with the auth's library,
+ * parameters and threadpool, as busy as the handshake workers keep it.
+ */
 async function runHandshakes(bench: Bench): Promise<void> {
   const workers = bench.settings.handshakeWorkers;
-  await bench.compare('handshake', { hash: 'fast' }, MAIN_SETUPS, (setup) =>
-    bench.config(setup, { workload: 'handshake', clients: workers }),
+  const options = { serverCpu: true };
+  const none = () => ({});
+  await bench.compare(
+    'handshake',
+    { hash: 'fast' },
+    bench.chosen(MAIN_SETUPS),
+    (setup) => bench.config(setup, { workload: 'handshake', clients: workers }),
+    none,
+    options,
   );
+  const chosen = bench.chosen(MAIN_SETUPS);
+  const argon2Setups: SetupName[] = [
+    ...(chosen.includes('embedded') ? (['embedded-argon2'] as const) : []),
+    ...(chosen.some((name) => name.startsWith('distributed'))
+      ? (['distributed-argon2'] as const)
+      : []),
+    ...(chosen.includes('tls-baseline') ? (['tls-baseline'] as const) : []),
+  ];
   await bench.compare(
     'handshake',
     { hash: 'argon2id' },
-    ['embedded-argon2', 'distributed-argon2', 'tls-baseline'],
+    argon2Setups,
     (setup) => bench.config(setup, { workload: 'handshake', clients: workers }),
+    none,
+    options,
   );
   await bench.stop('embedded-argon2');
   await bench.stop('distributed-argon2');
+  if (!argon2Setups.some((name) => name !== 'tls-baseline')) return;
+  bench.progress.step('handshake: argon2id verifications per second (the ceiling)');
+  const { runs, seconds, warmupSeconds } = bench.settings;
+  try {
+    bench.argon2 = await measureArgon2Ceiling({
+      maxConcurrency: workers,
+      warmupSeconds,
+      seconds,
+      windows: runs,
+    });
+  } catch (error) {
+    bench.fail(`argon2id verify ceiling: ${(error as Error).message.slice(0, 500)}`);
+  }
+  bench.progress.advance(2 + warmupSeconds + runs * seconds);
 }
 
 async function runThroughput(bench: Bench): Promise<void> {
@@ -836,7 +1047,7 @@ async function runThroughput(bench: Bench): Promise<void> {
       await bench.compare(
         'throughput',
         { clients, bytes },
-        MAIN_SETUPS,
+        bench.chosen(MAIN_SETUPS),
         (setup) => bench.config(setup, { workload: 'throughput', clients, bodyBytes: bytes }),
         (setup) => redisHooks(bench, setup, bytes, clients),
       );
@@ -867,10 +1078,14 @@ function redisHooks(
 }
 
 async function runRate(bench: Bench): Promise<void> {
+  if (bench.settings.rates !== undefined) {
+    await runPairsRate(bench, bench.settings.rates);
+    return;
+  }
   const clients = bench.settings.rateClients;
   for (const bytes of bench.settings.bodySizes) {
     const max = new Map<SetupName, number>();
-    for (const name of MAIN_SETUPS) {
+    for (const name of bench.chosen(MAIN_SETUPS)) {
       let value = bench.medianOf(
         'throughput',
         name,
@@ -894,7 +1109,7 @@ async function runRate(bench: Bench): Promise<void> {
       await bench.compare(
         'rate',
         { clients, bytes, load: `${Math.round(fraction * 100)}%` },
-        MAIN_SETUPS.filter((name) => Number.isFinite(max.get(name))),
+        bench.chosen(MAIN_SETUPS).filter((name) => Number.isFinite(max.get(name))),
         (setup) =>
           bench.config(setup, {
             workload: 'rate',
@@ -907,10 +1122,89 @@ async function runRate(bench: Bench): Promise<void> {
   }
 }
 
+/**
+ * The open loop of the rate workload on the pairs shape of single: `pairs` sender → receiver
+ * pairs (--pairs, placed as in single, --keys user keys), 100-byte bodies, an offered total
+ * rate spread round-robin over the senders; delivery latency from the intended send time and
+ * the server CPU per message (WindowCpu). A rate `N%` is that share of the setup's single
+ * maximum at that many pairs and the first --in-flight: this run's single figure (this tree's
+ * servers), else one probe run of single first.
+ */
+async function runPairsRate(bench: Bench, rates: readonly (number | string)[]): Promise<void> {
+  const { keys } = bench.settings;
+  const inFlight = bench.settings.inFlight[0] ?? 32;
+  const here = describeTree(ROOT).commit;
+  const setups = bench.singleSetups();
+  for (const pairs of bench.settings.pairs) {
+    const maximum = new Map<SetupName, { perSecond: number; from: string }>();
+    if (rates.some((r) => typeof r === 'string')) {
+      for (const name of setups) {
+        const params = { pairs, inFlight, bytes: 100, keys };
+        const single = bench.measurements.find(
+          (m) =>
+            m.workload === 'single' &&
+            m.setup === name &&
+            (m.server === undefined || m.server === here) &&
+            Object.entries(params).every(([k, v]) => m.params[k] === v),
+        );
+        let perSecond = single ? median(single.windows.map((w) => w.delivered / w.seconds)) : NaN;
+        let from = `single, ${pairs} pair(s) x ${inFlight} in flight, this run`;
+        if (!Number.isFinite(perSecond)) {
+          // No single figure in this run (--only rate): measure the maximum first.
+          from = `probe run of single, ${pairs} pair(s) x ${inFlight} in flight`;
+          try {
+            const setup = await bench.setup(name);
+            bench.progress.step(`rate: single maximum of ${name} at ${pairs} pair(s)`);
+            const probe = await runGenerator(
+              bench.config(setup, { workload: 'single', clients: 2 * pairs, inFlight, keys }),
+              bench.progress,
+            );
+            const window = probe.windows[0];
+            perSecond = window ? window.delivered / window.seconds : Number.NaN;
+          } catch (error) {
+            bench.fail(
+              `rate: single maximum of ${name}: ${(error as Error).message.slice(0, 500)}`,
+            );
+          }
+        }
+        if (Number.isFinite(perSecond)) maximum.set(name, { perSecond, from });
+      }
+    }
+    for (const rate of rates) {
+      const share = typeof rate === 'string' ? Number(rate.slice(0, -1)) / 100 : undefined;
+      const offered = (name: SetupName) =>
+        share === undefined
+          ? (rate as number)
+          : Math.max(1, Math.round(share * (maximum.get(name)?.perSecond ?? Number.NaN)));
+      await bench.compare(
+        'pairs-rate',
+        { pairs, bytes: 100, keys, load: share === undefined ? `${rate} msg/s` : String(rate) },
+        setups.filter((name) => Number.isFinite(offered(name))),
+        (setup) =>
+          bench.config(setup, {
+            workload: 'pairs-rate',
+            clients: 2 * pairs,
+            rate: offered(setup.name),
+            keys,
+          }),
+        () => ({}),
+        {
+          serverCpu: true,
+          annotate: (name) => ({
+            offeredPerSecond: offered(name),
+            ...(share === undefined ? {} : { maximum: maximum.get(name) }),
+          }),
+        },
+      );
+    }
+  } // The background in its PostgreSQL + Redis column, unless single measured it already.
+  if (bench.idleDataStore === undefined) await measureIdleDataStore(bench);
+}
+
 async function runRooms(bench: Bench): Promise<void> {
   for (const bytes of bench.settings.bodySizes) {
     for (const members of bench.settings.roomSizes) {
-      await bench.compare('room', { members, bytes }, MAIN_SETUPS, (setup) =>
+      await bench.compare('room', { members, bytes }, bench.chosen(MAIN_SETUPS), (setup) =>
         bench.config(setup, {
           workload: 'room',
           clients: members,
@@ -930,7 +1224,7 @@ async function runRooms(bench: Bench): Promise<void> {
  */
 async function runIdle(bench: Bench): Promise<void> {
   const sessions = bench.settings.idleSessions;
-  for (const name of ['embedded', 'distributed-full', 'tls-baseline'] as const) {
+  for (const name of bench.chosen(['embedded', 'distributed-full', 'tls-baseline'])) {
     const setup = await bench.setup(name);
     bench.progress.step(`idle ${sessions} sessions · ${name}`);
     const config = bench.config(setup, {
@@ -1052,7 +1346,7 @@ async function runProfile(bench: Bench): Promise<void> {
       bench.config(
         setup,
         single
-          ? { workload: 'single', clients: 2 * pairs, inFlight, seconds }
+          ? { workload: 'single', clients: 2 * pairs, inFlight, seconds, keys: bench.settings.keys }
           : { workload: 'throughput', clients: 100, bodyBytes: 100, seconds },
       ),
       bench.progress,
