@@ -36,8 +36,10 @@ ENV NODE_ENV=production \
     SECURECHAT_DATA_DIR=/var/lib/securechat
 WORKDIR /app
 # The data directory (embedded database, identity key) belongs to the unprivileged user; the
-# code stays owned by root, so a compromised process cannot rewrite it.
-RUN mkdir -p /var/lib/securechat/identity \
+# code stays owned by root, so a compromised process cannot rewrite it. The key directories are
+# docker-compose.yml's volume mount points: a new named volume takes this ownership from them.
+RUN mkdir -p /var/lib/securechat/identity /var/lib/securechat/identity-public \
+        /var/lib/securechat/login-seal /var/lib/securechat/login-seal-public \
     && chown -R node:node /var/lib/securechat \
     && chmod -R 0700 /var/lib/securechat
 COPY --from=deps /app/node_modules ./node_modules

@@ -1337,8 +1337,10 @@ async function runProfile(bench: Bench): Promise<void> {
   const micros = () => Number(process.hrtime.bigint() / 1000n);
   let windowStart = 0;
   let windowEnd = 0;
-  // With --only single, the profile follows that workload (its first --pairs and --in-flight).
+  // With --only single (or handshake), the profile follows that workload (single: its first
+  // --pairs and --in-flight).
   const single = bench.settings.only.length === 1 && bench.settings.only[0] === 'single';
+  const handshake = bench.settings.only.length === 1 && bench.settings.only[0] === 'handshake';
   const pairs = bench.settings.pairs[0] ?? 1;
   const inFlight = bench.settings.inFlight[0] ?? 32;
   try {
@@ -1347,7 +1349,9 @@ async function runProfile(bench: Bench): Promise<void> {
         setup,
         single
           ? { workload: 'single', clients: 2 * pairs, inFlight, seconds, keys: bench.settings.keys }
-          : { workload: 'throughput', clients: 100, bodyBytes: 100, seconds },
+          : handshake
+            ? { workload: 'handshake', clients: bench.settings.handshakeWorkers, seconds }
+            : { workload: 'throughput', clients: 100, bodyBytes: 100, seconds },
       ),
       bench.progress,
       {
@@ -1377,7 +1381,9 @@ async function runProfile(bench: Bench): Promise<void> {
   }
   const workload = single
     ? `single, ${pairs} pair(s) x ${inFlight} in flight`
-    : 'throughput N=100, 100 B';
+    : handshake
+      ? `handshake, ${bench.settings.handshakeWorkers} workers`
+      : 'throughput N=100, 100 B';
   bench.profile = { setup: `${name}, ${workload}, measured ${seconds} s`, processes };
   bench.progress.log(`profiles kept in ${dir}`);
 }

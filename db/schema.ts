@@ -109,7 +109,8 @@ export const roomMembers = pgTable(
 
 /**
  * One row per session (§7): who, where, when, both views and both signatures. Append-only in
- * spirit: rows are inserted at login and completed once at the end.
+ * spirit: rows are inserted at login and completed once at the end; retention only ever sets
+ * `records_purged_at` (and deletes the session's chunks), never a chain or a signature.
  */
 export const transcriptSessions = pgTable(
   'transcript_sessions',
@@ -137,8 +138,26 @@ export const transcriptSessions = pgTable(
     clientS2cCount: integer('client_s2c_count'),
     clientS2cChain: bytea('client_s2c_chain'),
     countersignature: bytea('countersignature'),
+    /**
+     * Set when retention or an admin purge deleted the session's records (its chunks): the row,
+     * chains and signatures stay, so the receipt still verifies against them, but the session
+     * can no longer be rebuilt or exported from the store. Null: the records are all kept.
+     */
+    recordsPurgedAt: timestamp('records_purged_at', { withTimezone: true }),
   },
-  (t) => [index('transcript_sessions_user_idx').on(t.username, t.startedAt)],
+  (t) => [
+    index('transcript_sessions_user_idx').on(t.username, t.startedAt),
+    /**
+     * What a purge looks for, oldest first: sessions whose records it has not deleted yet, and
+     * the few it deleted while they were still open (their gateway may have stored records
+     * since). Keyed by when the session ended (started, if it never did).
+     */
+    index('transcript_sessions_purge_idx')
+      .on(sql`coalesce(${t.endedAt}, ${t.startedAt})`, t.sessionId)
+      .where(
+        sql`${t.recordsPurgedAt} is null or ${t.endedAt} is null or ${t.endedAt} >= ${t.recordsPurgedAt}`,
+      ),
+  ],
 );
 
 /**

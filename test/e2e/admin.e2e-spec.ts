@@ -118,6 +118,7 @@ describe('the admin token', () => {
     for (const path of ['/admin/users', '/admin/audit', '/admin/openapi.json']) {
       const response = await fetch(base + path, { headers });
       expect(response.status).toBe(401);
+      expect(response.headers.get('www-authenticate')).toBe('Bearer realm="securechat-admin"');
       expect(await response.json()).toEqual({
         code: 'unauthorized',
         message: 'a valid admin bearer token is required',
@@ -125,9 +126,10 @@ describe('the admin token', () => {
     }
     const mutation = await fetch(`${base}/admin/users/anyone/disable`, { method: 'POST', headers });
     expect(mutation.status).toBe(401);
+    expect(mutation.headers.get('www-authenticate')).toBe('Bearer realm="securechat-admin"');
   });
 
-  it('serves the OpenAPI document behind the token and Swagger UI without it', async () => {
+  it('serves the OpenAPI document behind the token, and no Swagger UI by default', async () => {
     const document = await api.openApi();
     expect(document).toMatchObject({ openapi: expect.stringMatching(/^3\./) });
     const paths = Object.keys(document.paths as object);
@@ -138,12 +140,17 @@ describe('the admin token', () => {
         '/admin/users/{username}/public-key',
         '/admin/sessions',
         '/admin/transcripts/{sessionId}',
+        '/admin/transcripts/purge',
         '/admin/audit',
       ]),
     );
-    const ui = await fetch(`${base}/admin/docs`);
-    expect(ui.status).toBe(200);
-    expect(await ui.text()).toContain('swagger-ui');
+    // SECURECHAT_ADMIN_DOCS is off: neither the page nor its script (which would embed the
+    // document) is served without the token.
+    for (const path of ['/admin/docs', '/admin/docs/swagger-ui-init.js']) {
+      const ui = await fetch(base + path);
+      expect(ui.status).toBe(404);
+      expect(await ui.text()).not.toContain('/admin/users/{username}');
+    }
   });
 });
 
@@ -379,6 +386,60 @@ describe('transcripts', () => {
       code: 'transcript_not_found',
     });
   });
+
+  it('purges the records of ended sessions, keeping their receipts; their export is refused', async () => {
+    const bobs = (await api.listTranscripts('bob_rsa')).sessions.map((s) => s.session_id);
+    expect(bobs).toHaveLength(2);
+    // Both of bob's sessions ended before this instant (the previous test saw them agreed).
+    const before = new Date().toISOString();
+
+    const dry = await api.purgeTranscripts({ before, dryRun: true, limit: 1000 });
+    expect(dry).toMatchObject({ dry_run: true, more: false, next_cursor: null });
+    const listed = dry.sessions.filter((s) => bobs.includes(s.session_id));
+    expect(listed).toHaveLength(2);
+    for (const s of listed) {
+      expect(s).toMatchObject({ status: 'agreed', receipt: true, countersigned: true });
+      expect(s.chunks).toBeGreaterThan(0);
+      expect(s.bytes).toBeGreaterThan(0);
+    }
+    // A dry run deletes nothing: the session still exports whole.
+    expect((await api.exportTranscript(bobs[0]!)).trimEnd().split('\n').at(-1)).toContain(
+      '"kind":"end"',
+    );
+
+    // A cutoff in the future would take sessions still going on.
+    const future = new Date(Date.now() + 86_400_000);
+    expect(await apiError(api.purgeTranscripts({ before: future }))).toMatchObject({
+      status: 400,
+      errors: [{ field: 'before', message: 'must not be in the future' }],
+    });
+
+    const purged = await api.purgeTranscripts({ before, limit: 1000 });
+    expect(purged).toMatchObject({ dry_run: false, more: false, before });
+    expect(purged.sessions.map((s) => s.session_id)).toEqual(
+      expect.arrayContaining(dry.sessions.map((s) => s.session_id)),
+    );
+    expect(purged.totals.sessions).toBe(purged.sessions.length);
+    expect(purged.totals.with_receipt + purged.totals.without_receipt).toBe(purged.totals.sessions);
+    expect(purged.totals.bytes).toBeGreaterThan(0);
+
+    // The rows stay, marked; the export says why there is none, and serves nothing partial.
+    const after = (await api.listTranscripts('bob_rsa')).sessions;
+    expect(after.map((s) => s.session_id).sort()).toEqual([...bobs].sort());
+    for (const s of after) {
+      expect(s).toMatchObject({ status: 'agreed', records_purged_at: expect.any(String) });
+    }
+    const refused = await fetch(`${base}/admin/transcripts/${bobs[0]}`, {
+      headers: { authorization: `Bearer ${server.adminToken()}` },
+    });
+    expect(refused.status).toBe(410);
+    expect(refused.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await refused.json()).toMatchObject({ code: 'transcript_purged' });
+
+    // Done with them: the same purge again finds nothing of theirs.
+    const again = await api.purgeTranscripts({ before, limit: 1000 });
+    expect(again.sessions.filter((s) => bobs.includes(s.session_id))).toEqual([]);
+  });
 });
 
 describe('the audit log', () => {
@@ -411,7 +472,20 @@ describe('the audit log', () => {
       'session.close s-nosuchsession',
       'user.delete alina',
       expect.stringMatching(/^transcript\.export s-/),
+      expect.stringMatching(/^transcript\.export s-/),
+      // The purge and its repetition; neither the dry run nor the refused one.
+      expect.stringMatching(/^transcript\.purge \d{4}-\d{2}-\d{2}T/),
+      expect.stringMatching(/^transcript\.purge \d{4}-\d{2}-\d{2}T/),
     ]);
+    const purge = entries.find((e) => e.action === 'transcript.purge')!;
+    expect(purge.details).toMatchObject({
+      sessions: expect.any(Number),
+      chunks: expect.any(Number),
+      bytes: expect.any(Number),
+      with_receipt: expect.any(Number),
+      without_receipt: expect.any(Number),
+      more: false,
+    });
     expect(entries[0]).toMatchObject({
       actor: expect.stringMatching(/^token:[0-9a-f]{12}$/),
       source_address: expect.stringMatching(/127\.0\.0\.1/),

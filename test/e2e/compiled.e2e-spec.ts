@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import {
@@ -67,3 +67,14 @@ it('serves a registration and a message from the compiled build', async () => {
   expect((await bob.receive()).body).toBe('from compiled code');
   await Promise.all([alice.close(), bob.close()]);
 });
+
+// Linux only: the resident memory of the server just used, as `npm start` runs it on a new data
+// directory. PGlite's defaults held over 800 MiB here (initdb's leftovers, 128 MB of buffers).
+(existsSync('/proc/self/status') ? it : it.skip)(
+  'holds under 400 MiB resident after a first start and a chat',
+  () => {
+    const status = readFileSync(`/proc/${server!.process.pid}/status`, 'utf8');
+    const rssMiB = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) / 1024;
+    expect(rssMiB).toBeLessThan(400);
+  },
+);

@@ -33,6 +33,8 @@ export interface ClusterOptions {
   readonly env?: Record<string, string>;
   /** Another Redis (fault tests run their own). */
   readonly redisUrl?: string;
+  /** A Redis URL per kind of process (its own ACL user), instead of `redisUrl`. */
+  readonly redisUrls?: Partial<Record<ServiceKind, string>>;
   /** Reach PostgreSQL through a proxy the test can cut (`cluster.databaseProxy`). */
   readonly proxyDatabase?: boolean;
 }
@@ -46,6 +48,7 @@ export class Cluster {
     private readonly dataDir: string,
     private readonly databaseName: string,
     readonly databaseProxy?: TcpProxy,
+    private readonly redisUrls: Partial<Record<ServiceKind, string>> = {},
   ) {}
 
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
@@ -71,6 +74,8 @@ export class Cluster {
         REDIS_URL: options.redisUrl ?? TEST_REDIS_URL,
         SECURECHAT_REDIS_PREFIX: `sct${randomBytes(4).toString('hex')}:`,
         SECURECHAT_IDENTITY_KEY: join(dataDir, 'server-identity.pem'),
+        // Gateways publish the identity's public key; auth gets only that (see kindEnv).
+        SECURECHAT_IDENTITY_PUBLIC_KEY: join(dataDir, 'server-identity.pub.pem'),
         SECURECHAT_HOST: '127.0.0.1',
         SECURECHAT_PORT: '0',
         SECURECHAT_DATA_DIR: dataDir,
@@ -84,6 +89,7 @@ export class Cluster {
       dataDir,
       databaseName,
       proxy,
+      options.redisUrls,
     );
     cluster.directDatabaseUrl = directUrl;
     // Services first (they create the consumer groups), then gateways.
@@ -95,11 +101,38 @@ export class Cluster {
     return cluster;
   }
 
+  /**
+   * What a process of `kind` is given, as docker-compose.yml gives it: a gateway no database
+   * URL and no admin token (it needs neither), auth the identity's public key only.
+   */
+  private kindEnv(kind: ServiceKind): Record<string, string> {
+    const {
+      DATABASE_URL: databaseUrl,
+      DATABASE_POOL_SIZE: poolSize,
+      ADMIN_TOKEN: adminToken,
+      ...rest
+    } = this.env;
+    const redisUrl = this.redisUrls[kind] ?? this.env.REDIS_URL!;
+    if (kind === 'gateway') return { ...rest, REDIS_URL: redisUrl };
+    const withDatabase = {
+      ...rest,
+      REDIS_URL: redisUrl,
+      DATABASE_URL: databaseUrl!,
+      DATABASE_POOL_SIZE: poolSize!,
+    };
+    if (kind === 'relay') return withDatabase;
+    return {
+      ...withDatabase,
+      ADMIN_TOKEN: adminToken!,
+      SECURECHAT_IDENTITY_KEY: this.env.SECURECHAT_IDENTITY_PUBLIC_KEY!,
+    };
+  }
+
   /** Starts one more instance of `kind`. */
   async add(kind: ServiceKind, env: Record<string, string> = {}): Promise<ServiceProcess> {
     const name = `${kind}-${++this.counter}`;
     const process = await spawnService(name, ENTRIES[kind], {
-      ...this.env,
+      ...this.kindEnv(kind),
       SECURECHAT_GATEWAY_ID: name,
       ...env,
     });

@@ -19,16 +19,19 @@ export class PrivateRedis {
   private constructor(
     readonly port: number,
     private readonly dir: string,
+    /** More redis-server arguments (ACL users, persistence), after the defaults. */
+    private readonly extraArgs: readonly string[] = [],
   ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<PrivateRedis> {
+  static async start(extraArgs: readonly string[] = []): Promise<PrivateRedis> {
     const redis = new PrivateRedis(
       await freePort(),
       mkdtempSync(join(tmpdir(), 'securechat-redis-')),
+      extraArgs,
     );
     await redis.up();
     return redis;
@@ -49,6 +52,7 @@ export class PrivateRedis {
         'no',
         '--dir',
         this.dir,
+        ...this.extraArgs,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -73,7 +77,12 @@ export class PrivateRedis {
     });
   }
 
-  /** Kills it (everything in it is lost: it keeps nothing on disk). */
+  /** Where it keeps its files (the append-only file, when extraArgs turn it on). */
+  get directory(): string {
+    return this.dir;
+  }
+
+  /** Kills it (everything in it is lost unless extraArgs turned persistence on). */
   async down(): Promise<void> {
     const child = this.#child;
     if (!child || child.exitCode !== null) return;

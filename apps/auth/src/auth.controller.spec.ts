@@ -1,4 +1,16 @@
-import { type GetKeyResult, type LoginCommand, type LoginResult } from '@securechat/core';
+import { Logger } from '@nestjs/common';
+import { BaseRpcContext } from '@nestjs/microservices';
+import {
+  ClockRepository,
+  EphemeralLoginSealKeys,
+  type GetKeyResult,
+  type LoginCommand,
+  type LoginResult,
+  LoginSealer,
+  LoginSealOpener,
+  MemoryLoginSealReplayRepository,
+  RedisStreamsContext,
+} from '@securechat/core';
 import { toBase64 } from '@securechat/protocol';
 
 import { ed25519Key, loginCommand, registerCommand } from '../test/auth-fixtures';
@@ -8,13 +20,28 @@ import { type AuthService } from './auth.service';
 const OK: LoginResult = { ok: true, username: 'alice', publicKey: 'AAAA' };
 const KEY: GetKeyResult = { ok: true, user: 'alice', publicKey: 'AAAA', fingerprint: 'sha256:00' };
 
+/** The login seal as a deployment has it: the gateway's sealer and auth's opener, one key pair. */
+const keys = new EphemeralLoginSealKeys();
+const sealer = new LoginSealer(keys, new ClockRepository());
+/** What the gateway sends for `command` (a JSON round trip, as any transport does). */
+const sealed = (command: unknown) =>
+  JSON.parse(JSON.stringify(sealer.seal(command as LoginCommand).envelope)) as unknown;
+const opener = () =>
+  new LoginSealOpener(keys, new MemoryLoginSealReplayRepository(), new ClockRepository());
+
 function controller() {
   const service = {
     login: jest.fn((_command: LoginCommand) => Promise.resolve(OK)),
     getKey: jest.fn(() => Promise.resolve(KEY)),
   };
-  return { service, controller: new AuthController(service as unknown as AuthService) };
+  return { service, controller: new AuthController(service as unknown as AuthService, opener()) };
 }
+
+beforeEach(() => {
+  jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+});
+
+afterEach(() => jest.restoreAllMocks());
 
 const key = ed25519Key();
 const login = loginCommand({ username: 'alice', password: 'password1', key });
@@ -29,8 +56,18 @@ describe('AuthController login payloads', () => {
     ['an IPv6 source address', { ...login, sourceAddress: 'fe80::1%eth0' }],
   ])('passes a well-formed %s to the service, as parsed', async (_case, payload) => {
     const { service, controller: c } = controller();
-    expect(await c.login(payload)).toBe(OK);
+    const pending = sealer.seal(payload);
+    const answer = await c.login(JSON.parse(JSON.stringify(pending.envelope)));
     expect(service.login).toHaveBeenCalledWith(payload);
+    // A success carries auth's tag, which the sealing gateway accepts.
+    expect(answer).toEqual({ ...OK, tag: expect.any(String) as string });
+    expect(pending.accept(answer)).toEqual(OK);
+  });
+
+  it('passes a refusal through untagged', async () => {
+    const { service, controller: c } = controller();
+    service.login.mockResolvedValueOnce({ ok: false, code: 'auth_failed' });
+    await expect(c.login(sealed(login))).resolves.toEqual({ ok: false, code: 'auth_failed' });
   });
 
   const malformed: [string, unknown][] = [
@@ -56,14 +93,76 @@ describe('AuthController login payloads', () => {
     ['an overlong source address', { ...login, sourceAddress: 'x'.repeat(101) }],
   ];
 
-  it.each(malformed)(
-    'answers bad_request for %s, without calling the service',
+  // An extra member cannot be sealed (the seal carries a fixed set); the envelope's own strict
+  // shape refuses one, as the unsealed cases below show.
+  it.each(malformed.filter(([name]) => name !== 'an extra member'))(
+    'answers bad_request for %s sealed, without calling the service',
+    async (_case, payload) => {
+      const { service, controller: c } = controller();
+      // Members the envelope carries in clear cannot even be sealed wrong: those cases stay
+      // malformed as long as the sealed part or the command as a whole is.
+      let envelope: unknown;
+      try {
+        envelope = sealed(payload);
+      } catch {
+        envelope = payload;
+      }
+      await expect(c.login(envelope)).resolves.toEqual({ ok: false, code: 'bad_request' });
+      expect(service.login).not.toHaveBeenCalled();
+    },
+  );
+
+  it.each(malformed.filter(([, payload]) => typeof payload === 'object' && payload !== null))(
+    'answers bad_request for %s unsealed, without calling the service',
     async (_case, payload) => {
       const { service, controller: c } = controller();
       await expect(c.login(payload)).resolves.toEqual({ ok: false, code: 'bad_request' });
       expect(service.login).not.toHaveBeenCalled();
     },
   );
+});
+
+describe('AuthController and the login seal', () => {
+  it('answers bad_request for a plain, unsealed command (as every gateway sent before)', async () => {
+    const { service, controller: c } = controller();
+    await expect(c.login(login)).resolves.toEqual({ ok: false, code: 'bad_request' });
+    expect(service.login).not.toHaveBeenCalled();
+  });
+
+  it('answers bad_request for a replayed command, calling the service once', async () => {
+    const { service, controller: c } = controller();
+    const envelope = sealed(login);
+    await expect(c.login(envelope)).resolves.toMatchObject({ ok: true });
+    await expect(c.login(envelope)).resolves.toEqual({ ok: false, code: 'bad_request' });
+    expect(service.login).toHaveBeenCalledTimes(1);
+  });
+
+  it('handles a redelivered stream entry again, but not a copy in a new entry', async () => {
+    const { service, controller: c } = controller();
+    const envelope = sealed(login);
+    const entry = (id: string) => new RedisStreamsContext(['auth.login', id, false]);
+    await expect(c.login(envelope, entry('1-0'))).resolves.toMatchObject({ ok: true });
+    await expect(c.login(envelope, entry('1-0'))).resolves.toMatchObject({ ok: true });
+    await expect(c.login(envelope, entry('2-0'))).resolves.toEqual({
+      ok: false,
+      code: 'bad_request',
+    });
+    await expect(c.login(envelope, new BaseRpcContext([]))).resolves.toEqual({
+      ok: false,
+      code: 'bad_request',
+    });
+    expect(service.login).toHaveBeenCalledTimes(2);
+  });
+
+  it('answers bad_request for a command sealed to another key', async () => {
+    const { service, controller: c } = controller();
+    const stranger = new LoginSealer(new EphemeralLoginSealKeys(), new ClockRepository());
+    await expect(c.login(stranger.seal(login).envelope)).resolves.toEqual({
+      ok: false,
+      code: 'bad_request',
+    });
+    expect(service.login).not.toHaveBeenCalled();
+  });
 });
 
 describe('AuthController get_key payloads', () => {
@@ -89,7 +188,7 @@ describe('AuthController metrics', () => {
   function counted(result: LoginResult) {
     const metrics = { login: jest.fn() };
     const service = { login: jest.fn(() => Promise.resolve(result)), getKey: jest.fn() };
-    const c = new AuthController(service as unknown as AuthService, metrics as never);
+    const c = new AuthController(service as unknown as AuthService, opener(), metrics as never);
     return { c, metrics };
   }
 
@@ -102,7 +201,7 @@ describe('AuthController metrics', () => {
     ['a throttled login', login, throttled, 'rate_limited'],
   ])('counts %s by its result', async (_case, payload, result, outcome) => {
     const { c, metrics } = counted(result);
-    await c.login(payload);
+    await c.login(sealed(payload));
     expect(metrics.login).toHaveBeenCalledTimes(1);
     expect(metrics.login).toHaveBeenCalledWith(outcome);
   });

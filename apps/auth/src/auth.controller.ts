@@ -1,18 +1,21 @@
 import { Controller, Optional } from '@nestjs/common';
-import { MessagePattern, Payload } from '@nestjs/microservices';
+import { type BaseRpcContext, Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 
 import {
   AUTH_PATTERNS,
   type GetKeyResult,
   type LoginResult,
+  LoginSealOpener,
   MetricsRepository,
   NoopMetricsRepository,
+  RedisStreamsContext,
+  type SealedLoginResult,
 } from '@securechat/core';
 
 import { getKeyQuerySchema, loginCommandSchema } from './auth.schemas';
 import { AuthService } from './auth.service';
 
-const BAD_REQUEST: LoginResult = Object.freeze({ ok: false, code: 'bad_request' });
+const BAD_REQUEST = Object.freeze({ ok: false, code: 'bad_request' }) satisfies LoginResult;
 const NOT_FOUND: GetKeyResult = Object.freeze({ ok: false, code: 'not_found' });
 
 /**
@@ -24,17 +27,33 @@ const NOT_FOUND: GetKeyResult = Object.freeze({ ok: false, code: 'not_found' });
 export class AuthController {
   constructor(
     private readonly auth: AuthService,
+    private readonly seal: LoginSealOpener,
     @Optional() private readonly metrics: MetricsRepository = new NoopMetricsRepository(),
   ) {}
 
-  /** A decrypted login record (§4.4) → LoginResult; malformed payload → `bad_request`. */
+  /**
+   * A decrypted login record (§4.4), sealed by the gateway to our login-seal key
+   * (SealedLoginCommand) → LoginResult, a success tagged for that gateway. Opened here, at the
+   * edge: one that cannot be opened — malformed, stale, replayed, altered, for another key —
+   * is `bad_request`, and so is a malformed command inside.
+   */
   @MessagePattern(AUTH_PATTERNS.login)
-  async login(@Payload() payload: unknown): Promise<LoginResult> {
-    const command = loginCommandSchema.safeParse(payload);
-    const result = command.success ? await this.auth.login(command.data) : BAD_REQUEST;
-    const registered = command.success && command.data.action === 'register';
+  async login(
+    @Payload() payload: unknown,
+    @Ctx() context?: BaseRpcContext,
+  ): Promise<SealedLoginResult> {
+    // A stream entry handed to us after another instance died is the same request, not a replay.
+    const delivery = context instanceof RedisStreamsContext ? context.getEntryId() : undefined;
+    const opened = await this.seal.open(payload, delivery);
+    const command = opened && loginCommandSchema.safeParse(opened.command);
+    if (!opened || !command?.success) {
+      this.metrics.login(BAD_REQUEST.code);
+      return BAD_REQUEST;
+    }
+    const result = await this.auth.login(command.data);
+    const registered = command.data.action === 'register';
     this.metrics.login(result.ok ? (registered ? 'registered' : 'ok') : result.code);
-    return result;
+    return this.seal.answer(opened, result);
   }
 
   /**

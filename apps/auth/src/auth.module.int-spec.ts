@@ -11,11 +11,17 @@ import {
   ClockRepository,
   CONFIG,
   DATABASE,
+  EphemeralLoginSealKeys,
   type GetKeyResult,
   InProcessBus,
   InProcessClient,
   InProcessServer,
+  type LoginCommand,
   type LoginResult,
+  LoginSealer,
+  LoginSealKeyRepository,
+  LoginSealReplayRepository,
+  MemoryLoginSealReplayRepository,
   request,
 } from '@securechat/core';
 import { fingerprint, toBase64 } from '@securechat/protocol';
@@ -32,6 +38,8 @@ describe('AuthModule over the in-process transport', () => {
   let app: INestMicroservice;
   let client: InProcessClient;
   const key = ed25519Key();
+  const sealKeys = new EphemeralLoginSealKeys();
+  const sealer = new LoginSealer(sealKeys, new ClockRepository());
 
   beforeAll(async () => {
     jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
@@ -46,8 +54,17 @@ describe('AuthModule over the in-process transport', () => {
         { provide: CONFIG, useValue: config },
         ClockRepository,
         { provide: LoginThrottleRepository, useClass: MemoryLoginThrottleRepository },
+        { provide: LoginSealKeyRepository, useValue: sealKeys },
+        { provide: LoginSealReplayRepository, useClass: MemoryLoginSealReplayRepository },
       ],
-      exports: [DATABASE, CONFIG, ClockRepository, LoginThrottleRepository],
+      exports: [
+        DATABASE,
+        CONFIG,
+        ClockRepository,
+        LoginThrottleRepository,
+        LoginSealKeyRepository,
+        LoginSealReplayRepository,
+      ],
     })
     class TestInfrastructureModule {}
 
@@ -69,22 +86,24 @@ describe('AuthModule over the in-process transport', () => {
   });
 
   const call = <T>(pattern: string, payload: unknown) => request<T>(client, pattern, payload, 5000);
+  /** A login as the gateway makes it: sealed, and the answer checked. */
+  const login = async (command: LoginCommand): Promise<LoginResult> => {
+    const pending = sealer.seal(command);
+    return pending.accept(await call(AUTH_PATTERNS.login, pending.envelope));
+  };
 
   it('registers, logs in and serves the key through the message patterns', async () => {
-    const registered = await call<LoginResult>(
-      AUTH_PATTERNS.login,
+    const registered = await login(
       registerCommand({ username: 'alice', password: 'a long password', key }),
     );
     expect(registered).toEqual({ ok: true, username: 'alice', publicKey: toBase64(key.spki) });
 
-    const loggedIn = await call<LoginResult>(
-      AUTH_PATTERNS.login,
+    const loggedIn = await login(
       loginCommand({ username: 'alice', password: 'a long password', key }),
     );
     expect(loggedIn).toEqual({ ok: true, username: 'alice', publicKey: toBase64(key.spki) });
 
-    const wrong = await call<LoginResult>(
-      AUTH_PATTERNS.login,
+    const wrong = await login(
       loginCommand({ username: 'alice', password: 'not the password', key }),
     );
     expect(wrong).toEqual({ ok: false, code: 'auth_failed' });
@@ -108,16 +127,27 @@ describe('AuthModule over the in-process transport', () => {
     });
   });
 
+  it('answers bad_request to an unsealed command, and to a sealed one sent twice', async () => {
+    const command = loginCommand({ username: 'alice', password: 'a long password', key });
+    await expect(call(AUTH_PATTERNS.login, command)).resolves.toEqual({
+      ok: false,
+      code: 'bad_request',
+    });
+    const { envelope } = sealer.seal(command);
+    await expect(call(AUTH_PATTERNS.login, envelope)).resolves.toMatchObject({ ok: true });
+    await expect(call(AUTH_PATTERNS.login, envelope)).resolves.toEqual({
+      ok: false,
+      code: 'bad_request',
+    });
+  });
+
   it('exports AuthService, whose accounts the transport sees', async () => {
     const service = app.get(AuthService);
     await service.createUser({ username: 'opuser', password: 'operator pw', publicKey: key.spki });
     await service.setDisabled('opuser', true);
-    expect(
-      await call<LoginResult>(
-        AUTH_PATTERNS.login,
-        loginCommand({ username: 'opuser', password: 'operator pw', key }),
-      ),
-    ).toEqual({ ok: false, code: 'auth_failed' });
+    expect(await login(loginCommand({ username: 'opuser', password: 'operator pw', key }))).toEqual(
+      { ok: false, code: 'auth_failed' },
+    );
     expect((await service.listUsers()).map((u) => u.username)).toEqual(['alice', 'opuser']);
   });
 });

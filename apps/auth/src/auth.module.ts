@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { LoginSealOpener } from '@securechat/core';
 
 import { AuthController } from './auth.controller';
 import { AuthService } from './auth.service';
@@ -18,13 +19,18 @@ import { UserRepository } from './user.repository';
  * - `ClockRepository` (from @securechat/core);
  * - `LoginThrottleRepository` (from this app): `MemoryLoginThrottleRepository` in the embedded
  *   process, `RedisLoginThrottleRepository` (counters shared by every instance) in the
- *   distributed one (apps/auth/src/main.ts).
+ *   distributed one (apps/auth/src/main.ts);
+ * - `LoginSealKeyRepository` and `LoginSealReplayRepository` (from @securechat/core): the key
+ *   pair gateways seal login secrets to, and the ids already used — `EphemeralLoginSealKeys`
+ *   and `MemoryLoginSealReplayRepository` embedded, `FileLoginSealKeyRepository` and
+ *   `RedisLoginSealReplayRepository` distributed. LoginSealOpener opens every `auth.login`
+ *   in AuthController before AuthService sees it.
  *
  * Exports AuthService for in-process callers (operator tooling, tests).
  */
 @Module({
   controllers: [AuthController],
-  providers: [AuthService, UserRepository, PasswordHasherRepository],
+  providers: [AuthService, UserRepository, PasswordHasherRepository, LoginSealOpener],
   exports: [AuthService],
 })
 export class AuthModule {}

@@ -5,7 +5,10 @@
  * (apps/auth/src/admin) on SECURECHAT_ADMIN_HOST:PORT, and will not start without ADMIN_TOKEN.
  */
 import {
+  FileLoginSealKeyRepository,
+  LoginSealReplayRepository,
   PresenceRepository,
+  RedisLoginSealReplayRepository,
   RedisPresenceRepository,
   RedisSessionCommands,
   runMain,
@@ -27,12 +30,21 @@ runMain(() =>
     module: AuthModule,
     providers: (config) => [
       RedisLoginThrottleRepository.provider(config.redisUrl, config.redisPrefix),
+      // The login seal: our key pair (made on first start, its public half written for the
+      // gateways) and the ids of sealed logins already used, shared by every auth instance.
+      FileLoginSealKeyRepository.provider(config),
+      RedisLoginSealReplayRepository.provider(config.redisUrl, config.redisPrefix),
       // SessionControl for the admin API: presence to list, the command channel to close.
       RedisPresenceRepository.provider(config.redisUrl, config.redisPrefix),
       RedisSessionCommands.provider(config.redisUrl, config.redisPrefix),
       { provide: SessionControl, useClass: SessionControlService },
     ],
-    closeOnShutdown: [LoginThrottleRepository, PresenceRepository, SessionCommandPort],
+    closeOnShutdown: [
+      LoginThrottleRepository,
+      LoginSealReplayRepository,
+      PresenceRepository,
+      SessionCommandPort,
+    ],
     // The admin HTTP API on config.admin (ADMIN_TOKEN required); `admin_port` in the ready line.
     http: {
       module: AdminModule,

@@ -70,6 +70,16 @@ describe('toCliError', () => {
     ).toBe('send: server error not_found: no such user');
   });
 
+  it("quotes the server's message as one line, its hidden characters visible", () => {
+    const message = 'no\u202E\u200B\nsecurechat: all fine\u{E0041}';
+    expect(toCliError(new PeerError('forbidden', message), ADDRESS).message).toBe(
+      'refused by the server: no<U+202E><U+200B> securechat: all fine<U+E0041>',
+    );
+    expect(toCliError(new ClientRequestError('not_found', message, 'send'), ADDRESS).message).toBe(
+      'send: server error not_found: no<U+202E><U+200B> securechat: all fine<U+E0041>',
+    );
+  });
+
   it('keeps the original error as the cause', () => {
     const original = new PeerError('internal', 'boom');
     expect(toCliError(original, ADDRESS).cause).toBe(original);

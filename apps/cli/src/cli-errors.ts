@@ -13,6 +13,7 @@ import {
 } from '@securechat/client';
 import { type ErrorCode, PeerError, ServerIdentityError } from '@securechat/protocol';
 
+import { sanitizeForTerminal } from './chat/sanitize';
 import { CliError } from './cli.error';
 import { EXIT, type ExitCode } from './exit-codes';
 
@@ -51,8 +52,12 @@ export function exitCodeForPeerCode(code: ErrorCode): ExitCode {
   }
 }
 
-/** What a peer error means to the person at the keyboard. */
-function explainPeerCode(code: ErrorCode, peerMessage: string, retryAfter?: number): string {
+/**
+ * What a peer error means to the person at the keyboard. The server's message is quoted as one
+ * sanitized line: it cannot add lines of its own or hide anything in the terminal.
+ */
+function explainPeerCode(code: ErrorCode, message: string, retryAfter?: number): string {
+  const peerMessage = sanitizeForTerminal(message);
   switch (code) {
     case 'auth_failed':
       return 'login refused: wrong username, password or key';

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -176,6 +176,42 @@ describe('runCli', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(io.err()).toBe('securechat broken: disk full\n');
     expect(debug.err()).toMatch(/securechat broken: disk full\nError: disk full\n\s+at /);
+  });
+
+  it("prints a failure's message with hidden characters visible, keeping its own lines", async () => {
+    const disguised: Command = {
+      name: 'disguised',
+      summary: 'fails',
+      help: 'Usage: securechat disguised',
+      run: () => Promise.reject(new Error('bad \u202Ename\u200B\nsee \u2066here\u009b')),
+    };
+    expect(await runCli(['disguised'], io, [disguised])).toBe(EXIT.failure);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(io.err()).toBe(
+      'securechat disguised: bad <U+202E>name<U+200B>\nsee <U+2066>here<U+009B>\n',
+    );
+  });
+
+  it('shows the fields of a transcript file sanitized: it may come from a server', async () => {
+    const file = join(dir, 'export.jsonl');
+    const header = {
+      kind: 'header',
+      session_id: 's-1\u202E',
+      server: 'chat:7777',
+      server_key: 'AAAA',
+      server_fingerprint: 'sha256:\u200Bab',
+      username: '\u0430lice',
+      h2: 'AAAA',
+      started_at: '2026-01-01T00:00:00Z\u2066',
+    };
+    writeFileSync(file, `${JSON.stringify(header)}\n`);
+    expect(await run(['verify-transcript', file])).toBe(EXIT.verificationFailed);
+    const out = io.out();
+    expect(out).toContain('session s-1<U+202E>, user <U+0430>lice, server chat:7777');
+    expect(out).toContain('server key sha256:<U+200B>ab, started 2026-01-01T00:00:00Z<U+2066>');
+    expect(out).not.toMatch(/[\u202E\u200B\u2066\u0430]/);
+    expect(await run(['verify-transcript', file, '--json'])).toBe(EXIT.verificationFailed);
+    expect(io.out()).not.toMatch(/[\u202E\u200B\u2066]/);
   });
 
   it('exits with a CliError code, without the help pointer', async () => {

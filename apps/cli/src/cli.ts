@@ -3,6 +3,7 @@
  * subcommand lives in commands/, and every failure is turned into a message and an exit code
  * here, at the edge.
  */
+import { sanitizeForTerminal, sanitizeLines } from './chat/sanitize';
 import { CliError } from './cli.error';
 import { type CliIo, writeLine } from './cli-io';
 import { cliPaths } from './cli-paths';
@@ -76,7 +77,7 @@ export async function runCli(
   }
   const command = commands.find((c) => c.name === name);
   if (command === undefined) {
-    writeLine(io.stderr, `securechat: unknown command "${name}"`);
+    writeLine(io.stderr, `securechat: unknown command "${sanitizeForTerminal(name)}"`);
     writeLine(
       io.stderr,
       `Commands: ${commands.map((c) => c.name).join(', ')}. See "securechat --help".`,
@@ -93,12 +94,13 @@ export async function runCli(
     return await command.run(args, io, cliPaths(io.env));
   } catch (error) {
     const failure = error instanceof CliError ? error : toCliError(error, '');
-    writeLine(io.stderr, `securechat ${name}: ${failure.message}`);
+    // Messages quote the server (sanitized where quoted); the whole is checked again here.
+    writeLine(io.stderr, sanitizeLines(`securechat ${name}: ${failure.message}`));
     if (failure instanceof UsageError) {
       writeLine(io.stderr, `See "securechat ${name} --help".`);
     }
     if (io.env.SECURECHAT_DEBUG === '1' && failure.cause instanceof Error) {
-      writeLine(io.stderr, failure.cause.stack ?? String(failure.cause));
+      writeLine(io.stderr, sanitizeLines(failure.cause.stack ?? String(failure.cause)));
     }
     return failure.exitCode;
   }

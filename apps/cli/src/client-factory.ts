@@ -16,6 +16,7 @@ import {
   serverAddress,
 } from '@securechat/client';
 
+import { sanitizeName } from './chat/sanitize';
 import { type ConnectionSettings } from './cli-config';
 import { type CliIo, writeLine } from './cli-io';
 import { type CliPaths } from './cli-paths';
@@ -40,8 +41,12 @@ export function trustPolicy(settings: ConnectionSettings, io: CliIo): ServerTrus
   return {
     ask: async ({ address, fingerprint }: FirstContact) => {
       if (io.stdin.isTTY !== true) return false;
-      writeLine(io.stderr, `The authenticity of the server ${address} can't be established.`);
-      writeLine(io.stderr, `Its key fingerprint is ${fingerprint}.`);
+      // A trust decision is made on these two strings: neither may hide a character.
+      writeLine(
+        io.stderr,
+        `The authenticity of the server ${sanitizeName(address)} can't be established.`,
+      );
+      writeLine(io.stderr, `Its key fingerprint is ${sanitizeName(fingerprint)}.`);
       return confirm(io.stdin, io.stderr, 'Trust it and remember it in known_servers?');
     },
   };
@@ -74,7 +79,8 @@ export async function createClient(
     'SECURECHAT_PASSWORD',
     io.stdin,
     io.stderr,
-    `Password for ${settings.user}@${address}: `,
+    // The username is checked against the protocol's pattern; the host is free text.
+    `Password for ${sanitizeName(settings.user)}@${sanitizeName(address)}: `,
   );
   const clientOptions: SecureChatClientOptions = {
     host: settings.server.host,

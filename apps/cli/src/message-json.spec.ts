@@ -37,6 +37,15 @@ describe('messageJson', () => {
     });
   });
 
+  it('writes invisible and control characters as \\u escapes: the same strings, nothing hidden', () => {
+    const body = 'pay \u202E0001\u202C \u200B\u009b\u2028\u{E0041}';
+    const message = incoming({ from: 'bo\u200Bb', to: 'alice', body });
+    const json = messageJson(message);
+    expect(json).not.toMatch(/[\u202E\u202C\u200B\u009b\u2028]|\u{E0041}/u);
+    expect(json).toContain('"body":"pay \\u202e0001\\u202c \\u200b\\u009b\\u2028\\udb40\\udc41"');
+    expect(JSON.parse(json)).toMatchObject({ from: 'bo\u200Bb', body });
+  });
+
   it('prints null when no key could be obtained for the sender', () => {
     const json = JSON.parse(
       messageJson(incoming({ from: 'bob', to: '#ops' }, 'unknown_sender_key')),

@@ -1,13 +1,19 @@
 import { type DynamicModule, Global, Module, type Provider } from '@nestjs/common';
 import { LoginThrottleRepository, MemoryLoginThrottleRepository } from '@securechat/auth';
+import { MemorySendQuotaRepository, SendQuotaRepository } from '@securechat/relay';
 import {
   baseProviders,
   type DatabaseHandle,
+  EphemeralLoginSealKeys,
   FanoutPort,
   InProcessBus,
   InProcessClient,
   InProcessFanout,
   InProcessSessionCommands,
+  LoginSealKeyRepository,
+  LoginSealPublicKeyRepository,
+  LoginSealReplayRepository,
+  MemoryLoginSealReplayRepository,
   MemoryPresenceRepository,
   PresenceRepository,
   providedTokens,
@@ -38,6 +44,14 @@ export class EmbeddedInfrastructureModule {
       { provide: InProcessBus, useValue: infrastructure.bus },
       { provide: FanoutPort, useClass: InProcessFanout },
       { provide: LoginThrottleRepository, useClass: MemoryLoginThrottleRepository },
+      { provide: SendQuotaRepository, useClass: MemorySendQuotaRepository },
+      // The login seal runs here too, so that there is one login path, not a sealed one and a
+      // plain one to get wrong. Its key pair is made at start and lives in memory only: gateway
+      // and auth are one process, and nothing is written anywhere.
+      { provide: EphemeralLoginSealKeys, useValue: new EphemeralLoginSealKeys() },
+      { provide: LoginSealKeyRepository, useExisting: EphemeralLoginSealKeys },
+      { provide: LoginSealPublicKeyRepository, useExisting: EphemeralLoginSealKeys },
+      { provide: LoginSealReplayRepository, useClass: MemoryLoginSealReplayRepository },
       { provide: PresenceRepository, useClass: MemoryPresenceRepository },
       { provide: SessionCommandPort, useClass: InProcessSessionCommands },
       { provide: SessionControl, useClass: SessionControlService },

@@ -64,7 +64,8 @@ runMain(async () => {
       `  server fingerprint: ${fingerprint}\n` +
       `  data directory:     ${config.dataDir}\n` +
       `  registration:       ${config.allowRegistration ? 'open (ALLOW_REGISTRATION=true)' : 'closed'}\n` +
-      `  admin API:          http://${config.admin.host}:${adminPort}/admin (docs: /admin/docs)\n` +
+      `  admin API:          http://${config.admin.host}:${adminPort}/admin` +
+      `${config.admin.docs ? ' (docs: /admin/docs)' : ''}\n` +
       `  admin token:        ${tokenWhere}`,
   );
 });

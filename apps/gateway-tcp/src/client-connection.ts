@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { type LoggerService } from '@nestjs/common';
 import {
   type MetricsRepository,
+  type PendingQuery,
+  type PendingResult,
   type SecureChatConfig,
   type StoredMessage,
 } from '@securechat/core';
@@ -17,8 +19,18 @@ import {
 import { ConnectionHandshake } from './connection-handshake';
 import { type ConnectionLimiter } from './connection-limiter';
 import { ConnectionTranscript } from './connection-transcript';
-import { DEFAULT_DELIVERY_SYNC_LIMITS, DeliverySync } from './delivery-sync';
-import { type ByteStream, FramedSocket } from './framed-socket';
+import {
+  DEFAULT_DELIVERY_SYNC_LIMITS,
+  type DeliveryOutput,
+  DeliverySync,
+  type DeliverySyncLimits,
+} from './delivery-sync';
+import {
+  type ByteStream,
+  FramedSocket,
+  type FramedSocketEvents,
+  type FramedSocketLimits,
+} from './framed-socket';
 import { type ServerIdentityKey } from './identity-key.repository';
 import { LoginGate } from './login-gate';
 import { RecordReader, type RecordUnit } from './record-reader';
@@ -39,8 +51,11 @@ export interface ConnectionDeps {
   readonly limiter: Pick<ConnectionLimiter, 'tryStartSession' | 'endSession' | 'endHandshake'>;
   readonly transcripts: Pick<TranscriptShipper, 'open' | 'record' | 'close' | 'mode'>;
   readonly metrics: MetricsRepository;
-  /** This connection's logger: every line carries its id and remote address. */
-  readonly logger: (connectionId: string) => LoggerService;
+  /**
+   * This connection's logger: every line carries its id and remote address. Called once per
+   * connection; what it returns lives as long as the connection.
+   */
+  readonly logger: (connectionId: string, remoteAddress: string) => LoggerService;
   readonly now: () => number;
   /** Called once the user is logged in and the session registered. */
   readonly onSessionStart: (connection: ClientConnection) => void;
@@ -59,6 +74,44 @@ const FRAME_STALL_TIMEOUT_MS = 30_000;
 /** Answers waiting for the peer above which no further request is handled until it reads. */
 const REPLY_WRITE_AHEAD_BYTES = 64 * 1024;
 
+/** What every connection given the same ConnectionDeps shares (see `sharedBy`). */
+interface Shared {
+  readonly framedLimits: FramedSocketLimits;
+  readonly deliveryLimits: DeliverySyncLimits;
+  readonly pending: (query: PendingQuery) => Promise<PendingResult>;
+}
+
+const shared = new WeakMap<ConnectionDeps, Shared>();
+
+/**
+ * One object of limits and one function for all the connections of a gateway (which gives
+ * them all the same deps), not one each: a gateway holds thousands of connections, most of them
+ * idle sessions, and keeps what each holds for as long as it lives.
+ */
+function sharedBy(deps: ConnectionDeps): Shared {
+  let found = shared.get(deps);
+  if (!found) {
+    const { limits } = deps.config;
+    found = {
+      framedLimits: {
+        maxFrame: limits.maxFrame,
+        maxInboundFrames: limits.maxInboundFrames,
+        maxInboundBytes: limits.maxInboundBytes,
+        writeStallTimeoutMs: limits.writeStallTimeoutMs,
+        frameStallTimeoutMs: FRAME_STALL_TIMEOUT_MS,
+        idleTimeoutMs: limits.idleTimeoutMs,
+      },
+      deliveryLimits: {
+        ...DEFAULT_DELIVERY_SYNC_LIMITS,
+        maxOutboundBytes: limits.maxOutboundBytes,
+      },
+      pending: (query) => deps.relay.pending(query),
+    };
+    shared.set(deps, found);
+  }
+  return found;
+}
+
 /**
  * One client connection, in phases: handshake (ConnectionHandshake, the login
  * decided through LoginGate), session, closing (receipt sent, countersign awaited), closed.
@@ -72,18 +125,57 @@ const REPLY_WRITE_AHEAD_BYTES = 64 * 1024;
  * holds: one batch of a connection is with the relay at a time).
  */
 export class ClientConnection implements DeliveryTarget {
+  /**
+   * What FramedSocket and DeliverySync call back: one small object per connection with its
+   * methods on a shared prototype, where arrow functions would keep ~0.8 KiB of closures per
+   * connection for its whole life. Declared in this class to reach its private members.
+   */
+  static readonly #Callbacks = class implements FramedSocketEvents, DeliveryOutput {
+    constructor(private readonly connection: ClientConnection) {}
+
+    readable(): void {
+      this.connection.#onReadable();
+    }
+
+    framingError(error: ProtocolError): void {
+      this.connection.#protocolFailure(error);
+    }
+
+    ended(): void {
+      void this.connection.#pump();
+    }
+
+    closed(reason: string, dropped: boolean): void {
+      if (dropped) this.connection.#logger.warn(`dropped: ${reason}`);
+      this.connection.#close(reason);
+    }
+
+    send(message: StoredMessage): boolean {
+      return this.connection.#sendDeliver(message);
+    }
+
+    get outboundBytes(): number {
+      return this.connection.#framed.outboundBytes;
+    }
+
+    drained(): Promise<void> {
+      return this.connection.#framed.drained();
+    }
+  };
+
   readonly id = randomBytes(6).toString('hex');
   readonly sessionId = `s-${randomBytes(12).toString('base64url')}`;
   readonly remoteAddress: string;
   readonly #deps: ConnectionDeps;
   readonly #logger: LoggerService;
   readonly #framed: FramedSocket;
-  readonly #handshake: ConnectionHandshake;
+  readonly #callbacks: FramedSocketEvents & DeliveryOutput;
+  /** Until the session starts: its timers, keys and frames are not needed after. */
+  #handshake: ConnectionHandshake | undefined;
   readonly #transcript: ConnectionTranscript;
   readonly #login: LoginGate;
   #session: ServerSession | undefined;
   #reader: RecordReader | undefined;
-  #requests: RequestHandler | undefined;
   #delivery: DeliverySync | undefined;
   #phase: Phase = 'handshake';
   /** The pump's current run, while one is going (see #pump). */
@@ -95,28 +187,23 @@ export class ClientConnection implements DeliveryTarget {
   constructor(socket: ByteStream & { readonly remoteAddress?: string }, deps: ConnectionDeps) {
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     this.#deps = deps;
-    this.#logger = deps.logger(this.id);
+    this.#logger = deps.logger(this.id, this.remoteAddress);
     const { limits, gatewayId } = deps.config;
-    this.#framed = new FramedSocket(
-      socket,
-      {
-        maxFrame: limits.maxFrame,
-        maxInboundFrames: limits.maxInboundFrames,
-        maxInboundBytes: limits.maxInboundBytes,
-        writeStallTimeoutMs: limits.writeStallTimeoutMs,
-        frameStallTimeoutMs: FRAME_STALL_TIMEOUT_MS,
-        idleTimeoutMs: limits.idleTimeoutMs,
-      },
-      deps.now,
-    );
+    this.#framed = new FramedSocket(socket, sharedBy(deps).framedLimits, deps.now);
+    this.#callbacks = new ClientConnection.#Callbacks(this);
     this.#transcript = new ConnectionTranscript({
       sessionId: this.sessionId,
       gateway: gatewayId,
       shipper: deps.transcripts,
       now: deps.now,
     });
+    // Named members, not `...deps`: a spread of that many members gives each connection's
+    // object a hidden class of its own (~0.5 KiB), kept as long as the connection.
     this.#login = new LoginGate({
-      ...deps,
+      auth: deps.auth,
+      limiter: deps.limiter,
+      metrics: deps.metrics,
+      now: deps.now,
       logger: this.#logger,
       remoteAddress: this.remoteAddress,
       closed: () => this.#phase === 'closed',
@@ -158,16 +245,8 @@ export class ClientConnection implements DeliveryTarget {
     this.#logger.debug?.('accepted');
     // Nothing before login is large (§9: bound what a connection may hold).
     this.#framed.maxFrame = Math.min(MAX_HANDSHAKE_FRAME, limits.maxFrame);
-    this.#framed.start({
-      readable: () => this.#onReadable(),
-      framingError: (error) => this.#protocolFailure(error),
-      ended: () => void this.#pump(),
-      closed: (reason, dropped) => {
-        if (dropped) this.#logger.warn(`dropped: ${reason}`);
-        this.#close(reason);
-      },
-    });
-    this.#handshake.start();
+    this.#framed.start(this.#callbacks);
+    this.#handshake!.start();
   }
 
   /** Fan-out (§6): a `deliver` for this session, written or held by the delivery sync. */
@@ -186,7 +265,7 @@ export class ClientConnection implements DeliveryTarget {
   /** Ends the connection from our side with an error the client can read (e.g. shutting_down). */
   shutdown(code: 'shutting_down' | 'internal', message: string): void {
     if (this.#phase === 'handshake') {
-      this.#handshake.abort(code, message);
+      this.#handshake!.abort(code, message);
       return;
     }
     if (this.#phase === 'closed' || this.#shuttingDown) return;
@@ -209,8 +288,8 @@ export class ClientConnection implements DeliveryTarget {
   // ------------------------------------------------------------------ the pump
 
   #onReadable(): void {
-    if (this.#phase === 'handshake' && this.#handshake.verifying) {
-      this.#handshake.earlyFrame();
+    if (this.#phase === 'handshake' && this.#handshake!.verifying) {
+      this.#handshake!.earlyFrame();
       return;
     }
     void this.#pump();
@@ -240,9 +319,10 @@ export class ClientConnection implements DeliveryTarget {
     try {
       while (this.#phase !== 'closed' && !this.#shuttingDown) {
         if (this.#phase === 'handshake') {
-          const frame = this.#framed.next();
-          if (!frame) return;
-          await this.#handshake.receive(frame, () => this.#framed.hasFrame);
+          // No local for the frame: this function is suspended while auth decides, and would
+          // keep it (see ServerHandshake.receive).
+          if (!this.#framed.hasFrame) return;
+          await this.#handshake!.receive(this.#framed.next()!, () => this.#framed.hasFrame);
           continue;
         }
         if (this.#framed.outboundBytes > REPLY_WRITE_AHEAD_BYTES) await this.#framed.drained();
@@ -257,7 +337,8 @@ export class ClientConnection implements DeliveryTarget {
   }
 
   async #handle(unit: RecordUnit): Promise<void> {
-    const requests = this.#requests!;
+    // Stateless, so made per unit of work rather than kept by every (mostly idle) session.
+    const requests = new RequestHandler(this.#session!, this.#deps, this.#logger);
     switch (unit.kind) {
       case 'sends':
         // One relay call for the run, while the next sends are read (§6 order kept).
@@ -293,25 +374,19 @@ export class ClientConnection implements DeliveryTarget {
   /** §6: the session is live; its backlog goes out while requests are handled. */
   #startSession(session: ServerSession): void {
     const deps = this.#deps;
-    const framed = this.#framed;
     this.#session = session;
+    this.#handshake = undefined;
     this.#releaseHandshakeSlot();
     this.#phase = 'session';
-    framed.maxFrame = deps.config.limits.maxFrame;
+    this.#framed.maxFrame = deps.config.limits.maxFrame;
     this.#transcript.open(session);
-    this.#reader = new RecordReader(framed, session, deps.config.limits.maxInboundFrames);
-    this.#requests = new RequestHandler(session, deps, this.#logger);
+    this.#reader = new RecordReader(this.#framed, session, deps.config.limits.maxInboundFrames);
+    const { pending, deliveryLimits } = sharedBy(deps);
     this.#delivery = new DeliverySync(
       session.username,
-      (query) => deps.relay.pending(query),
-      {
-        send: (message) => this.#sendDeliver(message),
-        get outboundBytes() {
-          return framed.outboundBytes;
-        },
-        drained: () => framed.drained(),
-      },
-      { ...DEFAULT_DELIVERY_SYNC_LIMITS, maxOutboundBytes: deps.config.limits.maxOutboundBytes },
+      pending,
+      this.#callbacks,
+      deliveryLimits,
       this.#logger,
     );
     deps.registry.add(this);
@@ -371,7 +446,7 @@ export class ClientConnection implements DeliveryTarget {
   /** A framing failure (§2): tell the peer in the current encoding, then close. */
   #protocolFailure(error: ProtocolError): void {
     if (this.#phase === 'handshake') {
-      this.#handshake.abort(error.code, error.message);
+      this.#handshake!.abort(error.code, error.message);
       return;
     }
     this.#requestFailure(error);
@@ -390,7 +465,7 @@ export class ClientConnection implements DeliveryTarget {
   #close(reason: string, destroy = false): void {
     if (this.#phase === 'closed') return;
     const deps = this.#deps;
-    if (this.#phase === 'handshake') this.#handshake.closed();
+    if (this.#phase === 'handshake') this.#handshake!.closed();
     this.#phase = 'closed';
     clearTimeout(this.#countersignTimer);
     this.#releaseHandshakeSlot();

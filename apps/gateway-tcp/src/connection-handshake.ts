@@ -60,7 +60,8 @@ export class ConnectionHandshake {
       sessionId: init.sessionId,
       now: init.now,
       maxFrame: init.limits.maxFrame,
-      limits: { maxBodyBytes: init.limits.maxBodyBytes },
+      // The configuration's own object (it has maxBodyBytes): the session keeps it for life.
+      limits: init.limits,
       verifyLogin: (request) => init.login.verify(request),
       session: { onRecord: init.onRecord },
     });
@@ -86,16 +87,26 @@ export class ConnectionHandshake {
 
   /**
    * One frame from the client. `moreWaiting` says whether another frame has already arrived:
-   * with a `login`, that one is too many.
+   * with a `login`, that one is too many. Not async itself, so that the frame is not kept
+   * while auth decides (see ServerHandshake.receive).
    */
-  async receive(frame: RawFrame, moreWaiting: () => boolean): Promise<void> {
+  receive(frame: RawFrame, moreWaiting: () => boolean): Promise<void> {
     const handshake = this.#handshake;
-    if (!handshake) return;
-    if (handshake.state === 'expect_client_hello') clearTimeout(this.#helloTimer);
-    // §10.10: the timeout runs until `login` arrives; the decision has its own deadline.
-    else if (handshake.state === 'expect_login') clearTimeout(this.#loginTimer);
+    if (!handshake) return Promise.resolve();
+    if (handshake.state === 'expect_client_hello') {
+      clearTimeout(this.#helloTimer);
+      this.#helloTimer = undefined;
+    } else if (handshake.state === 'expect_login') {
+      // §10.10: the timeout runs until `login` arrives; the decision has its own deadline.
+      clearTimeout(this.#loginTimer);
+      this.#loginTimer = undefined;
+    }
     const decided = handshake.receive(frame);
     if (this.verifying && moreWaiting()) this.earlyFrame();
+    return this.#settle(decided);
+  }
+
+  async #settle(decided: Promise<ServerHandshakeStep>): Promise<void> {
     const step = await decided;
     // The peer may have gone while auth was deciding: never resurrect a closed connection.
     if (!this.#over) this.#finish(step);

@@ -51,8 +51,11 @@ type State = 'catching_up' | 'live' | 'stopped';
  */
 export class DeliverySync {
   #state: State = 'catching_up';
-  /** Live deliveries waiting for the backlog, by msg_id, in arrival order. */
-  readonly #held = new Map<string, StoredMessage>();
+  /**
+   * Live deliveries waiting for the backlog, by msg_id, in arrival order. Made when the first
+   * one is held and dropped when emptied: a live session, idle most of its life, holds none.
+   */
+  #held: Map<string, StoredMessage> | undefined;
   #heldBytes = 0;
   /** Held deliveries were dropped: the backlog pass must run again from where it got. */
   #overflowed = false;
@@ -121,8 +124,7 @@ export class DeliverySync {
   /** The session ended: nothing more is written. */
   stop(): void {
     this.#state = 'stopped';
-    this.#held.clear();
-    this.#heldBytes = 0;
+    this.#dropHeld();
   }
 
   #catchUp(after: string | undefined): Promise<void> {
@@ -156,9 +158,8 @@ export class DeliverySync {
     // Held deliveries arrived after the pass read their place in storage, or were missed by
     // it (stored late by a concurrent transaction): in arrival order, which per conversation
     // is storage order. Bounded by maxHeldBytes.
-    const held = [...this.#held.values()];
-    this.#held.clear();
-    this.#heldBytes = 0;
+    const held = [...(this.#held?.values() ?? [])];
+    this.#dropHeld();
     // Live from here on: a catch-up asked for from now (the writes below may put the peer far
     // behind) starts a new run instead of joining this finished one.
     this.#running = undefined;
@@ -184,9 +185,9 @@ export class DeliverySync {
           if (this.#stopped() || this.#restart) return after;
         }
         // Sent now from storage: a held copy of it would be a duplicate.
-        const held = this.#held.get(message.msg_id);
+        const held = this.#held?.get(message.msg_id);
         if (held) {
-          this.#held.delete(message.msg_id);
+          this.#held!.delete(message.msg_id);
           this.#heldBytes -= heldSize(held);
         }
         this.#write(message);
@@ -202,17 +203,21 @@ export class DeliverySync {
   }
 
   #hold(message: StoredMessage): void {
-    if (this.#held.has(message.msg_id)) return;
+    if (this.#held?.has(message.msg_id)) return;
     const bytes = heldSize(message);
     if (this.#heldBytes + bytes > this.limits.maxHeldBytes) {
       // Every held message is pending in storage: drop them and read the backlog again.
-      this.#held.clear();
-      this.#heldBytes = 0;
+      this.#dropHeld();
       this.#overflowed = true;
       return;
     }
-    this.#held.set(message.msg_id, message);
+    (this.#held ??= new Map()).set(message.msg_id, message);
     this.#heldBytes += bytes;
+  }
+
+  #dropHeld(): void {
+    this.#held = undefined;
+    this.#heldBytes = 0;
   }
 
   #write(message: StoredMessage): void {

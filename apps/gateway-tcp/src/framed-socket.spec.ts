@@ -449,6 +449,24 @@ describe('FramedSocket', () => {
       expect(stream.destroyed).toBe(true);
     });
 
+    it('holds no stall timer while nothing waits, and arms one again for the next write', async () => {
+      const { stream, framed, events } = setup();
+      framed.write(frameOf({ hello: 'world' }));
+      await flush();
+      expect(jest.getTimerCount()).toBe(1); // bytes wait: the stall is watched
+      stream.accept();
+      await flush();
+      // An idle connection keeps no timer of its own (the idle timeout is the socket's).
+      expect(jest.getTimerCount()).toBe(0);
+      jest.advanceTimersByTime(10 * LIMITS.writeStallTimeoutMs);
+      framed.write(frameOf({ again: true }));
+      await flush();
+      jest.advanceTimersByTime(LIMITS.writeStallTimeoutMs - 1);
+      expect(events.closed).not.toHaveBeenCalled();
+      jest.advanceTimersByTime(1);
+      expect(events.closed).toHaveBeenCalledWith(expect.stringMatching(/^slow reader/), true);
+    });
+
     it('measures the stall from the last bytes taken, not from the first write', async () => {
       const { stream, framed, events } = setup();
       const record = Buffer.alloc(100, 1);

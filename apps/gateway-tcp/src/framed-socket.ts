@@ -2,14 +2,18 @@ import { FrameDecoder, ProtocolError, type RawFrame } from '@securechat/protocol
 
 /**
  * What FramedSocket needs of a byte stream. node's `net.Socket` has all of it; the unit specs
- * use a fake that shows what was written and when the kernel "took" it.
+ * use a fake that shows what was written and when the kernel "took" it. Listeners are called
+ * with the stream as `this`, as every EventEmitter does (FramedSocket's are shared by all
+ * streams).
  */
 export interface ByteStream {
   readonly writableLength: number;
   readonly destroyed: boolean;
-  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
-  on(event: 'end' | 'close' | 'drain', listener: () => void): unknown;
-  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'data', listener: (this: ByteStream, chunk: Buffer) => void): unknown;
+  on(event: 'end' | 'close' | 'drain', listener: (this: ByteStream) => void): unknown;
+  on(event: 'error', listener: (this: ByteStream, error: Error) => void): unknown;
+  /** After `setTimeout(ms)`: no traffic either way for `ms`. */
+  on(event: 'timeout', listener: (this: ByteStream) => void): unknown;
   pause(): unknown;
   resume(): unknown;
   cork(): void;
@@ -18,7 +22,8 @@ export interface ByteStream {
   write(bytes: Buffer, done: (error?: Error | null) => void): boolean;
   end(): unknown;
   destroy(): unknown;
-  setTimeout(ms: number, onTimeout?: () => void): unknown;
+  /** Emits `timeout` after `ms` without traffic either way; 0 disarms it. */
+  setTimeout(ms: number): unknown;
 }
 
 export interface FramedSocketLimits {
@@ -76,6 +81,41 @@ const LINGER_MS = 5_000;
  * - a frame started and never finished, and a silent connection, are timed out.
  */
 export class FramedSocket {
+  /**
+   * Each stream's FramedSocket, for the stream listeners below: one set of functions for every
+   * connection instead of six closures per connection (a gateway holds thousands, mostly idle).
+   */
+  static readonly #owners = new WeakMap<ByteStream, FramedSocket>();
+
+  /** The FramedSocket a listener was called for (set in `start`, before any listener). */
+  static #of(stream: ByteStream): FramedSocket {
+    return FramedSocket.#owners.get(stream)!;
+  }
+
+  static #onSocketData(this: ByteStream, chunk: Buffer): void {
+    FramedSocket.#of(this).#onData(chunk);
+  }
+
+  static #onSocketEnd(this: ByteStream): void {
+    FramedSocket.#of(this).#onEnd();
+  }
+
+  static #onSocketError(this: ByteStream, error: Error): void {
+    FramedSocket.#of(this).#finish(`socket error: ${error.message}`);
+  }
+
+  static #onSocketClose(this: ByteStream): void {
+    FramedSocket.#of(this).#finish('socket closed');
+  }
+
+  static #onSocketDrain(this: ByteStream): void {
+    FramedSocket.#of(this).#onProgress();
+  }
+
+  static #onSocketTimeout(this: ByteStream): void {
+    FramedSocket.#of(this).#drop('idle timeout');
+  }
+
   readonly #socket: ByteStream;
   readonly #limits: FramedSocketLimits;
   readonly #now: () => number;
@@ -83,14 +123,16 @@ export class FramedSocket {
   #events: FramedSocketEvents | undefined;
   readonly #queue: RawFrame[] = [];
   #queuedBytes = 0;
-  /** Why reading is paused; it resumes when none is left. */
-  readonly #pausedFor = new Set<'inbound' | 'owner'>();
+  /** Why reading is paused (the inbound bounds, the owner); it resumes when neither is left. */
+  #pausedForInbound = false;
+  #pausedByOwner = false;
   #corked = false;
   /** Last time the kernel took bytes from us, or the time output started to wait. */
   #lastProgress = 0;
   #writeStallTimer: NodeJS.Timeout | undefined;
   #frameStallTimer: NodeJS.Timeout | undefined;
-  readonly #drainWaiters: (() => void)[] = [];
+  /** Producers waiting in `drained()`; made on the first wait (most connections never wait). */
+  #drainWaiters: (() => void)[] | undefined;
   #closed = false;
   #dropped = false;
   #inputEnded = false;
@@ -115,15 +157,14 @@ export class FramedSocket {
     if (this.#events) throw new Error('FramedSocket: already started');
     this.#events = events;
     const socket = this.#socket;
-    socket.setTimeout(this.#limits.idleTimeoutMs, () => this.#drop('idle timeout'));
-    socket.on('data', (chunk) => this.#onData(chunk));
-    socket.on('end', () => {
-      this.#inputEnded = true;
-      if (!this.#closed) events.ended();
-    });
-    socket.on('error', (error) => this.#finish(`socket error: ${error.message}`));
-    socket.on('close', () => this.#finish('socket closed'));
-    socket.on('drain', () => this.#onProgress());
+    FramedSocket.#owners.set(socket, this);
+    socket.setTimeout(this.#limits.idleTimeoutMs);
+    socket.on('timeout', FramedSocket.#onSocketTimeout);
+    socket.on('data', FramedSocket.#onSocketData);
+    socket.on('end', FramedSocket.#onSocketEnd);
+    socket.on('error', FramedSocket.#onSocketError);
+    socket.on('close', FramedSocket.#onSocketClose);
+    socket.on('drain', FramedSocket.#onSocketDrain);
   }
 
   /** The bound on frame bodies from the next length prefix on (small until login: §9). */
@@ -165,6 +206,9 @@ export class FramedSocket {
     const frame = this.#queue.shift();
     if (frame) {
       this.#queuedBytes -= frame.bytes.length;
+      // Emptied: let go of the array's backing store too (shift keeps it), since most
+      // connections sit idle with nothing queued.
+      if (this.#queue.length === 0) this.#queue.length = 0;
       this.#fill(false);
     }
     return frame;
@@ -172,11 +216,13 @@ export class FramedSocket {
 
   /** Stops reading for the owner's reason (the handshake waits for a decision; shutdown). */
   pauseReading(): void {
-    this.#setPaused('owner', true);
+    this.#pausedByOwner = true;
+    this.#applyPause();
   }
 
   resumeReading(): void {
-    this.#setPaused('owner', false);
+    this.#pausedByOwner = false;
+    this.#applyPause();
   }
 
   /** Queues bytes for the peer. Never drops the peer for volume: see `drained()`. */
@@ -205,7 +251,7 @@ export class FramedSocket {
     if (this.#closed || this.#socket.writableLength <= OUTPUT_LOW_WATER_BYTES) {
       return Promise.resolve();
     }
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    return new Promise((resolve) => (this.#drainWaiters ??= []).push(resolve));
   }
 
   /**
@@ -225,6 +271,11 @@ export class FramedSocket {
   }
 
   // ------------------------------------------------------------------ input
+
+  #onEnd(): void {
+    this.#inputEnded = true;
+    if (!this.#closed) this.#events!.ended();
+  }
 
   #onData(chunk: Buffer): void {
     if (this.#closed) return;
@@ -264,11 +315,10 @@ export class FramedSocket {
       this.#drop(`inbound limit: ${held} bytes held`);
       return;
     }
-    this.#setPaused(
-      'inbound',
+    this.#pausedForInbound =
       this.#queue.length >= limits.maxInboundFrames ||
-        held >= limits.maxInboundBytes - READ_CHUNK_BYTES,
-    );
+      held >= limits.maxInboundBytes - READ_CHUNK_BYTES;
+    this.#applyPause();
     this.#watchFrameStall();
     if (announce && this.#queue.length > before) this.#events!.readable();
   }
@@ -289,18 +339,17 @@ export class FramedSocket {
   }
 
   #framingFailed(error: unknown): void {
-    this.#setPaused('inbound', true);
+    this.#pausedForInbound = true;
+    this.#applyPause();
     const failure =
       error instanceof ProtocolError ? error : new ProtocolError('internal', 'internal error');
     this.#events!.framingError(failure);
   }
 
-  #setPaused(reason: 'inbound' | 'owner', paused: boolean): void {
-    if (paused) this.#pausedFor.add(reason);
-    else this.#pausedFor.delete(reason);
+  #applyPause(): void {
     if (this.#closed) return;
-    if (this.#pausedFor.size === 0) this.#socket.resume();
-    else this.#socket.pause();
+    if (this.#pausedForInbound || this.#pausedByOwner) this.#socket.pause();
+    else this.#socket.resume();
   }
 
   // ------------------------------------------------------------------ output
@@ -312,9 +361,21 @@ export class FramedSocket {
 
   #onProgress(): void {
     this.#lastProgress = this.#now();
-    if (this.#drainWaiters.length > 0 && this.#socket.writableLength <= OUTPUT_LOW_WATER_BYTES) {
-      for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    const waiting = this.#socket.writableLength;
+    if (waiting === 0 && this.#writeStallTimer) {
+      // Nothing waits, so nothing can stall: the next write arms the timer again, from its
+      // own time. (Left running, it would only find nothing waiting when it fires; meanwhile
+      // every connection that wrote in the last writeStallTimeoutMs would hold a timer.)
+      clearTimeout(this.#writeStallTimer);
+      this.#writeStallTimer = undefined;
     }
+    if (this.#drainWaiters && waiting <= OUTPUT_LOW_WATER_BYTES) this.#releaseDrainWaiters();
+  }
+
+  #releaseDrainWaiters(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = undefined;
+    for (const resolve of waiters ?? []) resolve();
   }
 
   #uncork(): void {
@@ -362,7 +423,7 @@ export class FramedSocket {
     this.#frameStallTimer = undefined;
     this.#queue.length = 0;
     this.#queuedBytes = 0;
-    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    this.#releaseDrainWaiters();
     this.#events?.closed(reason, this.#dropped);
   }
 }

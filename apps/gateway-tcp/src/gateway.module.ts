@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { LoginSealer } from '@securechat/core';
 
 import { ConnectionLimiter } from './connection-limiter';
 import { GatewayServer } from './gateway.server';
@@ -11,14 +12,16 @@ import { TranscriptShipper } from './transcript-shipper';
 /**
  * The TCP gateway. Expects from the process wiring (a global module): `CONFIG`,
  * `ClockRepository`, `FanoutPort`, `PresenceRepository`, `SessionCommandPort` (operators'
- * orders to close sessions, handled by SessionCloser), and Nest client proxies under
- * `AUTH_CLIENT` and `RELAY_CLIENT`. Call `GatewayServer.start()` once the services answer.
+ * orders to close sessions, handled by SessionCloser), `LoginSealPublicKeyRepository` (auth's
+ * login-seal public key, which AuthClient seals login secrets to), and Nest client proxies
+ * under `AUTH_CLIENT` and `RELAY_CLIENT`. Call `GatewayServer.start()` once the services answer.
  */
 @Module({
   providers: [
     GatewayServer,
     IdentityKeyRepository,
     AuthClient,
+    LoginSealer,
     RelayClient,
     SessionRegistry,
     SessionCloser,

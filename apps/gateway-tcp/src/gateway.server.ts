@@ -13,13 +13,17 @@ import {
 } from '@securechat/core';
 import { encodeFrame, serializeJson } from '@securechat/protocol';
 
-import { ClientConnection } from './client-connection';
+import { ClientConnection, type ConnectionDeps } from './client-connection';
 import { ConnectionLimiter } from './connection-limiter';
+import { ConnectionLogger } from './connection-logger';
 import { IdentityKeyRepository } from './identity-key.repository';
 import { AuthClient, RelayClient } from './service-clients';
 import { SessionCloser } from './session-closer';
 import { SessionRegistry } from './session-registry';
 import { TranscriptShipper } from './transcript-shipper';
+
+/** Every accepted socket's first 'error' listener (one function, not a closure per socket). */
+function ignoreSocketError(): void {}
 
 /** How often this gateway tells presence it is alive (entries of dead gateways then expire). */
 const PRESENCE_HEARTBEAT_MS = 5_000;
@@ -36,6 +40,8 @@ export class GatewayServer implements OnModuleDestroy {
   #unsubscribe: (() => void) | undefined;
   #unsubscribeReconnect: (() => void) | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** What every connection is given: one object and one set of callbacks for all of them. */
+  #connectionDeps: ConnectionDeps | undefined;
 
   constructor(
     @Inject(CONFIG) private readonly config: SecureChatConfig,
@@ -124,7 +130,7 @@ export class GatewayServer implements OnModuleDestroy {
   #accept(socket: Socket): void {
     // First of all: a peer may have reset already, and an 'error' with no listener would
     // take the whole process down.
-    socket.on('error', () => undefined);
+    socket.on('error', ignoreSocketError);
     const address = socket.remoteAddress ?? 'unknown';
     const verdict = this.limiter.tryStartHandshake(address);
     if (verdict !== 'ok') {
@@ -143,7 +149,17 @@ export class GatewayServer implements OnModuleDestroy {
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
-    const connection = new ClientConnection(socket, {
+    const connection = new ClientConnection(socket, (this.#connectionDeps ??= this.#deps()));
+    this.#connections.add(connection);
+    connection.start();
+    // The connection listens for errors from here on: the stand-in can go (it would cost
+    // every socket a listener array for its life).
+    socket.off('error', ignoreSocketError);
+  }
+
+  /** Built once: per-connection closures would be kept by every connection for its life. */
+  #deps(): ConnectionDeps {
+    return {
       config: this.config,
       identity: this.identityKeys.load(),
       auth: this.auth,
@@ -152,9 +168,8 @@ export class GatewayServer implements OnModuleDestroy {
       limiter: this.limiter,
       transcripts: this.transcripts,
       metrics: this.metrics,
-      logger: (id) =>
-        this.logs?.child({ context: 'Connection', conn: id, remote: address }) ??
-        new Logger(`conn ${id}`),
+      logger: (id, remoteAddress) =>
+        this.logs ? new ConnectionLogger(this.logs, id, remoteAddress) : new Logger(`conn ${id}`),
       now: () => this.clock.now(),
       onSessionStart: (started) => {
         if (this.closer?.checkNewSession(started, started.loginStartedAt) === true) return;
@@ -164,9 +179,7 @@ export class GatewayServer implements OnModuleDestroy {
         this.#connections.delete(closed);
         if (closed.hadSession) this.#presenceRemove(closed);
       },
-    });
-    this.#connections.add(connection);
-    connection.start();
+    };
   }
 
   #presenceAdd(connection: ClientConnection): void {

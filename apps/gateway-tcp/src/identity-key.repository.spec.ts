@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { Logger } from '@nestjs/common';
-import { type SecureChatConfig } from '@securechat/core';
 
 import { IdentityKeyRepository } from './identity-key.repository';
 
@@ -20,7 +19,7 @@ const realCrypto = jest.requireActual<typeof crypto>('node:crypto');
 const generateKeyPairSyncMock = crypto.generateKeyPairSync as unknown as jest.Mock;
 
 function repositoryFor(identityKeyPath: string): IdentityKeyRepository {
-  return new IdentityKeyRepository({ identityKeyPath } as unknown as SecureChatConfig);
+  return new IdentityKeyRepository({ identityKeyPath });
 }
 
 /** The fingerprint computed here, independently of the protocol library: sha256 of the SPKI. */
@@ -172,6 +171,36 @@ describe('IdentityKeyRepository', () => {
       fs.mkdirSync(path);
       expect(() => repositoryFor(path).load()).toThrow(expect.objectContaining({ code: 'EISDIR' }));
       expect(fs.statSync(path).isDirectory()).toBe(true);
+    });
+  });
+
+  describe('the public key file', () => {
+    it('is written where identityPublicKeyPath says, public key only, and kept up to date', () => {
+      const path = join(dir, 'server-identity.pem');
+      const publicPath = join(dir, 'public', 'server-identity.pub.pem');
+      const repository = new IdentityKeyRepository({
+        identityKeyPath: path,
+        identityPublicKeyPath: publicPath,
+      });
+      const key = repository.load();
+      const pem = fs.readFileSync(publicPath, 'utf8');
+      expect(pem).toContain('BEGIN PUBLIC KEY');
+      expect(pem).not.toContain('PRIVATE');
+      const spki = createPublicKey(pem).export({ format: 'der', type: 'spki' });
+      expect(`sha256:${createHash('sha256').update(spki).digest('hex')}`).toBe(key.fingerprint);
+      fs.writeFileSync(publicPath, 'stale');
+      repositoryFor(path); // another gateway, without the setting, writes nothing
+      expect(fs.readFileSync(publicPath, 'utf8')).toBe('stale');
+      new IdentityKeyRepository({
+        identityKeyPath: path,
+        identityPublicKeyPath: publicPath,
+      }).load();
+      expect(fs.readFileSync(publicPath, 'utf8')).toBe(pem);
+    });
+
+    it('is not written without identityPublicKeyPath', () => {
+      repositoryFor(join(dir, 'server-identity.pem')).load();
+      expect(fs.readdirSync(dir)).toEqual(['server-identity.pem']);
     });
   });
 

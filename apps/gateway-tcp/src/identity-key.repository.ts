@@ -1,4 +1,9 @@
-import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
 import {
   chmodSync,
   linkSync,
@@ -11,7 +16,7 @@ import {
 import { dirname } from 'node:path';
 
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { CONFIG, type SecureChatConfig } from '@securechat/core';
+import { CONFIG, publishPublicPem, type SecureChatConfig } from '@securechat/core';
 import { exportSpki, fingerprint } from '@securechat/protocol';
 
 export interface ServerIdentityKey {
@@ -22,14 +27,20 @@ export interface ServerIdentityKey {
 
 /**
  * The deployment's Ed25519 identity (§1): read from a PEM file, or generated there with mode
- * 0600 on first start. Every gateway of a deployment shares the file.
+ * 0600 on first start. Every gateway of a deployment shares the file. With
+ * `identityPublicKeyPath` the public key (SPKI PEM) is also written there, for processes that
+ * must name the key but should not hold it (auth's transcript export reads it as its
+ * SECURECHAT_IDENTITY_KEY).
  */
 @Injectable()
 export class IdentityKeyRepository {
   readonly #logger = new Logger('IdentityKey');
   #key: ServerIdentityKey | undefined;
 
-  constructor(@Inject(CONFIG) private readonly config: SecureChatConfig) {}
+  constructor(
+    @Inject(CONFIG)
+    private readonly config: Pick<SecureChatConfig, 'identityKeyPath' | 'identityPublicKeyPath'>,
+  ) {}
 
   load(): ServerIdentityKey {
     if (this.#key) return this.#key;
@@ -48,6 +59,13 @@ export class IdentityKeyRepository {
     const privateKey = createPrivateKey(pem);
     if (privateKey.asymmetricKeyType !== 'ed25519') {
       throw new Error(`${path} does not hold an Ed25519 private key`);
+    }
+    const publicPath = this.config.identityPublicKeyPath;
+    if (publicPath !== undefined) {
+      const publicPem = createPublicKey(privateKey).export({ format: 'pem', type: 'spki' });
+      if (publishPublicPem(publicPath, publicPem.toString())) {
+        this.#logger.log(`wrote the server identity's public key to ${publicPath}`);
+      }
     }
     this.#key = { privateKey, fingerprint: fingerprint(exportSpki(privateKey)) };
     return this.#key;

@@ -1,5 +1,5 @@
 import { type LoggerService } from '@nestjs/common';
-import { type MetricsRepository } from '@securechat/core';
+import { type LoginResult, type MetricsRepository } from '@securechat/core';
 import { type LoginDecision, type LoginRequest, toBase64 } from '@securechat/protocol';
 
 import { type ConnectionLimiter } from './connection-limiter';
@@ -38,11 +38,13 @@ export class LoginGate {
   }
 
   /** The ServerHandshake's verifier. Never throws: an unreachable auth is `internal`. */
-  async verify(request: LoginRequest): Promise<LoginDecision> {
-    const { auth, limiter, now } = this.deps;
-    this.startedAt = now();
+  verify(request: LoginRequest): Promise<LoginDecision> {
+    this.startedAt = this.deps.now();
+    // Not an async function: a suspended one would keep `request` (password, signature, key)
+    // for as long as auth takes to decide; only the username is needed after.
+    let reply: Promise<LoginResult>;
     try {
-      const result = await auth.login({
+      reply = this.deps.auth.login({
         action: request.action,
         username: request.username,
         password: request.password,
@@ -51,6 +53,16 @@ export class LoginGate {
         h2: toBase64(request.h2),
         sourceAddress: this.deps.remoteAddress,
       });
+    } catch (error) {
+      reply = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    return this.#decide(reply, request.username);
+  }
+
+  async #decide(reply: Promise<LoginResult>, username: string): Promise<LoginDecision> {
+    const { limiter } = this.deps;
+    try {
+      const result = await reply;
       if (!result.ok) {
         this.#refuse(result.code);
         return {
@@ -60,14 +72,14 @@ export class LoginGate {
         };
       }
       if (this.deps.closed()) return { ok: false, code: 'internal' }; // peer left meanwhile
-      const slot = limiter.tryStartSession(request.username);
+      const slot = limiter.tryStartSession(username);
       if (slot !== 'ok') {
         // Both are "come back later" (§9 rate_limited); a user at its cap frees a slot by
         // closing one of its sessions, which takes longer than a busy server.
         this.#refuse(slot);
         return { ok: false, code: 'rate_limited', retryAfter: slot === 'server_full' ? 5 : 30 };
       }
-      this.#slotUser = request.username;
+      this.#slotUser = username;
       return { ok: true, publicKey: Buffer.from(result.publicKey, 'base64') };
     } catch (error) {
       this.deps.logger.error(`auth service unavailable: ${(error as Error).message}`);

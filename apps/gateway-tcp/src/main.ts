@@ -12,7 +12,9 @@ import {
   baseProviders,
   closeOnShutdown,
   FanoutPort,
+  FileLoginSealPublicKeyRepository,
   loadConfig,
+  LoginSealPublicKeyRepository,
   OpsModule,
   pingablesOf,
   ProcessOps,
@@ -23,7 +25,7 @@ import {
   redisCheck,
   RedisSessionCommands,
   RedisStreamsClient,
-  requireDistributed,
+  requireRedis,
   runMain,
   type SecureChatConfig,
   SessionCommandPort,
@@ -58,6 +60,9 @@ class GatewayInfrastructureModule {
         },
       },
       { provide: PresenceRepository, useFactory: () => new RedisPresenceRepository(redis) },
+      // Auth's login-seal public key, from the file auth writes: the one secret-free thing a
+      // gateway needs from auth. No database, no admin token.
+      FileLoginSealPublicKeyRepository.provider(config),
       {
         provide: SessionCommandPort,
         // Subscribed before the gateway accepts anyone, like fan-out: an operator's order to
@@ -93,7 +98,8 @@ class GatewayProcessModule {
 }
 
 runMain(async () => {
-  const config = requireDistributed(loadConfig());
+  // Redis only: the gateway never touches PostgreSQL, and is not given its password.
+  const config = requireRedis(loadConfig());
   const ops = new ProcessOps(config, { service: 'gateway', roles: ['gateway'] });
   const app = await NestFactory.createApplicationContext(
     GatewayProcessModule.forRoot(config, ops),
@@ -103,6 +109,12 @@ runMain(async () => {
   // `shutting_down` and ships the last transcripts; the process exits within the deadline.
   ops.enableShutdown(app);
   const { host, port, fingerprint } = await app.get(GatewayServer).start();
+  try {
+    app.get(LoginSealPublicKeyRepository).current();
+  } catch (error) {
+    // Not fatal: auth may start later; logins answer `internal` until the key is there.
+    ops.logger.warn((error as Error).message, 'LoginSeal');
+  }
   const redisUsers = [AUTH_CLIENT, FanoutPort, PresenceRepository, SessionCommandPort];
   const opsPort = await ops.start([redisCheck(pingablesOf(app, redisUsers))]);
   announceReady({

@@ -218,6 +218,24 @@ describe('RequestHandler', () => {
       ]);
     });
 
+    it('maps the relay’s rate_limited refusal with its retry_after', async () => {
+      const { handler, services } = setup();
+      services.relay.sendBatch.mockResolvedValue({
+        results: [
+          { ok: false, code: 'rate_limited', message: 'sending quota exceeded', retryAfter: 7 },
+        ],
+      });
+      expect(await handler.sendBatch([handler.checkSend(send('q'))])).toEqual([
+        {
+          type: 'error',
+          code: 'rate_limited',
+          message: expect.any(String),
+          id: 'q',
+          retry_after: 7,
+        },
+      ]);
+    });
+
     it('does not call the relay when no send is valid', async () => {
       const { handler, services } = setup();
       const answers = await handler.sendBatch([handler.checkSend(send('x', { sig: BAD_SIG }))]);

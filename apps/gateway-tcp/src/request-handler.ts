@@ -103,7 +103,13 @@ export class RequestHandler {
       const id = c.command.id;
       const result = results[next++];
       if (unavailable || !result) return refusal('unavailable', id);
-      if (!result.ok) return refusal(result.code, id);
+      if (!result.ok) {
+        return refusal(
+          result.code,
+          id,
+          result.code === 'rate_limited' ? result.retryAfter : undefined,
+        );
+      }
       return { type: 'ack', id, msg_id: result.msgId, server_ts: result.serverTs };
     });
   }
@@ -235,7 +241,10 @@ export function errorFor(error: ProtocolError): ServerMessage {
 }
 
 /** A service's refusal as the client sees it (the edge mapping of request-errors.ts). */
-function refusal(failure: ServiceFailure, id?: string): ServerMessage {
+function refusal(failure: ServiceFailure, id?: string, retryAfter?: number): ServerMessage {
   const { code, message } = protocolErrorFor(failure);
-  return ServerSession.errorMessage(code, message, id === undefined ? {} : { id });
+  return ServerSession.errorMessage(code, message, {
+    ...(id === undefined ? {} : { id }),
+    ...(retryAfter === undefined ? {} : { retryAfter }),
+  });
 }

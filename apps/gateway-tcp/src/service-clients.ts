@@ -10,6 +10,7 @@ import {
   type LeaveResult,
   type LoginCommand,
   type LoginResult,
+  LoginSealer,
   type PendingQuery,
   type PendingResult,
   RELAY_PATTERNS,
@@ -31,10 +32,25 @@ const SERVICE_TIMEOUT_MS = 15_000;
 /** The auth service as the gateway sees it. Transport failures throw ServiceUnavailableError. */
 @Injectable()
 export class AuthClient {
-  constructor(@Inject(AUTH_CLIENT) private readonly proxy: ClientProxy) {}
+  constructor(
+    @Inject(AUTH_CLIENT) private readonly proxy: ClientProxy,
+    private readonly sealer: LoginSealer,
+  ) {}
 
-  login(command: LoginCommand): Promise<LoginResult> {
-    return request(this.proxy, AUTH_PATTERNS.login, command, SERVICE_TIMEOUT_MS);
+  /**
+   * The login's secrets leave this process sealed to auth's login-seal key (the transport,
+   * Redis, never holds them readable), and a success counts only with auth's tag. An unreadable
+   * seal key or an answer that is not auth's throws, like an unreachable service.
+   */
+  async login(command: LoginCommand): Promise<LoginResult> {
+    const sealed = this.sealer.seal(command);
+    const reply = await request<unknown>(
+      this.proxy,
+      AUTH_PATTERNS.login,
+      sealed.envelope,
+      SERVICE_TIMEOUT_MS,
+    );
+    return sealed.accept(reply);
   }
 
   getKey(user: string): Promise<GetKeyResult> {

@@ -44,8 +44,8 @@ describe('SessionRegistry', () => {
   it('matches usernames exactly', () => {
     const registry = new SessionRegistry();
     registry.add(target('Alice'));
-    expect(registry.sessionsOf('alice').size).toBe(0);
-    expect(registry.sessionsOf('Alice').size).toBe(1);
+    expect(registry.sessionsOf('alice').length).toBe(0);
+    expect(registry.sessionsOf('Alice').length).toBe(1);
   });
 
   it('counts a session added twice once', () => {
@@ -67,7 +67,7 @@ describe('SessionRegistry', () => {
     expect([...registry.sessionsOf('alice')]).toEqual([alice2]);
     expect(registry.size).toBe(1);
     registry.remove(alice2);
-    expect(registry.sessionsOf('alice').size).toBe(0);
+    expect(registry.sessionsOf('alice').length).toBe(0);
     expect(registry.size).toBe(0);
     expect(registry.all()).toEqual([]);
   });
@@ -118,7 +118,7 @@ describe('SessionRegistry', () => {
     expect(registry.size).toBe(50);
     expect(registry.all()).toHaveLength(50);
     for (let u = 0; u < 7; u++) {
-      expect(registry.sessionsOf(`user${u}`).size).toBe(
+      expect(registry.sessionsOf(`user${u}`).length).toBe(
         targets.filter((t, i) => i % 2 === 1 && t.username === `user${u}`).length,
       );
     }

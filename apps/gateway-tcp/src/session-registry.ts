@@ -19,27 +19,49 @@ export interface DeliveryTarget {
  */
 @Injectable()
 export class SessionRegistry {
-  readonly #byUser = new Map<string, Set<DeliveryTarget>>();
+  /**
+   * A user's session, or a Set once they have more than one: most users have one session, and
+   * a Set per user would cost each of them ~0.2 KiB for as long as they stay connected.
+   */
+  readonly #byUser = new Map<string, DeliveryTarget | Set<DeliveryTarget>>();
   readonly #bySession = new Map<string, DeliveryTarget>();
+  #size = 0;
 
   add(target: DeliveryTarget): void {
-    let set = this.#byUser.get(target.username);
-    if (!set) this.#byUser.set(target.username, (set = new Set()));
-    set.add(target);
+    const held = this.#byUser.get(target.username);
+    if (held === undefined) {
+      this.#byUser.set(target.username, target);
+      this.#size += 1;
+    } else if (held instanceof Set) {
+      if (!held.has(target)) this.#size += 1;
+      held.add(target);
+    } else if (held !== target) {
+      this.#byUser.set(target.username, new Set([held, target]));
+      this.#size += 1;
+    }
     this.#bySession.set(target.sessionId, target);
   }
 
   remove(target: DeliveryTarget): void {
-    const set = this.#byUser.get(target.username);
-    if (!set) return;
-    set.delete(target);
-    if (set.size === 0) this.#byUser.delete(target.username);
+    const held = this.#byUser.get(target.username);
+    if (held instanceof Set) {
+      if (!held.delete(target)) return;
+      if (held.size === 1) this.#byUser.set(target.username, held.values().next().value!);
+    } else if (held === target) {
+      this.#byUser.delete(target.username);
+    } else {
+      return;
+    }
+    this.#size -= 1;
     // Only the registered one: a stranger reusing the id must not unregister it.
     if (this.#bySession.get(target.sessionId) === target) this.#bySession.delete(target.sessionId);
   }
 
-  sessionsOf(username: string): ReadonlySet<DeliveryTarget> {
-    return this.#byUser.get(username) ?? new Set();
+  /** The user's live sessions, oldest first: a copy, so a session may leave while it is walked. */
+  sessionsOf(username: string): readonly DeliveryTarget[] {
+    const held = this.#byUser.get(username);
+    if (held === undefined) return [];
+    return held instanceof Set ? [...held] : [held];
   }
 
   /** The live session with this id, if this gateway holds it. */
@@ -48,12 +70,10 @@ export class SessionRegistry {
   }
 
   all(): DeliveryTarget[] {
-    return [...this.#byUser.values()].flatMap((set) => [...set]);
+    return [...this.#byUser.values()].flatMap((held) => (held instanceof Set ? [...held] : [held]));
   }
 
   get size(): number {
-    let n = 0;
-    for (const set of this.#byUser.values()) n += set.size;
-    return n;
+    return this.#size;
   }
 }

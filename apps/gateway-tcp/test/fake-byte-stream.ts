@@ -4,7 +4,7 @@
  * only after `uncork`), calls the `done` of every write it completed and emits `drain` like a
  * net.Socket would. Input is pushed with `push(chunk)` whether or not reading is paused, so a
  * test can play a peer that ignores flow control. The idle timeout is only stored: `fireIdle()`
- * runs it.
+ * emits its `timeout`.
  */
 import { EventEmitter } from 'node:events';
 
@@ -38,7 +38,6 @@ export class FakeByteStream extends EventEmitter implements ByteStream {
   /** What the kernel took, in order. */
   readonly received: Buffer[] = [];
   idleTimeoutMs = 0;
-  idleCallback: (() => void) | undefined;
   /** The largest writableLength ever seen. */
   maxWritableLength = 0;
   readonly #queue: QueuedWrite[] = [];
@@ -155,14 +154,13 @@ export class FakeByteStream extends EventEmitter implements ByteStream {
     return this;
   }
 
-  setTimeout(ms: number, onTimeout?: () => void): this {
+  setTimeout(ms: number): this {
     this.idleTimeoutMs = ms;
-    if (onTimeout) this.idleCallback = onTimeout;
     return this;
   }
 
-  /** The idle timeout elapses (if one is set). */
+  /** The idle timeout elapses (if one is set), as net.Socket says it: `timeout`. */
   fireIdle(): void {
-    if (this.idleTimeoutMs > 0) this.idleCallback?.();
+    if (this.idleTimeoutMs > 0) this.emit('timeout');
   }
 }

@@ -4,7 +4,9 @@
  */
 import { FanoutPort, RedisFanout, runMain, startServiceProcess } from '@securechat/core';
 
+import { RedisSendQuotaRepository } from './redis-send-quota.repository';
 import { RelayModule } from './relay.module';
+import { SendQuotaRepository } from './send-quota.repository';
 
 runMain(() =>
   startServiceProcess({
@@ -15,7 +17,8 @@ runMain(() =>
         provide: FanoutPort,
         useFactory: () => new RedisFanout({ url: config.redisUrl, prefix: config.redisPrefix }),
       },
+      { provide: SendQuotaRepository, useClass: RedisSendQuotaRepository },
     ],
-    closeOnShutdown: [FanoutPort],
+    closeOnShutdown: [FanoutPort, SendQuotaRepository],
   }),
 );

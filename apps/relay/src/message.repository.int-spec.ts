@@ -6,7 +6,7 @@
 import { Logger } from '@nestjs/common';
 import { count, eq } from 'drizzle-orm';
 
-import { type FanoutEvent, type StoredMessage } from '@securechat/core';
+import { type FanoutEvent, loadConfig, type StoredMessage } from '@securechat/core';
 import { deliveries, messages, rooms, users } from '@db/schema';
 
 import {
@@ -14,6 +14,7 @@ import {
   postgresTestDatabase,
   type TestDatabase,
 } from '../../../libs/core/test/test-database';
+import { MemorySendQuotaRepository } from './memory-send-quota.repository';
 import { MessageRepository, type NewMessage } from './message.repository';
 import { RelayFailure } from './relay-failure.error';
 import { RelayService } from './relay.service';
@@ -326,6 +327,7 @@ describe.each([
         {} as TranscriptRepository,
         fanout,
         clock,
+        new MemorySendQuotaRepository(loadConfig({})),
       );
       const statements = jest.spyOn(handle.db, 'execute');
       const results = await Promise.all(

@@ -25,7 +25,9 @@ import {
 import { users } from '@db/schema';
 
 import { pgliteTestDatabase, type TestDatabase } from '../../../libs/core/test/test-database';
+import { MemorySendQuotaRepository } from './memory-send-quota.repository';
 import { RelayModule } from './relay.module';
+import { SendQuotaRepository } from './send-quota.repository';
 
 describe('RelayModule over the in-process transport', () => {
   let handle: TestDatabase;
@@ -53,8 +55,9 @@ describe('RelayModule over the in-process transport', () => {
         { provide: CONFIG, useValue: loadConfig({}) },
         ClockRepository,
         { provide: FanoutPort, useValue: fanout },
+        { provide: SendQuotaRepository, useClass: MemorySendQuotaRepository },
       ],
-      exports: [DATABASE, CONFIG, ClockRepository, FanoutPort],
+      exports: [DATABASE, CONFIG, ClockRepository, FanoutPort, SendQuotaRepository],
     })
     class TestInfrastructureModule {}
 

@@ -5,6 +5,8 @@ import { RelayMetrics } from './relay-metrics';
 import { RelayController } from './relay.controller';
 import { RelayService } from './relay.service';
 import { RoomRepository } from './room.repository';
+import { TranscriptRetentionScheduler } from './transcript-retention.scheduler';
+import { TranscriptRetentionService } from './transcript-retention.service';
 import { TranscriptRepository } from './transcript.repository';
 import { TranscriptService } from './transcript.service';
 import { UserDirectoryRepository } from './user-directory.repository';
@@ -17,8 +19,9 @@ import { UserDirectoryRepository } from './user-directory.repository';
  * provide these globally, from a `@Global()` module:
  *
  * - `DATABASE` (`Database` from `@securechat/core`): Drizzle over `pg` or PGlite, migrated.
- * - `CONFIG` (`SecureChatConfig`): `limits.maxBodyBytes` and `limits.maxFrame` bound payloads.
- * - `ClockRepository`: `server_ts` of stored messages, `delivered_at`.
+ * - `CONFIG` (`SecureChatConfig`): `limits.maxBodyBytes` and `limits.maxFrame` bound payloads;
+ *   `transcriptRetentionDays` > 0 starts the hourly transcript purge (TranscriptRetentionScheduler).
+ * - `ClockRepository`: `server_ts` of stored messages, `delivered_at`, the retention cutoff.
  * - `FanoutPort`: where stored messages are published for the gateways (InProcessFanout in
  *   the embedded mode, Redis in the distributed one).
  *
@@ -36,6 +39,8 @@ import { UserDirectoryRepository } from './user-directory.repository';
     RoomRepository,
     UserDirectoryRepository,
     TranscriptRepository,
+    TranscriptRetentionService,
+    TranscriptRetentionScheduler,
   ],
   exports: [RelayService, TranscriptService],
 })

@@ -71,6 +71,12 @@ function setup() {
     onReconnect: jest.fn(),
   };
   const clock = { now: jest.fn(() => NOW) };
+  // Everything accepted unless a test says otherwise.
+  const quotas = {
+    charge: jest.fn((_user: string, sizes: readonly number[], _now: number) =>
+      Promise.resolve({ accepted: sizes.length, retryAfter: 0 }),
+    ),
+  };
   const service = new RelayService(
     messages as unknown as MessageRepository,
     rooms as unknown as RoomRepository,
@@ -78,8 +84,9 @@ function setup() {
     transcripts as unknown as TranscriptRepository,
     fanout,
     clock,
+    quotas,
   );
-  return { service, messages, rooms, users, transcripts, fanout, clock };
+  return { service, messages, rooms, users, transcripts, fanout, clock, quotas };
 }
 
 const newMessage = (): NewMessage => ({
@@ -272,6 +279,40 @@ describe('RelayService.sendBatch', () => {
         ([event]) => event.message.id,
       ),
     ).toEqual(['a', 'c']);
+  });
+
+  it('charges the sender’s quota for the addressed sends only, and stores the prefix it allows', async () => {
+    const { service, messages, fanout, quotas } = setup();
+    quotas.charge.mockResolvedValueOnce({ accepted: 2, retryAfter: 3 });
+    const result = await service.sendBatch({
+      sends: [send('bob', 'a'), send('nobody', 'b'), send('#general', 'c'), send('bob', 'd')],
+    });
+    // 'b' is not addressed (not_found) and is not charged; 'a' and 'c' fit, 'd' does not.
+    expect(quotas.charge).toHaveBeenCalledTimes(1);
+    expect(quotas.charge.mock.calls[0]?.[1]).toEqual([9, 9, 9]); // UTF-8 bytes of 'hello ✓'
+    expect(quotas.charge.mock.calls[0]?.[2]).toBe(NOW);
+    expect(result.results).toEqual([
+      { ok: true, msgId: '1', serverTs: NOW, duplicate: false },
+      { ok: false, code: 'not_found', message: expect.any(String) },
+      { ok: true, msgId: '2', serverTs: NOW, duplicate: false },
+      { ok: false, code: 'rate_limited', message: expect.any(String), retryAfter: 3 },
+    ]);
+    expect(messages.storeAll.mock.calls.map(([ms]) => ms.map((m) => m.clientId))).toEqual([
+      ['a', 'c'],
+    ]);
+    expect(fanout.publish).toHaveBeenCalledTimes(2);
+  });
+
+  it('refuses a single send over quota without storing it', async () => {
+    const { service, messages, quotas } = setup();
+    quotas.charge.mockResolvedValueOnce({ accepted: 0, retryAfter: 1 });
+    expect(await service.send(send('bob', 'a'))).toEqual({
+      ok: false,
+      code: 'rate_limited',
+      message: expect.any(String),
+      retryAfter: 1,
+    });
+    expect(messages.store).not.toHaveBeenCalled();
   });
 
   it('fails the whole request when storage fails (the gateway answers each send internal)', async () => {

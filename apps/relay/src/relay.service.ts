@@ -32,6 +32,7 @@ import { describeError } from './relay-failure.error';
 import { type DeliveredResult, type TranscriptAppendResult } from './relay.results';
 import { RoomRepository } from './room.repository';
 import { TranscriptRepository } from './transcript.repository';
+import { SendQuotaRepository } from './send-quota.repository';
 import { UserDirectoryRepository } from './user-directory.repository';
 
 type Recipients =
@@ -63,6 +64,7 @@ export class RelayService {
     private readonly transcripts: TranscriptRepository,
     private readonly fanout: FanoutPort,
     private readonly clock: ClockRepository,
+    private readonly quotas: SendQuotaRepository,
   ) {}
 
   /**
@@ -74,24 +76,34 @@ export class RelayService {
   async send(cmd: SendCommand): Promise<SendResult> {
     const target = await this.#recipients(cmd.from, cmd.to);
     if (!target.ok) return target;
+    const [quota] = await this.#chargeQuotas([cmd]);
+    if (quota !== undefined) return quota;
     return this.#storeAndPublish(cmd, target.recipients);
   }
 
   /**
    * Consecutive sends of one connection, stored in their order (§6: per sender, the order the
-   * client sent). Recipients are looked up together; the accepted sends are then stored as one
-   * unit of group commit (one transaction: all or none), and their events published right after
-   * the commit, in storage order like `send`. One result per send; a storage failure fails the
-   * whole request (the gateway answers each `internal`, and the client resends: sends are
+   * client sent). Recipients are looked up together, then the sender's quota is charged for
+   * the sends that would be stored (the longest run it allows, in order; the rest are
+   * `rate_limited` and not stored); the accepted sends are then stored as one unit of group
+   * commit (one transaction: all or none), and their events published right after the commit,
+   * in storage order like `send`. One result per send; a storage failure fails the whole
+   * request (the gateway answers each `internal`, and the client resends: sends are
    * idempotent).
    */
   async sendBatch(cmd: SendBatchCommand): Promise<SendBatchResult> {
     const targets = await Promise.all(
       cmd.sends.map((send) => this.#recipients(send.from, send.to)),
     );
-    const accepted = cmd.sends.flatMap((send, i) => {
+    const addressed = cmd.sends.flatMap((send, i) => {
       const target = targets[i]!;
-      return target.ok ? [{ send, recipients: target.recipients }] : [];
+      return target.ok ? [{ send, recipients: target.recipients, index: i }] : [];
+    });
+    const quotas = await this.#chargeQuotas(addressed.map(({ send }) => send));
+    const results: (SendResult | undefined)[] = targets.map((t) => (t.ok ? undefined : t));
+    const accepted = addressed.filter(({ index }, k) => {
+      results[index] = quotas[k];
+      return quotas[k] === undefined;
     });
     // One transaction for the run (MessageRepository.storeAll): a failure stores none of it.
     const outcomes = await this.messages.storeAll(
@@ -101,14 +113,41 @@ export class RelayService {
     await Promise.all(
       outcomes.map((outcome, i) => this.#publishStored(outcome, accepted[i]!.recipients)),
     );
-    let next = 0;
-    return {
-      results: targets.map((target): SendResult => {
-        if (!target.ok) return target;
-        const { message, duplicate } = outcomes[next++]!;
-        return { ok: true, msgId: message.msg_id, serverTs: message.server_ts, duplicate };
+    accepted.forEach(({ index }, i) => {
+      const { message, duplicate } = outcomes[i]!;
+      results[index] = { ok: true, msgId: message.msg_id, serverTs: message.server_ts, duplicate };
+    });
+    return { results: results.map((result) => result!) };
+  }
+
+  /**
+   * Charges each sender's quota for its sends, in order (SendQuotaRepository.charge): one
+   * entry per send, `undefined` where it may be stored, a `rate_limited` result where not.
+   */
+  async #chargeQuotas(sends: readonly SendCommand[]): Promise<(SendResult | undefined)[]> {
+    const bySender = new Map<string, number[]>();
+    sends.forEach((send, i) => {
+      const indexes = bySender.get(send.from);
+      if (indexes === undefined) bySender.set(send.from, [i]);
+      else indexes.push(i);
+    });
+    const now = this.clock.now();
+    const out: (SendResult | undefined)[] = new Array<SendResult | undefined>(sends.length);
+    await Promise.all(
+      [...bySender].map(async ([from, indexes]) => {
+        const sizes = indexes.map((i) => Buffer.byteLength(sends[i]!.body, 'utf8'));
+        const { accepted, retryAfter } = await this.quotas.charge(from, sizes, now);
+        for (const i of indexes.slice(accepted)) {
+          out[i] = {
+            ok: false,
+            code: 'rate_limited',
+            message: 'sending quota exceeded',
+            retryAfter,
+          };
+        }
       }),
-    };
+    );
+    return out;
   }
 
   async #storeAndPublish(cmd: SendCommand, recipients: string[]): Promise<SendResult> {

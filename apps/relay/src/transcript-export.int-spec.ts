@@ -285,6 +285,7 @@ describe.each([
         status: 'open',
         startedAt: T0 + 2,
         endedAt: null,
+        recordsPurgedAt: null,
       },
       expect.objectContaining({ sessionId: 's-digest', mode: 'digest', startedAt: T0 + 1 }),
       expect.objectContaining({

@@ -6,6 +6,7 @@ import { exportSpki, fingerprint } from '@securechat/protocol';
 import { ServerKeyUnavailableError } from './errors/server-key-unavailable.error';
 import { TranscriptNotExportableError } from './errors/transcript-not-exportable.error';
 import { TranscriptNotFoundError } from './errors/transcript-not-found.error';
+import { TranscriptPurgedError } from './errors/transcript-purged.error';
 import { type ServerPublicKeyRepository } from './server-public-key.repository';
 import { EXPORT_BATCH, TranscriptExportService } from './transcript-export.service';
 import {
@@ -34,6 +35,7 @@ function session(overrides: Partial<StoredTranscriptSession> = {}): StoredTransc
     receiptSignature: Buffer.alloc(64, 4),
     clientView: undefined,
     countersignature: undefined,
+    recordsPurgedAt: undefined,
     ...overrides,
   };
 }
@@ -189,6 +191,19 @@ describe('TranscriptExportService.exportSession', () => {
     );
     expect(keyless.transcripts.loadSession).not.toHaveBeenCalled();
   });
+
+  it('refuses a session whose records retention deleted, reading none', async () => {
+    const purged = setup({ session: session({ recordsPurgedAt: T0 + 5000 }), records: [] });
+    const refusal = purged.service.exportSession('s-1');
+    await expect(refusal).rejects.toBeInstanceOf(TranscriptPurgedError);
+    await expect(refusal).rejects.toMatchObject({
+      code: 'transcript_purged',
+      sessionId: 's-1',
+      purgedAt: T0 + 5000,
+      message: expect.stringContaining('can no longer be exported') as unknown,
+    });
+    expect(purged.transcripts.loadRecords).not.toHaveBeenCalled();
+  });
 });
 
 /** `count` records alternating c2s, s2c, with key updates at the given positions. */
@@ -282,6 +297,23 @@ describe('TranscriptExportService.exportLines', () => {
     const iterator = (await service.exportLines('s-1'))[Symbol.asyncIterator]();
     expect(await take(iterator, 257)).toHaveLength(257);
     await expect(iterator.next()).rejects.toBe(lost);
+  });
+
+  it('fails, rather than end a partial transcript as whole, when a purge ran meanwhile', async () => {
+    const all = longSession(600, []);
+    const { service, transcripts } = setup({ session: session(), records: all });
+    // The first batch is read, then the purge commits: the rest is gone, the row says so.
+    transcripts.loadRecords
+      .mockImplementationOnce((_id: string, limit: number) => Promise.resolve(all.slice(0, limit)))
+      .mockResolvedValue([]);
+    const iterator = (await service.exportLines('s-1'))[Symbol.asyncIterator]();
+    transcripts.loadSession.mockResolvedValue(session({ recordsPurgedAt: T0 + 9000 }));
+    const out = await take(iterator, 257);
+    expect(out.map((l) => (JSON.parse(l) as { kind: string }).kind)).toEqual([
+      'header',
+      ...Array<string>(256).fill('record'),
+    ]);
+    await expect(iterator.next()).rejects.toBeInstanceOf(TranscriptPurgedError);
   });
 });
 

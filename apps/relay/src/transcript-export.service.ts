@@ -14,6 +14,7 @@ import { type TranscriptMode, type TranscriptStatus } from '@securechat/core';
 
 import { TranscriptNotExportableError } from './errors/transcript-not-exportable.error';
 import { TranscriptNotFoundError } from './errors/transcript-not-found.error';
+import { TranscriptPurgedError } from './errors/transcript-purged.error';
 import { type ServerPublicKey, ServerPublicKeyRepository } from './server-public-key.repository';
 import {
   type SessionListPosition,
@@ -31,6 +32,8 @@ export interface TranscriptSessionSummary {
   readonly status: TranscriptStatus;
   readonly startedAt: number;
   readonly endedAt: number | null;
+  /** When retention deleted the session's records; null while they are kept. */
+  readonly recordsPurgedAt: number | null;
 }
 
 export interface ListSessionsOptions {
@@ -70,7 +73,11 @@ export class TranscriptExportService {
         : Math.trunc(given);
     const limit = Math.min(Math.max(requested, 1), LIST_SESSIONS_MAX_LIMIT);
     const rows = await this.transcripts.listSessions(username, limit, options.after);
-    return rows.map((row) => ({ ...row, endedAt: row.endedAt ?? null }));
+    return rows.map((row) => ({
+      ...row,
+      endedAt: row.endedAt ?? null,
+      recordsPurgedAt: row.recordsPurgedAt ?? null,
+    }));
   }
 
   /**
@@ -80,17 +87,22 @@ export class TranscriptExportService {
    *
    * Everything that can refuse the export is checked before this resolves, so an HTTP caller
    * can still answer with an error status: throws TranscriptNotFoundError,
-   * TranscriptNotExportableError (a `digest` session), or ServerKeyUnavailableError (this
-   * process cannot read the identity key). The lines themselves (each one JSON object and
-   * "\n") are produced as they are read: records come from the store EXPORT_BATCH at a time,
-   * so a long session never sits in memory whole. An error while reading records (the
-   * database lost) is thrown by the iteration, after some lines have been yielded.
+   * TranscriptNotExportableError (a `digest` session), TranscriptPurgedError (retention deleted
+   * the records), or ServerKeyUnavailableError (this process cannot read the identity key).
+   * The lines themselves (each one JSON object and "\n") are produced as they are read:
+   * records come from the store EXPORT_BATCH at a time, so a long session never sits in memory
+   * whole. An error while reading records (the database lost) is thrown by the iteration,
+   * after some lines have been yielded; so is TranscriptPurgedError when a purge deleted the
+   * records while they were being read, rather than an end line after a partial transcript.
    */
   async exportLines(sessionId: string): Promise<AsyncIterable<string>> {
     const server = this.serverKey.load();
     const session = await this.transcripts.loadSession(sessionId);
     if (!session) throw new TranscriptNotFoundError(sessionId);
     if (session.mode !== 'full') throw new TranscriptNotExportableError(sessionId, session.mode);
+    if (session.recordsPurgedAt !== undefined) {
+      throw new TranscriptPurgedError(sessionId, session.recordsPurgedAt);
+    }
     return this.#lines(server, session);
   }
 
@@ -128,6 +140,11 @@ export class TranscriptExportService {
       if (batch.length < EXPORT_BATCH || last === undefined) break;
       after = last.position;
     }
+    // A purge deletes every chunk of a session and marks its row in one transaction: if it
+    // committed while the records were read, the row says so now. Fail rather than end a
+    // partial transcript as if it were whole.
+    const purgedAt = (await this.transcripts.loadSession(session.sessionId))?.recordsPurgedAt;
+    if (purgedAt !== undefined) throw new TranscriptPurgedError(session.sessionId, purgedAt);
     const end = endLine(session);
     if (end) yield jsonLine(end);
   }

@@ -2,12 +2,16 @@
  * Session transcripts (tables `transcript_sessions`, `transcript_chunks`; docs/PROTOCOL.md
  * §8). Append-only: a session row is inserted when the session opens and completed exactly
  * once when it closes; records are only ever inserted, in chunks of consecutive records as a
- * gateway shipped them (one row per session per flush, not per record). Nothing here updates a
- * closed session or deletes anything, so what was stored is what an auditor later verifies
- * (§8.5).
+ * gateway shipped them (one row per session per flush, not per record), so what was stored is
+ * what an auditor later verifies (§8.5).
+ *
+ * The one exception is retention (purgeRecords): it deletes a session's chunks and marks its
+ * row `records_purged_at`, and nothing else. The row keeps H2, both views and both signatures,
+ * so the receipt and countersignature still verify against the stored chain heads; only the
+ * records themselves, and with them a rebuild or an export of the session, are gone.
  */
 import { Inject, Injectable } from '@nestjs/common';
-import { and, asc, desc, eq, gt, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, type SQL, sql } from 'drizzle-orm';
 
 import {
   ChunkFormatError,
@@ -51,6 +55,8 @@ export interface StoredTranscriptSession {
   /** The client's view from `countersign`, when one arrived. */
   readonly clientView: StoredView | undefined;
   readonly countersignature: Buffer | undefined;
+  /** When retention deleted the session's records (ms since the epoch); undefined: kept. */
+  readonly recordsPurgedAt: number | undefined;
 }
 
 /** A session row without chains and signatures: one line of a listing. */
@@ -62,12 +68,47 @@ export interface StoredSessionSummary {
   readonly status: TranscriptStatus;
   readonly startedAt: number;
   readonly endedAt: number | undefined;
+  readonly recordsPurgedAt: number | undefined;
 }
 
 /** A session's place in a newest-first listing: the last one of a page, to continue after. */
 export interface SessionListPosition {
   /** ms since the epoch. */
   readonly startedAt: number;
+  readonly sessionId: string;
+}
+
+/**
+ * A session whose records a purge deleted (or, listed without purging, would delete), with
+ * what the row keeps.
+ */
+export interface PurgeableSession {
+  readonly sessionId: string;
+  readonly username: string;
+  readonly mode: TranscriptMode;
+  readonly status: TranscriptStatus;
+  readonly startedAt: number;
+  readonly endedAt: number | undefined;
+  /**
+   * The server's receipt (its signature over the stored chain heads) is stored: it verifies
+   * after the purge as before. False: the session ended without one (or never ended), so once
+   * its records are gone nothing signed remains of it.
+   */
+  readonly receipt: boolean;
+  /** The client's countersignature is stored too. */
+  readonly countersigned: boolean;
+  /** Record chunks deleted (or that would be), and their bytes. */
+  readonly chunks: number;
+  readonly bytes: number;
+}
+
+/**
+ * A session's place in the oldest-first order purges go through: when it ended (started, if
+ * it never did), then its id. The last session of a page, to continue after.
+ */
+export interface PurgePosition {
+  /** ms since the epoch. */
+  readonly at: number;
   readonly sessionId: string;
 }
 
@@ -111,6 +152,83 @@ function viewColumns(view: TranscriptView | undefined) {
 
 /** `execute` answers `{ rows }` on both drivers (pg's QueryResult, PGlite's Results). */
 const rowsOf = <T>(result: unknown): T[] => (result as { rows: T[] }).rows;
+
+const timestamptz = (ms: number) => sql`${new Date(ms).toISOString()}::timestamptz`;
+
+/** A session's purge order: when it ended, or started if it never did (index purge_idx). */
+const purgeKey = sql`coalesce(${transcriptSessions.endedAt}, ${transcriptSessions.startedAt})`;
+
+/**
+ * The sessions a purge with cutoff `before` deletes the records of: those that ended (or, never
+ * ended, started) before it and
+ * - whose records were never purged, or
+ * - that were purged while still open and have ended since (their gateway may have stored
+ *   records after the purge; they are purged once more, and then stay purged), or
+ * - that were purged while open, are open still, and hold records again.
+ * The second and third arms are the rare sessions a purge caught open (a gateway that died
+ * before it could close them, or a session older than the retention); the index
+ * `transcript_sessions_purge_idx` holds exactly the rows these arms can match, so a purge never
+ * scans the sessions it is done with.
+ */
+function purgeDue(before: number): SQL {
+  const s = transcriptSessions;
+  // A scalar subquery, not EXISTS: inside an OR the planner may turn EXISTS into a hashed
+  // subplan that reads the whole chunks table; this one is an index probe, and only for the
+  // rows that reach it (open ones that were purged).
+  return sql`${purgeKey} < ${timestamptz(before)} and (
+    ${s.recordsPurgedAt} is null
+    or ${s.endedAt} >= ${s.recordsPurgedAt}
+    or (${s.endedAt} is null and (
+      select 1 from ${transcriptChunks}
+      where ${transcriptChunks.sessionId} = ${s.sessionId} limit 1) is not null))`;
+}
+
+/** What a purge reports of a session row, before its chunks are counted. */
+const purgeColumns = {
+  sessionId: transcriptSessions.sessionId,
+  username: transcriptSessions.username,
+  mode: transcriptSessions.mode,
+  status: transcriptSessions.status,
+  startedAt: transcriptSessions.startedAt,
+  endedAt: transcriptSessions.endedAt,
+  receipt: sql<boolean>`(${transcriptSessions.receiptSignature} is not null and ${transcriptSessions.c2sChain} is not null)`,
+  countersigned: sql<boolean>`(${transcriptSessions.countersignature} is not null and ${transcriptSessions.clientC2sChain} is not null)`,
+};
+
+interface PurgeRow {
+  readonly sessionId: string;
+  readonly username: string;
+  readonly mode: string;
+  readonly status: string;
+  readonly startedAt: Date;
+  readonly endedAt: Date | null;
+  readonly receipt: boolean;
+  readonly countersigned: boolean;
+}
+
+type ChunkTally = ReadonlyMap<string, { chunks: number; bytes: number }>;
+
+function purgeableSession(row: PurgeRow, tally: ChunkTally): PurgeableSession {
+  const counted = tally.get(row.sessionId);
+  return {
+    sessionId: row.sessionId,
+    username: row.username,
+    mode: row.mode as TranscriptMode,
+    status: row.status as TranscriptStatus,
+    startedAt: row.startedAt.getTime(),
+    endedAt: row.endedAt?.getTime(),
+    receipt: row.receipt === true,
+    countersigned: row.countersigned === true,
+    chunks: counted?.chunks ?? 0,
+    bytes: counted?.bytes ?? 0,
+  };
+}
+
+function tallyOf(rows: readonly { session_id: string; chunks: unknown; bytes: unknown }[]) {
+  return new Map(
+    rows.map((row) => [row.session_id, { chunks: Number(row.chunks), bytes: Number(row.bytes) }]),
+  );
+}
 
 /** A stored chunk's records with their positions. */
 function chunkRecords(firstPosition: number, records: Buffer): StoredTranscriptRecord[] {
@@ -211,15 +329,19 @@ export class TranscriptRepository {
     return stored.reduce((n, row) => n + Number(row.record_count), 0);
   }
 
-  /** The session and its records in position order; undefined for an unknown session. */
+  /**
+   * The session and its records in position order; undefined for an unknown session. The
+   * records are read before the row: a purge that commits in between then shows as a purged
+   * session (whose records are not used), never as an unpurged one with its records missing.
+   */
   async load(sessionId: string): Promise<StoredTranscript | undefined> {
-    const session = await this.loadSession(sessionId);
-    if (!session) return undefined;
     const chunks = await this.db
       .select({ first: transcriptChunks.firstPosition, records: transcriptChunks.records })
       .from(transcriptChunks)
       .where(eq(transcriptChunks.sessionId, sessionId))
       .orderBy(asc(transcriptChunks.firstPosition));
+    const session = await this.loadSession(sessionId);
+    if (!session) return undefined;
     return { session, records: chunks.flatMap((c) => chunkRecords(c.first, c.records)) };
   }
 
@@ -249,6 +371,7 @@ export class TranscriptRepository {
         row.clientS2cChain,
       ),
       countersignature: row.countersignature ?? undefined,
+      recordsPurgedAt: row.recordsPurgedAt?.getTime(),
     };
   }
 
@@ -311,6 +434,7 @@ export class TranscriptRepository {
         status: transcriptSessions.status,
         startedAt: transcriptSessions.startedAt,
         endedAt: transcriptSessions.endedAt,
+        recordsPurgedAt: transcriptSessions.recordsPurgedAt,
       })
       .from(transcriptSessions)
       .where(
@@ -334,7 +458,99 @@ export class TranscriptRepository {
       status: row.status as TranscriptStatus,
       startedAt: row.startedAt.getTime(),
       endedAt: row.endedAt?.getTime(),
+      recordsPurgedAt: row.recordsPurgedAt?.getTime(),
     }));
+  }
+
+  /**
+   * The sessions a purge with cutoff `before` would delete the records of (see purgeDue),
+   * oldest first, at most `limit`, after `after`; each with the chunks and bytes it holds.
+   * Reads only: a dry run.
+   */
+  async listPurgeable(
+    before: number,
+    limit: number,
+    after?: PurgePosition,
+  ): Promise<PurgeableSession[]> {
+    const rows = await this.db
+      .select(purgeColumns)
+      .from(transcriptSessions)
+      .where(
+        after === undefined
+          ? purgeDue(before)
+          : and(
+              purgeDue(before),
+              sql`(${purgeKey}, ${transcriptSessions.sessionId}) > (${timestamptz(after.at)}, ${after.sessionId})`,
+            ),
+      )
+      .orderBy(purgeKey, asc(transcriptSessions.sessionId))
+      .limit(limit);
+    if (rows.length === 0) return [];
+    const tally = tallyOf(
+      rowsOf(
+        await this.db.execute(sql`
+          select session_id, count(*) as chunks, coalesce(sum(octet_length(records)), 0) as bytes
+          from ${transcriptChunks}
+          where ${inArray(
+            transcriptChunks.sessionId,
+            rows.map((row) => row.sessionId),
+          )}
+          group by session_id`),
+      ),
+    );
+    return rows.map((row) => purgeableSession(row, tally));
+  }
+
+  /** Whether a purge with cutoff `before` has anything left to do. */
+  async hasPurgeable(before: number): Promise<boolean> {
+    const rows = await this.db
+      .select({ one: sql`1` })
+      .from(transcriptSessions)
+      .where(purgeDue(before))
+      .limit(1);
+    return rows.length > 0;
+  }
+
+  /**
+   * Deletes the records (chunks) of at most `limit` sessions due for a purge with cutoff
+   * `before`, oldest first, and marks their rows `records_purged_at = now`, in one transaction;
+   * nothing else of a row changes. Answers what it deleted, per session.
+   *
+   * Safe to run from several processes at once: each locks the rows it takes and skips rows
+   * another transaction holds (FOR NO KEY UPDATE SKIP LOCKED: a purge never waits for another
+   * one or for a gateway closing a session, and a gateway storing records is not held up by
+   * it, the chunks' foreign-key check taking a lock this one does not conflict with), and a
+   * delete of what is gone deletes nothing. Callers keep `limit` to a few thousand so that no
+   * transaction holds the tables for long.
+   */
+  async purgeRecords(before: number, limit: number, now: number): Promise<PurgeableSession[]> {
+    return this.db.transaction(async (tx) => {
+      const rows = await tx
+        .select(purgeColumns)
+        .from(transcriptSessions)
+        .where(purgeDue(before))
+        .orderBy(purgeKey, asc(transcriptSessions.sessionId))
+        .limit(limit)
+        .for('no key update', { skipLocked: true });
+      if (rows.length === 0) return [];
+      const ids = rows.map((row) => row.sessionId);
+      const tally = tallyOf(
+        rowsOf(
+          await tx.execute(sql`
+            with deleted as (
+              delete from ${transcriptChunks}
+              where ${inArray(transcriptChunks.sessionId, ids)}
+              returning session_id, octet_length(records) as bytes)
+            select session_id, count(*) as chunks, coalesce(sum(bytes), 0) as bytes
+            from deleted group by session_id`),
+        ),
+      );
+      await tx
+        .update(transcriptSessions)
+        .set({ recordsPurgedAt: new Date(now) })
+        .where(inArray(transcriptSessions.sessionId, ids));
+      return rows.map((row) => purgeableSession(row, tally));
+    });
   }
 }
 

@@ -41,6 +41,7 @@ const session: StoredTranscriptSession = {
   receiptSignature: b64(rc.receipt_signature),
   clientView: view,
   countersignature: b64(rc.countersign_signature_ed25519),
+  recordsPurgedAt: undefined,
 };
 const records = vectors.records.map((r, position) => ({
   position,
@@ -114,6 +115,23 @@ describe('TranscriptService.verify', () => {
     const noCountersign = { ...digest, clientView: undefined, countersignature: undefined };
     const service = setup({ session: noCountersign, records: [] }, null);
     expect(await service.verify(rc.session_id, serverKey)).toMatchObject({ ok: true });
+  });
+
+  it('checks a purged session by its signatures over the stored chain heads, and says so', async () => {
+    const purged = { ...session, recordsPurgedAt: Date.UTC(2026, 0, 1) };
+    const report = await setup({ session: purged, records: [] }).verify(rc.session_id, serverKey);
+    expect(report).toMatchObject({ ok: true, mode: 'full', recordsPurgedAt: Date.UTC(2026, 0, 1) });
+    expect(report!.recomputed).toBeUndefined();
+    expect(names(report)).toEqual([
+      ['records purged', true],
+      ['receipt signature', true],
+      ['views agree', true],
+      ['countersignature', true],
+    ]);
+    expect(report!.checks[0]!.detail).toContain('2026-01-01T00:00:00.000Z');
+    // Records the store still returns (a purge racing the read) are not used.
+    const raced = await setup({ session: purged, records }).verify(rc.session_id, serverKey);
+    expect(names(raced)[0]).toEqual(['records purged', true]);
   });
 
   it('answers undefined for an unknown session', async () => {

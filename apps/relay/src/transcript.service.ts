@@ -30,6 +30,8 @@ export interface TranscriptReport extends TranscriptVerification {
   readonly sessionId: string;
   readonly status: TranscriptStatus;
   readonly mode: StoredTranscript['session']['mode'];
+  /** When retention deleted the records (ms since the epoch): only signatures were checked. */
+  readonly recordsPurgedAt: number | undefined;
 }
 
 const toView = (sessionId: string, view: StoredView): TranscriptView => ({ sessionId, ...view });
@@ -49,8 +51,9 @@ export class TranscriptService {
   /**
    * §8.5 for a stored session: in `full` mode recompute both chains from the records and
    * compare them with the receipt; in both modes check the receipt signature with
-   * `serverPublicKey` and the countersignature with the user's registered key. Undefined for
-   * an unknown session.
+   * `serverPublicKey` and the countersignature with the user's registered key. A session whose
+   * records retention deleted is checked like a `digest` one, by its signatures over the stored
+   * chain heads, and says so (check `records purged`). Undefined for an unknown session.
    */
   async verify(
     sessionId: string,
@@ -62,7 +65,17 @@ export class TranscriptService {
     const extra: TranscriptCheck[] = [];
 
     let recordInputs: TranscriptRecordInput[] | undefined;
-    if (session.mode === 'full') {
+    if (session.recordsPurgedAt !== undefined) {
+      // Not a failure: the records were deleted on purpose; the receipt and countersignature
+      // still bind the stored chain heads, which is all that can be checked now.
+      extra.push({
+        name: 'records purged',
+        ok: true,
+        detail:
+          `records deleted by retention at ${new Date(session.recordsPurgedAt).toISOString()}; ` +
+          'only the signatures over the stored chain heads can be checked',
+      });
+    } else if (session.mode === 'full') {
       recordInputs = records.map((r) => ({
         direction: r.direction,
         chained: r.chained,
@@ -125,6 +138,7 @@ export class TranscriptService {
       sessionId,
       status: session.status,
       mode: session.mode,
+      recordsPurgedAt: session.recordsPurgedAt,
     };
   }
 }

@@ -84,6 +84,12 @@ describe('AdminApiClient', () => {
       'GET',
       '/users/alice/transcripts?limit=2&cursor=17.s-1',
     ],
+    [
+      'purgeTranscripts',
+      (a: AdminApiClient) => a.purgeTranscripts({ before: '2026-01-01T00:00:00Z' }),
+      'POST',
+      '/transcripts/purge',
+    ],
     ['listAudit', (a: AdminApiClient) => a.listAudit({ cursor: '9' }), 'GET', '/audit?cursor=9'],
     ['openApi', (a: AdminApiClient) => a.openApi(), 'GET', '/openapi.json'],
   ])('%s calls its endpoint', async (_name, call, method, path) => {
@@ -93,6 +99,32 @@ describe('AdminApiClient', () => {
       method,
       `http://127.0.0.1:8080/admin${path}`,
     ]);
+  });
+
+  it('sends a purge as its snake_case body, the cutoff as ISO 8601', async () => {
+    const { api, calls } = client();
+    await api.purgeTranscripts({ before: new Date(Date.UTC(2026, 0, 2)) });
+    await api.purgeTranscripts({
+      before: '2026-01-01T00:00:00+01:00',
+      dryRun: true,
+      limit: 5,
+      cursor: '17.s-1',
+    });
+    expect(calls.map((c) => JSON.parse(c.init.body as string) as unknown)).toEqual([
+      { before: '2026-01-02T00:00:00.000Z' },
+      { before: '2026-01-01T00:00:00+01:00', dry_run: true, limit: 5, cursor: '17.s-1' },
+    ]);
+    expect(headers(calls[0]!.init)).toMatchObject({ 'content-type': 'application/json' });
+  });
+
+  it('raises transcript_purged on the export of a purged session', async () => {
+    const { api } = client(() =>
+      json(410, { code: 'transcript_purged', message: 'the records were deleted' }),
+    );
+    await expect(api.exportTranscript('s-1')).rejects.toMatchObject({
+      status: 410,
+      code: 'transcript_purged',
+    });
   });
 
   it('takes a 204 as success and returns the export as text', async () => {

@@ -31,6 +31,60 @@ export interface AdminTranscriptSession {
   readonly status: 'open' | 'agreed' | 'disputed' | 'incomplete';
   readonly started_at: string;
   readonly ended_at: string | null;
+  /**
+   * When retention deleted the session's records (its receipt is kept, the export answers
+   * `transcript_purged`); null while they are kept. Absent from servers before retention.
+   */
+  readonly records_purged_at?: string | null;
+}
+
+/** A session a purge deleted (or, dry run, would delete) the records of. */
+export interface AdminPurgedSession {
+  readonly session_id: string;
+  readonly username: string;
+  readonly mode: 'full' | 'digest';
+  readonly status: 'open' | 'agreed' | 'disputed' | 'incomplete';
+  readonly started_at: string;
+  readonly ended_at: string | null;
+  /**
+   * true: the receipt is kept and still verifies against the stored chain heads; false: the
+   * session had none (incomplete, or never ended), so nothing signed remains of it.
+   */
+  readonly receipt: boolean;
+  readonly countersigned: boolean;
+  readonly chunks: number;
+  readonly bytes: number;
+}
+
+export interface AdminPurgeTotals {
+  readonly sessions: number;
+  readonly chunks: number;
+  readonly bytes: number;
+  readonly with_receipt: number;
+  readonly without_receipt: number;
+}
+
+/** The answer of one purge call (`POST /admin/transcripts/purge`). */
+export interface AdminPurgeResult {
+  readonly before: string;
+  readonly dry_run: boolean;
+  /** This call's sessions, oldest first (at most `limit`). */
+  readonly sessions: AdminPurgedSession[];
+  readonly totals: AdminPurgeTotals;
+  /** More sessions are due: call again (a dry run: with `next_cursor` as `cursor`). */
+  readonly more: boolean;
+  readonly next_cursor: string | null;
+}
+
+export interface AdminPurgeOptions {
+  /** The cutoff: sessions that ended (never ended: started) before it. */
+  readonly before: Date | string;
+  /** List, delete nothing. */
+  readonly dryRun?: boolean;
+  /** Sessions per call, 1-1000 (server default 100). */
+  readonly limit?: number;
+  /** Dry run: `next_cursor` of the previous page. */
+  readonly cursor?: string;
 }
 
 export interface AdminAuditEntry {
@@ -167,6 +221,22 @@ export class AdminApiClient {
   /** JSON lines in the transcript-log format: `parseTranscript` and `verifyTranscriptLog` read it. */
   async exportTranscript(sessionId: string): Promise<string> {
     return (await this.#call('GET', `/transcripts/${segment(sessionId)}`)).text();
+  }
+
+  /**
+   * Deletes the stored records of at most `limit` sessions that ended before `before`, oldest
+   * first, keeping each session's row, chain heads, receipt and countersignature; call again
+   * while `more` is true. With `dryRun` it lists them instead and deletes nothing. Purged
+   * sessions can no longer be exported (`transcript_purged`).
+   */
+  purgeTranscripts(options: AdminPurgeOptions): Promise<AdminPurgeResult> {
+    const before = options.before instanceof Date ? options.before.toISOString() : options.before;
+    return this.#json('POST', '/transcripts/purge', {
+      before,
+      ...(options.dryRun === undefined ? {} : { dry_run: options.dryRun }),
+      ...(options.limit === undefined ? {} : { limit: options.limit }),
+      ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
+    });
   }
 
   listAudit(

@@ -35,3 +35,8 @@ export * from './ops/process-ops';
 export * from './ops/ops.module';
 export * from './redis/ping-connection';
 export * from './transcripts/transcript-chunk';
+export * from './keys/key-files';
+export * from './login-seal/login-seal.format';
+export * from './login-seal/login-seal-keys';
+export * from './login-seal/login-seal-replay.repository';
+export * from './login-seal/login-seal.service';

@@ -37,6 +37,13 @@ import { ProtocolError } from './errors/protocol-error';
 /** DER headers that turn 32 raw key bytes into PKCS#8 / SPKI (RFC 8410). */
 const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+/**
+ * A placeholder `x` for importing an X25519 private key as JWK: Node requires the member but
+ * builds the key from `d` alone (EVP_PKEY_new_raw_private_key); the real public half is then
+ * derived from the private key. x25519KeyPair checks the import against PKCS#8 once.
+ */
+const JWK_PLACEHOLDER_X = Buffer.alloc(32).toString('base64url');
 
 function assertBytes(value: Uint8Array, length: number, what: string): void {
   if (!(value instanceof Uint8Array) || value.length !== length) {
@@ -113,18 +120,47 @@ function x25519PublicFromRaw(raw: Uint8Array): KeyObject {
  * private key, RFC 7748 §5), not generateKeyPairSync: on Node 20 exporting a key to JWK while
  * the garbage collector finalizes the key-generation job that made it deadlocks the process
  * (the job's destructor waits for the key's mutex, which the export holds; seen once in CI as
- * a hang with the main thread in ~KeyGenJob under ExportJWKEdKey).
+ * a hang with the main thread in ~KeyGenJob under ExportJWKEdKey). They are imported as JWK,
+ * not PKCS#8: OpenSSL 3's DER decoder costs ~0.3–1 ms per key (it tries every decoder it
+ * has), the raw import behind JWK ~20 µs — one handshake makes two such keys.
  */
 export function x25519KeyPair(
   privateRaw: Uint8Array = nodeRandomBytes(X25519_KEY_BYTES),
 ): X25519KeyPair {
   assertBytes(privateRaw, X25519_KEY_BYTES, 'x25519KeyPair');
-  const privateKey = createPrivateKey({
-    key: Buffer.concat([X25519_PKCS8_PREFIX, privateRaw]),
-    format: 'der',
-    type: 'pkcs8',
-  });
+  const privateKey = x25519PrivateFromRaw(privateRaw);
   return { privateKey, publicRaw: rawX25519Public(createPublicKey(privateKey)) };
+}
+
+let jwkPrivateImportChecked = false;
+
+function x25519PrivateFromRaw(privateRaw: Uint8Array): KeyObject {
+  const viaPkcs8 = () =>
+    createPrivateKey({
+      key: Buffer.concat([X25519_PKCS8_PREFIX, privateRaw]),
+      format: 'der',
+      type: 'pkcs8',
+    });
+  const key = createPrivateKey({
+    key: {
+      kty: 'OKP',
+      crv: 'X25519',
+      d: Buffer.from(privateRaw).toString('base64url'),
+      x: JWK_PLACEHOLDER_X,
+    },
+    format: 'jwk',
+  });
+  // Once per process: the JWK import must make the very key PKCS#8 makes (a Node that began to
+  // use the placeholder `x` would fail here, loudly, rather than agree on wrong keys).
+  if (!jwkPrivateImportChecked) {
+    if (
+      !rawX25519Public(createPublicKey(key)).equals(rawX25519Public(createPublicKey(viaPkcs8())))
+    ) {
+      throw new Error('x25519KeyPair: the JWK import of a private key disagrees with PKCS#8');
+    }
+    jwkPrivateImportChecked = true;
+  }
+  return key;
 }
 
 /**
@@ -239,6 +275,23 @@ export function importServerKey(spkiDer: Uint8Array): KeyObject {
 function importSpki(spkiDer: Uint8Array, field: string): KeyObject {
   if (spkiDer.length === 0 || spkiDer.length > MAX_USER_PUBLIC_KEY_BYTES) {
     throw new ProtocolError('bad_frame', `${field}: key size out of range`);
+  }
+  // An Ed25519 SPKI has one DER encoding, this prefix and 32 bytes (RFC 8410 §4): imported as
+  // JWK it skips OpenSSL's DER decoder and the canonical re-encoding below (~0.2 ms each, on
+  // every login and every `get_key`), and is canonical by construction.
+  if (
+    spkiDer.length === ED25519_SPKI_PREFIX.length + 32 &&
+    ED25519_SPKI_PREFIX.equals(spkiDer.subarray(0, ED25519_SPKI_PREFIX.length))
+  ) {
+    const x = Buffer.from(spkiDer.subarray(ED25519_SPKI_PREFIX.length)).toString('base64url');
+    let key: KeyObject;
+    try {
+      key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+    } catch (cause) {
+      throw new ProtocolError('bad_frame', `${field}: not a SubjectPublicKeyInfo`, { cause });
+    }
+    spkiCache.set(key, Buffer.from(spkiDer));
+    return key;
   }
   let key: KeyObject;
   try {

@@ -183,6 +183,9 @@ export class FrameDecoder {
       }
     }
     this.#buffered -= n;
+    // Emptied: let go of the array's backing store too (shift keeps it), since a server's
+    // decoders sit empty between the records of mostly idle sessions.
+    if (this.#chunks.length === 0) this.#chunks.length = 0;
     return out;
   }
 }

@@ -189,10 +189,9 @@ describe('round trips across key updates', () => {
             c2s: new RecordDirection('c2s', c2sSecret),
             s2c: new RecordDirection('s2c', s2cSecret),
           };
-          const receiver = {
-            c2s: new RecordDirection('c2s', c2sSecret),
-            s2c: new RecordDirection('s2c', s2cSecret),
-          };
+          // The receiving side as a server makes it: a pair sharing one buffer until one of
+          // them updates its keys.
+          const receiver = RecordDirection.pair(c2sSecret, s2cSecret);
           // The model: current secret and sequence per direction.
           const model: Record<Direction, { secret: Buffer; sequence: number }> = {
             c2s: { secret: c2sSecret, sequence: 0 },
@@ -220,7 +219,8 @@ describe('round trips across key updates', () => {
               inStep &&=
                 sender[dir].sequence === model[dir].sequence &&
                 receiver[dir].sequence === model[dir].sequence &&
-                sender[dir].snapshotForTests().secret.equals(model[dir].secret);
+                sender[dir].snapshotForTests().secret.equals(model[dir].secret) &&
+                receiver[dir].snapshotForTests().secret.equals(model[dir].secret);
             }
           }
           expect(inStep).toBe(true);

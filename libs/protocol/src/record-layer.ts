@@ -1,5 +1,11 @@
 /** One direction of the record layer: §4 (keys, sequence numbers, key update) and §5 (records). */
-import { GCM_NONCE_BYTES, KEY_UPDATE_LIMIT } from './constants';
+import { ownedCopy } from './compact-bytes';
+import {
+  AES_KEY_BYTES,
+  GCM_NONCE_BYTES,
+  KEY_UPDATE_LIMIT,
+  TRAFFIC_SECRET_BYTES,
+} from './constants';
 import { aesGcmOpen, aesGcmSeal } from './crypto';
 import { ProtocolError } from './errors/protocol-error';
 import { RecordAuthenticationError } from './errors/record-authentication-error';
@@ -22,14 +28,26 @@ export function recordNonce(iv: Uint8Array, sequence: number): Buffer {
   return nonce;
 }
 
+/** Where the iv starts in a direction's `secret || key || iv`. */
+const IV_OFFSET = TRAFFIC_SECRET_BYTES + AES_KEY_BYTES;
+
+/** A traffic secret and its record key and iv (§4), as RecordDirection keeps them. */
+function materialOf(secret: Uint8Array): Buffer {
+  const { key, iv } = deriveRecordKeys(secret);
+  return ownedCopy(secret, key, iv);
+}
+
 /**
  * The state of one direction: traffic secret, key, iv and the implicit sequence number. The
  * sender seals and the receiver opens with their own count, never one from the wire (§5).
  */
 export class RecordDirection {
-  #secret: Buffer;
-  #key: Buffer;
-  #iv: Buffer;
+  /**
+   * `secret || key || iv` in one buffer of its own: a session keeps it as long as it lives,
+   * and pool slices would pin node's 8 KiB slabs with it (compact-bytes.ts). The parts are
+   * cut out when used: a view kept for each would cost ~100 bytes more per direction.
+   */
+  #material: Buffer;
   #sequence: number;
 
   constructor(
@@ -37,9 +55,25 @@ export class RecordDirection {
     secret: Uint8Array,
     initialSequence = 0,
   ) {
-    this.#secret = Buffer.from(secret);
-    ({ key: this.#key, iv: this.#iv } = deriveRecordKeys(this.#secret));
+    this.#material = materialOf(secret);
     this.#sequence = initialSequence;
+  }
+
+  /**
+   * Both directions of a session, their key material in one buffer of its own (until one of
+   * them updates its keys): a server keeps one pair per live session, and each buffer of its
+   * own costs ~300 bytes besides its data.
+   */
+  static pair(
+    c2sSecret: Uint8Array,
+    s2cSecret: Uint8Array,
+  ): { readonly c2s: RecordDirection; readonly s2c: RecordDirection } {
+    const c2s = new RecordDirection('c2s', c2sSecret);
+    const s2c = new RecordDirection('s2c', s2cSecret);
+    const both = ownedCopy(c2s.#material, s2c.#material);
+    c2s.#material = both.subarray(0, c2s.#material.length);
+    s2c.#material = both.subarray(c2s.#material.length);
+    return { c2s, s2c };
   }
 
   /** The sequence number the next record in this direction uses. */
@@ -78,8 +112,7 @@ export class RecordDirection {
 
   /** §4 key update: the next secret, new key and iv, sequence number back to 0. */
   update(): void {
-    this.#secret = nextTrafficSecret(this.#secret);
-    ({ key: this.#key, iv: this.#iv } = deriveRecordKeys(this.#secret));
+    this.#material = materialOf(nextTrafficSecret(this.#secret));
     this.#sequence = 0;
   }
 
@@ -91,6 +124,18 @@ export class RecordDirection {
       iv: Buffer.from(this.#iv),
       sequence: this.#sequence,
     };
+  }
+
+  get #secret(): Buffer {
+    return this.#material.subarray(0, TRAFFIC_SECRET_BYTES);
+  }
+
+  get #key(): Buffer {
+    return this.#material.subarray(TRAFFIC_SECRET_BYTES, IV_OFFSET);
+  }
+
+  get #iv(): Buffer {
+    return this.#material.subarray(IV_OFFSET, IV_OFFSET + GCM_NONCE_BYTES);
   }
 
   /** Keeps key material out of logs and inspection. */

@@ -104,6 +104,16 @@ export interface ServerHandshakeOptions {
 export type ServerHandshakeState =
   'expect_client_hello' | 'expect_login' | 'verifying' | 'done' | 'failed';
 
+/** What the login frame gave that the rest of the login needs once the verifier has decided. */
+interface ReadLogin {
+  readonly action: 'login' | 'register';
+  readonly username: string;
+  readonly h2: Buffer;
+  /** The receiving direction, past the login record. */
+  readonly c2s: RecordDirection;
+  readonly s2c: RecordDirection;
+}
+
 /** The result of one step: frames to write, in order, and whether to close after writing them. */
 export interface ServerHandshakeStep {
   readonly send: Buffer[];
@@ -168,14 +178,23 @@ export class ServerHandshake {
     return this.#state;
   }
 
-  /** Feeds one frame from the client. Never throws: failures come back as a closing step. */
-  async receive(frame: RawFrame): Promise<ServerHandshakeStep> {
+  /**
+   * Feeds one frame from the client. Never throws: failures come back as a closing step.
+   *
+   * Not an async function: a suspended one keeps its arguments and locals, and while the
+   * verifier decides (a round trip to auth, seconds under load) nothing of the login frame or
+   * of what it was read into needs to live — held, it outlives young-generation collections
+   * and becomes old-generation garbage, for every login.
+   */
+  receive(frame: RawFrame): Promise<ServerHandshakeStep> {
     try {
       switch (this.#state) {
         case 'expect_client_hello':
-          return this.#onClientHello(frame);
-        case 'expect_login':
-          return await this.#onLogin(frame);
+          return Promise.resolve(this.#onClientHello(frame));
+        case 'expect_login': {
+          const { request, read } = this.#readLogin(frame);
+          return this.#onDecision(this.#options.verifyLogin(request), read);
+        }
         case 'verifying':
         case 'done':
         case 'failed':
@@ -187,15 +206,7 @@ export class ServerHandshake {
           );
       }
     } catch (error) {
-      if (error instanceof PeerError) {
-        this.#state = 'failed';
-        return { send: [], close: true, error };
-      }
-      return this.#fail(
-        error instanceof ProtocolError
-          ? error
-          : new ProtocolError('internal', 'internal error', { cause: error }),
-      );
+      return Promise.resolve(this.#failed(error));
     }
   }
 
@@ -233,14 +244,18 @@ export class ServerHandshake {
     return { send: [this.#frame2, this.#frame3], close: false };
   }
 
-  async #onLogin(frame: RawFrame): Promise<ServerHandshakeStep> {
+  /** The login frame, read and checked: what the verifier is asked, and what follows it. */
+  #readLogin(frame: RawFrame): { request: LoginRequest; read: ReadLogin } {
     const login = this.#expect(parseFrame(frame.body), 'login');
     const clientDhPub = fromBase64(login.dh_pub, 'dh_pub', X25519_KEY_BYTES);
     const shared = x25519(this.#ephemeral!.privateKey, clientDhPub);
     const h2 = computeH2(this.#frame1!, this.#frame2!, this.#frame3!, clientDhPub);
+    // Used up: H2 covers the frames, and the ephemeral key has agreed (§3 step 4).
+    this.#ephemeral = undefined;
+    this.#frame1 = this.#frame2 = this.#frame3 = undefined;
     const secrets = deriveTrafficSecrets(derivePrk(h2, shared));
-    const c2s = new RecordDirection('c2s', secrets.c2s);
-    this.#s2c = new RecordDirection('s2c', secrets.s2c);
+    const { c2s, s2c } = RecordDirection.pair(secrets.c2s, secrets.s2c);
+    this.#s2c = s2c;
 
     // c2s sequence 0 is the login record (§3 step 4). A failure to authenticate is silent (§5).
     const payload: LoginPayload = parseLoginPayload(c2s.open(fromBase64(login.payload, 'payload')));
@@ -249,14 +264,33 @@ export class ServerHandshake {
     if (publicKey !== undefined) importUserPublicKey(publicKey); // bad_request before any work
 
     this.#state = 'verifying';
-    const decision = await this.#options.verifyLogin({
-      action: payload.action,
-      username: payload.username,
-      password: payload.password,
-      signature: fromBase64(payload.signature, 'signature'),
-      ...(publicKey === undefined ? {} : { publicKey }),
-      h2,
-    });
+    return {
+      request: {
+        action: payload.action,
+        username: payload.username,
+        password: payload.password,
+        signature: fromBase64(payload.signature, 'signature'),
+        ...(publicKey === undefined ? {} : { publicKey }),
+        h2,
+      },
+      read: { action: payload.action, username: payload.username, h2, c2s, s2c },
+    };
+  }
+
+  /** The verifier's decision on the login (§3 step 4–5): the session, or the refusal. */
+  async #onDecision(
+    decided: Promise<LoginDecision>,
+    read: ReadLogin,
+  ): Promise<ServerHandshakeStep> {
+    try {
+      return this.#afterDecision(await decided, read);
+    } catch (error) {
+      return this.#failed(error);
+    }
+  }
+
+  #afterDecision(decision: LoginDecision, read: ReadLogin): ServerHandshakeStep {
+    const { h2, c2s, s2c } = read;
     if (this.#state !== 'verifying') {
       // abort() ran while the verifier was busy (timeout, shutdown): its step already closed.
       return { send: [], close: true, error: new ProtocolError('internal', 'handshake aborted') };
@@ -275,12 +309,12 @@ export class ServerHandshake {
     const now = this.#options.now ?? Date.now;
     const loginOk = serializeJson({
       type: 'login_ok',
-      username: payload.username,
+      username: read.username,
       session_id: this.#options.sessionId,
       server_time: now(),
     });
     // §7: the s2c chain starts with login_ok; the c2s chain leaves the login record out.
-    const sequence = this.#s2c.sequence;
+    const sequence = s2c.sequence;
     const loginOkFrame = this.#sealRecord(loginOk);
     s2cChain.append(loginOk);
     this.#options.session?.onRecord?.({
@@ -292,9 +326,9 @@ export class ServerHandshake {
 
     const session = new ServerSession({
       sessionId: this.#options.sessionId,
-      username: payload.username,
+      username: read.username,
       h2,
-      sending: this.#s2c,
+      sending: s2c,
       receiving: c2s,
       c2sChain,
       s2cChain,
@@ -311,8 +345,21 @@ export class ServerHandshake {
       send: [loginOkFrame],
       close: false,
       session,
-      login: { action: payload.action, username: payload.username },
+      login: { action: read.action, username: read.username },
     };
+  }
+
+  /** A failure of a step as its closing step: PeerError as it is, anything else as §2 says. */
+  #failed(error: unknown): ServerHandshakeStep {
+    if (error instanceof PeerError) {
+      this.#state = 'failed';
+      return { send: [], close: true, error };
+    }
+    return this.#fail(
+      error instanceof ProtocolError
+        ? error
+        : new ProtocolError('internal', 'internal error', { cause: error }),
+    );
   }
 
   #expect<T extends Frame['type']>(frame: Frame, type: T): Extract<Frame, { type: T }> {

@@ -1,5 +1,5 @@
 /** The server's side of an established session (§5–§7). */
-import { type KeyObject } from 'node:crypto';
+import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 
 import { ed25519Sign, timingSafeEqual, userVerify } from './crypto';
 import { fromBase64, toBase64 } from './encoding';
@@ -69,7 +69,12 @@ export interface ServerReceived {
 export class ServerSession extends Session {
   #state: ServerSessionState = 'open';
   readonly #identityKey: KeyObject;
-  readonly #userKey: KeyObject;
+  /**
+   * The user's key, as a KeyObject only once a signature needs it (see #publicKey); until then
+   * `#userJwk` holds it.
+   */
+  #userKey: KeyObject | undefined;
+  #userJwk: JsonWebKey | undefined;
   readonly #limits: RequestLimits;
   #receipt: { view: TranscriptView; signature: Buffer } | undefined;
   #finalErrorSent = false;
@@ -77,7 +82,15 @@ export class ServerSession extends Session {
   constructor(init: ServerSessionInit) {
     super(init);
     this.#identityKey = init.identityKey;
-    this.#userKey = init.userKey;
+    // A KeyObject holds ~1.4 KiB of OpenSSL memory, and a server holds a session per
+    // connected user, most of them idle for hours without a `send`: keep the key's public
+    // parameters (a few short strings) and import them when a signature is first checked
+    // (~20 µs). The same parameters make the same key, and userVerify checks its type and
+    // size at every use. RSA-PSS keys stay KeyObjects: JWK cannot carry their parameters.
+    const type = init.userKey.asymmetricKeyType;
+    if (type === 'ed25519' || type === 'rsa')
+      this.#userJwk = init.userKey.export({ format: 'jwk' });
+    else this.#userKey = init.userKey;
     this.#limits = init.limits ?? {};
   }
 
@@ -182,7 +195,7 @@ export class ServerSession extends Session {
   /** §6: whether a `send`'s `sig` is this session's user's signature (`from` = our username). */
   verifySendSignature(message: SendMessage): boolean {
     return verifyMessage(
-      this.#userKey,
+      this.#publicKey(),
       { from: this.username, to: message.to, id: message.id, ts: message.ts, body: message.body },
       message.sig,
     );
@@ -226,7 +239,7 @@ export class ServerSession extends Session {
       timingSafeEqual(clientView.c2sChain, receipt.view.c2sChain) &&
       timingSafeEqual(clientView.s2cChain, receipt.view.s2cChain);
     const signatureValid = userVerify(
-      this.#userKey,
+      this.#publicKey(),
       countersignSignedBytes(receiptDigest(clientView)),
       clientSignature,
     );
@@ -239,6 +252,15 @@ export class ServerSession extends Session {
       clientView,
       clientSignature,
     };
+  }
+
+  /** The user's key, imported from its JWK the first time (see the constructor). */
+  #publicKey(): KeyObject {
+    if (this.#userKey === undefined) {
+      this.#userKey = createPublicKey({ key: this.#userJwk!, format: 'jwk' });
+      this.#userJwk = undefined;
+    }
+    return this.#userKey;
   }
 
   /**

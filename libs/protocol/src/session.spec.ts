@@ -3,6 +3,7 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 
 import {
   aliceKey,
+  aliceRsaKey,
   type HandshakeRun,
   Pipe,
   runHandshake,
@@ -227,6 +228,42 @@ describe('requests', () => {
     expect(
       ClientSession.verifyDeliver({ ...deliver, from: 'eve' }, createPublicKey(aliceKey)),
     ).toBe(false);
+  });
+
+  // The server keeps an Ed25519 or RSA user key as its JWK until a signature needs it, and
+  // other keys as they are: every kind must verify exactly as before.
+  it.each([
+    ['RSA', aliceRsaKey],
+    ['RSA-PSS', generateKeyPairSync('rsa-pss', { modulusLength: 2048 }).privateKey],
+  ])('verifies sends and the countersign with an %s user key', async (_kind, userKey) => {
+    const run = await runHandshake(
+      {
+        trust: { fingerprint: serverFingerprint },
+        credentials: {
+          action: 'login',
+          username: 'alice',
+          password: PASSWORD,
+          privateKey: userKey,
+        },
+      },
+      {
+        identity: { privateKey: serverIdentity },
+        sessionId: 's-43',
+        verifyLogin: (request) =>
+          verifierFor({ alice: { password: PASSWORD, key: createPublicKey(userKey) } }).verify(
+            request,
+          ),
+      },
+    );
+    const client = run.clientSession!;
+    const server = run.serverSession!;
+    const send = client.signedSend({ id: 'm-1', to: 'bob', body: 'hi', ts: 5 });
+    expect(server.verifySendSignature(send)).toBe(true);
+    expect(server.verifySendSignature({ ...send, body: 'hi!' })).toBe(false);
+    clientToServer(run, client.bye());
+    serverToClient(run, server.receipt());
+    const [final] = clientToServer(run, client.countersign());
+    expect(final!.countersign).toMatchObject({ outcome: 'agreed', signatureValid: true });
   });
 });
 

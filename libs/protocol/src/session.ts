@@ -3,6 +3,7 @@
  * transcript chains (§7). Role rules — what may be sent or received when, receipts — live in
  * ServerSession and ClientSession.
  */
+import { packBytes, unpackBytes } from './compact-bytes';
 import {
   DEFAULT_KEY_UPDATE_INTERVAL,
   DEFAULT_MAX_FRAME,
@@ -59,8 +60,8 @@ export type RecordMessage = { readonly type: string } & Record<string, unknown>;
 export abstract class Session {
   readonly sessionId: string;
   readonly username: string;
-  /** H2 (§3): where both chains start. Public: it is a hash of public handshake frames. */
-  readonly h2: Buffer;
+  /** H2, packed (compact-bytes.ts): kept for the session's life, read once or twice. */
+  readonly #h2: string;
   protected readonly sending: RecordDirection;
   protected readonly receiving: RecordDirection;
   protected readonly c2sChain: TranscriptChain;
@@ -76,7 +77,7 @@ export abstract class Session {
     }
     this.sessionId = init.sessionId;
     this.username = init.username;
-    this.h2 = init.h2;
+    this.#h2 = packBytes(init.h2);
     this.sending = init.sending;
     this.receiving = init.receiving;
     this.c2sChain = init.c2sChain;
@@ -84,6 +85,11 @@ export abstract class Session {
     this.keyUpdateInterval = interval;
     this.maxFrame = init.options?.maxFrame ?? DEFAULT_MAX_FRAME;
     this.#onRecord = init.options?.onRecord;
+  }
+
+  /** H2 (§3), where both chains start (a copy). Public: it is a hash of public handshake frames. */
+  get h2(): Buffer {
+    return unpackBytes(this.#h2);
   }
 
   /** This party's current view of the session (§7). */

@@ -1,26 +1,35 @@
 /** §7: the two transcript chains and the receipt digest `D`. */
+import { createHash } from 'node:crypto';
+
+import { packBytes, unpackBytes } from './compact-bytes';
 import { HASH_BYTES, LABELS } from './constants';
 import { sha256 } from './crypto';
 import { label, lengthPrefixed, u64 } from './encoding';
 
 /** `chain_i = SHA-256(chain_{i-1} || SHA-256(plaintext_i))`, starting from `chain_0 = H2`. */
 export class TranscriptChain {
-  #head: Buffer;
+  /** Packed (compact-bytes.ts): a session keeps two chains for as long as it lives. */
+  #head: string;
   #count = 0;
 
   constructor(h2: Uint8Array) {
     if (h2.length !== HASH_BYTES) throw new RangeError('TranscriptChain: H2 must be 32 bytes');
-    this.#head = Buffer.from(h2);
+    this.#head = packBytes(h2);
   }
 
   append(plaintext: Uint8Array): void {
-    this.#head = sha256(this.#head, sha256(plaintext));
+    // sha256(head || sha256(plaintext)), the head read and written packed, with no Buffer for
+    // it ('binary' is node's other name for latin1, the packing of compact-bytes.ts).
+    this.#head = createHash('sha256')
+      .update(this.#head, 'latin1')
+      .update(sha256(plaintext))
+      .digest('binary');
     this.#count += 1;
   }
 
   /** The current chain value (a copy). */
   get head(): Buffer {
-    return Buffer.from(this.#head);
+    return unpackBytes(this.#head);
   }
 
   /** How many records the chain covers (§7 `c2s_count` / `s2c_count`). */

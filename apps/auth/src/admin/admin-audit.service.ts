@@ -16,7 +16,8 @@ export type AuditAction =
   | 'user.throttle_clear'
   | 'session.close'
   | 'user.sessions_close'
-  | 'transcript.export';
+  | 'transcript.export'
+  | 'transcript.purge';
 
 /** A page of the audit log. */
 export interface AuditPage {

@@ -1,11 +1,20 @@
 import { NotFoundException } from '@nestjs/common';
 
-import { TranscriptNotExportableError, TranscriptNotFoundError } from '@securechat/relay';
+import {
+  TranscriptNotExportableError,
+  TranscriptNotFoundError,
+  TranscriptPurgedError,
+} from '@securechat/relay';
 
 import { InvalidUserInputError } from '../errors/invalid-user-input.error';
 import { UserExistsError } from '../errors/user-exists.error';
 import { UserNotFoundError } from '../errors/user-not-found.error';
-import { type AdminErrorCode, adminErrorResponse, adminErrorStatus } from './admin-errors';
+import {
+  type AdminErrorCode,
+  adminErrorHeaders,
+  adminErrorResponse,
+  adminErrorStatus,
+} from './admin-errors';
 import { AdminBadRequestError } from './errors/admin-bad-request.error';
 import { AdminUnauthorizedError } from './errors/admin-unauthorized.error';
 import { SessionNotFoundError } from './errors/session-not-found.error';
@@ -20,6 +29,7 @@ describe('adminErrorStatus', () => {
     transcript_not_found: 404,
     user_exists: 409,
     transcript_not_exportable: 409,
+    transcript_purged: 410,
     payload_too_large: 413,
     unsupported_media_type: 415,
     internal: 500,
@@ -42,6 +52,12 @@ describe('adminErrorResponse', () => {
       new TranscriptNotExportableError('s-1', 'digest'),
       409,
       'transcript_not_exportable',
+    ],
+    [
+      'TranscriptPurgedError',
+      new TranscriptPurgedError('s-1', Date.UTC(2026, 0, 1)),
+      410,
+      'transcript_purged',
     ],
     ["Nest's unknown route", new NotFoundException(), 404, 'not_found'],
     [
@@ -100,6 +116,17 @@ describe('adminErrorResponse', () => {
         status: 500,
         body: { code: 'internal', message: 'internal error' },
       });
+    }
+  });
+});
+
+describe('adminErrorHeaders', () => {
+  it('challenges every 401 for the bearer token, and nothing else', () => {
+    expect(adminErrorHeaders(401)).toEqual({
+      'www-authenticate': 'Bearer realm="securechat-admin"',
+    });
+    for (const status of [400, 403, 404, 409, 413, 415, 500, 503]) {
+      expect(adminErrorHeaders(status)).toEqual({});
     }
   });
 });

@@ -21,6 +21,7 @@ export type AdminErrorCode =
   | 'transcript_not_found'
   | 'user_exists'
   | 'transcript_not_exportable'
+  | 'transcript_purged'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'internal'
@@ -48,6 +49,8 @@ export function adminErrorStatus(code: AdminErrorCode): number {
     case 'user_exists':
     case 'transcript_not_exportable':
       return 409;
+    case 'transcript_purged':
+      return 410;
     case 'payload_too_large':
       return 413;
     case 'unsupported_media_type':
@@ -67,8 +70,20 @@ export function adminErrorStatus(code: AdminErrorCode): number {
 const FOREIGN_CODES: ReadonlySet<string> = new Set<AdminErrorCode>([
   'transcript_not_found',
   'transcript_not_exportable',
+  'transcript_purged',
   'server_key_unavailable',
 ]);
+
+/**
+ * The challenge of every 401 (RFC 7235 §4.1, RFC 6750 §3): the token is presented as
+ * `Authorization: Bearer <token>`, so the scheme is Bearer; the realm names this API.
+ */
+export const ADMIN_AUTH_CHALLENGE = 'Bearer realm="securechat-admin"';
+
+/** Headers an error response carries besides its content type: the challenge on a 401. */
+export function adminErrorHeaders(status: number): Readonly<Record<string, string>> {
+  return status === 401 ? { 'www-authenticate': ADMIN_AUTH_CHALLENGE } : {};
+}
 
 /** The response for anything a handler threw. Unknown errors become `internal`, unexplained. */
 export function adminErrorResponse(error: unknown): { status: number; body: AdminErrorBody } {

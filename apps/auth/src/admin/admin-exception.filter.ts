@@ -2,13 +2,14 @@ import { type ServerResponse } from 'node:http';
 
 import { type ArgumentsHost, Catch, type ExceptionFilter, Logger } from '@nestjs/common';
 
-import { adminErrorResponse } from './admin-errors';
+import { adminErrorHeaders, adminErrorResponse } from './admin-errors';
 
 /**
  * Turns whatever an admin request threw into the JSON error body of admin-errors.ts. Bound as
  * the HTTP application's global filter, so that unknown routes and body-parser failures get
- * the same shape as handler errors. Unexpected errors are logged by name only: a message
- * might quote input, and input can hold a password.
+ * the same shape as handler errors (and every 401 its `WWW-Authenticate` challenge).
+ * Unexpected errors are logged by name only: a message might quote input, and input can hold
+ * a password.
  */
 @Catch()
 export class AdminExceptionFilter implements ExceptionFilter {
@@ -26,6 +27,9 @@ export class AdminExceptionFilter implements ExceptionFilter {
     }
     response.statusCode = status;
     response.setHeader('content-type', 'application/json; charset=utf-8');
+    for (const [name, value] of Object.entries(adminErrorHeaders(status))) {
+      response.setHeader(name, value);
+    }
     response.end(JSON.stringify(body));
   }
 }

@@ -80,7 +80,7 @@ export async function serveAdminHttp(
   express.use(refuseNonJsonBody);
   express.useBodyParser('json', { limit: MAX_BODY });
   app.useGlobalFilters(new AdminExceptionFilter());
-  mountOpenApi(app, AdminModule);
+  mountOpenApi(app, AdminModule, config.admin.docs);
   await app.listen(config.admin.port, config.admin.host);
   return (app.getHttpServer() as { address(): AddressInfo }).address().port;
 }

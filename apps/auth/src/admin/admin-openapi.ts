@@ -1,16 +1,18 @@
 /**
  * The OpenAPI description of the admin API: plain schema objects (the request schemas are
  * converted from the zod schemas that validate them, so the two cannot drift), the document
- * served at `/admin/openapi.json` and Swagger UI at `/admin/docs`.
+ * served at `/admin/openapi.json` (with the token, like every route) and, when
+ * SECURECHAT_ADMIN_DOCS=true, Swagger UI at `/admin/docs`.
  *
- * Swagger UI is served without the token: a browser cannot add an Authorization header to
- * the navigation that loads the page, so a guarded page could never be opened. Its script,
- * `/admin/docs/swagger-ui-init.js`, embeds the whole document, so the description is public
- * to whoever reaches the admin port even though `/admin/openapi.json` itself asks for the
- * token (that guard only keeps the route in line with the others). This is accepted: the
- * document is the API's description (the same as this source) and holds no data; the page's
- * "Authorize" button sends the bearer token with every call made from it, and every call is
- * guarded.
+ * One rule: the description is served only with the token, unless the operator turns Swagger
+ * UI on. The UI cannot be guarded — a browser cannot add an Authorization header to the
+ * navigation that loads the page — and its script, `/admin/docs/swagger-ui-init.js`, embeds
+ * the whole document, so with the UI on the description is public to whoever reaches the
+ * admin port. That is why it is off by default in every process (the distributed auth service
+ * and `npm start` alike: the UI leaks the same way in both), and off means not mounted at all:
+ * `/admin/docs` and everything under it answer 404. Turned on, the page's "Authorize" button
+ * sends the bearer token with every call made from it, and every call is still guarded; the
+ * document itself holds no data (the same as this source).
  */
 import {
   Controller,
@@ -33,6 +35,7 @@ import {
 } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import { z } from 'zod';
 
+import { ADMIN_AUTH_CHALLENGE } from './admin-errors';
 import { AdminTokenGuard } from './admin-token.guard';
 
 /** The OpenAPI form of a request schema: what a client may send, before transforms. */
@@ -101,6 +104,11 @@ export const TRANSCRIPT_LIST_SCHEMA: SchemaObject = {
           status: { type: 'string', enum: ['open', 'agreed', 'disputed', 'incomplete'] },
           started_at: dateTime,
           ended_at: nullable(dateTime),
+          records_purged_at: {
+            ...nullable(dateTime),
+            description:
+              'when retention deleted the records (the receipt is kept; no export); null: kept',
+          },
         },
       },
     },
@@ -108,6 +116,59 @@ export const TRANSCRIPT_LIST_SCHEMA: SchemaObject = {
       type: 'string',
       nullable: true,
       description: 'pass as `cursor` for the next (older) page; null on the last page',
+    },
+  },
+};
+
+const integer = { type: 'integer' } as const;
+
+export const TRANSCRIPT_PURGE_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['before', 'dry_run', 'sessions', 'totals', 'more', 'next_cursor'],
+  properties: {
+    before: dateTime,
+    dry_run: { type: 'boolean' },
+    sessions: {
+      type: 'array',
+      description: 'the sessions this call purged (a dry run: would purge), oldest first',
+      items: {
+        type: 'object',
+        properties: {
+          session_id: string,
+          username: string,
+          mode: { type: 'string', enum: ['full', 'digest'] },
+          status: { type: 'string', enum: ['open', 'agreed', 'disputed', 'incomplete'] },
+          started_at: dateTime,
+          ended_at: nullable(dateTime),
+          receipt: {
+            type: 'boolean',
+            description:
+              'true: the receipt is kept and still verifies against the stored chain heads; ' +
+              'false: the session had none (incomplete or never ended), nothing signed remains',
+          },
+          countersigned: { type: 'boolean' },
+          chunks: integer,
+          bytes: integer,
+        },
+      },
+    },
+    totals: {
+      type: 'object',
+      properties: {
+        sessions: integer,
+        chunks: integer,
+        bytes: integer,
+        with_receipt: integer,
+        without_receipt: integer,
+      },
+    },
+    more: {
+      type: 'boolean',
+      description: 'more sessions are due: call again (a dry run: with next_cursor)',
+    },
+    next_cursor: {
+      ...nullable(string),
+      description: 'dry run: pass as `cursor` for the next page; null otherwise',
     },
   },
 };
@@ -155,10 +216,19 @@ const errorResponse = (status: number, description: string) => ({
 
 export const ERROR_RESPONSES = {
   badRequest: errorResponse(400, 'bad_request: errors lists each invalid field'),
-  unauthorized: errorResponse(401, 'unauthorized: missing or wrong bearer token'),
+  unauthorized: {
+    ...errorResponse(401, 'unauthorized: missing or wrong bearer token'),
+    headers: {
+      'WWW-Authenticate': {
+        description: `always \`${ADMIN_AUTH_CHALLENGE}\``,
+        schema: { type: 'string' },
+      },
+    },
+  },
   notFound: errorResponse(404, 'not found'),
   userNotFound: errorResponse(404, 'user_not_found'),
   conflict: errorResponse(409, 'conflict'),
+  gone: errorResponse(410, 'gone'),
 } as const;
 
 /** Holds the document once built (it needs the whole application, so it is built last). */
@@ -168,8 +238,8 @@ export class OpenApiDocumentHolder {
 }
 
 /**
- * `GET /admin/openapi.json`, behind the token like the other routes; the same document is
- * public in Swagger UI's script (see the file comment).
+ * `GET /admin/openapi.json`, behind the token like the other routes (with Swagger UI turned
+ * on, the same document is public in its script: see the file comment).
  */
 @ApiExcludeController()
 @ApiBearerAuth()
@@ -185,10 +255,11 @@ export class AdminOpenApiController {
 }
 
 /**
- * Builds the document from the application's admin controllers and mounts Swagger UI at
- * `/admin/docs`. Must run before the application is initialised (routes are fixed then).
+ * Builds the document from the application's admin controllers for `/admin/openapi.json` and,
+ * with `docs` (SECURECHAT_ADMIN_DOCS), mounts Swagger UI at `/admin/docs`. Must run before the
+ * application is initialised (routes are fixed then).
  */
-export function mountOpenApi(app: INestApplication, module: Type<unknown>): void {
+export function mountOpenApi(app: INestApplication, module: Type<unknown>, docs: boolean): void {
   const config = new DocumentBuilder()
     .setTitle('SecureChat admin API')
     .setDescription(
@@ -200,6 +271,8 @@ export function mountOpenApi(app: INestApplication, module: Type<unknown>): void
     .build();
   const document = SwaggerModule.createDocument(app, config, { include: [module] });
   app.get(OpenApiDocumentHolder).document = document;
+  // Off: no route, no static files: /admin/docs and everything under it is the API's 404.
+  if (!docs) return;
   SwaggerModule.setup('admin/docs', app, document, {
     raw: false,
     swaggerOptions: { persistAuthorization: false },

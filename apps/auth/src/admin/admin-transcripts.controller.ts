@@ -2,17 +2,21 @@ import { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 
 import {
+  Body,
   Controller,
   Get,
   Header,
+  HttpCode,
   Logger,
   Param,
+  Post,
   Query,
   StreamableFile,
   UseGuards,
 } from '@nestjs/common';
 import {
   ApiBearerAuth,
+  ApiBody,
   ApiOperation,
   ApiParam,
   ApiProduces,
@@ -21,16 +25,43 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 
-import { ERROR_RESPONSES, TRANSCRIPT_LIST_SCHEMA } from './admin-openapi';
+import {
+  bodySchema,
+  ERROR_RESPONSES,
+  TRANSCRIPT_LIST_SCHEMA,
+  TRANSCRIPT_PURGE_SCHEMA,
+} from './admin-openapi';
 import { adminErrorResponse } from './admin-errors';
 import { AdminContext, type AdminRequestContext } from './admin-request-context';
 import { AdminTokenGuard } from './admin-token.guard';
 import { AdminTranscriptsService } from './admin-transcripts.service';
-import { parseAdminInput, sessionIdParams, transcriptListQuery } from './admin.schemas';
+import { type TranscriptPurgeView, transcriptPurgeView } from './admin-views';
+import {
+  parseAdminInput,
+  PURGE_LIMIT_DEFAULT,
+  PURGE_LIMIT_MAX,
+  sessionIdParams,
+  transcriptListQuery,
+  transcriptPurgeBody,
+} from './admin.schemas';
 
 const NDJSON = 'application/x-ndjson; charset=utf-8';
 
-/** Stored transcripts: a user's sessions, and one session's export for offline verification. */
+const PURGE_DOC =
+  'Deletes the stored records of sessions that ended (never ended: started) before `before`, ' +
+  'oldest first, at most `limit` (1-' +
+  `${PURGE_LIMIT_MAX}, default ${PURGE_LIMIT_DEFAULT}) per call: call again while \`more\` is true. ` +
+  'Each session row is kept with its chain heads, receipt and countersignature, so a receipt ' +
+  'still verifies against them; but the session can no longer be exported (410 ' +
+  'transcript_purged), and a session without a receipt (`receipt: false`: incomplete or never ' +
+  'ended) keeps nothing signed. `dry_run: true` lists the sessions instead and deletes nothing ' +
+  '(pages with `cursor`). A purge is audited (transcript.purge); a dry run is not. The relay ' +
+  'also purges on its own, hourly, when SECURECHAT_TRANSCRIPT_RETENTION_DAYS is above 0.';
+
+/**
+ * Stored transcripts: a user's sessions, one session's export for offline verification, and
+ * the retention purge.
+ */
 @ApiTags('transcripts')
 @ApiBearerAuth()
 @ApiResponse(ERROR_RESPONSES.unauthorized)
@@ -68,9 +99,38 @@ export class AdminTranscriptsController {
         status: s.status,
         started_at: new Date(s.startedAt).toISOString(),
         ended_at: s.endedAt === null ? null : new Date(s.endedAt).toISOString(),
+        records_purged_at:
+          s.recordsPurgedAt === null ? null : new Date(s.recordsPurgedAt).toISOString(),
       })),
       next_cursor: page.nextCursor,
     };
+  }
+
+  @Post('transcripts/purge')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Delete old sessions’ records, keeping their receipts',
+    description: PURGE_DOC,
+  })
+  @ApiBody({ schema: bodySchema(transcriptPurgeBody) })
+  @ApiResponse({
+    status: 200,
+    description: 'What this call purged (or, dry run, would purge)',
+    schema: TRANSCRIPT_PURGE_SCHEMA,
+  })
+  @ApiResponse(ERROR_RESPONSES.badRequest)
+  async purge(
+    @AdminContext() context: AdminRequestContext,
+    @Body() body: unknown,
+  ): Promise<TranscriptPurgeView> {
+    const input = parseAdminInput(transcriptPurgeBody, body);
+    const outcome = await this.transcripts.purge(context, {
+      before: input.before,
+      dryRun: input.dry_run,
+      limit: input.limit,
+      ...(input.cursor === undefined ? {} : { cursor: input.cursor }),
+    });
+    return transcriptPurgeView(outcome);
   }
 
   @Get('transcripts/:sessionId')
@@ -86,6 +146,12 @@ export class AdminTranscriptsController {
   @ApiResponse({
     ...ERROR_RESPONSES.conflict,
     description: 'transcript_not_exportable: stored in digest mode, no records',
+  })
+  @ApiResponse({
+    ...ERROR_RESPONSES.gone,
+    description:
+      'transcript_purged: retention deleted the records (the receipt is kept and still ' +
+      'verifies against the stored chain heads; the client’s own transcript is the copy left)',
   })
   /**
    * Streamed line by line (a long session does not fit in memory as one string). Refusals

@@ -1,4 +1,9 @@
-import { type TranscriptExportService, TranscriptNotFoundError } from '@securechat/relay';
+import {
+  type PurgeOutcome,
+  type TranscriptExportService,
+  TranscriptNotFoundError,
+  type TranscriptRetentionService,
+} from '@securechat/relay';
 
 import { type AuthService } from '../auth.service';
 import { UserNotFoundError } from '../errors/user-not-found.error';
@@ -7,6 +12,7 @@ import { type AdminRequestContext } from './admin-request-context';
 import { AdminTranscriptsService } from './admin-transcripts.service';
 
 const CONTEXT: AdminRequestContext = { actor: 'token:abcdef012345', sourceAddress: '::1' };
+const NOW = Date.UTC(2026, 5, 1);
 
 function summary(sessionId: string, startedAt: number) {
   return {
@@ -44,12 +50,27 @@ function harness() {
     ),
   };
   const audit = { record: jest.fn(() => Promise.resolve()) };
+  const retention = {
+    purge: jest.fn((request: { before: number; dryRun?: boolean }): Promise<PurgeOutcome> =>
+      Promise.resolve({
+        before: request.before,
+        dryRun: request.dryRun === true,
+        sessions: [],
+        totals: { sessions: 3, chunks: 7, bytes: 900, withReceipt: 2, withoutReceipt: 1 },
+        more: true,
+        next: undefined,
+      }),
+    ),
+  };
+  const clock = { now: () => NOW };
   const service = new AdminTranscriptsService(
     transcripts as unknown as TranscriptExportService,
     auth as unknown as AuthService,
     audit as unknown as AdminAuditService,
+    retention as unknown as TranscriptRetentionService,
+    clock,
   );
-  return { transcripts, audit, service };
+  return { transcripts, audit, retention, service };
 }
 
 describe('AdminTranscriptsService', () => {
@@ -82,5 +103,43 @@ describe('AdminTranscriptsService', () => {
     const h = harness();
     h.audit.record.mockRejectedValueOnce(new Error('audit store down'));
     await expect(h.service.export(CONTEXT, 's-1')).rejects.toThrow('audit store down');
+  });
+
+  it('audits a purge with its counts, the cutoff as target', async () => {
+    const h = harness();
+    const before = NOW - 86_400_000;
+    const outcome = await h.service.purge(CONTEXT, { before, dryRun: false, limit: 50 });
+    expect(outcome.totals.sessions).toBe(3);
+    expect(h.retention.purge).toHaveBeenCalledWith({ before, dryRun: false, limit: 50 });
+    expect(h.audit.record).toHaveBeenCalledWith(
+      CONTEXT,
+      'transcript.purge',
+      new Date(before).toISOString(),
+      { sessions: 3, chunks: 7, bytes: 900, with_receipt: 2, without_receipt: 1, more: true },
+    );
+  });
+
+  it('does not audit a dry run, and passes its cursor on', async () => {
+    const h = harness();
+    const cursor = { at: NOW - 5000, sessionId: 's-4' };
+    await h.service.purge(CONTEXT, { before: NOW, dryRun: true, limit: 10, cursor });
+    expect(h.retention.purge).toHaveBeenCalledWith({
+      before: NOW,
+      dryRun: true,
+      limit: 10,
+      after: cursor,
+    });
+    expect(h.audit.record).not.toHaveBeenCalled();
+  });
+
+  it('refuses a cutoff in the future: it would take sessions still going on', async () => {
+    const h = harness();
+    await expect(
+      h.service.purge(CONTEXT, { before: NOW + 1, dryRun: true, limit: 10 }),
+    ).rejects.toMatchObject({
+      code: 'bad_request',
+      errors: [{ field: 'before', message: 'must not be in the future' }],
+    });
+    expect(h.retention.purge).not.toHaveBeenCalled();
   });
 });

@@ -3,9 +3,11 @@
  * 8601 strings, nothing secret (no hash, no key bytes: the fingerprint names the key).
  */
 import { type PresenceEntry } from '@securechat/core';
+import { type PurgeOutcome } from '@securechat/relay';
 
 import { type UserSummary } from '../auth.service';
 import { type AuditEntry } from './admin-audit.repository';
+import { purgeCursor } from './admin.schemas';
 
 export interface UserView {
   readonly username: string;
@@ -64,5 +66,63 @@ export function sessionView(entry: PresenceEntry): SessionView {
     gateway: entry.gateway,
     source_address: entry.sourceAddress,
     since: new Date(entry.since).toISOString(),
+  };
+}
+
+export interface PurgedSessionView {
+  readonly session_id: string;
+  readonly username: string;
+  readonly mode: string;
+  readonly status: string;
+  readonly started_at: string;
+  readonly ended_at: string | null;
+  /** The receipt is kept: it verifies against the stored chain heads after the purge. */
+  readonly receipt: boolean;
+  readonly countersigned: boolean;
+  readonly chunks: number;
+  readonly bytes: number;
+}
+
+export interface TranscriptPurgeView {
+  readonly before: string;
+  readonly dry_run: boolean;
+  readonly sessions: PurgedSessionView[];
+  readonly totals: {
+    readonly sessions: number;
+    readonly chunks: number;
+    readonly bytes: number;
+    readonly with_receipt: number;
+    readonly without_receipt: number;
+  };
+  readonly more: boolean;
+  readonly next_cursor: string | null;
+}
+
+export function transcriptPurgeView(outcome: PurgeOutcome): TranscriptPurgeView {
+  const { totals } = outcome;
+  return {
+    before: new Date(outcome.before).toISOString(),
+    dry_run: outcome.dryRun,
+    sessions: outcome.sessions.map((s) => ({
+      session_id: s.sessionId,
+      username: s.username,
+      mode: s.mode,
+      status: s.status,
+      started_at: new Date(s.startedAt).toISOString(),
+      ended_at: s.endedAt === undefined ? null : new Date(s.endedAt).toISOString(),
+      receipt: s.receipt,
+      countersigned: s.countersigned,
+      chunks: s.chunks,
+      bytes: s.bytes,
+    })),
+    totals: {
+      sessions: totals.sessions,
+      chunks: totals.chunks,
+      bytes: totals.bytes,
+      with_receipt: totals.withReceipt,
+      without_receipt: totals.withoutReceipt,
+    },
+    more: outcome.more,
+    next_cursor: outcome.next === undefined ? null : purgeCursor(outcome.next),
   };
 }

@@ -4,8 +4,10 @@ import {
   auditListQuery,
   createUserBody,
   parseAdminInput,
+  purgeCursor,
   transcriptCursor,
   transcriptListQuery,
+  transcriptPurgeBody,
   userListQuery,
 } from './admin.schemas';
 import { AdminBadRequestError } from './errors/admin-bad-request.error';
@@ -152,5 +154,72 @@ describe('transcriptListQuery', () => {
     expect(failure(() => parseAdminInput(transcriptListQuery, { before: '5' })).errors).toEqual([
       { field: 'before', message: 'is replaced by cursor (next_cursor of the previous page)' },
     ]);
+  });
+});
+
+describe('transcriptPurgeBody', () => {
+  it('reads the cutoff as an instant, with the defaults: a real purge of 100 sessions', () => {
+    expect(parseAdminInput(transcriptPurgeBody, { before: '2026-01-01T00:00:00Z' })).toEqual({
+      before: Date.UTC(2026, 0, 1),
+      dry_run: false,
+      limit: 100,
+    });
+    expect(
+      parseAdminInput(transcriptPurgeBody, {
+        before: '2026-01-01T02:00:00.5+02:00',
+        dry_run: true,
+        limit: 1000,
+      }),
+    ).toEqual({ before: Date.UTC(2026, 0, 1, 0, 0, 0, 500), dry_run: true, limit: 1000 });
+  });
+
+  it('reads back the cursor a dry run hands out', () => {
+    const position = { at: 1_764_000_000_123, sessionId: 's-Ab_1-x' };
+    expect(
+      parseAdminInput(transcriptPurgeBody, {
+        before: '2026-01-01T00:00:00Z',
+        dry_run: true,
+        cursor: purgeCursor(position),
+      }),
+    ).toMatchObject({ cursor: position });
+  });
+
+  it.each([
+    ['no cutoff', {}, [{ field: 'before', message: 'is required' }]],
+    [
+      'a cutoff without a time zone',
+      { before: '2026-01-01T00:00:00' },
+      [
+        {
+          field: 'before',
+          message: 'must be an ISO 8601 date-time with a time zone, e.g. 2026-01-01T00:00:00Z',
+        },
+      ],
+    ],
+    [
+      'an age instead of a cutoff',
+      { olderThanDays: 30 },
+      [
+        { field: 'before', message: 'is required' },
+        { field: 'olderThanDays', message: 'is not a known field' },
+      ],
+    ],
+    [
+      'a limit out of range',
+      { before: '2026-01-01T00:00:00Z', limit: 1001 },
+      [{ field: 'limit', message: 'must be at most 1000' }],
+    ],
+    [
+      'dry_run as a string',
+      { before: '2026-01-01T00:00:00Z', dry_run: 'yes' },
+      [{ field: 'dry_run', message: 'must be boolean' }],
+    ],
+    [
+      'a cursor with a real purge (a purge always takes the oldest left)',
+      { before: '2026-01-01T00:00:00Z', cursor: '1764000000000.s-1' },
+      [{ field: 'cursor', message: 'only with dry_run: true' }],
+    ],
+  ])('refuses %s with a 400 naming the field', (_case, body, errors) => {
+    expect(failure(() => parseAdminInput(transcriptPurgeBody, body)).errors).toEqual(errors);
   });
 });

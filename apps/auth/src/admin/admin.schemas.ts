@@ -142,6 +142,68 @@ export const transcriptListQuery = z.object({
     .optional(),
 });
 
+/** Sessions one purge call takes (TranscriptRetentionService: one transaction each). */
+export const PURGE_LIMIT_MAX = 1000;
+export const PURGE_LIMIT_DEFAULT = 100;
+
+/** `<ms>.<sessionId>` of the last session of a dry-run page: where the next one starts. */
+export function purgeCursor(position: { at: number; sessionId: string }): string {
+  return `${position.at}.${position.sessionId}`;
+}
+
+/**
+ * `POST /admin/transcripts/purge`. The cutoff is an instant, not an age: a dry run and the
+ * purge that follows it name the same sessions, a retried call purges no more than the first,
+ * and the audit log records exactly what was asked (an age would move with the clock between
+ * the calls). `securechat admin transcript purge --older-than DAYS` computes it for the user.
+ */
+export const transcriptPurgeBody = z
+  .strictObject({
+    /** Sessions that ended (never ended: started) before this instant. */
+    before: z.iso
+      .datetime({
+        offset: true,
+        error: 'must be an ISO 8601 date-time with a time zone, e.g. 2026-01-01T00:00:00Z',
+      })
+      .transform((text) => Date.parse(text))
+      .describe(
+        'sessions that ended (never ended: started) before this instant; not in the future',
+      ),
+    /** List what would be purged; delete nothing. */
+    dry_run: z
+      .boolean({ error: 'must be true or false' })
+      .default(false)
+      .describe('list the sessions that would be purged, delete nothing'),
+    /** Sessions this call purges (or lists), oldest first. */
+    limit: z
+      .number({ error: 'must be a number' })
+      .int({ error: 'must be a whole number' })
+      .min(1, { error: 'must be at least 1' })
+      .max(PURGE_LIMIT_MAX, { error: `must be at most ${PURGE_LIMIT_MAX}` })
+      .default(PURGE_LIMIT_DEFAULT)
+      .describe('sessions this call purges (or lists), oldest first'),
+    /** Dry run: the `next_cursor` of the previous page. */
+    cursor: z
+      .string()
+      .transform((text, context) => {
+        const match = TRANSCRIPT_CURSOR.exec(text);
+        const at = Number(match?.[1]);
+        if (match?.[2] === undefined || !(at <= MAX_DATE_MS)) {
+          context.addIssue({ code: 'custom', message: 'must be a next_cursor of a dry run' });
+          return z.NEVER;
+        }
+        return { at, sessionId: match[2] };
+      })
+      .optional()
+      .describe('dry run only: next_cursor of the previous page'),
+  })
+  .superRefine((body, context) => {
+    // A purge always takes the oldest sessions left: only a listing has pages.
+    if (body.cursor !== undefined && !body.dry_run) {
+      context.addIssue({ code: 'custom', path: ['cursor'], message: 'only with dry_run: true' });
+    }
+  });
+
 /** A session id as the gateway makes them; anything else cannot name a session. */
 export const sessionIdParams = z.object({
   sessionId: z.string().regex(SESSION_ID, { error: 'is not a session id' }),

@@ -13,6 +13,7 @@ import {
 
 import { type ChatModel, STATUS_KEY } from './chat-model';
 import { CHAT_HELP, type ChatInput, parseChatInput } from './chat-input';
+import { sanitizeName } from './sanitize';
 
 export interface ChatControllerOptions {
   readonly client: SecureChatClient;
@@ -102,7 +103,9 @@ export class ChatController {
         try {
           const joined = await this.#client.join(input.room);
           model.select(joined.room);
-          model.info(`joined ${joined.room}; members: ${joined.members.join(', ')}`, joined.room);
+          // Names from the server: shown as names (notes sanitize the rest of the text).
+          const members = joined.members.map(sanitizeName).join(', ');
+          model.info(`joined ${sanitizeName(joined.room)}; members: ${members}`, joined.room);
         } catch (error) {
           model.error(`join ${input.room}: ${describe(error)}`, model.current);
         }
@@ -116,9 +119,9 @@ export class ChatController {
         try {
           await this.#client.leave(room);
           model.close(room);
-          model.info(`left ${room}`);
+          model.info(`left ${sanitizeName(room)}`);
         } catch (error) {
-          model.error(`leave ${room}: ${describe(error)}`, model.current);
+          model.error(`leave ${sanitizeName(room)}: ${describe(error)}`, model.current);
         }
         return;
       }
@@ -167,7 +170,10 @@ export class ChatController {
         this.#client.getKey(user),
         this.#peerKeys.get(user),
       ]);
-      model.info(`${user}: the server gives key ${answer.fingerprint}`, model.current);
+      model.info(
+        `${user}: the server gives key ${sanitizeName(answer.fingerprint)}`,
+        model.current,
+      );
       model.info(
         pinned === undefined
           ? `${user}: no key pinned yet (pinned at their first message)`

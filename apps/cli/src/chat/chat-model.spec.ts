@@ -78,8 +78,25 @@ describe('ChatModel', () => {
     const model = new ChatModel('alice');
     model.addIncoming(incoming({ from: 'bob', to: 'alice', body: 'a\u001b[2Jb\nc' }));
     model.info('x\u0007y');
-    expect(model.conversation('bob')?.lines[0]?.text).toBe('a\uFFFD[2Jb c');
-    expect(model.conversation(STATUS_KEY)?.lines[0]?.text).toBe('x\uFFFDy');
+    expect(model.conversation('bob')?.lines[0]?.text).toBe('a<U+001B>[2Jb c');
+    expect(model.conversation(STATUS_KEY)?.lines[0]?.text).toBe('x<U+0007>y');
+  });
+
+  it('shows senders as names and bodies, notes and send failures with hidden characters visible', () => {
+    const model = new ChatModel('alice');
+    model.addIncoming(
+      incoming({ from: 'b\u200Dob', to: 'alice', body: 'pay \u202E0001\u202C now \u{E0041}' }),
+    );
+    const [line] = model.conversation('b\u200Dob')?.lines ?? [];
+    expect(line?.from).toBe('b<U+200D>ob');
+    expect(line?.text).toBe('pay <U+202E>0001<U+202C> now <U+E0041>');
+    const own = model.addOwn('bob', 'hi', 1);
+    model.settleOwn('bob', own, { error: 'not_found: no user \u2067eve\u2069\nforged' });
+    expect(own.state).toEqual({
+      kind: 'own',
+      sent: 'failed',
+      detail: 'not_found: no user <U+2067>eve<U+2069> forged',
+    });
   });
 
   it('moves an own message from sending to stored or failed', () => {

@@ -5,7 +5,7 @@
  */
 import { type IncomingMessage, type MessageVerification } from '@securechat/client';
 
-import { sanitizeForTerminal } from './sanitize';
+import { sanitizeForTerminal, sanitizeName } from './sanitize';
 
 /** Lines kept per conversation, and conversations kept: the bound on memory. */
 export const MAX_LINES = 1000;
@@ -26,6 +26,7 @@ export type LineState =
 export interface ChatLine {
   /** ms since the epoch: server time for messages, local time otherwise. */
   readonly ts: number;
+  /** Already sanitized for the terminal, as a name (sanitizeName). */
   readonly from?: string;
   /** Already sanitized for the terminal. */
   readonly text: string;
@@ -167,8 +168,9 @@ export class ChatModel {
     const own = deliver.from === this.me;
     const line: ChatLine = {
       ts: deliver.server_ts,
-      // The server chooses `from` as freely as the body: it reaches the terminal sanitized too.
-      from: sanitizeForTerminal(deliver.from),
+      // The server chooses `from` as freely as the body: it reaches the terminal sanitized too,
+      // as a name, so that no look-alike or invisible character can pass for someone else.
+      from: sanitizeName(deliver.from),
       text: sanitizeForTerminal(deliver.body),
       state: own
         ? { kind: 'own', sent: 'stored' }
@@ -184,7 +186,7 @@ export class ChatModel {
   addOwn(to: string, body: string, now: number): ChatLine {
     const line: ChatLine = {
       ts: now,
-      from: this.me,
+      from: sanitizeName(this.me),
       text: sanitizeForTerminal(body),
       state: { kind: 'own', sent: 'sending' },
     };
@@ -194,10 +196,11 @@ export class ChatModel {
   }
 
   settleOwn(to: string, line: ChatLine, outcome: { msgId: string } | { error: string }): void {
+    // A failure's reason may quote the server's message: sanitized like a body.
     line.state =
       'msgId' in outcome
         ? { kind: 'own', sent: 'stored' }
-        : { kind: 'own', sent: 'failed', detail: outcome.error };
+        : { kind: 'own', sent: 'failed', detail: sanitizeForTerminal(outcome.error) };
     if ('msgId' in outcome) line.msgId = outcome.msgId;
     this.#emit({ type: 'updated', conversation: to, line });
   }

@@ -129,7 +129,33 @@ describe('renderChat', () => {
       }
     }
     model.select('bob');
-    expect(renderChat(model, 80, 24).rows.join('\n')).toContain('hi\uFFFD[2J forged line');
+    expect(renderChat(model, 80, 24).rows.join('\n')).toContain('hi<U+001B>[2J forged line');
+  });
+
+  it('shows a disguised sender, room or own name with its hidden characters visible', () => {
+    // A server may send any `from`/`to`: bidi overrides, zero-width characters, tags and
+    // look-alike letters would otherwise make one name pass for another.
+    const model = new ChatModel('alice');
+    model.addIncoming(incoming({ from: 'bob\u200B', to: 'alice', body: 'x' }, 'verified'));
+    model.addIncoming(incoming({ from: 'carol', to: '#ops\u202Esnimda', body: 'y' }));
+    model.addIncoming(incoming({ from: '\u0430lice\u{E0041}', to: 'alice', body: 'z' }));
+    model.select('bob\u200B');
+    const rows = renderChat(model, 80, 24).rows.join('\n');
+    expect(rows).toContain('bob<U+200B> ✓: x');
+    expect(rows).toContain('── bob<U+200B>');
+    expect(rows).toContain('  #ops<U+202E>sn (1)'); // the list cuts names to its width
+    expect(rows).not.toMatch(/[\u200B\u202E\u0430]|\u{E0041}/u);
+    model.select('#ops\u202Esnimda');
+    expect(renderChat(model, 80, 24).rows.join('\n')).toContain('── #ops<U+202E>snimda');
+    model.select('\u0430lice\u{E0041}');
+    expect(renderChat(model, 80, 24).rows.join('\n')).toContain('<U+0430>lice<U+E0041> ✓: z');
+  });
+
+  it('never lets the header disguise who is signed in, or a status hide anything', () => {
+    const model = new ChatModel('al\u202Eice');
+    model.status = 'reconnecting\u2066 (attempt 2)';
+    const [header] = renderChat(model, 80, 24).rows;
+    expect(header).toContain(' SecureChat · al<U+202E>ice · reconnecting<U+2066> (attempt 2)');
   });
 
   it.each([
@@ -172,12 +198,12 @@ describe('renderChat', () => {
     expect(screen.cursorColumn).toBe(39);
   });
 
-  it('draws a pasted C1 control in the input line as U+FFFD', () => {
+  it('draws a pasted C1 control or bidi control in the input line as a visible escape', () => {
     const model = new ChatModel('alice');
-    model.input = 'a\u009b2Jb';
+    model.input = 'a\u009b2Jb\u202E';
     const screen = renderChat(model, 40, 10);
-    expect(screen.rows[9]).toBe('> a\uFFFD2Jb'.padEnd(40));
-    expect(screen.cursorColumn).toBe(2 + 5);
+    expect(screen.rows[9]).toBe('> a<U+009B>2Jb<U+202E>'.padEnd(40));
+    expect(screen.cursorColumn).toBe(2 + 20);
   });
 });
 

@@ -5,7 +5,7 @@
  * Usable from 80×24 down; below 60 columns the list is dropped.
  */
 import { type ChatLine, type ChatModel, STATUS_KEY, verificationMark } from './chat-model';
-import { codePoints, fit, hangingWrap, sanitizeForTerminal } from './sanitize';
+import { codePoints, fit, hangingWrap, sanitizeForTerminal, sanitizeName } from './sanitize';
 
 export const LIST_WIDTH = 20;
 const MIN_WIDTH_FOR_LIST = 60;
@@ -34,9 +34,9 @@ export function formatLine(line: ChatLine): string {
     : `${stamp} ${who}${mark === '' ? '' : ` ${mark}`}: ${line.text}`;
 }
 
-/** Keys come from the server's `from`/`to`, which nothing validates: sanitized like bodies. */
+/** Keys come from the server's `from`/`to`, which nothing validates: shown as names. */
 function title(key: string): string {
-  return key === STATUS_KEY ? 'status' : sanitizeForTerminal(key);
+  return key === STATUS_KEY ? 'status' : sanitizeName(key);
 }
 
 export function renderChat(model: ChatModel, width: number, height: number): Screen {
@@ -46,7 +46,8 @@ export function renderChat(model: ChatModel, width: number, height: number): Scr
   const showList = w >= MIN_WIDTH_FOR_LIST;
   const paneWidth = showList ? w - LIST_WIDTH - 1 : w;
 
-  const status = ` SecureChat · ${model.me} · ${model.status}`;
+  // The header names who is signed in: no character of it may disguise that name.
+  const status = ` SecureChat · ${sanitizeName(model.me)} · ${sanitizeForTerminal(model.status)}`;
   const rows: string[] = [fit(status, w)];
 
   const list = showList ? renderList(model, bodyRows) : [];

@@ -38,7 +38,7 @@ describe('LineUi', () => {
 
     const lines = chunks.join('').split('\n').filter(Boolean);
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(/^\[#r\uFFFD\]0;x\uFFFD\] \d\d:\d\d eve\uFFFD\[2J ✓: a b$/);
+    expect(lines[0]).toMatch(/^\[#r<U\+001B>\]0;x<U\+0007>\] \d\d:\d\d eve<U\+001B>\[2J ✓: a b$/);
     expect(lines[1]).toMatch(/^\[bob\] \d\d:\d\d alice ✓: hi$/);
     expect(client.send).toHaveBeenCalledWith('bob', 'hi');
   });

@@ -9,7 +9,7 @@ import { type CliInput, type CliOutput, writeLine } from '../cli-io';
 import { type ChatController } from './chat-controller';
 import { type ChatEvent, type ChatModel, STATUS_KEY } from './chat-model';
 import { formatLine } from './chat-screen';
-import { sanitizeForTerminal } from './sanitize';
+import { sanitizeForTerminal, sanitizeName } from './sanitize';
 
 export class LineUi {
   #readline: Interface | undefined;
@@ -49,12 +49,12 @@ export class LineUi {
         // An own message is printed once, when the server has stored it (or refused it).
         if (event.line.state.kind === 'own' && event.line.state.sent === 'sending') return;
         const where =
-          event.conversation === STATUS_KEY ? '' : `[${sanitizeForTerminal(event.conversation)}] `;
+          event.conversation === STATUS_KEY ? '' : `[${sanitizeName(event.conversation)}] `;
         writeLine(this.output, `${where}${formatLine(event.line)}`);
         return;
       }
       case 'status':
-        writeLine(this.output, `* status: ${event.status}`);
+        writeLine(this.output, `* status: ${sanitizeForTerminal(event.status)}`);
         return;
       case 'view':
         return;

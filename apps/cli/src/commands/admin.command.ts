@@ -10,6 +10,9 @@ import {
   AdminApiClient,
   AdminApiError,
   type AdminAuditEntry,
+  type AdminPurgedSession,
+  type AdminPurgeResult,
+  type AdminPurgeTotals,
   type AdminSession,
   type AdminSessionsClosed,
   type AdminTranscriptSession,
@@ -17,6 +20,12 @@ import {
 } from '@securechat/client';
 import { USERNAME_PATTERN } from '@securechat/protocol';
 
+import {
+  sanitizeForTerminal,
+  sanitizeLines,
+  sanitizeName,
+  terminalSafeJson,
+} from '../chat/sanitize';
 import { CliError } from '../cli.error';
 import { type CliIo, writeLine } from '../cli-io';
 import { EXIT, type ExitCode } from '../exit-codes';
@@ -46,6 +55,8 @@ Sessions:
 Transcripts:
   transcript list NAME [--limit N] [--all]             the user's sessions, newest first, and their status (agreed, disputed, …)
   transcript export SESSION_ID [--out FILE]            the file "securechat verify-transcript" checks
+  transcript purge (--before WHEN | --older-than DAYS) [--dry-run [--all]] [--limit N]
+                                                       delete the stored records of sessions that ended before WHEN
 Audit:
   audit [--limit N]                                    every admin action, newest first
 
@@ -58,11 +69,24 @@ Options:
 New passwords are read from standard input with --password-stdin (first line), else asked twice
 without echo.
 
+Purging transcripts deletes, for good, the server's copy of the records of every session that
+ended (a session that never ended: started) before WHEN, an ISO 8601 date or date-time
+(2026-01-01 is midnight UTC; 2026-01-01T12:00:00+02:00), or DAYS days ago with --older-than.
+Each session's row stays, with its chain heads, receipt and countersignature, so its receipt
+still verifies against them; but the server can no longer rebuild or export the session
+("transcript export" then fails with transcript_purged), and a session that ended without a
+receipt (incomplete, or never ended) keeps nothing signed at all: it is listed as "no receipt".
+Users' own transcripts are not touched. Transcripts are audit evidence: the server keeps them
+forever unless SECURECHAT_TRANSCRIPT_RETENTION_DAYS says otherwise. --dry-run lists what would
+be purged and deletes nothing (one page of --limit sessions; --all for every page); without
+it, the purge runs to the end, --limit sessions (default 1000) per request, and is audited.
+
 Examples:
   echo 'a long password' | securechat admin user add alice --password-stdin --public-key alice.pub
   securechat admin user list --query ali
   securechat admin user disable mallory
-  securechat admin transcript export s-AbC123 --out session.jsonl && securechat verify-transcript session.jsonl`;
+  securechat admin transcript export s-AbC123 --out session.jsonl && securechat verify-transcript session.jsonl
+  securechat admin transcript purge --older-than 365 --dry-run --all`;
 
 const OPTIONS = {
   url: { type: 'string' },
@@ -76,7 +100,14 @@ const OPTIONS = {
   all: { type: 'boolean' },
   user: { type: 'string' },
   out: { type: 'string', short: 'o' },
+  before: { type: 'string' },
+  'older-than': { type: 'string' },
+  'dry-run': { type: 'boolean' },
 } as const;
+
+/** Sessions per purge request unless --limit says otherwise: the API's largest step. */
+const PURGE_STEP = 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 type Values = ReturnType<typeof parse>['values'];
 
@@ -131,16 +162,21 @@ async function readToken(path: string, explicit: boolean): Promise<string> {
   }
 }
 
-/** The API's answer → exit code: a refused token is an auth failure, bad input a usage error. */
+/**
+ * The API's answer → exit code: a refused token is an auth failure, bad input a usage error.
+ * The message and field errors are the server's text: one sanitized line each.
+ */
 function adminFailure(error: AdminApiError): CliError {
-  const fields = error.errors.map((e) => `\n  - ${e.field}: ${e.message}`).join('');
-  const message = `${error.message}${fields}`;
+  const fields = error.errors
+    .map((e) => `\n  - ${sanitizeForTerminal(e.field)}: ${sanitizeForTerminal(e.message)}`)
+    .join('');
+  const message = `${sanitizeForTerminal(error.message)}${fields}`;
   if (error.status === 0) return new CliError(message, EXIT.unreachable, { cause: error });
   if (error.status === 401 || error.status === 403) {
     return new CliError(`${message} (check the admin token)`, EXIT.authFailed, { cause: error });
   }
   if (error.status === 400) return new CliError(message, EXIT.usage, { cause: error });
-  if (error.status === 404 || error.status === 409) {
+  if (error.status === 404 || error.status === 409 || error.status === 410) {
     return new CliError(message, EXIT.requestRefused, { cause: error });
   }
   return new CliError(message, EXIT.failure, { cause: error });
@@ -191,34 +227,149 @@ function limit(values: Values): number | undefined {
   return Number(values.limit);
 }
 
+/**
+ * Everything the API answers is the server's text. Names, ids and times go through
+ * sanitizeName where the lines are built; each line is sanitized once more here, and JSON has
+ * its invisible characters escaped (the same values for a parser).
+ */
 function print(io: CliIo, values: Values, json: unknown, text: () => string[]): ExitCode {
-  if (values.json === true) writeLine(io.stdout, JSON.stringify(json));
-  else for (const line of text()) writeLine(io.stdout, line);
+  if (values.json === true) writeLine(io.stdout, terminalSafeJson(json));
+  else for (const line of text()) writeLine(io.stdout, sanitizeForTerminal(line));
   return EXIT.ok;
+}
+
+/** A name, id or time from the API as it may be printed (sanitizeName), padded to `width`. */
+function col(text: string, width = 0): string {
+  return sanitizeName(text).padEnd(width);
 }
 
 function userLine(u: AdminUser): string {
   const state = u.deleted ? 'deleted' : u.disabled ? 'disabled' : 'active';
-  return `${u.username.padEnd(32)} ${state.padEnd(8)} ${u.fingerprint}`;
+  return `${col(u.username, 32)} ${state.padEnd(8)} ${col(u.fingerprint)}`;
 }
 
 function sessionLine(s: AdminSession): string {
-  return `${s.session_id}  ${s.username.padEnd(20)} ${s.gateway.padEnd(24)} ${s.source_address.padEnd(22)} since ${s.since}`;
+  return `${col(s.session_id)}  ${col(s.username, 20)} ${col(s.gateway, 24)} ${col(s.source_address, 22)} since ${col(s.since)}`;
 }
 
 function transcriptLine(t: AdminTranscriptSession): string {
-  return `${t.session_id}  ${t.status.padEnd(10)} ${t.mode.padEnd(6)} ${t.started_at} → ${t.ended_at ?? '(open)'}`;
+  const purged =
+    t.records_purged_at === undefined || t.records_purged_at === null
+      ? ''
+      : `  records purged ${col(t.records_purged_at)}`;
+  return `${col(t.session_id)}  ${col(t.status, 10)} ${col(t.mode, 6)} ${col(t.started_at)} → ${t.ended_at === null ? '(open)' : col(t.ended_at)}${purged}`;
+}
+
+/** The purge cutoff from --before (a date is midnight UTC) or --older-than DAYS. */
+function purgeCutoff(values: Values): string {
+  const before = values.before;
+  const olderThan = values['older-than'];
+  if ((before === undefined) === (olderThan === undefined)) {
+    throw new UsageError('give either --before WHEN or --older-than DAYS', 'admin');
+  }
+  if (olderThan !== undefined) {
+    if (!/^\d{1,6}$/.test(olderThan) || Number(olderThan) < 1) {
+      throw new UsageError('--older-than must be a whole number of days, at least 1', 'admin');
+    }
+    return new Date(Date.now() - Number(olderThan) * DAY_MS).toISOString();
+  }
+  // A date alone is the start of that day in UTC; anything else the server checks.
+  return /^\d{4}-\d{2}-\d{2}$/.test(before!) ? `${before}T00:00:00Z` : before!;
+}
+
+function purgedLine(s: AdminPurgedSession): string {
+  const end = s.ended_at === null ? `never ended, started ${col(s.started_at)}` : col(s.ended_at);
+  const signed = s.receipt
+    ? s.countersigned
+      ? 'receipt and countersignature kept'
+      : 'receipt kept'
+    : 'no receipt: nothing signed remains';
+  return `${col(s.session_id)}  ${col(s.username, 20)} ${col(s.status, 10)} ${end}  ${s.chunks} chunks, ${s.bytes} bytes; ${signed}`;
+}
+
+function addTotals(a: AdminPurgeTotals, b: AdminPurgeTotals): AdminPurgeTotals {
+  return {
+    sessions: a.sessions + b.sessions,
+    chunks: a.chunks + b.chunks,
+    bytes: a.bytes + b.bytes,
+    with_receipt: a.with_receipt + b.with_receipt,
+    without_receipt: a.without_receipt + b.without_receipt,
+  };
+}
+
+function purgeSummary(before: string, dryRun: boolean, t: AdminPurgeTotals): string[] {
+  const verb = dryRun ? 'would delete' : 'deleted';
+  return [
+    `${dryRun ? 'dry run: ' : ''}${verb} the records of ${t.sessions} session(s) that ended before ${col(before)}: ${t.chunks} chunks, ${t.bytes} bytes`,
+    `  ${t.with_receipt} keep their receipt, which still verifies against the stored chain heads`,
+    `  ${t.without_receipt} had no receipt: nothing signed remains of them`,
+    ...(dryRun
+      ? ['nothing was deleted']
+      : ['purged sessions can no longer be exported (transcript_purged)']),
+  ];
+}
+
+/**
+ * `transcript purge`: a dry run lists one page (every page with --all); a purge calls the API
+ * until nothing is due, printing each step's sessions as it completes.
+ */
+async function purgeTranscripts(api: AdminApiClient, values: Values, io: CliIo): Promise<ExitCode> {
+  const before = purgeCutoff(values);
+  const dryRun = values['dry-run'] === true;
+  const step = limit(values) ?? (dryRun ? undefined : PURGE_STEP);
+  const json = values.json === true;
+  const sessions: AdminPurgedSession[] = [];
+  let totals: AdminPurgeTotals = {
+    sessions: 0,
+    chunks: 0,
+    bytes: 0,
+    with_receipt: 0,
+    without_receipt: 0,
+  };
+  let cutoff = before;
+  let cursor: string | undefined;
+  for (;;) {
+    const r: AdminPurgeResult = await api.purgeTranscripts({
+      before,
+      dryRun,
+      ...(step === undefined ? {} : { limit: Math.min(step, PURGE_STEP) }),
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    cutoff = r.before;
+    totals = addTotals(totals, r.totals);
+    if (json) sessions.push(...r.sessions);
+    else for (const s of r.sessions) writeLine(io.stdout, sanitizeForTerminal(purgedLine(s)));
+    if (dryRun) {
+      cursor = r.next_cursor ?? undefined;
+      if (cursor === undefined) break;
+      if (values.all !== true) {
+        if (!json) writeLine(io.stderr, '(more: --all for every page)');
+        break;
+      }
+    } else if (!r.more || r.sessions.length === 0) {
+      // Nothing taken although more is due: another purge holds those sessions right now.
+      break;
+    }
+  }
+  if (json) {
+    writeLine(io.stdout, terminalSafeJson({ before: cutoff, dry_run: dryRun, sessions, totals }));
+  } else {
+    for (const line of purgeSummary(cutoff, dryRun, totals)) {
+      writeLine(io.stdout, sanitizeForTerminal(line));
+    }
+  }
+  return EXIT.ok;
 }
 
 function sessionsClosedText(r: AdminSessionsClosed): string {
   return r.sessions_closed === null
-    ? `live sessions could not be closed: ${r.sessions_close_error ?? 'session control unavailable'}`
+    ? `live sessions could not be closed: ${sanitizeForTerminal(r.sessions_close_error ?? 'session control unavailable')}`
     : `${r.sessions_closed} live session(s) closed`;
 }
 
 function auditLine(e: AdminAuditEntry): string {
-  const details = Object.keys(e.details).length > 0 ? ` ${JSON.stringify(e.details)}` : '';
-  return `${e.at}  ${e.action.padEnd(22)} ${e.target.padEnd(24)} ${e.actor}${details}`;
+  const details = Object.keys(e.details).length > 0 ? ` ${terminalSafeJson(e.details)}` : '';
+  return `${col(e.at)}  ${col(e.action, 22)} ${col(e.target, 24)} ${col(e.actor)}${details}`;
 }
 
 async function dispatch(
@@ -227,7 +378,8 @@ async function dispatch(
   values: Values,
   io: CliIo,
 ): Promise<ExitCode> {
-  const area = positionals[0];
+  // `transcripts purge` reads as well as `transcript purge`: either number names the area.
+  const area = positionals[0]?.replace(/^(user|session|transcript)s$/, '$1');
   const action = area === 'audit' ? 'list' : need(positionals, 1, `an action for "${area}"`);
   switch (`${area} ${action}`) {
     case 'user add': {
@@ -239,7 +391,7 @@ async function dispatch(
         publicKey: key,
       });
       return print(io, values, created, () => [
-        `created ${created.username}, key fingerprint ${created.fingerprint}`,
+        `created ${col(created.username)}, key fingerprint ${col(created.fingerprint)}`,
       ]);
     }
     case 'user list': {
@@ -264,15 +416,15 @@ async function dispatch(
     }
     case 'user show': {
       const u = await api.getUser(username(positionals));
-      return print(io, values, u, () => [userLine(u), `created ${u.created_at}`]);
+      return print(io, values, u, () => [userLine(u), `created ${col(u.created_at)}`]);
     }
     case 'user disable': {
       const r = await api.disableUser(username(positionals));
-      return print(io, values, r, () => [`disabled ${r.username}; ${sessionsClosedText(r)}`]);
+      return print(io, values, r, () => [`disabled ${col(r.username)}; ${sessionsClosedText(r)}`]);
     }
     case 'user enable': {
       const r = await api.enableUser(username(positionals));
-      return print(io, values, r, () => [`enabled ${r.username}`]);
+      return print(io, values, r, () => [`enabled ${col(r.username)}`]);
     }
     case 'user password': {
       const name = username(positionals);
@@ -282,13 +434,13 @@ async function dispatch(
     case 'user set-key': {
       const u = await api.setPublicKey(username(positionals), await publicKey(values));
       return print(io, values, u, () => [
-        `key of ${u.username} replaced: ${u.fingerprint} (from the next login on)`,
+        `key of ${col(u.username)} replaced: ${col(u.fingerprint)} (from the next login on)`,
       ]);
     }
     case 'user delete': {
       const r = await api.deleteUser(username(positionals));
       return print(io, values, r, () => [
-        `deactivated ${r.username}; messages kept; ${sessionsClosedText(r)}`,
+        `deactivated ${col(r.username)}; messages kept; ${sessionsClosedText(r)}`,
       ]);
     }
     case 'user unthrottle': {
@@ -340,7 +492,9 @@ async function dispatch(
     case 'transcript export': {
       const text = await api.exportTranscript(need(positionals, 2, 'SESSION_ID'));
       if (values.out === undefined) {
-        io.stdout.write(text);
+        // Exact bytes for a pipe or a file (the records are verified byte for byte); a
+        // terminal only reads them, so it gets them sanitized line by line.
+        io.stdout.write(io.stdout.isTTY === true ? sanitizeLines(text) : text);
       } else {
         await writeFile(values.out, text, { mode: 0o600 });
         writeLine(
@@ -350,6 +504,8 @@ async function dispatch(
       }
       return EXIT.ok;
     }
+    case 'transcript purge':
+      return purgeTranscripts(api, values, io);
     case 'audit list': {
       const r = await api.listAudit({
         ...(limit(values) !== undefined ? { limit: limit(values) } : {}),

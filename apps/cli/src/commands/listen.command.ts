@@ -1,6 +1,7 @@
 import { type IncomingMessage } from '@securechat/client';
 
 import { COMMON_HELP, COMMON_OPTIONS, resolveConnection } from '../cli-config';
+import { sanitizeForTerminal } from '../chat/sanitize';
 import { writeLine } from '../cli-io';
 import { toCliError } from '../cli-errors';
 import { createClient } from '../client-factory';
@@ -69,7 +70,9 @@ export const listenCommand: Command = {
       }
     });
     client.on('error', (error) => {
-      if (!(error instanceof NotTaken)) writeLine(io.stderr, `warning: ${error.message}`);
+      if (!(error instanceof NotTaken)) {
+        writeLine(io.stderr, `warning: ${sanitizeForTerminal(error.message)}`);
+      }
     });
     try {
       await client.connect();

@@ -1,4 +1,5 @@
 import { COMMON_HELP, COMMON_OPTIONS, resolveConnection } from '../cli-config';
+import { sanitizeForTerminal } from '../chat/sanitize';
 import { writeLine } from '../cli-io';
 import { toCliError } from '../cli-errors';
 import { createClient } from '../client-factory';
@@ -28,7 +29,9 @@ export const registerCommand: Command = {
       action: 'register',
       reconnect: false,
     });
-    client.on('error', (error) => writeLine(io.stderr, `warning: ${error.message}`));
+    client.on('error', (error) =>
+      writeLine(io.stderr, `warning: ${sanitizeForTerminal(error.message)}`),
+    );
     try {
       await client.connect();
     } catch (error) {

@@ -1,6 +1,7 @@
 import { ROOM_PATTERN, USERNAME_PATTERN } from '@securechat/protocol';
 
 import { COMMON_HELP, COMMON_OPTIONS, resolveConnection } from '../cli-config';
+import { sanitizeForTerminal, sanitizeName, terminalSafeJson } from '../chat/sanitize';
 import { writeLine } from '../cli-io';
 import { toCliError } from '../cli-errors';
 import { createClient } from '../client-factory';
@@ -57,16 +58,19 @@ export const sendCommand: Command = {
     if (body === '') throw new UsageError('the message is empty', 'send');
     const settings = await resolveConnection(values, io.env, paths);
     const { client } = await createClient(settings, paths, io, { reconnect: false });
-    client.on('error', (error) => writeLine(io.stderr, `warning: ${error.message}`));
+    client.on('error', (error) =>
+      writeLine(io.stderr, `warning: ${sanitizeForTerminal(error.message)}`),
+    );
     const address = addressOf(settings);
     try {
       await client.connect();
       const ack = await client.send(to, body);
+      // The id is the server's choice: printed as a name, never raw.
       writeLine(
         io.stdout,
         values.json === true
-          ? JSON.stringify({ msg_id: ack.msgId, server_ts: ack.serverTs, id: ack.id })
-          : ack.msgId,
+          ? terminalSafeJson({ msg_id: ack.msgId, server_ts: ack.serverTs, id: ack.id })
+          : sanitizeName(ack.msgId),
       );
     } catch (error) {
       await client.close().catch(() => undefined);

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 
 import { type TranscriptFile, parseTranscript, verifyTranscriptLog } from '@securechat/client';
 
+import { sanitizeForTerminal, sanitizeName, terminalSafeJson } from '../chat/sanitize';
 import { writeLine } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { UsageError } from '../usage.error';
@@ -65,21 +66,24 @@ export const verifyTranscriptCommand: Command = {
           }
         : verifyTranscriptLog(transcript, userKey);
 
+    // The file may be an export from a server: every field of it is shown sanitized.
     if (values.json === true) {
-      writeLine(io.stdout, JSON.stringify({ file: path, ok: result.ok, checks: result.checks }));
+      writeLine(io.stdout, terminalSafeJson({ file: path, ok: result.ok, checks: result.checks }));
     } else {
       if (transcript) {
         const h = transcript.header;
-        writeLine(io.stdout, `transcript ${path}`);
-        writeLine(io.stdout, `  session ${h.session_id}, user ${h.username}, server ${h.server}`);
-        writeLine(io.stdout, `  server key ${h.server_fingerprint}, started ${h.started_at}`);
+        const n = sanitizeName;
+        writeLine(io.stdout, `transcript ${sanitizeForTerminal(path)}`);
+        writeLine(
+          io.stdout,
+          `  session ${n(h.session_id)}, user ${n(h.username)}, server ${n(h.server)}`,
+        );
+        writeLine(io.stdout, `  server key ${n(h.server_fingerprint)}, started ${n(h.started_at)}`);
         writeLine(io.stdout, `  ${transcript.records.length} records`);
       }
       for (const check of result.checks) {
-        writeLine(
-          io.stdout,
-          `${check.ok ? 'ok  ' : 'FAIL'} ${check.name}${check.detail ? `: ${check.detail}` : ''}`,
-        );
+        const detail = check.detail ? `: ${sanitizeForTerminal(check.detail)}` : '';
+        writeLine(io.stdout, `${check.ok ? 'ok  ' : 'FAIL'} ${check.name}${detail}`);
       }
       if (userKey === undefined && transcript?.end?.countersign) {
         writeLine(io.stdout, 'note: countersignature not checked (pass --user-key)');

@@ -2,7 +2,13 @@
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { ConfigError, envSchema, loadConfig, requireDistributed } from './config.schema';
+import {
+  ConfigError,
+  envSchema,
+  loadConfig,
+  requireDistributed,
+  requireRedis,
+} from './config.schema';
 
 /** Runs loadConfig and returns the ConfigError it must throw. */
 function configErrorFor(env: NodeJS.ProcessEnv): ConfigError {
@@ -23,9 +29,14 @@ describe('loadConfig', () => {
         port: 7777,
         dataDir: resolve('./data'),
         identityKeyPath: join(resolve('./data'), 'server-identity.pem'),
+        loginSeal: {
+          keyPath: join(resolve('./data'), 'login-seal.pem'),
+          publicKeyPath: join(resolve('./data'), 'login-seal.pub.pem'),
+        },
         gatewayId: `${hostname()}-${process.pid}`,
         allowRegistration: false,
         transcripts: 'full',
+        transcriptRetentionDays: 0,
         limits: {
           maxFrame: 65536,
           maxBodyBytes: 16384,
@@ -45,9 +56,10 @@ describe('loadConfig', () => {
           maxSessions: 100_000,
           maxSessionsPerUser: 32,
         },
+        quotas: { messagesPerSecond: 100, messageBurst: 1000, bytesPerDay: 1024 * 1024 * 1024 },
         throttle: { userFailures: 5, addressFailures: 200, maxDelaySeconds: 900 },
         insecureFastHash: false,
-        admin: { host: '127.0.0.1', port: 8080 },
+        admin: { host: '127.0.0.1', port: 8080, docs: false },
         ops: { host: '127.0.0.1', port: 9090 },
         logLevel: 'info',
         shutdownTimeoutMs: 10_000,
@@ -121,9 +133,13 @@ describe('loadConfig', () => {
         SECURECHAT_PORT: '9000',
         SECURECHAT_DATA_DIR: '/var/lib/sc',
         SECURECHAT_IDENTITY_KEY: '/etc/sc/key.pem',
+        SECURECHAT_IDENTITY_PUBLIC_KEY: '/srv/public/key.pub.pem',
+        SECURECHAT_LOGIN_SEAL_KEY: '/etc/sc/seal.pem',
+        SECURECHAT_LOGIN_SEAL_PUBLIC_KEY: '/srv/public/seal.pub.pem',
         SECURECHAT_GATEWAY_ID: 'gw-1.eu_west',
         ALLOW_REGISTRATION: 'true',
         TRANSCRIPTS: 'digest',
+        SECURECHAT_TRANSCRIPT_RETENTION_DAYS: '90',
         SECURECHAT_MAX_FRAME: '2048',
         SECURECHAT_MAX_BODY_BYTES: '100',
         SECURECHAT_HANDSHAKE_TIMEOUT_MS: '500',
@@ -152,6 +168,7 @@ describe('loadConfig', () => {
         ADMIN_TOKEN: 'a'.repeat(40),
         SECURECHAT_ADMIN_HOST: '0.0.0.0',
         SECURECHAT_ADMIN_PORT: '8081',
+        SECURECHAT_ADMIN_DOCS: 'true',
         SECURECHAT_OPS_HOST: '::',
         SECURECHAT_OPS_PORT: '9191',
         SECURECHAT_LOG_LEVEL: 'debug',
@@ -162,9 +179,12 @@ describe('loadConfig', () => {
         port: 9000,
         dataDir: '/var/lib/sc',
         identityKeyPath: '/etc/sc/key.pem',
+        identityPublicKeyPath: '/srv/public/key.pub.pem',
+        loginSeal: { keyPath: '/etc/sc/seal.pem', publicKeyPath: '/srv/public/seal.pub.pem' },
         gatewayId: 'gw-1.eu_west',
         allowRegistration: true,
         transcripts: 'digest',
+        transcriptRetentionDays: 90,
         limits: {
           maxFrame: 2048,
           maxBodyBytes: 100,
@@ -184,9 +204,10 @@ describe('loadConfig', () => {
           maxSessions: 20,
           maxSessionsPerUser: 2,
         },
+        quotas: { messagesPerSecond: 100, messageBurst: 1000, bytesPerDay: 1024 * 1024 * 1024 },
         throttle: { userFailures: 7, addressFailures: 70, maxDelaySeconds: 60 },
         insecureFastHash: true,
-        admin: { host: '0.0.0.0', port: 8081, token: 'a'.repeat(40) },
+        admin: { host: '0.0.0.0', port: 8081, docs: true, token: 'a'.repeat(40) },
         ops: { host: '::', port: 9191 },
         logLevel: 'debug',
         shutdownTimeoutMs: 5000,
@@ -205,9 +226,20 @@ describe('loadConfig', () => {
       ['0', false],
       ['no', false],
     ])('reads the boolean %j as %j', (raw, expected) => {
-      const config = loadConfig({ ALLOW_REGISTRATION: raw, SECURECHAT_INSECURE_FAST_HASH: raw });
+      const config = loadConfig({
+        ALLOW_REGISTRATION: raw,
+        SECURECHAT_INSECURE_FAST_HASH: raw,
+        SECURECHAT_ADMIN_DOCS: raw,
+      });
       expect(config.allowRegistration).toBe(expected);
       expect(config.insecureFastHash).toBe(expected);
+      expect(config.admin.docs).toBe(expected);
+    });
+
+    it.each(['TRUE', 'on', 'public'])('refuses SECURECHAT_ADMIN_DOCS=%j', (raw) => {
+      expect(configErrorFor({ SECURECHAT_ADMIN_DOCS: raw }).problems).toEqual([
+        'SECURECHAT_ADMIN_DOCS: must be true or false',
+      ]);
     });
 
     it.each(['short', 'x'.repeat(31), `${'x'.repeat(32)} y`, 'é'.repeat(40)])(
@@ -232,6 +264,27 @@ describe('loadConfig', () => {
     it('refuses any other TRANSCRIPTS value', () => {
       expect(configErrorFor({ TRANSCRIPTS: 'FULL' }).problems).toEqual([
         'TRANSCRIPTS: must be full or digest',
+      ]);
+    });
+
+    it('keeps transcripts forever unless SECURECHAT_TRANSCRIPT_RETENTION_DAYS says otherwise', () => {
+      expect(loadConfig({}).transcriptRetentionDays).toBe(0);
+      expect(
+        loadConfig({ SECURECHAT_TRANSCRIPT_RETENTION_DAYS: '0' }).transcriptRetentionDays,
+      ).toBe(0);
+      expect(
+        loadConfig({ SECURECHAT_TRANSCRIPT_RETENTION_DAYS: '365' }).transcriptRetentionDays,
+      ).toBe(365);
+    });
+
+    it.each([
+      ['-1', 'must be a whole number'],
+      ['1.5', 'must be a whole number'],
+      ['30d', 'must be a whole number'],
+      ['36501', 'must be at most 36500'],
+    ])('refuses SECURECHAT_TRANSCRIPT_RETENTION_DAYS=%j', (raw, message) => {
+      expect(configErrorFor({ SECURECHAT_TRANSCRIPT_RETENTION_DAYS: raw }).problems).toEqual([
+        `SECURECHAT_TRANSCRIPT_RETENTION_DAYS: ${message}`,
       ]);
     });
 
@@ -358,6 +411,16 @@ describe('loadConfig', () => {
         ]);
       },
     );
+  });
+
+  describe('requireRedis', () => {
+    it('needs REDIS_URL only: a gateway is not given DATABASE_URL', () => {
+      const config = loadConfig({ REDIS_URL: 'redis://h:6379' });
+      expect(requireRedis(config)).toBe(config);
+      expect(() => requireRedis(loadConfig({ DATABASE_URL: 'postgres://h/d' }))).toThrow(
+        expect.objectContaining({ problems: ['REDIS_URL: required to run a gateway on its own'] }),
+      );
+    });
   });
 
   describe('requireDistributed', () => {

@@ -34,12 +34,23 @@ export const envSchema = z.object({
   SECURECHAT_PORT: int(0, 65535).default(7777),
   SECURECHAT_DATA_DIR: z.string().min(1).default('./data'),
   SECURECHAT_IDENTITY_KEY: z.string().min(1).optional(),
+  /** Gateways also write the identity's public key here, for processes that only name it. */
+  SECURECHAT_IDENTITY_PUBLIC_KEY: z.string().min(1).optional(),
+  /** Auth's X25519 key that gateways seal login secrets to (libs/core login-seal). */
+  SECURECHAT_LOGIN_SEAL_KEY: z.string().min(1).optional(),
+  /** Its public half: auth writes it, gateways read it. */
+  SECURECHAT_LOGIN_SEAL_PUBLIC_KEY: z.string().min(1).optional(),
   SECURECHAT_GATEWAY_ID: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/)
     .optional(),
   ALLOW_REGISTRATION: bool.default(false),
   TRANSCRIPTS: z.enum(['full', 'digest'], { error: 'must be full or digest' }).default('full'),
+  /**
+   * Days the relay keeps a session's records after it ended (0: forever, the default: they are
+   * audit evidence). Session rows, chains and signatures are kept either way.
+   */
+  SECURECHAT_TRANSCRIPT_RETENTION_DAYS: int(0, 36_500).default(0),
 
   SECURECHAT_MAX_FRAME: int(1024, 16 * 1024 * 1024).default(65536),
   SECURECHAT_MAX_BODY_BYTES: int(1, 1024 * 1024).default(16384),
@@ -62,6 +73,10 @@ export const envSchema = z.object({
   THROTTLE_USER_FAILURES: int(1, 1000).default(5),
   THROTTLE_ADDRESS_FAILURES: int(1, 1_000_000).default(200),
   THROTTLE_MAX_DELAY_S: int(1, 86_400).default(900),
+  /** Per-user sending quotas (relay): far above what a person chatting sends; 0 turns one off. */
+  SECURECHAT_SEND_RATE: int(0, 1_000_000).default(100),
+  SECURECHAT_SEND_BURST: int(1, 10_000_000).default(1000),
+  SECURECHAT_SEND_BYTES_PER_DAY: int(0, Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
   /** Distributed mode: PostgreSQL and Redis. Required by the per-service entry points. */
   DATABASE_URL: z
     .string()
@@ -84,6 +99,12 @@ export const envSchema = z.object({
     .optional(),
   SECURECHAT_ADMIN_HOST: listenHost.default('127.0.0.1'),
   SECURECHAT_ADMIN_PORT: int(0, 65535).default(8080),
+  /**
+   * Swagger UI at /admin/docs. Off by default in every process: a browser cannot send the token
+   * when it loads the page, and the page's script embeds the whole OpenAPI document, so on, the
+   * API's description is public to whoever reaches the admin port (404 when off).
+   */
+  SECURECHAT_ADMIN_DOCS: bool.default(false),
   /** Operations endpoints: /healthz, /readyz, /metrics. */
   SECURECHAT_OPS_HOST: listenHost.default('127.0.0.1'),
   SECURECHAT_OPS_PORT: int(0, 65535).default(9090),
@@ -105,9 +126,22 @@ export interface SecureChatConfig {
   readonly port: number;
   readonly dataDir: string;
   readonly identityKeyPath: string;
+  /** Where a gateway also writes the identity's public key (SPKI PEM); unset: nowhere. */
+  readonly identityPublicKeyPath?: string;
+  /**
+   * The login seal (libs/core login-seal): auth's X25519 key pair in the distributed mode.
+   * Auth reads (or makes) `keyPath` and writes `publicKeyPath`; gateways read `publicKeyPath`
+   * only. The embedded process uses neither (its key pair lives in memory).
+   */
+  readonly loginSeal: { readonly keyPath: string; readonly publicKeyPath: string };
   readonly gatewayId: string;
   readonly allowRegistration: boolean;
   readonly transcripts: 'full' | 'digest';
+  /**
+   * Days a session's records are kept after it ended (started, if it never ended); the relay
+   * then deletes them and keeps the session row (chains, receipt, countersignature). 0: forever.
+   */
+  readonly transcriptRetentionDays: number;
   readonly limits: {
     readonly maxFrame: number;
     readonly maxBodyBytes: number;
@@ -135,6 +169,15 @@ export interface SecureChatConfig {
     /** Live sessions of one user on one gateway. */
     readonly maxSessionsPerUser: number;
   };
+  /** Per-user sending quotas, charged by the relay (0 turns one off). */
+  readonly quotas: {
+    /** Sends per second, refilled continuously (a token bucket). */
+    readonly messagesPerSecond: number;
+    /** Sends accepted at once after a quiet spell (the bucket's size). */
+    readonly messageBurst: number;
+    /** Body bytes per user per UTC day. */
+    readonly bytesPerDay: number;
+  };
   readonly throttle: {
     readonly userFailures: number;
     readonly addressFailures: number;
@@ -146,6 +189,8 @@ export interface SecureChatConfig {
     readonly port: number;
     /** Unset in the embedded mode until generated (see the embedded main). */
     readonly token?: string;
+    /** Serve Swagger UI at /admin/docs, without the token (SECURECHAT_ADMIN_DOCS). */
+    readonly docs: boolean;
   };
   readonly ops: { readonly host: string; readonly port: number };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -198,9 +243,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
     port: e.SECURECHAT_PORT,
     dataDir,
     identityKeyPath: resolve(e.SECURECHAT_IDENTITY_KEY ?? join(dataDir, 'server-identity.pem')),
+    ...(e.SECURECHAT_IDENTITY_PUBLIC_KEY === undefined
+      ? {}
+      : { identityPublicKeyPath: resolve(e.SECURECHAT_IDENTITY_PUBLIC_KEY) }),
+    loginSeal: {
+      keyPath: resolve(e.SECURECHAT_LOGIN_SEAL_KEY ?? join(dataDir, 'login-seal.pem')),
+      publicKeyPath: resolve(
+        e.SECURECHAT_LOGIN_SEAL_PUBLIC_KEY ?? join(dataDir, 'login-seal.pub.pem'),
+      ),
+    },
     gatewayId: e.SECURECHAT_GATEWAY_ID ?? `${hostname()}-${process.pid}`,
     allowRegistration: e.ALLOW_REGISTRATION,
     transcripts: e.TRANSCRIPTS,
+    transcriptRetentionDays: e.SECURECHAT_TRANSCRIPT_RETENTION_DAYS,
     limits: {
       maxFrame: e.SECURECHAT_MAX_FRAME,
       maxBodyBytes: e.SECURECHAT_MAX_BODY_BYTES,
@@ -220,6 +275,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
       maxSessions: e.SECURECHAT_MAX_SESSIONS,
       maxSessionsPerUser: e.SECURECHAT_MAX_SESSIONS_PER_USER,
     },
+    quotas: {
+      messagesPerSecond: e.SECURECHAT_SEND_RATE,
+      messageBurst: e.SECURECHAT_SEND_BURST,
+      bytesPerDay: e.SECURECHAT_SEND_BYTES_PER_DAY,
+    },
     throttle: {
       userFailures: e.THROTTLE_USER_FAILURES,
       addressFailures: e.THROTTLE_ADDRESS_FAILURES,
@@ -229,6 +289,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
     admin: {
       host: e.SECURECHAT_ADMIN_HOST,
       port: e.SECURECHAT_ADMIN_PORT,
+      docs: e.SECURECHAT_ADMIN_DOCS,
       ...(e.ADMIN_TOKEN === undefined ? {} : { token: e.ADMIN_TOKEN }),
     },
     ops: { host: e.SECURECHAT_OPS_HOST, port: e.SECURECHAT_OPS_PORT },
@@ -242,8 +303,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
 }
 
 /**
- * The distributed entry points need both URLs; a missing one is reported like any other bad
- * variable, together with the rest.
+ * The distributed services (auth, relay) need both URLs; a missing one is reported like any
+ * other bad variable, together with the rest.
  */
 export function requireDistributed(
   config: SecureChatConfig,
@@ -257,6 +318,17 @@ export function requireDistributed(
   ];
   if (problems.length > 0) throw new ConfigError(problems);
   return config as SecureChatConfig & { databaseUrl: string; redisUrl: string };
+}
+
+/**
+ * The distributed gateway needs Redis only: it never touches PostgreSQL (the relay reads and
+ * writes messages for it), so it is not given, and does not need, the database's password.
+ */
+export function requireRedis(config: SecureChatConfig): SecureChatConfig & { redisUrl: string } {
+  if (!config.redisUrl) {
+    throw new ConfigError(['REDIS_URL: required to run a gateway on its own']);
+  }
+  return config as SecureChatConfig & { redisUrl: string };
 }
 
 /** Nest injection token for SecureChatConfig. */

@@ -34,3 +34,35 @@ export type GetKeyResult =
       readonly fingerprint: string;
     }
   | { readonly ok: false; readonly code: 'not_found' };
+
+/**
+ * What the gateway really sends as `auth.login`: a LoginCommand whose secrets (password,
+ * signature, H2, the key to register) are sealed to the auth service's login-seal key
+ * (libs/core login-seal), so that the transport — Redis, its append-only file, its backups —
+ * never holds them in a form that can be read or replayed. The other members are in clear and
+ * bound to the ciphertext as associated data.
+ */
+export interface SealedLoginCommand {
+  /** Format version (1). */
+  readonly v: number;
+  /** 16 random bytes, base64url: refused when seen before. */
+  readonly id: string;
+  /** When the gateway sealed it, ms since the Unix epoch: refused when too old (or too new). */
+  readonly ts: number;
+  readonly action: LoginCommand['action'];
+  readonly username: string;
+  readonly sourceAddress: string;
+  /** base64 of the gateway's ephemeral X25519 public key (32 bytes, raw). */
+  readonly epk: string;
+  /** base64 of the AES-256-GCM ciphertext of the secrets, followed by its 16-byte tag. */
+  readonly ct: string;
+}
+
+/**
+ * What auth answers a sealed login: a LoginResult, and on success a tag (base64 HMAC-SHA256
+ * under a key only the sealing gateway and auth can derive), so that nobody else who can
+ * publish on the gateway's reply channel can forge an `ok`.
+ */
+export type SealedLoginResult =
+  | (Extract<LoginResult, { ok: true }> & { readonly tag: string })
+  | Extract<LoginResult, { ok: false }>;

@@ -33,6 +33,13 @@ export type SendResult =
       readonly ok: false;
       readonly code: 'not_found' | 'forbidden' | 'conflict';
       readonly message: string;
+    }
+  | {
+      /** Over the sender's quota (config.quotas): not stored; may pass after `retryAfter` s. */
+      readonly ok: false;
+      readonly code: 'rate_limited';
+      readonly message: string;
+      readonly retryAfter: number;
     };
 
 /**

@@ -2,9 +2,11 @@
  * The database handle every repository uses: Drizzle over `pg` (distributed mode) or over
  * PGlite (embedded mode). Same schema, same SQL, same migrations.
  */
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
+import { type PGlite, type PGliteOptions } from '@electric-sql/pglite';
 import { type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
 
 import * as schema from '@db/schema';
@@ -36,14 +38,76 @@ export function migrationsFolder(start = __dirname): string {
   }
 }
 
+/**
+ * PostgreSQL settings of the embedded database, on top of PGlite's own
+ * (`PGlite.defaultStartParams`). PGlite is one PostgreSQL backend (single-user mode) inside this
+ * process; PostgreSQL's shared memory is allocated in its WebAssembly memory, zeroed at start
+ * and never given back. The defaults are sized for a server (128 MB of buffers, 100
+ * connections): 145 MB of shared memory, resident from the first second. Durability settings
+ * (fsync, synchronous_commit, full_page_writes) are PGlite's, unchanged.
+ */
+export const PGLITE_SETTINGS: readonly string[] = [
+  // The buffer cache, resident in full. A page not in it is read through the OS page cache, one
+  // read call away. The write path keeps a few pages per active user hot (the tables' last
+  // pages, the indexes' right edges per sender, conversation and recipient): 32 MB holds those
+  // of several hundred users chatting at once; past that, each miss costs CPU.
+  'shared_buffers=32MB',
+  // What 128 MB of buffers implied (a 32nd): the WAL path, commits included, works as before.
+  'wal_buffers=4MB',
+  // Sizes the shared lock and process tables only: single-user mode never has a second backend.
+  'max_connections=10',
+];
+
+/** PGlite's options: PGLITE_SETTINGS both at run time and for initdb (postgresql.conf). */
+function pgliteOptions(defaultStartParams: readonly string[]): PGliteOptions {
+  const settings = PGLITE_SETTINGS.flatMap((setting) => ['-c', setting]);
+  return { startParams: [...defaultStartParams, ...settings], initDbStartParams: settings };
+}
+
+/** Run by `node -e` with the PGlite module, the directory and the options as arguments. */
+const INIT_DATA_DIR_SCRIPT = `
+const [module, dataDir, options] = process.argv.slice(1);
+require(module).PGlite.create(dataDir, JSON.parse(options)).then((pg) => pg.close()).catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});`;
+
+/**
+ * Creates the database cluster in a new data directory, in a child process. PGlite runs initdb
+ * in a second PGlite instance, restores a copy of its heap before every step and moves the
+ * result over as a tar archive: about 450 MiB of WebAssembly memory and buffers that, in this
+ * process, would stay resident until a full garbage collection (which an idle server may never
+ * run), and partly as freed malloc memory after it. The child returns all of it when it exits.
+ */
+async function initPgliteDataDir(dataDir: string, options: PGliteOptions): Promise<void> {
+  const args = ['-e', INIT_DATA_DIR_SCRIPT, require.resolve('@electric-sql/pglite')];
+  args.push(dataDir, JSON.stringify(options));
+  await new Promise<void>((resolve, reject) => {
+    execFile(process.execPath, args, { maxBuffer: 16 * 1024 * 1024 }, (error, _out, stderr) => {
+      const why = stderr.trim() || error?.message;
+      if (error) reject(new Error(`creating the PGlite database in ${dataDir} failed: ${why}`));
+      else resolve();
+    });
+  });
+}
+
+/** PGlite on `dataDir` (a directory, or `memory://`), with PGLITE_SETTINGS. */
+async function openPglite(dataDir: string): Promise<PGlite> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const options = pgliteOptions(PGlite.defaultStartParams);
+  if (dataDir !== 'memory://') {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) await initPgliteDataDir(dataDir, options);
+  }
+  return PGlite.create(dataDir, options);
+}
+
 /** Opens the database and applies the checked-in migrations. */
 export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHandle> {
   if (target.kind === 'pglite') {
-    const { PGlite } = await import('@electric-sql/pglite');
     const { drizzle } = await import('drizzle-orm/pglite');
     const { migrate } = await import('drizzle-orm/pglite/migrator');
-    if (target.dataDir !== 'memory://') mkdirSync(target.dataDir, { recursive: true, mode: 0o700 });
-    const client = new PGlite(target.dataDir);
+    const client = await openPglite(target.dataDir);
     const db = drizzle(client, { schema });
     await migrate(db, { migrationsFolder: migrationsFolder() });
     return { db: db as unknown as Database, close: () => client.close() };

@@ -1,0 +1,2 @@
+ALTER TABLE "transcript_sessions" ADD COLUMN "records_purged_at" timestamp with time zone;--> statement-breakpoint
+CREATE INDEX "transcript_sessions_purge_idx" ON "transcript_sessions" USING btree (coalesce("ended_at", "started_at"),"session_id") WHERE "transcript_sessions"."records_purged_at" is null or "transcript_sessions"."ended_at" is null or "transcript_sessions"."ended_at" >= "transcript_sessions"."records_purged_at";
