@@ -33,8 +33,10 @@ const HEAVY = process.env.MISBEHAVING_PEER_HEAVY === '1';
 const SERVER_ENV = {
   ALLOW_REGISTRATION: 'true',
   SECURECHAT_INSECURE_FAST_HASH: 'true',
-  SECURECHAT_HELLO_TIMEOUT_MS: '2000',
-  SECURECHAT_HANDSHAKE_TIMEOUT_MS: '4000',
+  // Short enough for the timeout rows, long enough for a loaded machine's event-loop stalls.
+  SECURECHAT_HELLO_TIMEOUT_MS: '3000',
+  SECURECHAT_HANDSHAKE_TIMEOUT_MS: '6000',
+  // Far above CLOSE_TIMEOUT_MS: no session is closed for idling while a row waits for a close.
   SECURECHAT_IDLE_TIMEOUT_MS: '300000',
   THROTTLE_USER_FAILURES: '3',
   // Every registration counts against the address (docs §10.13): the suite makes hundreds.
