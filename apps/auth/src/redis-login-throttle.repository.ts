@@ -46,13 +46,12 @@ const MAX_EXPONENT_LUA = String(MAX_EXPONENT);
  * an increment. ARGV[1] is `now` (ms, as a decimal string), ARGV[1 + i] the retention of
  * KEYS[i]. An entry idle longer than its retention by the caller's clock is counted afresh,
  * exactly as the memory table forgets it on lookup; PEXPIRE removes it from Redis once
- * nothing refers to it. `last` is stored as the caller's string: Lua would print a number of
- * that size in exponent notation.
+ * nothing refers to it. `last` is stored as the caller's string (ARGV[1]): Lua would print a
+ * number of that size in exponent notation. COUNT_FAILURE_LUA is that count for one key,
+ * shared with ATTEMPT_LUA.
  */
-const RECORD_FAILURE_LUA = `
-local now = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  local retention = tonumber(ARGV[i + 1])
+const COUNT_FAILURE_LUA = `
+local function count_failure(key, now, retention)
   local last = redis.call('HGET', key, 'last')
   if last and now - tonumber(last) > retention then
     redis.call('DEL', key)
@@ -60,6 +59,13 @@ for i, key in ipairs(KEYS) do
   redis.call('HINCRBY', key, 'f', 1)
   redis.call('HSET', key, 'last', ARGV[1])
   redis.call('PEXPIRE', key, retention)
+end
+`;
+
+const RECORD_FAILURE_LUA = `${COUNT_FAILURE_LUA}
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  count_failure(key, now, tonumber(ARGV[i + 1]))
 end
 return 0
 `;
@@ -70,7 +76,7 @@ return 0
  * (ms) and retention (ms). Returns the whole seconds blocked (nothing counted) or 0 (counted).
  * The arithmetic is blockedUntil's below; Lua numbers are doubles, exact for epoch ms.
  */
-const ATTEMPT_LUA = `
+const ATTEMPT_LUA = `${COUNT_FAILURE_LUA}
 local now = tonumber(ARGV[1])
 local until_ms = 0
 for i, key in ipairs(KEYS) do
@@ -91,14 +97,7 @@ if until_ms > now then
   return math.ceil((until_ms - now) / 1000)
 end
 for i, key in ipairs(KEYS) do
-  local retention = tonumber(ARGV[3 * i + 1])
-  local last = redis.call('HGET', key, 'last')
-  if last and now - tonumber(last) > retention then
-    redis.call('DEL', key)
-  end
-  redis.call('HINCRBY', key, 'f', 1)
-  redis.call('HSET', key, 'last', ARGV[1])
-  redis.call('PEXPIRE', key, retention)
+  count_failure(key, now, tonumber(ARGV[3 * i + 1]))
 end
 return 0
 `;
