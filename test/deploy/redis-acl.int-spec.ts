@@ -18,6 +18,7 @@ import { MessagePattern, type MicroserviceOptions, Payload } from '@nestjs/micro
 import { Redis } from 'ioredis';
 
 import { RedisLoginThrottleRepository } from '@securechat/auth';
+import { RedisSendQuotaRepository } from '@securechat/relay';
 import {
   type FanoutEvent,
   loadConfig,
@@ -207,6 +208,14 @@ describe("each service's Redis code under its compose ACL user", () => {
     expect(await replays.claim(claim)).toBe(true);
     expect(await replays.claim({ ...claim, delivery: '2-0' })).toBe(false);
     await replays.ping();
+
+    // Sending quotas: the relay, one script per run of sends.
+    const quotas = new RedisSendQuotaRepository(loadConfig({}), {
+      url: url('relay'),
+      prefix: PREFIX,
+    });
+    expect(await quotas.charge('bob', [10, 10], now)).toEqual({ accepted: 2, retryAfter: 0 });
+    await quotas.close();
 
     // Shutting down: QUIT, CLIENT UNBLOCK, XPENDING, XGROUP DELCONSUMER.
     await client.close();
