@@ -31,7 +31,7 @@ import {
   timingSafeEqual,
 } from 'node:crypto';
 
-import { x25519KeyPair } from '@securechat/protocol';
+import { decodeCanonicalBase64, x25519KeyPair } from '@securechat/protocol';
 import { z } from 'zod';
 
 import {
@@ -89,13 +89,12 @@ export type OpenResult =
   | { readonly ok: true; readonly opened: OpenedLogin }
   | { readonly ok: false; readonly reason: LoginSealRefusal };
 
-/** Canonical base64 (what Buffer#toString('base64') writes), of `bytes` bytes when given. */
+/** Canonical base64 (the protocol's rule, decodeCanonicalBase64), of `bytes` bytes when given. */
 function decodeBase64(text: string, bytes?: number): Buffer | undefined {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return undefined;
-  const decoded = Buffer.from(text, 'base64');
-  if (decoded.toString('base64') !== text) return undefined;
-  if (bytes !== undefined && decoded.length !== bytes) return undefined;
-  return decoded;
+  const decoded = decodeCanonicalBase64(text);
+  return decoded !== undefined && (bytes === undefined || decoded.length === bytes)
+    ? decoded
+    : undefined;
 }
 
 const envelopeSchema = z.strictObject({
