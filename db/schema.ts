@@ -41,6 +41,14 @@ export const users = pgTable('users', {
   disabled: boolean('disabled').notNull().default(false),
   /** Set when the account is deleted: it can no longer log in; its messages stay. */
   deletedAt: timestamp('deleted_at', { withTimezone: true }),
+  /**
+   * The account's credential generation: raised by every change that must end the sessions
+   * opened before it (password reset, key change, disable, delete). A login's answer carries
+   * it, and gateways compare their sessions' value with the stored one from time to time, so a
+   * session outlives such a change by at most one recheck period even when the gateway missed
+   * the order to close it (apps/gateway-tcp session-recheck.ts).
+   */
+  credentialsVersion: integer('credentials_version').notNull().default(0),
   ...timestamps,
 });
 

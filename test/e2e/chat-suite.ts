@@ -316,6 +316,36 @@ export function defineChatSuite(start: (env: Record<string, string>) => Promise<
       expect(bob.inbox.filter((m) => m.type === 'deliver')).toHaveLength(0);
       await Promise.all([alice.close(), bob.close(), carol.close()]);
     });
+
+    it('shows a newcomer the room from its join on, as SECURECHAT_ROOM_HISTORY does by default', async () => {
+      const room = `#room${counter++}`;
+      const [alice, bob] = await Promise.all([
+        login(await newUser('alice')),
+        login(await newUser('bob')),
+      ]);
+      const history = async (client: TestClient) => {
+        client.write({ type: 'history', with: room, limit: 50 });
+        return (await client.next('history')).messages.map((m) => m.body);
+      };
+      alice.write({ type: 'join', room });
+      await alice.next('joined');
+      for (const body of ['one', 'two', 'three']) await alice.sendAndAck(room, body);
+      // joined_at and server_ts are milliseconds of one clock, and a message stamped in the
+      // millisecond of the join counts as after it
+      await new Promise((r) => setTimeout(r, 20));
+      bob.write({ type: 'join', room });
+      await bob.next('joined');
+      expect(await history(bob)).toEqual([]);
+
+      await alice.sendAndAck(room, 'four');
+      expect(await bob.receive()).toMatchObject({ from: alice.username, to: room, body: 'four' });
+      expect(await history(bob)).toEqual(['four']);
+      expect(await history(alice)).toEqual(['one', 'two', 'three', 'four']);
+      // nothing from before the join was delivered either
+      await new Promise((r) => setTimeout(r, 300));
+      expect(bob.inbox.filter((m) => m.type === 'deliver')).toHaveLength(0);
+      await Promise.all([alice.close(), bob.close()]);
+    });
   });
 
   describe('bad input: each class gets its code and a close, and other sessions carry on', () => {

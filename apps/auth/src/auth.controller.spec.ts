@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { BaseRpcContext } from '@nestjs/microservices';
 import {
+  ACCOUNT_STATES_MAX_USERNAMES,
   ClockRepository,
   EphemeralLoginSealKeys,
   type GetKeyResult,
@@ -17,7 +18,7 @@ import { ed25519Key, loginCommand, registerCommand } from '../test/auth-fixtures
 import { AuthController } from './auth.controller';
 import { type AuthService } from './auth.service';
 
-const OK: LoginResult = { ok: true, username: 'alice', publicKey: 'AAAA' };
+const OK: LoginResult = { ok: true, username: 'alice', publicKey: 'AAAA', credentialsVersion: 3 };
 const KEY: GetKeyResult = { ok: true, user: 'alice', publicKey: 'AAAA', fingerprint: 'sha256:00' };
 
 /** The login seal as a deployment has it: the gateway's sealer and auth's opener, one key pair. */
@@ -33,6 +34,11 @@ function controller() {
   const service = {
     login: jest.fn((_command: LoginCommand) => Promise.resolve(OK)),
     getKey: jest.fn(() => Promise.resolve(KEY)),
+    accountStates: jest.fn((usernames: readonly string[]) =>
+      Promise.resolve(
+        usernames.map((username) => ({ username, state: 'active', credentialsVersion: 0 })),
+      ),
+    ),
   };
   return { service, controller: new AuthController(service as unknown as AuthService, opener()) };
 }
@@ -181,6 +187,38 @@ describe('AuthController get_key payloads', () => {
     const { service, controller: c } = controller();
     await expect(c.getKey(payload)).resolves.toEqual({ ok: false, code: 'not_found' });
     expect(service.getKey).not.toHaveBeenCalled();
+  });
+});
+
+describe('AuthController account_states payloads', () => {
+  it('passes a batch of names to the service and answers its states', async () => {
+    const { service, controller: c } = controller();
+    expect(await c.accountStates({ usernames: ['alice', 'bob'] })).toEqual({
+      ok: true,
+      accounts: [
+        { username: 'alice', state: 'active', credentialsVersion: 0 },
+        { username: 'bob', state: 'active', credentialsVersion: 0 },
+      ],
+    });
+    expect(service.accountStates).toHaveBeenCalledWith(['alice', 'bob']);
+    const full = Array.from({ length: ACCOUNT_STATES_MAX_USERNAMES }, (_, i) => `user${i}`);
+    expect(await c.accountStates({ usernames: full })).toMatchObject({ ok: true });
+  });
+
+  it.each([
+    ['undefined', undefined],
+    ['a bare list', ['alice']],
+    ['a number as a name', { usernames: [7] }],
+    ['an overlong name', { usernames: ['x'.repeat(65)] }],
+    ['an extra member', { usernames: [], gateway: 'gw-1' }],
+    [
+      `more than ${ACCOUNT_STATES_MAX_USERNAMES} names`,
+      { usernames: Array.from({ length: ACCOUNT_STATES_MAX_USERNAMES + 1 }, (_, i) => `u${i}`) },
+    ],
+  ])('answers bad_request for %s, without calling the service', async (_case, payload) => {
+    const { service, controller: c } = controller();
+    await expect(c.accountStates(payload)).resolves.toEqual({ ok: false, code: 'bad_request' });
+    expect(service.accountStates).not.toHaveBeenCalled();
   });
 });
 

@@ -2,6 +2,7 @@ import { Controller, Optional } from '@nestjs/common';
 import { type BaseRpcContext, Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 
 import {
+  type AccountStatesResult,
   AUTH_PATTERNS,
   type GetKeyResult,
   type LoginResult,
@@ -12,11 +13,12 @@ import {
   type SealedLoginResult,
 } from '@securechat/core';
 
-import { getKeyQuerySchema, loginCommandSchema } from './auth.schemas';
+import { accountStatesQuerySchema, getKeyQuerySchema, loginCommandSchema } from './auth.schemas';
 import { AuthService } from './auth.service';
 
 const BAD_REQUEST = Object.freeze({ ok: false, code: 'bad_request' }) satisfies LoginResult;
 const NOT_FOUND: GetKeyResult = Object.freeze({ ok: false, code: 'not_found' });
+const STATES_BAD_REQUEST: AccountStatesResult = Object.freeze({ ok: false, code: 'bad_request' });
 
 /**
  * The auth service's end of the gateway ↔ auth transport (libs/core patterns.ts). Payloads
@@ -64,5 +66,17 @@ export class AuthController {
   getKey(@Payload() payload: unknown): Promise<GetKeyResult> {
     const query = getKeyQuerySchema.safeParse(payload);
     return query.success ? this.auth.getKey(query.data) : Promise.resolve(NOT_FOUND);
+  }
+
+  /**
+   * A gateway's periodic recheck of the accounts of the sessions it holds (AccountStatesQuery,
+   * at most ACCOUNT_STATES_MAX_USERNAMES names) → AccountStatesResult; a malformed or
+   * oversized batch is `bad_request`.
+   */
+  @MessagePattern(AUTH_PATTERNS.accountStates)
+  async accountStates(@Payload() payload: unknown): Promise<AccountStatesResult> {
+    const query = accountStatesQuerySchema.safeParse(payload);
+    if (!query.success) return STATES_BAD_REQUEST;
+    return { ok: true, accounts: await this.auth.accountStates(query.data.usernames) };
   }
 }

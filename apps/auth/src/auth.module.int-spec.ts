@@ -7,6 +7,7 @@ import { Global, type INestMicroservice, Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 
 import {
+  type AccountStatesResult,
   AUTH_PATTERNS,
   ClockRepository,
   CONFIG,
@@ -96,12 +97,22 @@ describe('AuthModule over the in-process transport', () => {
     const registered = await login(
       registerCommand({ username: 'alice', password: 'a long password', key }),
     );
-    expect(registered).toEqual({ ok: true, username: 'alice', publicKey: toBase64(key.spki) });
+    expect(registered).toEqual({
+      ok: true,
+      username: 'alice',
+      publicKey: toBase64(key.spki),
+      credentialsVersion: 0,
+    });
 
     const loggedIn = await login(
       loginCommand({ username: 'alice', password: 'a long password', key }),
     );
-    expect(loggedIn).toEqual({ ok: true, username: 'alice', publicKey: toBase64(key.spki) });
+    expect(loggedIn).toEqual({
+      ok: true,
+      username: 'alice',
+      publicKey: toBase64(key.spki),
+      credentialsVersion: 0,
+    });
 
     const wrong = await login(
       loginCommand({ username: 'alice', password: 'not the password', key }),
@@ -117,6 +128,21 @@ describe('AuthModule over the in-process transport', () => {
     expect(await call<GetKeyResult>(AUTH_PATTERNS.getKey, { user: 'bob' })).toEqual({
       ok: false,
       code: 'not_found',
+    });
+  });
+
+  it('answers a gateway’s recheck of its accounts through the message pattern', async () => {
+    expect(
+      await call<AccountStatesResult>(AUTH_PATTERNS.accountStates, {
+        usernames: ['alice', 'nobody'],
+      }),
+    ).toEqual({
+      ok: true,
+      accounts: [{ username: 'alice', state: 'active', credentialsVersion: 0 }],
+    });
+    await expect(call(AUTH_PATTERNS.accountStates, { usernames: 'alice' })).resolves.toEqual({
+      ok: false,
+      code: 'bad_request',
     });
   });
 

@@ -7,7 +7,9 @@ import { PasswordHasherRepository } from './password-hasher.repository';
 import { UserRepository } from './user.repository';
 
 /**
- * The auth service: users, login decisions (docs/PROTOCOL.md §4.4, §4.5), `get_key` (§7.1, §7.2).
+ * The auth service: users, login decisions (docs/PROTOCOL.md §4.4, §4.5), `get_key` (§7.1, §7.2),
+ * and the accounts' state and credential generation gateways recheck their sessions against
+ * (`auth.account_states`, apps/gateway-tcp session-recheck.ts).
  *
  * It creates no infrastructure. The process that imports it must make these providers
  * visible to it, normally from one `@Global()` infrastructure module shared with the gateway

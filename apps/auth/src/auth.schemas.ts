@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 
+import { ACCOUNT_STATES_MAX_USERNAMES } from '@securechat/core';
 import {
   base64Field,
   HASH_BYTES,
@@ -37,3 +38,14 @@ export const loginCommandSchema = z.discriminatedUnion('action', [
 
 /** GetKeyQuery. */
 export const getKeyQuerySchema = z.strictObject({ user: z.string() });
+
+/**
+ * Longer than any username (§4.4: at most 32 characters), so a name that could never match
+ * is left out by AuthService rather than refusing the gateway's whole batch.
+ */
+const MAX_RECHECKED_NAME_LENGTH = 64;
+
+/** AccountStatesQuery: a bounded batch of names, so that one request's work is bounded. */
+export const accountStatesQuerySchema = z.strictObject({
+  usernames: z.array(z.string().max(MAX_RECHECKED_NAME_LENGTH)).max(ACCOUNT_STATES_MAX_USERNAMES),
+});

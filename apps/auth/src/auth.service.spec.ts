@@ -109,7 +109,13 @@ describe('AuthService.login', () => {
     const result = await h.service.login(
       loginCommand({ username, password: PASSWORD, key: key() }),
     );
-    expect(result).toEqual({ ok: true, username, publicKey: toBase64(key().spki) });
+    // The account's credential generation as the login saw it: the gateway keeps it.
+    expect(result).toEqual({
+      ok: true,
+      username,
+      publicKey: toBase64(key().spki),
+      credentialsVersion: 0,
+    });
     // The attempt was counted up front and given back: a success costs no budget.
     expect(attempt).toHaveBeenCalledWith(username, ADDRESS, T0);
     expect(refund).toHaveBeenCalledWith(ADDRESS, T0);
@@ -517,7 +523,12 @@ describe('AuthService registration', () => {
     const result = await h.service.login(
       registerCommand({ username: 'newbie', password: 'a new password', key }),
     );
-    expect(result).toEqual({ ok: true, username: 'newbie', publicKey: toBase64(key.spki) });
+    expect(result).toEqual({
+      ok: true,
+      username: 'newbie',
+      publicKey: toBase64(key.spki),
+      credentialsVersion: 0,
+    });
     expect(h.users.create).toHaveBeenCalledWith({
       username: 'newbie',
       passwordHash: fakeHash('a new password'),
@@ -812,6 +823,50 @@ describe('AuthService operator changes', () => {
     await expect(h.service.setPublicKey('nobody', ed.spki)).rejects.toBeInstanceOf(
       UserNotFoundError,
     );
+  });
+
+  it('raises the credential generation a login answers with on every change that ends sessions', async () => {
+    const h = await harness();
+    const version = async () => {
+      const result = await loginAs(h, PASSWORD, rsa);
+      return result.ok ? result.credentialsVersion : result.code;
+    };
+    expect(await version()).toBe(0);
+    await h.service.resetPassword('alice', PASSWORD);
+    expect(await version()).toBe(1);
+    await h.service.setPublicKey('alice', rsa.spki);
+    expect(await version()).toBe(2);
+    await h.service.setDisabled('alice', true);
+    await h.service.setDisabled('alice', false);
+    expect(await version()).toBe(3);
+  });
+
+  it('answers the state and generation of many accounts at once, leaving out names never taken', async () => {
+    const h = await harness();
+    await h.service.createUser({ username: 'bob', password: PASSWORD, publicKey: ed.spki });
+    await h.service.createUser({ username: 'carol', password: PASSWORD, publicKey: ed.spki });
+    await h.service.setDisabled('bob', true);
+    await h.service.deleteUser('carol');
+    await h.service.resetPassword('erin', 'a brand new password');
+    const states = await h.service.accountStates([
+      'alice',
+      'bob',
+      'carol',
+      'erin',
+      'erin',
+      'nobody',
+      'NOT VALID',
+    ]);
+    expect(states).toEqual([
+      { username: 'alice', state: 'active', credentialsVersion: 0 },
+      { username: 'bob', state: 'disabled', credentialsVersion: 1 },
+      { username: 'carol', state: 'deleted', credentialsVersion: 1 },
+      { username: 'erin', state: 'active', credentialsVersion: 1 },
+    ]);
+    // One query, for the distinct names that can exist.
+    expect(h.users.states).toHaveBeenCalledTimes(1);
+    expect(h.users.states).toHaveBeenCalledWith(['alice', 'bob', 'carol', 'erin', 'nobody']);
+    expect(await h.service.accountStates([])).toEqual([]);
   });
 
   it('clears the login throttle of a username, under the key logins are counted by', async () => {

@@ -3,6 +3,7 @@ import { generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 
 import {
+  type AccountState,
   ClockRepository,
   CONFIG,
   type GetKeyQuery,
@@ -141,6 +142,22 @@ export class AuthService implements OnModuleInit {
   }
 
   /**
+   * The state and credential generation of each named account, for a gateway rechecking the
+   * sessions it holds (`auth.account_states`): one query for the whole list. Names that were
+   * never taken, or that cannot be (the pattern), are left out. The caller bounds the list
+   * (AuthController's schema: at most `ACCOUNT_STATES_MAX_USERNAMES` names per request).
+   */
+  async accountStates(usernames: readonly string[]): Promise<AccountState[]> {
+    const valid = [...new Set(usernames)].filter((name) => USERNAME_PATTERN.test(name));
+    const rows = await this.users.states(valid);
+    return rows.map((row) => ({
+      username: row.username,
+      state: row.deletedAt !== null ? 'deleted' : row.disabled ? 'disabled' : 'active',
+      credentialsVersion: row.credentialsVersion,
+    }));
+  }
+
+  /**
    * Creates an account (operators, tests) under the same rules as self-registration (§4.4),
    * whatever config.allowRegistration says. Throws InvalidUserInputError or UserExistsError.
    */
@@ -200,7 +217,8 @@ export class AuthService implements OnModuleInit {
   }
 
   /**
-   * Sets a new password (operator reset) under the §4.4 length rule. Throws
+   * Sets a new password (operator reset) under the §4.4 length rule, raising the account's
+   * credential generation (gateways end the sessions opened before it). Throws
    * InvalidUserInputError, or UserNotFoundError for an unknown or deleted account.
    */
   async resetPassword(username: string, password: string): Promise<void> {
@@ -215,9 +233,10 @@ export class AuthService implements OnModuleInit {
 
   /**
    * Replaces an account's public key under the same policy as a new account's. Logins are
-   * decided against the stored key, so the next login needs the new one; live sessions keep
-   * the key they logged in with. Throws InvalidUserInputError, or UserNotFoundError for an
-   * unknown or deleted account.
+   * decided against the stored key, so the next login needs the new one; the change raises the
+   * account's credential generation, so gateways end the sessions opened before it (the admin
+   * API also orders them closed at once). Throws InvalidUserInputError, or UserNotFoundError
+   * for an unknown or deleted account.
    */
   async setPublicKey(username: string, spki: Uint8Array): Promise<UserSummary> {
     if (!USERNAME_PATTERN.test(username)) throw new UserNotFoundError(username);
@@ -288,7 +307,12 @@ export class AuthService implements OnModuleInit {
     }
     await this.throttle.recordSuccess(userKey);
     await this.throttle.refund(addressKey, this.clock.now());
-    return { ok: true, username: account.username, publicKey: toBase64(account.publicKey) };
+    return {
+      ok: true,
+      username: account.username,
+      publicKey: toBase64(account.publicKey),
+      credentialsVersion: account.credentialsVersion,
+    };
   }
 
   /**
@@ -321,7 +345,12 @@ export class AuthService implements OnModuleInit {
       throw error;
     }
     this.#logger.log(`user ${created.username} registered`);
-    return { ok: true, username: created.username, publicKey: toBase64(created.publicKey) };
+    return {
+      ok: true,
+      username: created.username,
+      publicKey: toBase64(created.publicKey),
+      credentialsVersion: created.credentialsVersion,
+    };
   }
 
   /** A registration's decoded fields, or the answer refusing it before any work. */

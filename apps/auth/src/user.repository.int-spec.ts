@@ -40,7 +40,13 @@ describe.each([
   it('creates a user and finds it again, bytes and all', async () => {
     const alice = newUser('alice');
     const created = await users.create(alice);
-    expect(created).toEqual({ ...alice, disabled: false, deletedAt: null, updatedAt: T0 });
+    expect(created).toEqual({
+      ...alice,
+      disabled: false,
+      deletedAt: null,
+      credentialsVersion: 0,
+      updatedAt: T0,
+    });
     const found = await users.findByUsername('alice');
     expect(found).toEqual(created);
     expect(Buffer.isBuffer(found?.publicKey)).toBe(true);
@@ -125,6 +131,53 @@ describe.each([
     expect((await users.findByUsername('alice'))?.publicKey.equals(spki)).toBe(true);
     expect(await users.setPublicKey('dave', spki, fingerprint(spki), later)).toBeUndefined();
     expect(await users.setPublicKey('nobody', spki, fingerprint(spki), later)).toBeUndefined();
+  });
+
+  it('raises the credential generation on every change that ends sessions, and only then', async () => {
+    await users.create(newUser('frank'));
+    const later = new Date(T0.getTime() + 240_000);
+    const version = async () => (await users.findByUsername('frank'))?.credentialsVersion;
+    expect(await version()).toBe(0);
+    await users.setPasswordHash('frank', 'another-hash', later);
+    expect(await version()).toBe(1);
+    const { spki } = ed25519Key();
+    expect(
+      (await users.setPublicKey('frank', spki, fingerprint(spki), later))?.credentialsVersion,
+    ).toBe(2);
+    await users.setDisabled('frank', true, later);
+    expect(await version()).toBe(3);
+    // Enabling lets new logins in; it ends nothing, so sessions need not notice it.
+    await users.setDisabled('frank', false, later);
+    expect(await version()).toBe(3);
+    // Concurrent changes each count: none is lost to another's read of the old value.
+    await Promise.all([
+      users.setPasswordHash('frank', 'h1', later),
+      users.setPasswordHash('frank', 'h2', later),
+    ]);
+    expect(await version()).toBe(5);
+    await users.markDeleted('frank', later);
+    expect(await version()).toBe(6);
+  });
+
+  it('reads the states of many accounts in one query, leaving out names never taken', async () => {
+    expect(await users.states([])).toEqual([]);
+    const states = await users.states(['alice', 'carol', 'dave', 'frank', 'nobody']);
+    expect(states.sort((a, b) => a.username.localeCompare(b.username))).toEqual([
+      { username: 'alice', disabled: false, deletedAt: null, credentialsVersion: 2 },
+      { username: 'carol', disabled: false, deletedAt: null, credentialsVersion: 1 },
+      {
+        username: 'dave',
+        disabled: false,
+        deletedAt: new Date(T0.getTime() + 120_000),
+        credentialsVersion: 1,
+      },
+      {
+        username: 'frank',
+        disabled: false,
+        deletedAt: new Date(T0.getTime() + 240_000),
+        credentialsVersion: 6,
+      },
+    ]);
   });
 
   it('lets exactly one of two concurrent creations of one name win', async () => {

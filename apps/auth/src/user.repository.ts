@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { and, asc, eq, gt, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, isNull, sql, type SQL } from 'drizzle-orm';
 
 import { users } from '@db/schema';
 import { DATABASE, type Database } from '@securechat/core';
@@ -20,6 +20,18 @@ export interface NewUserRecord {
   readonly fingerprint: string;
   readonly createdAt: Date;
 }
+
+/** What a gateway's recheck of its sessions needs of an account (UserRepository.states). */
+export type UserStateRecord = Pick<
+  UserRecord,
+  'username' | 'disabled' | 'deletedAt' | 'credentialsVersion'
+>;
+
+/**
+ * The next credential generation, in the UPDATE itself: concurrent changes each raise it, so
+ * no two changes leave the same value behind.
+ */
+const nextCredentialsVersion = sql`${users.credentialsVersion} + 1`;
 
 /** One page of an account search (see UserRepository.search). */
 export interface UserSearch {
@@ -56,11 +68,18 @@ export class UserRepository {
     return created;
   }
 
-  /** Sets `disabled` on an account that is not deleted; false when there is none. */
+  /**
+   * Sets `disabled` on an account that is not deleted; false when there is none. Disabling
+   * raises the credential generation (it ends the sessions opened before); enabling does not.
+   */
   async setDisabled(username: string, disabled: boolean, now: Date): Promise<boolean> {
     const rows = await this.db
       .update(users)
-      .set({ disabled, updatedAt: now })
+      .set({
+        disabled,
+        updatedAt: now,
+        ...(disabled ? { credentialsVersion: nextCredentialsVersion } : {}),
+      })
       .where(and(eq(users.username, username), isNull(users.deletedAt)))
       .returning({ username: users.username });
     return rows.length === 1;
@@ -69,15 +88,32 @@ export class UserRepository {
   /**
    * Marks an account deleted (it can no longer log in or be looked up) and keeps the row: its
    * key still verifies stored messages and transcripts, and the name stays taken. False when
-   * there is no such account or it was already deleted.
+   * there is no such account or it was already deleted. Raises the credential generation.
    */
   async markDeleted(username: string, now: Date): Promise<boolean> {
     const rows = await this.db
       .update(users)
-      .set({ deletedAt: now, updatedAt: now })
+      .set({ deletedAt: now, updatedAt: now, credentialsVersion: nextCredentialsVersion })
       .where(and(eq(users.username, username), isNull(users.deletedAt)))
       .returning({ username: users.username });
     return rows.length === 1;
+  }
+
+  /**
+   * The state of each named account that exists, deleted ones included, in one query on the
+   * primary key; names that were never taken are left out. The caller bounds the list.
+   */
+  states(usernames: readonly string[]): Promise<UserStateRecord[]> {
+    if (usernames.length === 0) return Promise.resolve([]);
+    return this.db
+      .select({
+        username: users.username,
+        disabled: users.disabled,
+        deletedAt: users.deletedAt,
+        credentialsVersion: users.credentialsVersion,
+      })
+      .from(users)
+      .where(inArray(users.username, [...usernames]));
   }
 
   /** Every account, deleted ones included, by name. */
@@ -104,19 +140,22 @@ export class UserRepository {
       .limit(options.limit);
   }
 
-  /** Replaces the password hash of an account that is not deleted; false when there is none. */
+  /**
+   * Replaces the password hash of an account that is not deleted, raising its credential
+   * generation; false when there is none.
+   */
   async setPasswordHash(username: string, passwordHash: string, now: Date): Promise<boolean> {
     const rows = await this.db
       .update(users)
-      .set({ passwordHash, updatedAt: now })
+      .set({ passwordHash, updatedAt: now, credentialsVersion: nextCredentialsVersion })
       .where(and(eq(users.username, username), isNull(users.deletedAt)))
       .returning({ username: users.username });
     return rows.length === 1;
   }
 
   /**
-   * Replaces the public key (and its fingerprint) of an account that is not deleted; the row
-   * as updated, or undefined when there is none.
+   * Replaces the public key (and its fingerprint) of an account that is not deleted, raising
+   * its credential generation; the row as updated, or undefined when there is none.
    */
   async setPublicKey(
     username: string,
@@ -126,7 +165,7 @@ export class UserRepository {
   ): Promise<UserRecord | undefined> {
     const rows = await this.db
       .update(users)
-      .set({ publicKey, fingerprint, updatedAt: now })
+      .set({ publicKey, fingerprint, updatedAt: now, credentialsVersion: nextCredentialsVersion })
       .where(and(eq(users.username, username), isNull(users.deletedAt)))
       .returning();
     return rows[0];

@@ -28,7 +28,13 @@ export function asHasher(fake: ReturnType<typeof fakeHasher>): PasswordHasherRep
   return fake as unknown as PasswordHasherRepository;
 }
 
-/** Mirrors UserRepository's semantics (names never reused, updates skip deleted rows). */
+/** What every change that ends sessions does to a row (UserRepository raises it in SQL). */
+const nextVersion = (row: UserRecord) => ({ credentialsVersion: row.credentialsVersion + 1 });
+
+/**
+ * Mirrors UserRepository's semantics (names never reused, updates skip deleted rows, the
+ * credential generation raised by password, key, disable and delete).
+ */
 export function fakeUsers() {
   const rows = new Map<string, UserRecord>();
   const live = (username: string) => {
@@ -39,13 +45,17 @@ export function fakeUsers() {
     rows,
     /** Puts a row in directly, bypassing every rule (for states createUser cannot produce). */
     seed(
-      row: Omit<UserRecord, 'disabled' | 'deletedAt' | 'createdAt' | 'updatedAt'> &
+      row: Omit<
+        UserRecord,
+        'disabled' | 'deletedAt' | 'credentialsVersion' | 'createdAt' | 'updatedAt'
+      > &
         Partial<UserRecord>,
     ) {
       const createdAt = new Date(0);
       rows.set(row.username, {
         disabled: false,
         deletedAt: null,
+        credentialsVersion: 0,
         createdAt,
         updatedAt: createdAt,
         ...row,
@@ -58,6 +68,7 @@ export function fakeUsers() {
         ...user,
         disabled: false,
         deletedAt: null,
+        credentialsVersion: 0,
         updatedAt: user.createdAt,
       };
       rows.set(user.username, row);
@@ -65,14 +76,29 @@ export function fakeUsers() {
     }),
     setDisabled: jest.fn((username: string, disabled: boolean, now: Date) => {
       const row = live(username);
-      if (row !== undefined) rows.set(username, { ...row, disabled, updatedAt: now });
+      if (row !== undefined) {
+        const credentialsVersion = row.credentialsVersion + (disabled ? 1 : 0);
+        rows.set(username, { ...row, disabled, credentialsVersion, updatedAt: now });
+      }
       return Promise.resolve(row !== undefined);
     }),
     markDeleted: jest.fn((username: string, now: Date) => {
       const row = live(username);
-      if (row !== undefined) rows.set(username, { ...row, deletedAt: now, updatedAt: now });
+      if (row !== undefined) {
+        rows.set(username, { ...row, deletedAt: now, updatedAt: now, ...nextVersion(row) });
+      }
       return Promise.resolve(row !== undefined);
     }),
+    states: jest.fn((usernames: readonly string[]) =>
+      Promise.resolve(
+        usernames.flatMap((username) => {
+          const row = rows.get(username);
+          if (row === undefined) return [];
+          const { disabled, deletedAt, credentialsVersion } = row;
+          return [{ username, disabled, deletedAt, credentialsVersion }];
+        }),
+      ),
+    ),
     list: jest.fn(() =>
       Promise.resolve([...rows.values()].sort((a, b) => a.username.localeCompare(b.username))),
     ),
@@ -87,13 +113,15 @@ export function fakeUsers() {
     ),
     setPasswordHash: jest.fn((username: string, passwordHash: string, now: Date) => {
       const row = live(username);
-      if (row !== undefined) rows.set(username, { ...row, passwordHash, updatedAt: now });
+      if (row !== undefined) {
+        rows.set(username, { ...row, passwordHash, updatedAt: now, ...nextVersion(row) });
+      }
       return Promise.resolve(row !== undefined);
     }),
     setPublicKey: jest.fn((username: string, publicKey: Buffer, fingerprint: string, now: Date) => {
       const row = live(username);
       if (row === undefined) return Promise.resolve(undefined);
-      const updated = { ...row, publicKey, fingerprint, updatedAt: now };
+      const updated = { ...row, publicKey, fingerprint, updatedAt: now, ...nextVersion(row) };
       rows.set(username, updated);
       return Promise.resolve(updated);
     }),

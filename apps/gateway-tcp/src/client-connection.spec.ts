@@ -13,9 +13,11 @@ import {
 } from '@securechat/core';
 import {
   type ClientSession,
+  computeChain,
   encodeFrame,
   exportSpki,
   FrameDecoder,
+  fromBase64,
   MAX_HANDSHAKE_FRAME,
   parseJsonObject,
   type ServerMessage,
@@ -83,6 +85,11 @@ interface Harness {
   releaseBatch(): void;
   readonly inFlight: () => number;
   readonly login: { resolve: () => void };
+  readonly transcripts: ConnectionDeps['transcripts'] & {
+    readonly open: jest.Mock;
+    readonly record: jest.Mock;
+    readonly close: jest.Mock;
+  };
 }
 
 const identity = generateKeyPairSync('ed25519').privateKey;
@@ -166,6 +173,7 @@ function harness(env: Record<string, string> = {}, holdLogin = false): Harness {
     releaseBatch: () => waiting.shift()?.(),
     inFlight: () => inFlight,
     login: { resolve: () => loginRelease() },
+    transcripts: deps.transcripts as Harness['transcripts'],
   };
 }
 
@@ -242,6 +250,74 @@ describe('ClientConnection', () => {
     const types = read(h, client).map((m) => m.type);
     expect(types).toEqual(['ack', 'ack', 'ack', 'ack', 'ack', 'receipt']);
   });
+
+  // §6 (`bye`: the server sends nothing else after the receipt) and §7 (the s2c chain ends at
+  // the record before it): a bad record after the receipt closes the connection without a word.
+  it.each([
+    ['a ping', { type: 'ping', n: 1 }],
+    ['a countersign with a member not defined for it', 'countersign+note'],
+  ] as const)(
+    'closes without a word on %s after the receipt; the transcript still recomputes the receipt',
+    async (_what, record) => {
+      const h = harness();
+      const client = await logIn(h);
+      h.socket.push(client.session.send({ type: 'ping', n: 7 }));
+      await flush();
+      h.socket.push(client.session.bye());
+      await flush();
+      const answers = read(h, client);
+      expect(answers.map((m) => m.type)).toEqual(['pong', 'receipt']);
+      const receipt = answers[1] as Extract<ServerMessage, { type: 'receipt' }>;
+
+      const view = client.session.view();
+      const message =
+        record === 'countersign+note'
+          ? {
+              type: 'countersign',
+              c2s_count: view.c2sCount,
+              c2s_chain: toBase64(view.c2sChain),
+              s2c_count: view.s2cCount,
+              s2c_chain: toBase64(view.s2cChain),
+              signature: toBase64(Buffer.alloc(64, 1)),
+              note: 'x',
+            }
+          : record;
+      // The client's API refuses to send these after bye: seal them by hand.
+      const sealer = client.session as unknown as { seal(m: object, chained: boolean): Buffer };
+      h.socket.push(sealer.seal(message, false));
+      await flush();
+
+      expect(h.socket.take()).toEqual(Buffer.alloc(0)); // nothing after the receipt
+      expect(h.closed).toHaveBeenCalledTimes(1);
+      expect(h.connection.phase).toBe('closed');
+      expect(h.socket.ended || h.socket.destroyed).toBe(true);
+
+      // The shipped s2c records recompute the view the receipt signed, and the close carries it.
+      const h2 = fromBase64((h.transcripts.open.mock.calls[0]![0] as { h2: string }).h2, 'h2');
+      const shipped = h.transcripts.record.mock.calls.map(
+        (call) => call[2] as { direction: string; chained: boolean; plaintext: Buffer },
+      );
+      const s2c = computeChain(
+        h2,
+        shipped.filter((r) => r.direction === 's2c' && r.chained).map((r) => r.plaintext),
+      );
+      expect([s2c.count, toBase64(s2c.chain)]).toEqual([receipt.s2c_count, receipt.s2c_chain]);
+      expect(
+        JSON.parse(
+          shipped
+            .filter((r) => r.direction === 's2c')
+            .at(-1)!
+            .plaintext.toString(),
+        ),
+      ).toMatchObject({ type: 'receipt' });
+      expect(h.transcripts.close).toHaveBeenCalledTimes(1);
+      expect(h.transcripts.close.mock.calls[0]![0]).toMatchObject({
+        status: 'incomplete',
+        serverView: { s2cCount: receipt.s2c_count, s2cChain: receipt.s2c_chain },
+        receiptSignature: receipt.signature,
+      });
+    },
+  );
 
   it('keeps a bad signature in its place among the answers of a batch', async () => {
     const h = harness();

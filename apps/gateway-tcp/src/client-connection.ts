@@ -235,6 +235,11 @@ export class ClientConnection implements DeliveryTarget {
     return this.#login.startedAt;
   }
 
+  /** The credential generation auth decided the login with (DeliveryTarget; SessionRecheck). */
+  get credentialsVersion(): number | undefined {
+    return this.#login.credentialsVersion;
+  }
+
   /** Whether the user logged in on this connection (presence needs to know on close). */
   get hadSession(): boolean {
     return this.#login.holdsSlot || this.#transcript.opened;
@@ -423,21 +428,28 @@ export class ClientConnection implements DeliveryTarget {
 
   // ------------------------------------------------------------------ errors
 
-  /** A failure while reading a request: answer it, and close when §2 says so. */
+  /**
+   * A failure while reading a request: answer it, and close when §2 says so. Once the receipt
+   * is sent nothing more is said (§6, §7): any failure then just closes the connection, and the
+   * transcript still recomputes the receipt.
+   */
   #requestFailure(error: unknown): void {
+    const session = this.#session!;
+    const afterReceipt = session.sentReceipt !== undefined;
     if (!(error instanceof ProtocolError)) {
       this.#logger.error(`request failed: ${(error as Error).stack ?? String(error)}`);
-      this.#reply(ServerSession.errorMessage('internal', 'internal error'));
+      if (afterReceipt) this.#close('internal error after the receipt');
+      else this.#reply(ServerSession.errorMessage('internal', 'internal error'));
       return;
     }
-    const session = this.#session!;
-    const fatal = error.silent || closesConnection(error.code) || session.state === 'closed';
+    const fatal =
+      error.silent || closesConnection(error.code) || session.state === 'closed' || afterReceipt;
     if (!fatal) {
-      this.#reply(errorFor(error));
+      this.#reply(errorFor(error, session));
       return;
     }
     // §2: a fatal error is said once, as a record, then the connection closes (§5: silently
-    // when the record layer itself failed).
+    // when the record layer itself failed; §7: silently after the receipt, see finalError).
     const last = session.finalError(error);
     if (last) this.#framed.write(last);
     this.#close(`protocol error: ${error.code} (${error.message})`);

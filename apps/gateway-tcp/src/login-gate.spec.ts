@@ -125,6 +125,23 @@ describe('LoginGate', () => {
       expect(gate.holdsSlot).toBe(true);
     });
 
+    it('keeps the credential generation auth decided with, for the session’s rechecks', async () => {
+      const { gate } = setup({ ...okResult, credentialsVersion: 4 });
+      expect(gate.credentialsVersion).toBeUndefined();
+      await gate.verify(loginRequest);
+      expect(gate.credentialsVersion).toBe(4);
+      // An auth service that does not say: unknown, and the recheck looks at the state only.
+      const older = setup(okResult);
+      await older.gate.verify(loginRequest);
+      expect(older.gate.credentialsVersion).toBeUndefined();
+    });
+
+    it('keeps no generation from a login it refused', async () => {
+      const { gate } = setup({ ...okResult, credentialsVersion: 4 }, 'server_full');
+      await gate.verify(loginRequest);
+      expect(gate.credentialsVersion).toBeUndefined();
+    });
+
     it('release() without a slot gives nothing back', () => {
       const { gate, limiter } = setup();
       gate.release();

@@ -28,6 +28,11 @@ export class LoginGate {
   startedAt = 0;
   /** Set when the decision was a refusal (for the handshake metric). */
   refused = false;
+  /**
+   * The account's credential generation auth decided the login with (undefined before a
+   * successful login, or when auth did not say): the session keeps it for SessionRecheck.
+   */
+  credentialsVersion: number | undefined;
   #slotUser: string | undefined;
 
   constructor(private readonly deps: LoginGateDeps) {}
@@ -80,6 +85,7 @@ export class LoginGate {
         return { ok: false, code: 'rate_limited', retryAfter: slot === 'server_full' ? 5 : 30 };
       }
       this.#slotUser = username;
+      this.credentialsVersion = result.credentialsVersion;
       return { ok: true, publicKey: Buffer.from(result.publicKey, 'base64') };
     } catch (error) {
       this.deps.logger.error(`auth service unavailable: ${(error as Error).message}`);

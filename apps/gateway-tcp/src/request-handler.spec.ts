@@ -177,6 +177,25 @@ describe('RequestHandler', () => {
     });
   });
 
+  describe('errorFor', () => {
+    it('echoes the id as written, and leaves out an echo that would not fit one frame (§10.2, §10.5)', () => {
+      const session = fakeSession(200);
+      const bad = (id: string) =>
+        errorFor(new ProtocolError('bad_request', 'id: must match', { id }), session);
+      expect(bad('bad id!')).toEqual({
+        type: 'error',
+        code: 'bad_request',
+        message: 'id: must match',
+        id: 'bad id!',
+      });
+      expect(bad('x'.repeat(200))).toEqual({
+        type: 'error',
+        code: 'bad_request',
+        message: 'id: must match',
+      });
+    });
+  });
+
   describe('sendBatch', () => {
     it('stores only the valid sends, in order, in one call, and answers in request order', async () => {
       const { handler, services } = setup();
@@ -279,6 +298,15 @@ describe('RequestHandler', () => {
       services.relay.deliveredBatch.mockResolvedValue({ ok: true, marked: 3 });
       expect(await handler.delivered(['1', '2', '3'])).toEqual([]);
       expect(services.relay.deliveredBatch.mock.calls).toEqual([['alice', ['1', '2', '3']]]);
+    });
+
+    it('ignores, without asking the relay, a msg_id that cannot be one of ours (§9)', async () => {
+      const { handler, services } = setup();
+      services.relay.deliveredBatch.mockResolvedValue({ ok: true, marked: 1 });
+      expect(await handler.delivered(['', 'x'.repeat(129)])).toEqual([]);
+      expect(services.relay.deliveredBatch).not.toHaveBeenCalled();
+      expect(await handler.delivered(['', '7', 'x'.repeat(129)])).toEqual([]);
+      expect(services.relay.deliveredBatch.mock.calls).toEqual([['alice', ['7']]]);
     });
 
     it('answers one internal error when the relay cannot be reached', async () => {
@@ -393,6 +421,21 @@ describe('RequestHandler', () => {
           [{ username: 'alice', with: 'bob', limit: 50 }],
           [{ username: 'alice', with: 'bob', limit: 7, before: '99' }],
         ]);
+      });
+
+      it('asks with a before that names no message when the one given cannot be ours (§10.11)', async () => {
+        const { handler, services } = setup();
+        services.relay.history.mockResolvedValue({ ok: true, with: 'bob', messages: [] });
+        for (const before of ['', 'x'.repeat(129)]) {
+          expect(await handler.handle({ type: 'history', with: 'bob', before })).toEqual({
+            type: 'history',
+            with: 'bob',
+            messages: [],
+          });
+        }
+        const asked = services.relay.history.mock.calls.map(([query]) => query.before);
+        expect(asked).toHaveLength(2);
+        for (const before of asked) expect(before).toMatch(/^[^0-9]{1,128}$/);
       });
 
       it('answers a page that fits as it is, oldest first', async () => {

@@ -9,6 +9,7 @@ import {
   type ClientMessage,
   type Deliver,
   HISTORY_LIMIT_DEFAULT,
+  isMsgId,
   ProtocolError,
   type SendMessage,
   type ServerMessage,
@@ -35,6 +36,9 @@ export type SingleRequest = Extract<
 export type CheckedSend =
   | { readonly ok: true; readonly command: SendCommand }
   | { readonly ok: false; readonly error: ProtocolError };
+
+/** A `history.before` that names no stored message: the relay's ids are decimal numbers. */
+const NO_SUCH_MSG_ID = '-';
 
 /** The widest ids a stored message can carry, to size a `send` before it is stored. */
 const WIDEST_STORED = { msg_id: '9'.repeat(20), server_ts: Number.MAX_SAFE_INTEGER };
@@ -99,7 +103,7 @@ export class RequestHandler {
     }
     let next = 0;
     return checked.map((c) => {
-      if (!c.ok) return errorFor(c.error);
+      if (!c.ok) return errorFor(c.error, this.session);
       const id = c.command.id;
       const result = results[next++];
       if (unavailable || !result) return refusal('unavailable', id);
@@ -116,11 +120,14 @@ export class RequestHandler {
 
   /**
    * §6 `delivered`, a run of them at once (the relay group-commits them). No answer; a relay
-   * that cannot be reached is said once, as `internal`.
+   * that cannot be reached is said once, as `internal`. A `msg_id` that cannot be one of ours
+   * (isMsgId) names no pending message and is ignored here (§9), without asking the relay.
    */
   async delivered(msgIds: readonly string[]): Promise<ServerMessage[]> {
+    const ours = msgIds.filter(isMsgId);
+    if (ours.length === 0) return [];
     try {
-      await this.services.relay.deliveredBatch(this.session.username, [...msgIds]);
+      await this.services.relay.deliveredBatch(this.session.username, ours);
       return [];
     } catch (error) {
       this.#logFailure(error);
@@ -171,11 +178,15 @@ export class RequestHandler {
         };
       }
       case 'history': {
+        const { before } = message;
         const result = await relay.history({
           username,
           with: message.with,
           limit: message.limit ?? HISTORY_LIMIT_DEFAULT,
-          ...(message.before === undefined ? {} : { before: message.before }),
+          // One that cannot be ours names no stored message (§10.11): the relay is asked with
+          // a text that is not one of its (decimal) ids either, which precedes nothing — an
+          // empty page, after the same access checks as any other.
+          ...(before === undefined ? {} : { before: isMsgId(before) ? before : NO_SUCH_MSG_ID }),
         });
         if (!result.ok) return refusal(result.code);
         return {
@@ -231,13 +242,22 @@ export function toDeliver(message: StoredMessage): Deliver {
   };
 }
 
-/** A request's own error (§2), echoing its `id`. */
-export function errorFor(error: ProtocolError): ServerMessage {
-  return ServerSession.errorMessage(
+/**
+ * A request's own error (§2), echoing its `id` (§6, §10.2) — as written, even one that breaks
+ * its pattern. Given the session, an echo that would not fit one frame is left out (§10.5: an
+ * answer that would not fit is cut); only an `id` far beyond its pattern comes near that.
+ */
+export function errorFor(
+  error: ProtocolError,
+  session?: Pick<ServerSession, 'fits'>,
+): ServerMessage {
+  const answer = ServerSession.errorMessage(
     error.code,
     error.message,
     error.id === undefined ? {} : { id: error.id },
   );
+  if (error.id === undefined || !session || session.fits(answer)) return answer;
+  return ServerSession.errorMessage(error.code, error.message);
 }
 
 /** A service's refusal as the client sees it (the edge mapping of request-errors.ts). */

@@ -1,4 +1,4 @@
-/** AuthClient's login: what leaves the gateway, and which answers it believes. */
+/** AuthClient: what a login sends and which answers it believes; the accounts' recheck. */
 import { type ClientProxy } from '@nestjs/microservices';
 import {
   ClockRepository,
@@ -43,7 +43,12 @@ describe('AuthClient.login', () => {
   const auth = (payload: unknown) => {
     const opened = openLogin(payload, keys.load(), Date.now());
     if (!opened.ok) return { ok: false, code: 'bad_request' };
-    return tagResult(opened.opened, { ok: true, username: 'alice', publicKey: 'AAAA' });
+    return tagResult(opened.opened, {
+      ok: true,
+      username: 'alice',
+      publicKey: 'AAAA',
+      credentialsVersion: 2,
+    });
   };
 
   it('sends the login sealed: no password, signature or H2 in what the transport gets', async () => {
@@ -53,6 +58,7 @@ describe('AuthClient.login', () => {
       ok: true,
       username: 'alice',
       publicKey: 'AAAA',
+      credentialsVersion: 2,
     });
     expect(sent).toHaveLength(1);
     expect(sent[0]!.pattern).toBe('auth.login');
@@ -88,5 +94,23 @@ describe('AuthClient.login', () => {
       LoginSealKeyUnavailableError,
     );
     expect(sent).toEqual([]);
+  });
+});
+
+describe('AuthClient.accountStates', () => {
+  it('asks for a batch of names in one request and hands the answer on', async () => {
+    const answer = {
+      ok: true,
+      accounts: [{ username: 'alice', state: 'disabled', credentialsVersion: 3 }],
+    };
+    const { sent, proxy: transport } = proxy(() => answer);
+    const client = new AuthClient(
+      transport,
+      new LoginSealer(new EphemeralLoginSealKeys(), new ClockRepository()),
+    );
+    await expect(client.accountStates(['alice', 'bob'])).resolves.toEqual(answer);
+    expect(sent).toEqual([
+      { pattern: 'auth.account_states', payload: { usernames: ['alice', 'bob'] } },
+    ]);
   });
 });

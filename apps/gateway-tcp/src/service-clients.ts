@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { type ClientProxy } from '@nestjs/microservices';
 import {
+  type AccountStatesResult,
   AUTH_PATTERNS,
   type DeliveredBatchResult,
   type GetKeyResult,
@@ -55,6 +56,14 @@ export class AuthClient {
 
   getKey(user: string): Promise<GetKeyResult> {
     return request(this.proxy, AUTH_PATTERNS.getKey, { user }, SERVICE_TIMEOUT_MS);
+  }
+
+  /**
+   * The state and credential generation of each named account (SessionRecheck), in one
+   * request; the caller keeps to ACCOUNT_STATES_MAX_USERNAMES names.
+   */
+  accountStates(usernames: readonly string[]): Promise<AccountStatesResult> {
+    return request(this.proxy, AUTH_PATTERNS.accountStates, { usernames }, SERVICE_TIMEOUT_MS);
   }
 }
 

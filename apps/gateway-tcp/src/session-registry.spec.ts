@@ -41,6 +41,20 @@ describe('SessionRegistry', () => {
     expect(new Set(registry.all())).toEqual(new Set([alice1, alice2, bob]));
   });
 
+  it('names each user with a live session once, and forgets a user whose last session left', () => {
+    const registry = new SessionRegistry();
+    expect(registry.usernames()).toEqual([]);
+    const alice1 = target('alice');
+    const alice2 = target('alice');
+    const bob = target('bob');
+    for (const t of [alice1, bob, alice2]) registry.add(t);
+    expect(registry.usernames()).toEqual(['alice', 'bob']);
+    registry.remove(alice1);
+    expect(registry.usernames()).toEqual(['alice', 'bob']);
+    registry.remove(alice2);
+    expect(registry.usernames()).toEqual(['bob']);
+  });
+
   it('matches usernames exactly', () => {
     const registry = new SessionRegistry();
     registry.add(target('Alice'));

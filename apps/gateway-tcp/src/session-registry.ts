@@ -3,11 +3,17 @@ import { type StoredMessage } from '@securechat/core';
 
 /**
  * What the registry needs of a live session: somewhere to hand a fan-out delivery, and a way
- * for an operator's order (SessionCloser) to end it.
+ * for an operator's order (SessionCloser) or a recheck of its account (SessionRecheck) to end it.
  */
 export interface DeliveryTarget {
   readonly username: string;
   readonly sessionId: string;
+  /**
+   * The account's credential generation when this session's login was decided (auth's login
+   * answer); undefined when auth did not say. SessionRecheck ends the session once the stored
+   * generation differs.
+   */
+  readonly credentialsVersion?: number;
   deliver(message: StoredMessage): void;
   /** Ends the session with a fatal `error` record the client can read (§9), then closes. */
   shutdown(code: 'shutting_down', message: string): void;
@@ -67,6 +73,11 @@ export class SessionRegistry {
   /** The live session with this id, if this gateway holds it. */
   session(sessionId: string): DeliveryTarget | undefined {
     return this.#bySession.get(sessionId);
+  }
+
+  /** The users with at least one live session, each once: a copy, like sessionsOf. */
+  usernames(): string[] {
+    return [...this.#byUser.keys()];
   }
 
   all(): DeliveryTarget[] {

@@ -63,7 +63,7 @@ describe.each([
   beforeEach(() => {
     clock = new FakeClock();
     repo = new MessageRepository(handle.db, clock);
-    roomRepo = new RoomRepository(handle.db);
+    roomRepo = new RoomRepository(handle.db, clock);
   });
   afterEach(() => jest.restoreAllMocks());
 
@@ -284,10 +284,10 @@ describe.each([
       const [room] = await handle.db.select().from(rooms).where(eq(rooms.name, '#lobby'));
       expect(room!.createdBy).toBe('rm_zed');
 
-      expect(await roomRepo.isMember('#lobby', 'rm_amy')).toBe(true);
+      expect(await roomRepo.joinedAt('#lobby', 'rm_amy')).toBe(clock.t);
       expect(await roomRepo.leave('#lobby', 'rm_amy')).toBe(true);
       expect(await roomRepo.leave('#lobby', 'rm_amy')).toBe(false);
-      expect(await roomRepo.isMember('#lobby', 'rm_amy')).toBe(false);
+      expect(await roomRepo.joinedAt('#lobby', 'rm_amy')).toBeUndefined();
       expect(await roomRepo.leave('#nowhere', 'rm_amy')).toBe(false);
       expect(await roomRepo.members('#lobby')).toEqual(['rm_9_x', 'rm_zed']);
       expect(await roomRepo.members('#nowhere')).toEqual([]);
@@ -328,6 +328,7 @@ describe.each([
         fanout,
         clock,
         new MemorySendQuotaRepository(loadConfig({})),
+        loadConfig({}),
       );
       const statements = jest.spyOn(handle.db, 'execute');
       const results = await Promise.all(

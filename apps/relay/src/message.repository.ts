@@ -209,11 +209,23 @@ export class MessageRepository implements BeforeApplicationShutdown {
   /**
    * The `limit` most recent messages of a conversation with ids below `before` (when given),
    * oldest first (§7.4 "History").
+   *
+   * With `since` (a member's join of a room, RelayService.history) the page also ends, going
+   * back from the newest, at the first message stamped (`server_ts`) before `since`: a member
+   * sees the room's messages down to the last one stored before its join, and every message
+   * returned is stamped at or after `since`. The cut is made on the rows this query reads
+   * anyway, so it costs nothing: a `server_ts` condition in SQL would, once a client paged back
+   * to the join, read every older message of the room to find that none qualifies (no index
+   * holds `server_ts`), on every such request. One relay stamps its batches in storage order,
+   * so ids and stamps rise together; only between relays whose clocks differ can a message
+   * stamped after `since` sit below an older one, and paging back from the newest stops at the
+   * older one.
    */
   async history(
     conversation: string,
     before: bigint | undefined,
     limit: number,
+    since?: number,
   ): Promise<StoredMessage[]> {
     const rows = await this.db
       .select()
@@ -226,7 +238,8 @@ export class MessageRepository implements BeforeApplicationShutdown {
       )
       .orderBy(desc(messages.id))
       .limit(limit);
-    return rows.reverse().map(toStoredMessage);
+    const end = since === undefined ? -1 : rows.findIndex((row) => row.serverTs < since);
+    return (end === -1 ? rows : rows.slice(0, end)).reverse().map(toStoredMessage);
   }
 
   /**

@@ -20,8 +20,10 @@ import { UserDirectoryRepository } from './user-directory.repository';
  *
  * - `DATABASE` (`Database` from `@securechat/core`): Drizzle over `pg` or PGlite, migrated.
  * - `CONFIG` (`SecureChatConfig`): `limits.maxBodyBytes` and `limits.maxFrame` bound payloads;
- *   `transcriptRetentionDays` > 0 starts the hourly transcript purge (TranscriptRetentionScheduler).
- * - `ClockRepository`: `server_ts` of stored messages, `delivered_at`, the retention cutoff.
+ *   `transcriptRetentionDays` > 0 starts the hourly transcript purge (TranscriptRetentionScheduler);
+ *   `roomHistory` says whether a room's history starts at the member's join (RelayService).
+ * - `ClockRepository`: `server_ts` of stored messages, `joined_at` of room members (the two
+ *   are compared), `delivered_at`, the retention cutoff.
  * - `FanoutPort`: where stored messages are published for the gateways (InProcessFanout in
  *   the embedded mode, Redis in the distributed one).
  *

@@ -1,7 +1,7 @@
 /** RelayService rules (docs/PROTOCOL.md §7.4) against mocked repositories, fan-out and clock. */
 import { Logger } from '@nestjs/common';
 
-import { type StoredMessage } from '@securechat/core';
+import { type SecureChatConfig, type StoredMessage } from '@securechat/core';
 
 import { type MessageRepository, type NewMessage, type StoreOutcome } from './message.repository';
 import { RECIPIENT_CACHE_TTL_MS, RelayService } from './relay.service';
@@ -10,6 +10,8 @@ import { type TranscriptRepository } from './transcript.repository';
 import { type DirectoryEntry, type UserDirectoryRepository } from './user-directory.repository';
 
 const NOW = 1_764_000_000_000;
+/** When the members of #general joined it (carol last). */
+const JOINED = { alice: NOW - 60_000, bob: NOW - 60_000, carol: NOW - 30_000 };
 
 function stored(message: NewMessage, msgId: string): StoredMessage {
   return {
@@ -24,14 +26,19 @@ function stored(message: NewMessage, msgId: string): StoredMessage {
   };
 }
 
-function setup() {
+function setup(config: Partial<SecureChatConfig> = { roomHistory: 'since-join' }) {
   const userTable: Record<string, DirectoryEntry> = {
     alice: { username: 'alice', deleted: false, publicKey: Buffer.alloc(0) },
     bob: { username: 'bob', deleted: false, publicKey: Buffer.alloc(0) },
     carol: { username: 'carol', deleted: false, publicKey: Buffer.alloc(0) },
     gone: { username: 'gone', deleted: true, publicKey: Buffer.alloc(0) },
   };
-  const roomTable: Record<string, string[]> = { '#general': ['alice', 'bob', 'carol'] };
+  const clock = { now: jest.fn(() => NOW) };
+  /** room → member → when it joined. */
+  const roomTable: Record<string, Map<string, number>> = {
+    '#general': new Map(Object.entries(JOINED)),
+  };
+  const membersOf = (room: string) => [...(roomTable[room]?.keys() ?? [])].sort();
   let nextId = 1;
   const messages = {
     store: jest.fn((m: NewMessage): Promise<StoreOutcome> =>
@@ -45,21 +52,16 @@ function setup() {
     history: jest.fn(() => Promise.resolve([] as StoredMessage[])),
   };
   const rooms = {
-    members: jest.fn((room: string) => Promise.resolve(roomTable[room] ?? [])),
-    isMember: jest.fn((room: string, user: string) =>
-      Promise.resolve((roomTable[room] ?? []).includes(user)),
-    ),
+    members: jest.fn((room: string) => Promise.resolve(membersOf(room))),
+    joinedAt: jest.fn((room: string, user: string) => Promise.resolve(roomTable[room]?.get(user))),
     join: jest.fn((room: string, user: string) => {
-      const members = (roomTable[room] ??= []);
-      if (!members.includes(user)) members.push(user);
-      return Promise.resolve([...members].sort());
+      const members = (roomTable[room] ??= new Map());
+      if (!members.has(user)) members.set(user, clock.now());
+      return Promise.resolve(membersOf(room));
     }),
-    leave: jest.fn((room: string, user: string) => {
-      const members = roomTable[room] ?? [];
-      const at = members.indexOf(user);
-      if (at >= 0) members.splice(at, 1);
-      return Promise.resolve(at >= 0);
-    }),
+    leave: jest.fn((room: string, user: string) =>
+      Promise.resolve(roomTable[room]?.delete(user) ?? false),
+    ),
   };
   const users = { find: jest.fn((u: string) => Promise.resolve(userTable[u])) };
   const transcripts = {
@@ -70,7 +72,6 @@ function setup() {
     subscribe: jest.fn(),
     onReconnect: jest.fn(),
   };
-  const clock = { now: jest.fn(() => NOW) };
   // Everything accepted unless a test says otherwise.
   const quotas = {
     charge: jest.fn((_user: string, sizes: readonly number[], _now: number) =>
@@ -85,6 +86,7 @@ function setup() {
     fanout,
     clock,
     quotas,
+    config as SecureChatConfig,
   );
   return { service, messages, rooms, users, transcripts, fanout, clock, quotas };
 }
@@ -406,7 +408,7 @@ describe('RelayService.history', () => {
       with: 'gone',
       messages: [],
     });
-    expect(messages.history).toHaveBeenCalledWith('dm:alice:gone', undefined, 50);
+    expect(messages.history).toHaveBeenCalledWith('dm:alice:gone', undefined, 50, undefined);
   });
 
   it('reads the conversation with before and limit, and never marks anything delivered', async () => {
@@ -414,8 +416,8 @@ describe('RelayService.history', () => {
     await service.history({ username: 'bob', with: 'alice', before: '100', limit: 20 });
     await service.history({ username: 'carol', with: '#general', limit: 5 });
     expect(messages.history.mock.calls).toEqual([
-      ['dm:alice:bob', 100n, 20],
-      ['#general', undefined, 5],
+      ['dm:alice:bob', 100n, 20, undefined],
+      ['#general', undefined, 5, JOINED.carol],
     ]);
     expect(messages.markDelivered).not.toHaveBeenCalled();
   });
@@ -427,7 +429,55 @@ describe('RelayService.history', () => {
     ).toEqual({ ok: true, with: 'alice', messages: [] });
     expect(messages.history).not.toHaveBeenCalled();
     await service.history({ username: 'bob', with: 'alice', before: '9'.repeat(30), limit: 20 });
-    expect(messages.history).toHaveBeenCalledWith('dm:alice:bob', undefined, 20);
+    expect(messages.history).toHaveBeenCalledWith('dm:alice:bob', undefined, 20, undefined);
+  });
+
+  it('starts a room’s history at the caller’s join by default, and a DM’s nowhere', async () => {
+    const { service, messages, rooms } = setup();
+    expect(service.roomHistory).toBe('since-join');
+    await service.history({ username: 'carol', with: '#general', before: '50', limit: 10 });
+    await service.history({ username: 'alice', with: '#general', limit: 10 });
+    await service.history({ username: 'alice', with: 'carol', limit: 10 });
+    expect(rooms.joinedAt.mock.calls).toEqual([
+      ['#general', 'carol'],
+      ['#general', 'alice'],
+    ]);
+    expect(messages.history.mock.calls).toEqual([
+      ['#general', 50n, 10, JOINED.carol],
+      ['#general', undefined, 10, JOINED.alice],
+      ['dm:alice:carol', undefined, 10, undefined],
+    ]);
+  });
+
+  it('starts a rejoined room’s history at the new join', async () => {
+    const { service, messages, clock } = setup();
+    await service.leave({ username: 'carol', room: '#general' });
+    expect(await service.history({ username: 'carol', with: '#general', limit: 10 })).toMatchObject(
+      { ok: false, code: 'forbidden' },
+    );
+    clock.now.mockReturnValue(NOW + 5_000);
+    await service.join({ username: 'carol', room: '#general' });
+    await service.history({ username: 'carol', with: '#general', limit: 10 });
+    expect(messages.history).toHaveBeenCalledWith('#general', undefined, 10, NOW + 5_000);
+  });
+
+  it('shows a room’s whole history with SECURECHAT_ROOM_HISTORY=all, to members only', async () => {
+    const { service, messages } = setup({ roomHistory: 'all' });
+    expect(service.roomHistory).toBe('all');
+    await service.history({ username: 'carol', with: '#general', limit: 10 });
+    expect(messages.history).toHaveBeenCalledWith('#general', undefined, 10, undefined);
+    expect(await service.history({ username: 'dave', with: '#general', limit: 10 })).toMatchObject({
+      ok: false,
+      code: 'forbidden',
+    });
+    expect(messages.history).toHaveBeenCalledTimes(1);
+  });
+
+  it('starts at the join when a config leaves the setting out', async () => {
+    const { service, messages } = setup({});
+    expect(service.roomHistory).toBe('since-join');
+    await service.history({ username: 'bob', with: '#general', limit: 10 });
+    expect(messages.history).toHaveBeenCalledWith('#general', undefined, 10, JOINED.bob);
   });
 });
 

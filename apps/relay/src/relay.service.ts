@@ -3,10 +3,11 @@
  * idempotent sends, pending deliveries, rooms and history. Everything with a side effect sits
  * behind an injected repository or port, so these rules are unit-tested with mocks.
  */
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 
 import {
   ClockRepository,
+  CONFIG,
   type DeliveredBatchCommand,
   type DeliveredBatchResult,
   type DeliveredCommand,
@@ -19,6 +20,7 @@ import {
   type PendingQuery,
   type PendingResult,
   type RoomCommand,
+  type SecureChatConfig,
   type SendBatchCommand,
   type SendBatchResult,
   type SendCommand,
@@ -65,7 +67,16 @@ export class RelayService {
     private readonly fanout: FanoutPort,
     private readonly clock: ClockRepository,
     private readonly quotas: SendQuotaRepository,
+    @Inject(CONFIG) private readonly config: SecureChatConfig,
   ) {}
+
+  /**
+   * SECURECHAT_ROOM_HISTORY; `since-join` also when a config leaves it out (tests build
+   * partial ones): showing a room's past to newcomers is the choice an operator must make.
+   */
+  get roomHistory(): 'since-join' | 'all' {
+    return this.config.roomHistory ?? 'since-join';
+  }
 
   /**
    * §7.4 send: checks the recipient, stores the message with one pending delivery per
@@ -227,14 +238,30 @@ export class RelayService {
 
   /**
    * §7.4 "History": the `limit` most recent messages of the conversation before `before`,
-   * oldest first. A room needs membership (`forbidden`); a user needs to exist (`not_found`),
-   * deleted or not, since a deleted account's messages stay. Marks nothing delivered.
+   * oldest first. A room needs membership (`forbidden`, docs/PROTOCOL.md §10 item 13); a user needs to exist
+   * (`not_found`), deleted or not, since a deleted account's messages stay. Marks nothing
+   * delivered.
+   *
+   * A room's history starts at the caller's latest join unless SECURECHAT_ROOM_HISTORY=all
+   * (docs/PROTOCOL.md §10 item 24): the messages stamped (`server_ts`) at or after its
+   * `joined_at`, both from the relay's clock (RoomRepository.join), cut as
+   * MessageRepository.history describes. A time rather than a msg_id, because room_members
+   * records only when a member joined. These are the messages the member sent or was sent: a
+   * send reads the room's members before it is stored, and only they get a delivery, so
+   * nothing from before a join is delivered to the newcomer either. The edge is a send
+   * concurrent with the join: one stamped before the join's stamp is neither shown nor
+   * delivered; one stamped after it whose members were read before the join committed is shown
+   * here though never delivered. With several relays the boundary also moves by the skew
+   * between their clocks.
    */
   async history(q: HistoryQuery): Promise<HistoryResult> {
+    let since: number | undefined;
     if (isRoomName(q.with)) {
-      if (!(await this.rooms.isMember(q.with, q.username))) {
+      const joinedAt = await this.rooms.joinedAt(q.with, q.username);
+      if (joinedAt === undefined) {
         return { ok: false, code: 'forbidden', message: 'not a member of this room' };
       }
+      if (this.roomHistory === 'since-join') since = joinedAt;
     } else if (!(await this.users.find(q.with))) {
       return { ok: false, code: 'not_found', message: 'no such user' };
     }
@@ -253,6 +280,7 @@ export class RelayService {
       conversationKey(q.username, q.with),
       before,
       q.limit,
+      since,
     );
     return { ok: true, with: q.with, messages };
   }

@@ -2,7 +2,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { and, eq } from 'drizzle-orm';
 
-import { DATABASE, type Database } from '@securechat/core';
+import { ClockRepository, DATABASE, type Database } from '@securechat/core';
 import { roomMembers, rooms } from '@db/schema';
 
 /**
@@ -13,16 +13,27 @@ const sorted = (names: string[]) => names.sort((a, b) => (a < b ? -1 : a > b ? 1
 
 @Injectable()
 export class RoomRepository {
-  constructor(@Inject(DATABASE) private readonly db: Database) {}
+  constructor(
+    @Inject(DATABASE) private readonly db: Database,
+    private readonly clock: ClockRepository,
+  ) {}
 
   /**
    * Creates the room if it does not exist (owned by `username`), adds `username` as a member
-   * (a repeated join changes nothing) and returns the members afterwards, sorted.
+   * and returns the members afterwards, sorted.
+   *
+   * `joined_at` is stamped with the relay's clock, the one that stamps `server_ts`, rather than
+   * left to the database's `now()`: a member's history of the room starts at the messages
+   * stamped at or after it (RelayService.history), and stamps from two clocks would move that
+   * boundary by their difference. A repeated join changes nothing, `joined_at` included, so
+   * joining again never hides what a member could already read; `leave` deletes the row, so a
+   * join after it starts a new membership, and its history, afresh.
    */
   async join(room: string, username: string): Promise<string[]> {
+    const joinedAt = new Date(this.clock.now());
     return this.db.transaction(async (tx) => {
       await tx.insert(rooms).values({ name: room, createdBy: username }).onConflictDoNothing();
-      await tx.insert(roomMembers).values({ room, username }).onConflictDoNothing();
+      await tx.insert(roomMembers).values({ room, username, joinedAt }).onConflictDoNothing();
       const rows = await tx
         .select({ username: roomMembers.username })
         .from(roomMembers)
@@ -49,12 +60,16 @@ export class RoomRepository {
     return sorted(rows.map((r) => r.username));
   }
 
-  async isMember(room: string, username: string): Promise<boolean> {
+  /**
+   * When `username`'s current membership of `room` began, in ms since the epoch (comparable
+   * with `server_ts`); undefined when it is not a member.
+   */
+  async joinedAt(room: string, username: string): Promise<number | undefined> {
     const rows = await this.db
-      .select({ username: roomMembers.username })
+      .select({ joinedAt: roomMembers.joinedAt })
       .from(roomMembers)
       .where(and(eq(roomMembers.room, room), eq(roomMembers.username, username)))
       .limit(1);
-    return rows.length > 0;
+    return rows[0]?.joinedAt.getTime();
   }
 }

@@ -57,7 +57,7 @@ describe.each([
     const clock = { now: () => NOW };
     service = new RelayService(
       new MessageRepository(handle.db, clock),
-      new RoomRepository(handle.db),
+      new RoomRepository(handle.db, clock),
       new UserDirectoryRepository(handle.db),
       new TranscriptRepository(handle.db),
       {
@@ -70,6 +70,7 @@ describe.each([
       },
       clock,
       new MemorySendQuotaRepository(loadConfig({})),
+      loadConfig({}),
     );
   });
   afterEach(() => jest.restoreAllMocks());

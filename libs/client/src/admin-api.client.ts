@@ -99,9 +99,10 @@ export interface AdminAuditEntry {
 }
 
 /**
- * How a disable or delete went for the user's live sessions. The change itself is always
- * made: `sessions_closed` is null when the gateways could not be told, and
- * `sessions_close_error` then says how to close the sessions later.
+ * How a change that ends the user's live sessions (disable, delete, password reset, key
+ * change) went for them. The change itself is always made: `sessions_closed` is null when the
+ * gateways could not be told (they still end the sessions at their next recheck), and
+ * `sessions_close_error` then says how to close the sessions now.
  */
 export interface AdminSessionsClosed {
   readonly sessions_closed: number | null;
@@ -172,11 +173,19 @@ export class AdminApiClient {
     return this.#json('POST', `/users/${segment(username)}/enable`);
   }
 
-  async resetPassword(username: string, password: string): Promise<void> {
-    await this.#call('POST', `/users/${segment(username)}/password`, { password });
+  /** Sets a new password and ends the user's live sessions. */
+  resetPassword(
+    username: string,
+    password: string,
+  ): Promise<{ username: string; password_reset: true } & AdminSessionsClosed> {
+    return this.#json('POST', `/users/${segment(username)}/password`, { password });
   }
 
-  setPublicKey(username: string, publicKey: AdminPublicKey): Promise<AdminUser> {
+  /** Replaces the key (from the next login on) and ends the user's live sessions. */
+  setPublicKey(
+    username: string,
+    publicKey: AdminPublicKey,
+  ): Promise<AdminUser & AdminSessionsClosed> {
     return this.#json('PUT', `/users/${segment(username)}/public-key`, {
       public_key: keyText(publicKey),
     });

@@ -68,7 +68,10 @@ export const PASSWORD_MAX_BYTES = 1024;
 
 /** §6: the client's message id. */
 export const CLIENT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-/** §6: `msg_id` is opaque; we bound what we accept from a peer. Not a protocol number. */
+/**
+ * §6: `msg_id` is opaque; the longest one our services take. A longer (or empty) text names no
+ * message of ours (see isMsgId). Not a protocol number.
+ */
 export const MAX_MSG_ID_LENGTH = 128;
 /** §6: `history.limit` range and default. */
 export const HISTORY_LIMIT_MIN = 1;

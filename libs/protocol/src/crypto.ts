@@ -265,16 +265,24 @@ export function ed25519Verify(publicKey: KeyObject, data: Uint8Array, signature:
 
 /** Imports the Ed25519 server identity key from `server_key` (§3 step 2). */
 export function importServerKey(spkiDer: Uint8Array): KeyObject {
-  const key = importSpki(spkiDer, 'server_key');
+  const key = importSpki(spkiDer, 'server_key', 'bad_frame');
   if (key.asymmetricKeyType !== 'ed25519') {
     throw new ProtocolError('bad_frame', 'server_key: not an Ed25519 key');
   }
   return key;
 }
 
-function importSpki(spkiDer: Uint8Array, field: string): KeyObject {
+/**
+ * Imports one canonical SPKI DER, or throws ProtocolError with `code` (the caller's: what a key
+ * that does not import means where it came from).
+ */
+function importSpki(
+  spkiDer: Uint8Array,
+  field: string,
+  code: 'bad_frame' | 'bad_request',
+): KeyObject {
   if (spkiDer.length === 0 || spkiDer.length > MAX_USER_PUBLIC_KEY_BYTES) {
-    throw new ProtocolError('bad_frame', `${field}: key size out of range`);
+    throw new ProtocolError(code, `${field}: key size out of range`);
   }
   // An Ed25519 SPKI has one DER encoding, this prefix and 32 bytes (RFC 8410 §4): imported as
   // JWK it skips OpenSSL's DER decoder and the canonical re-encoding below (~0.2 ms each, on
@@ -288,7 +296,7 @@ function importSpki(spkiDer: Uint8Array, field: string): KeyObject {
     try {
       key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
     } catch (cause) {
-      throw new ProtocolError('bad_frame', `${field}: not a SubjectPublicKeyInfo`, { cause });
+      throw new ProtocolError(code, `${field}: not a SubjectPublicKeyInfo`, { cause });
     }
     spkiCache.set(key, Buffer.from(spkiDer));
     return key;
@@ -297,22 +305,24 @@ function importSpki(spkiDer: Uint8Array, field: string): KeyObject {
   try {
     key = createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
   } catch (cause) {
-    throw new ProtocolError('bad_frame', `${field}: not a SubjectPublicKeyInfo`, { cause });
+    throw new ProtocolError(code, `${field}: not a SubjectPublicKeyInfo`, { cause });
   }
   // OpenSSL accepts trailing bytes and some non-DER encodings; one key must have one SPKI and
   // so one fingerprint (§1), so only the canonical encoding is accepted.
   if (!timingSafeEqual(key.export({ format: 'der', type: 'spki' }), spkiDer)) {
-    throw new ProtocolError('bad_frame', `${field}: SubjectPublicKeyInfo is not canonical DER`);
+    throw new ProtocolError(code, `${field}: SubjectPublicKeyInfo is not canonical DER`);
   }
   return key;
 }
 
 /**
  * Imports a user public key (§1): RSA (rsaEncryption or id-RSASSA-PSS, modulus ≥ 2048 bits) or
- * Ed25519. Anything else is `bad_request`: the frame was fine, the key is not acceptable.
+ * Ed25519. Anything else is `bad_request`: the frame was fine (canonical base64, §2), the key
+ * is not acceptable — bytes that are no canonical SubjectPublicKeyInfo included (§10.11: a
+ * malformed key at registration is `bad_request`).
  */
 export function importUserPublicKey(spkiDer: Uint8Array, field = 'public_key'): KeyObject {
-  const key = importSpki(spkiDer, field);
+  const key = importSpki(spkiDer, field, 'bad_request');
   assertUserKeyType(key, field);
   return key;
 }

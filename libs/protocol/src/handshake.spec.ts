@@ -244,49 +244,78 @@ describe('login failures (§3 step 5)', () => {
 
     const verifier = verifierFor({ alice: { password: PASSWORD, key: createPublicKey(aliceKey) } });
     const server = new ServerHandshake(serverOptions({ verifyLogin: verifier.verify }));
-    const frame1 = encodeFrame(
-      serializeJson({
-        type: 'client_hello',
-        protocol: 'securechat/1',
-        nonce: toBase64(Buffer.alloc(32, 7)),
-      }),
-    );
-    const hello = await server.receive(raw(frame1));
-    const [frame2, frame3] = hello.send as [Buffer, Buffer];
-    const serverHello = parseFrame(frame2.subarray(4)) as { dh_pub: string };
-    const mine = x25519KeyPair();
-    const h2 = computeH2(frame1, frame2, frame3, mine.publicRaw);
-    expect(h2.equals(otherH2)).toBe(false);
-    const secrets = deriveTrafficSecrets(
-      derivePrk(h2, x25519(mine.privateKey, fromBase64(serverHello.dh_pub, 'dh_pub'))),
-    );
-    const payload = serializeJson({
+    const { step, h2, reply } = await loginByHand(server, {
       action: 'login',
       username: 'alice',
       password: PASSWORD,
       signature: toBase64(userSign(aliceKey, clientAuthInput(otherH2))),
     });
-    const login = encodeFrame(
-      serializeJson({
-        type: 'login',
-        dh_pub: toBase64(mine.publicRaw),
-        payload: toBase64(new RecordDirection('c2s', secrets.c2s).seal(payload)),
-      }),
-    );
-    const step = await server.receive(raw(login));
+    expect(h2.equals(otherH2)).toBe(false);
     expect(step).toMatchObject({ close: true, error: { code: 'auth_failed' } });
     expect(step.session).toBeUndefined();
     expect(verifier.requests.at(-1)!.h2.equals(h2)).toBe(true);
-    const reply = new RecordDirection('s2c', secrets.s2c).open(
-      fromBase64((parseFrame(step.send[0]!.subarray(4)) as { ct: string }).ct, 'ct'),
-    );
-    expect(JSON.parse(reply.toString())).toEqual({
+    expect(reply).toEqual({
       type: 'error',
       code: 'auth_failed',
       message: 'authentication failed',
     });
   });
+
+  it('answers a register whose public_key is no SubjectPublicKeyInfo with bad_request (§10.11), before the verifier', async () => {
+    const verifier = verifierFor({});
+    const server = new ServerHandshake(serverOptions({ verifyLogin: verifier.verify }));
+    const { step, reply } = await loginByHand(server, {
+      action: 'register',
+      username: 'bob',
+      password: PASSWORD,
+      signature: toBase64(Buffer.alloc(64, 5)),
+      public_key: toBase64(Buffer.alloc(44, 7)), // canonical base64 (§2), but no key
+    });
+    expect(step).toMatchObject({ close: true, error: { code: 'bad_request' } });
+    expect(reply).toMatchObject({ type: 'error', code: 'bad_request' });
+    expect(verifier.requests).toEqual([]);
+  });
 });
+
+/**
+ * Plays the client by hand up to a login record holding `payload`; returns the server's step,
+ * H2, and the plaintext of the first s2c record it answered with.
+ */
+async function loginByHand(server: ServerHandshake, payload: object) {
+  const frame1 = encodeFrame(
+    serializeJson({
+      type: 'client_hello',
+      protocol: 'securechat/1',
+      nonce: toBase64(Buffer.alloc(32, 7)),
+    }),
+  );
+  const hello = await server.receive(raw(frame1));
+  const [frame2, frame3] = hello.send as [Buffer, Buffer];
+  const serverHello = parseFrame(frame2.subarray(4)) as { dh_pub: string };
+  const mine = x25519KeyPair();
+  const h2 = computeH2(frame1, frame2, frame3, mine.publicRaw);
+  const secrets = deriveTrafficSecrets(
+    derivePrk(h2, x25519(mine.privateKey, fromBase64(serverHello.dh_pub, 'dh_pub'))),
+  );
+  const login = encodeFrame(
+    serializeJson({
+      type: 'login',
+      dh_pub: toBase64(mine.publicRaw),
+      payload: toBase64(new RecordDirection('c2s', secrets.c2s).seal(serializeJson(payload))),
+    }),
+  );
+  const step = await server.receive(raw(login));
+  const sealed = step.send[0];
+  const reply =
+    sealed === undefined
+      ? undefined
+      : (JSON.parse(
+          new RecordDirection('s2c', secrets.s2c)
+            .open(fromBase64((parseFrame(sealed.subarray(4)) as { ct: string }).ct, 'ct'))
+            .toString(),
+        ) as unknown);
+  return { step, h2, reply };
+}
 
 describe('frame order and bad input (§2, §3)', () => {
   const hello = {
@@ -505,8 +534,21 @@ describe('key import', () => {
     const spki = exportSpki(aliceRsaKey);
     expect(() => importUserPublicKey(spki)).not.toThrow();
     expect(() => importUserPublicKey(Buffer.concat([spki, Buffer.of(0)]))).toThrow(
-      expect.objectContaining({ code: 'bad_frame' }),
+      expect.objectContaining({ code: 'bad_request' }),
     );
+  });
+
+  // §10.11: a malformed key at registration is bad_request (its base64 was fine, §2), while a
+  // server_key that is no SPKI breaks the handshake frame itself.
+  it('answers a user key that is no SubjectPublicKeyInfo with bad_request, a server_key with bad_frame', () => {
+    const noKey = Buffer.alloc(44, 7);
+    expect(() => importUserPublicKey(noKey)).toThrow(
+      expect.objectContaining({
+        code: 'bad_request',
+        message: expect.stringMatching(/SubjectPublicKeyInfo/),
+      }),
+    );
+    expect(() => importServerKey(noKey)).toThrow(expect.objectContaining({ code: 'bad_frame' }));
   });
 });
 

@@ -176,10 +176,17 @@ export class ServerSession extends Session {
   /**
    * The `error` record that tells the client why its session is ending (§2), once, even after
    * `receive` marked the session closed. Undefined when nothing may be said: a record that
-   * failed to authenticate (§5), or an error already sent.
+   * failed to authenticate (§5), an error already sent, or a receipt already sent — §6 (`bye`:
+   * "the server sends nothing else after it") and §7 (the s2c chain ends at the record before
+   * `receipt`): a record sealed after the receipt would extend the s2c chain past the view the
+   * receipt signed, so the stored transcript would no longer recompute it. After the receipt a
+   * failure closes the connection without a word.
    */
   finalError(error: ProtocolError): Buffer | undefined {
-    if (error.silent || this.#finalErrorSent) return undefined;
+    if (error.silent || this.#finalErrorSent || this.#receipt !== undefined) {
+      this.#state = 'closed';
+      return undefined;
+    }
     this.#finalErrorSent = true;
     this.#state = 'closed';
     return this.seal(

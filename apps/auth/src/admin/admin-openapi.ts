@@ -65,6 +65,56 @@ export const USER_SCHEMA: SchemaObject = {
   },
 };
 
+/**
+ * How a change that ends the user's live sessions (disable, delete, password reset, key
+ * change) went for them. The change itself is made and audited either way.
+ */
+const SESSIONS_CLOSED_PROPERTIES: Record<string, SchemaObject> = {
+  sessions_closed: {
+    type: 'integer',
+    nullable: true,
+    description:
+      'live sessions ordered closed (shutting_down); null: the gateways could not be told ' +
+      '(they still end the sessions at their next recheck, SECURECHAT_SESSION_RECHECK_SECONDS)',
+  },
+  sessions_close_error: {
+    type: 'string',
+    description:
+      'only when sessions_closed is null: how to close them now ' +
+      '(DELETE /admin/users/{username}/sessions)',
+  },
+};
+
+/** `schema` with the members saying how ending the live sessions went. */
+function withSessionsClosed(schema: SchemaObject): SchemaObject {
+  return {
+    ...schema,
+    required: [...(schema.required ?? []), 'sessions_closed'],
+    properties: { ...schema.properties, ...SESSIONS_CLOSED_PROPERTIES },
+  };
+}
+
+export const USER_DISABLED_SCHEMA = withSessionsClosed({
+  type: 'object',
+  required: ['username', 'disabled'],
+  properties: { username: string, disabled: { type: 'boolean', enum: [true] } },
+});
+
+export const USER_DELETED_SCHEMA = withSessionsClosed({
+  type: 'object',
+  required: ['username', 'deleted'],
+  properties: { username: string, deleted: { type: 'boolean', enum: [true] } },
+});
+
+export const PASSWORD_RESET_SCHEMA = withSessionsClosed({
+  type: 'object',
+  required: ['username', 'password_reset'],
+  properties: { username: string, password_reset: { type: 'boolean', enum: [true] } },
+});
+
+/** The account with its new fingerprint, and how ending the sessions of the old key went. */
+export const USER_KEY_SET_SCHEMA = withSessionsClosed(USER_SCHEMA);
+
 export const USER_PAGE_SCHEMA: SchemaObject = {
   type: 'object',
   properties: { users: { type: 'array', items: USER_SCHEMA }, next_cursor: nullable(string) },

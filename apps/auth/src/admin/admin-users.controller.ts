@@ -20,7 +20,16 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 
-import { bodySchema, ERROR_RESPONSES, USER_PAGE_SCHEMA, USER_SCHEMA } from './admin-openapi';
+import {
+  bodySchema,
+  ERROR_RESPONSES,
+  PASSWORD_RESET_SCHEMA,
+  USER_DELETED_SCHEMA,
+  USER_DISABLED_SCHEMA,
+  USER_KEY_SET_SCHEMA,
+  USER_PAGE_SCHEMA,
+  USER_SCHEMA,
+} from './admin-openapi';
 import { AdminContext, type AdminRequestContext } from './admin-request-context';
 import { AdminTokenGuard } from './admin-token.guard';
 import { AdminUsersService } from './admin-users.service';
@@ -35,7 +44,10 @@ import {
 
 const USERNAME = { name: 'username', example: 'alice' };
 
-/** How a disable or delete went for the live sessions, as the response says it. */
+/**
+ * How a change that ends the live sessions (disable, delete, password reset, key change) went
+ * for them, as the response says it.
+ */
 type SessionsClosed =
   { sessions_closed: number } | { sessions_closed: null; sessions_close_error: string };
 
@@ -49,9 +61,11 @@ function sessionsClosed(username: string, closed: number | null): SessionsClosed
 }
 
 const SESSIONS_CLOSED_DOC =
-  'sessions_closed: how many live sessions were ordered closed. The change is made and ' +
-  'audited even when the gateways cannot be reached: then sessions_closed is null and ' +
-  'sessions_close_error says how to close them (DELETE /admin/users/{username}/sessions)';
+  'sessions_closed: how many live sessions were ordered closed (each gets shutting_down). ' +
+  'The change is made and audited even when the gateways cannot be reached: then ' +
+  'sessions_closed is null and sessions_close_error says how to close them (DELETE ' +
+  '/admin/users/{username}/sessions); gateways also end them at their next recheck of ' +
+  "their sessions' accounts (SECURECHAT_SESSION_RECHECK_SECONDS)";
 
 /** `/admin/users`: accounts (see AdminUsersService for what each change also does). */
 @ApiTags('users')
@@ -107,7 +121,11 @@ export class AdminUsersController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Disable an account and end its live sessions at once' })
   @ApiParam(USERNAME)
-  @ApiResponse({ status: 200, description: `Disabled. ${SESSIONS_CLOSED_DOC}` })
+  @ApiResponse({
+    status: 200,
+    description: `Disabled. ${SESSIONS_CLOSED_DOC}`,
+    schema: USER_DISABLED_SCHEMA,
+  })
   @ApiResponse(ERROR_RESPONSES.userNotFound)
   async disable(
     @AdminContext() context: AdminRequestContext,
@@ -132,30 +150,39 @@ export class AdminUsersController {
   }
 
   @Post(':username/password')
-  @HttpCode(204)
-  @ApiOperation({ summary: 'Set a new password (the old one stops working at once)' })
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Set a new password (the old one stops working at once) and end the live sessions',
+  })
   @ApiParam(USERNAME)
   @ApiBody({ schema: bodySchema(passwordBody) })
-  @ApiResponse({ status: 204, description: 'Password replaced' })
+  @ApiResponse({
+    status: 200,
+    description: `Password replaced. ${SESSIONS_CLOSED_DOC}`,
+    schema: PASSWORD_RESET_SCHEMA,
+  })
   @ApiResponse(ERROR_RESPONSES.badRequest)
   @ApiResponse(ERROR_RESPONSES.userNotFound)
   async resetPassword(
     @AdminContext() context: AdminRequestContext,
     @Param('username') username: string,
     @Body() body: unknown,
-  ): Promise<void> {
+  ): Promise<{ username: string; password_reset: true } & SessionsClosed> {
     const { password } = parseAdminInput(passwordBody, body);
-    await this.users.resetPassword(context, username, password);
+    const closed = await this.users.resetPassword(context, username, password);
+    return { username, password_reset: true, ...sessionsClosed(username, closed) };
   }
 
   @Put(':username/public-key')
-  @ApiOperation({ summary: 'Replace the public key; the next login needs the new one' })
+  @ApiOperation({
+    summary: 'Replace the public key and end the live sessions; the next login needs the new one',
+  })
   @ApiParam(USERNAME)
   @ApiBody({ schema: bodySchema(publicKeyBody) })
   @ApiResponse({
     status: 200,
-    description: 'The account with its new fingerprint',
-    schema: USER_SCHEMA,
+    description: `The account with its new fingerprint. ${SESSIONS_CLOSED_DOC}`,
+    schema: USER_KEY_SET_SCHEMA,
   })
   @ApiResponse(ERROR_RESPONSES.badRequest)
   @ApiResponse(ERROR_RESPONSES.userNotFound)
@@ -163,9 +190,10 @@ export class AdminUsersController {
     @AdminContext() context: AdminRequestContext,
     @Param('username') username: string,
     @Body() body: unknown,
-  ): Promise<UserView> {
+  ): Promise<UserView & SessionsClosed> {
     const input = parseAdminInput(publicKeyBody, body);
-    return userView(await this.users.setPublicKey(context, username, input.public_key));
+    const change = await this.users.setPublicKey(context, username, input.public_key);
+    return { ...userView(change.user), ...sessionsClosed(username, change.sessionsClosed) };
   }
 
   @Delete(':username')
@@ -173,7 +201,11 @@ export class AdminUsersController {
     summary: 'Deactivate an account: no more logins, sessions ended; messages and transcripts kept',
   })
   @ApiParam(USERNAME)
-  @ApiResponse({ status: 200, description: `Deleted. ${SESSIONS_CLOSED_DOC}` })
+  @ApiResponse({
+    status: 200,
+    description: `Deleted. ${SESSIONS_CLOSED_DOC}`,
+    schema: USER_DELETED_SCHEMA,
+  })
   @ApiResponse(ERROR_RESPONSES.userNotFound)
   async delete(
     @AdminContext() context: AdminRequestContext,

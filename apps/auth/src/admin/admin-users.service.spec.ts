@@ -161,7 +161,7 @@ describe('AdminUsersService', () => {
     await h.create('alice');
     const other = ed25519Key();
     await h.service.resetPassword(CONTEXT, 'alice', 'another long password');
-    const updated = await h.service.setPublicKey(CONTEXT, 'alice', other.spki);
+    const { user: updated } = await h.service.setPublicKey(CONTEXT, 'alice', other.spki);
     expect(h.users.rows.get('alice')?.publicKey.equals(other.spki)).toBe(true);
     await h.service.clearThrottle(CONTEXT, 'alice');
     expect(log(h.appended).slice(1)).toEqual([
@@ -169,6 +169,50 @@ describe('AdminUsersService', () => {
       ['user.public_key_set', 'alice', { fingerprint: updated.fingerprint }],
       ['user.throttle_clear', 'alice', {}],
     ]);
+  });
+
+  it('ends the live sessions after a password reset or a key change, once the change is made and audited', async () => {
+    const h = await harness();
+    await h.create('alice');
+    const other = ed25519Key();
+    h.sessions.closeUser
+      .mockImplementationOnce(() => {
+        // The old password no longer works and the change is on record when the gateways hear.
+        expect(h.users.rows.get('alice')?.credentialsVersion).toBe(1);
+        expect(h.appended.at(-1)?.action).toBe('user.password_reset');
+        return Promise.resolve(2);
+      })
+      .mockImplementationOnce(() => {
+        expect(h.users.rows.get('alice')?.publicKey.equals(other.spki)).toBe(true);
+        expect(h.appended.at(-1)?.action).toBe('user.public_key_set');
+        return Promise.resolve(1);
+      });
+    expect(await h.service.resetPassword(CONTEXT, 'alice', 'another long password')).toBe(2);
+    expect(h.sessions.closeUser).toHaveBeenLastCalledWith('alice', CLOSE_REASON.passwordReset);
+    const change = await h.service.setPublicKey(CONTEXT, 'alice', other.spki);
+    expect(change).toMatchObject({ user: { username: 'alice' }, sessionsClosed: 1 });
+    expect(h.sessions.closeUser).toHaveBeenLastCalledWith('alice', CLOSE_REASON.publicKeySet);
+    // Each raised the generation gateways recheck, so a missed order is healed there.
+    expect(h.users.rows.get('alice')?.credentialsVersion).toBe(2);
+  });
+
+  it('answers null for the sessions of a password reset or key change the gateways cannot hear', async () => {
+    const h = await harness();
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    await h.create('alice');
+    h.sessions.closeUser.mockRejectedValue(new Error('redis publish timed out'));
+    expect(await h.service.resetPassword(CONTEXT, 'alice', 'another long password')).toBeNull();
+    const change = await h.service.setPublicKey(CONTEXT, 'alice', ed25519Key().spki);
+    expect(change.sessionsClosed).toBeNull();
+    // The changes stand and are audited all the same.
+    expect(
+      log(h.appended)
+        .slice(1)
+        .map(([action]) => action),
+    ).toEqual(['user.password_reset', 'user.public_key_set']);
+    expect(h.users.rows.get('alice')?.credentialsVersion).toBe(2);
+    expect(warn).toHaveBeenCalledTimes(2);
+    warn.mockRestore();
   });
 
   it('pages by name with a cursor that is the last name of the page', async () => {

@@ -17,12 +17,27 @@ export interface UserPage {
 export const CLOSE_REASON = {
   disabled: 'account disabled by an operator',
   deleted: 'account deleted by an operator',
+  passwordReset: 'password reset by an operator',
+  publicKeySet: 'public key replaced by an operator',
 } as const;
+
+/** A key change, and how ending the sessions opened with the old key went (see disable). */
+export interface PublicKeyChange {
+  readonly user: UserSummary;
+  /** How many sessions were ordered closed; null when the order could not be sent. */
+  readonly sessionsClosed: number | null;
+}
 
 /**
  * Account administration for the admin API: AuthService does the work under the same rules
- * as registration, this adds what operators need around it: ending the live sessions of an
- * account that may no longer log in, and one audit entry per change.
+ * as registration, this adds what operators need around it: ending the live sessions opened
+ * before a change of what a login checks (disable, delete, password reset, key change), and
+ * one audit entry per change.
+ *
+ * Ending them is an order to every gateway, at most once: a gateway that misses it (cut off
+ * from Redis at that moment) still ends those sessions within SECURECHAT_SESSION_RECHECK_SECONDS,
+ * since each of these changes raises the account's credential generation, which gateways
+ * recheck (apps/gateway-tcp session-recheck.ts).
  */
 @Injectable()
 export class AdminUsersService {
@@ -79,26 +94,39 @@ export class AdminUsersService {
     await this.audit.record(context, 'user.enable', username);
   }
 
+  /**
+   * Sets a new password, audits that, then ends the live sessions, as disable does: whoever
+   * logged in with the old password (the reason for a reset, often) must not stay logged in.
+   * Returns how many sessions were ordered closed, null when the order could not be sent.
+   */
   async resetPassword(
     context: AdminRequestContext,
     username: string,
     password: string,
-  ): Promise<void> {
+  ): Promise<number | null> {
     await this.auth.resetPassword(username, password);
     await this.audit.record(context, 'user.password_reset', username);
+    return this.#closeSessions(username, CLOSE_REASON.passwordReset);
   }
 
-  /** The new key applies from the next login; live sessions keep the key they logged in with. */
+  /**
+   * Replaces the key, audits that, then ends the live sessions, as disable does: a session
+   * opened with the old key (perhaps the reason for the change) must not outlive it. The new
+   * key applies from the next login.
+   */
   async setPublicKey(
     context: AdminRequestContext,
     username: string,
     publicKey: Buffer,
-  ): Promise<UserSummary> {
+  ): Promise<PublicKeyChange> {
     const updated = await this.auth.setPublicKey(username, publicKey);
     await this.audit.record(context, 'user.public_key_set', username, {
       fingerprint: updated.fingerprint,
     });
-    return updated;
+    return {
+      user: updated,
+      sessionsClosed: await this.#closeSessions(username, CLOSE_REASON.publicKeySet),
+    };
   }
 
   /**

@@ -4,6 +4,9 @@
  * zero-width and tag characters, look-alike letters, newlines); nothing of it may reach the
  * terminal raw.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 
 import { runCli } from '../cli';
@@ -125,6 +128,47 @@ describe('securechat admin', () => {
       '  - user<U+2067>name: taken<U+200B>',
       '',
     ]);
+  });
+
+  it('says how many live sessions a password reset closed, or why none could be', async () => {
+    answer(200, { username: 'alice', password_reset: true, sessions_closed: 2 });
+    const io = fakeIo();
+    (io.stdin as PassThrough).end('a brand new password\n');
+    expect(await run(['user', 'password', 'alice', '--password-stdin'], io)).toBe(EXIT.ok);
+    expect(io.out()).toBe('password of alice replaced; 2 live session(s) closed\n');
+    const [url, init] = fetchSpy.mock.calls[0]!;
+    expect([init?.method, url]).toEqual([
+      'POST',
+      'http://127.0.0.1:8080/admin/users/alice/password',
+    ]);
+
+    answer(200, {
+      username: 'alice',
+      password_reset: true,
+      sessions_closed: null,
+      sessions_close_error:
+        'session control unavailable; close them with DELETE /admin/users/alice/sessions',
+    });
+    const down = fakeIo();
+    (down.stdin as PassThrough).end('a brand new password\n');
+    expect(await run(['user', 'password', 'alice', '--password-stdin'], down)).toBe(EXIT.ok);
+    expect(down.out()).toContain('live sessions could not be closed: session control unavailable');
+  });
+
+  it('says how many live sessions a key change closed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'securechat-admin-spec-'));
+    const keyFile = join(dir, 'alice.pub');
+    writeFileSync(keyFile, 'MCowBQYDK2VwAyEA' + 'A'.repeat(43) + '=\n');
+    try {
+      answer(200, { ...disguised, username: 'alice', sessions_closed: 1 });
+      const io = fakeIo();
+      expect(await run(['user', 'set-key', 'alice', '--public-key', keyFile], io)).toBe(EXIT.ok);
+      expect(io.out()).toMatch(
+        /^key of alice replaced: .*\(from the next login on\); 1 live session\(s\) closed\n$/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('exports a transcript byte for byte to a pipe, sanitized to a terminal', async () => {

@@ -45,9 +45,11 @@ Users:
   user list [--query TEXT] [--limit N]                 list accounts (paged; --all for every page)
   user show NAME                                       one account
   user disable NAME | user enable NAME                 disabling closes the user's live sessions at once
-  user password NAME [--password-stdin]                set a new password
-  user set-key NAME --public-key FILE                  replace the public key (takes effect at next login)
-  user delete NAME                                     deactivate (messages and transcripts are kept)
+  user password NAME [--password-stdin]                set a new password; closes the user's live sessions
+  user set-key NAME --public-key FILE                  replace the public key (needed from the next login on);
+                                                       closes the user's live sessions
+  user delete NAME                                     deactivate (messages and transcripts are kept); closes
+                                                       the user's live sessions
   user unthrottle NAME                                 clear the user's failed-login throttle
 Sessions:
   session list [--user NAME]                           live sessions on every gateway
@@ -428,13 +430,16 @@ async function dispatch(
     }
     case 'user password': {
       const name = username(positionals);
-      await api.resetPassword(name, await newPassword(values, io));
-      return print(io, values, { username: name }, () => [`password of ${name} replaced`]);
+      const r = await api.resetPassword(name, await newPassword(values, io));
+      return print(io, values, r, () => [
+        `password of ${col(r.username)} replaced; ${sessionsClosedText(r)}`,
+      ]);
     }
     case 'user set-key': {
       const u = await api.setPublicKey(username(positionals), await publicKey(values));
       return print(io, values, u, () => [
-        `key of ${col(u.username)} replaced: ${col(u.fingerprint)} (from the next login on)`,
+        `key of ${col(u.username)} replaced: ${col(u.fingerprint)} (from the next login on); ` +
+          sessionsClosedText(u),
       ]);
     }
     case 'user delete': {

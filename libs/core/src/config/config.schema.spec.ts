@@ -37,6 +37,7 @@ describe('loadConfig', () => {
         allowRegistration: false,
         transcripts: 'full',
         transcriptRetentionDays: 0,
+        roomHistory: 'since-join',
         limits: {
           maxFrame: 65536,
           maxBodyBytes: 16384,
@@ -56,6 +57,7 @@ describe('loadConfig', () => {
           maxSessions: 100_000,
           maxSessionsPerUser: 32,
         },
+        sessionRecheckSeconds: 60,
         quotas: { messagesPerSecond: 100, messageBurst: 1000, bytesPerDay: 1024 * 1024 * 1024 },
         throttle: { userFailures: 5, addressFailures: 200, maxDelaySeconds: 900 },
         insecureFastHash: false,
@@ -140,6 +142,7 @@ describe('loadConfig', () => {
         ALLOW_REGISTRATION: 'true',
         TRANSCRIPTS: 'digest',
         SECURECHAT_TRANSCRIPT_RETENTION_DAYS: '90',
+        SECURECHAT_ROOM_HISTORY: 'all',
         SECURECHAT_MAX_FRAME: '2048',
         SECURECHAT_MAX_BODY_BYTES: '100',
         SECURECHAT_HANDSHAKE_TIMEOUT_MS: '500',
@@ -157,6 +160,7 @@ describe('loadConfig', () => {
         SECURECHAT_MAX_HANDSHAKES: '10',
         SECURECHAT_MAX_SESSIONS: '20',
         SECURECHAT_MAX_SESSIONS_PER_USER: '2',
+        SECURECHAT_SESSION_RECHECK_SECONDS: '15',
         THROTTLE_USER_FAILURES: '7',
         THROTTLE_ADDRESS_FAILURES: '70',
         THROTTLE_MAX_DELAY_S: '60',
@@ -185,6 +189,7 @@ describe('loadConfig', () => {
         allowRegistration: true,
         transcripts: 'digest',
         transcriptRetentionDays: 90,
+        roomHistory: 'all',
         limits: {
           maxFrame: 2048,
           maxBodyBytes: 100,
@@ -204,6 +209,7 @@ describe('loadConfig', () => {
           maxSessions: 20,
           maxSessionsPerUser: 2,
         },
+        sessionRecheckSeconds: 15,
         quotas: { messagesPerSecond: 100, messageBurst: 1000, bytesPerDay: 1024 * 1024 * 1024 },
         throttle: { userFailures: 7, addressFailures: 70, maxDelaySeconds: 60 },
         insecureFastHash: true,
@@ -285,6 +291,32 @@ describe('loadConfig', () => {
     ])('refuses SECURECHAT_TRANSCRIPT_RETENTION_DAYS=%j', (raw, message) => {
       expect(configErrorFor({ SECURECHAT_TRANSCRIPT_RETENTION_DAYS: raw }).problems).toEqual([
         `SECURECHAT_TRANSCRIPT_RETENTION_DAYS: ${message}`,
+      ]);
+    });
+
+    it('shows a room member its history from its join on unless SECURECHAT_ROOM_HISTORY=all', () => {
+      expect(loadConfig({}).roomHistory).toBe('since-join');
+      expect(loadConfig({ SECURECHAT_ROOM_HISTORY: 'since-join' }).roomHistory).toBe('since-join');
+      expect(loadConfig({ SECURECHAT_ROOM_HISTORY: 'all' }).roomHistory).toBe('all');
+    });
+
+    it.each(['ALL', 'since_join', 'none', 'true'])('refuses SECURECHAT_ROOM_HISTORY=%j', (raw) => {
+      expect(configErrorFor({ SECURECHAT_ROOM_HISTORY: raw }).problems).toEqual([
+        'SECURECHAT_ROOM_HISTORY: must be since-join or all',
+      ]);
+    });
+
+    it('rechecks sessions every 60 s unless SECURECHAT_SESSION_RECHECK_SECONDS says otherwise (0: never)', () => {
+      expect(loadConfig({}).sessionRecheckSeconds).toBe(60);
+      expect(loadConfig({ SECURECHAT_SESSION_RECHECK_SECONDS: '0' }).sessionRecheckSeconds).toBe(0);
+      expect(
+        loadConfig({ SECURECHAT_SESSION_RECHECK_SECONDS: '86400' }).sessionRecheckSeconds,
+      ).toBe(86_400);
+      expect(configErrorFor({ SECURECHAT_SESSION_RECHECK_SECONDS: '86401' }).problems).toEqual([
+        'SECURECHAT_SESSION_RECHECK_SECONDS: must be at most 86400',
+      ]);
+      expect(configErrorFor({ SECURECHAT_SESSION_RECHECK_SECONDS: '-1' }).problems).toEqual([
+        'SECURECHAT_SESSION_RECHECK_SECONDS: must be a whole number',
       ]);
     });
 

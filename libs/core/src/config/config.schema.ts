@@ -51,6 +51,13 @@ export const envSchema = z.object({
    * audit evidence). Session rows, chains and signatures are kept either way.
    */
   SECURECHAT_TRANSCRIPT_RETENTION_DAYS: int(0, 36_500).default(0),
+  /**
+   * What a room's `history` shows a member (relay): `since-join`, the default, what was stored
+   * from their latest join on; `all`, the room's whole history, as before this setting existed.
+   */
+  SECURECHAT_ROOM_HISTORY: z
+    .enum(['since-join', 'all'], { error: 'must be since-join or all' })
+    .default('since-join'),
 
   SECURECHAT_MAX_FRAME: int(1024, 16 * 1024 * 1024).default(65536),
   SECURECHAT_MAX_BODY_BYTES: int(1, 1024 * 1024).default(16384),
@@ -69,6 +76,11 @@ export const envSchema = z.object({
   SECURECHAT_MAX_HANDSHAKES: int(1, 1_000_000).default(4096),
   SECURECHAT_MAX_SESSIONS: int(1, 10_000_000).default(100_000),
   SECURECHAT_MAX_SESSIONS_PER_USER: int(1, 100_000).default(32),
+  /**
+   * Seconds between a gateway's rechecks of its sessions' accounts (0: never), which end the
+   * sessions an order to close them missed: one auth request per 500 users per period.
+   */
+  SECURECHAT_SESSION_RECHECK_SECONDS: int(0, 86_400).default(60),
 
   THROTTLE_USER_FAILURES: int(1, 1000).default(5),
   THROTTLE_ADDRESS_FAILURES: int(1, 1_000_000).default(200),
@@ -142,6 +154,12 @@ export interface SecureChatConfig {
    * then deletes them and keeps the session row (chains, receipt, countersignature). 0: forever.
    */
   readonly transcriptRetentionDays: number;
+  /**
+   * What `history` of a room returns to a member: `since-join`, the messages stored from the
+   * member's latest join on (a member who left and joined again starts over); `all`, the
+   * room's whole history, for open deployments that relied on it.
+   */
+  readonly roomHistory: 'since-join' | 'all';
   readonly limits: {
     readonly maxFrame: number;
     readonly maxBodyBytes: number;
@@ -169,6 +187,12 @@ export interface SecureChatConfig {
     /** Live sessions of one user on one gateway. */
     readonly maxSessionsPerUser: number;
   };
+  /**
+   * Seconds between a gateway's rechecks of the accounts of the sessions it holds (0: never):
+   * a session whose account was disabled, deleted or had its password or key changed since its
+   * login is closed, even when the order to close it never reached this gateway.
+   */
+  readonly sessionRecheckSeconds: number;
   /** Per-user sending quotas, charged by the relay (0 turns one off). */
   readonly quotas: {
     /** Sends per second, refilled continuously (a token bucket). */
@@ -256,6 +280,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
     allowRegistration: e.ALLOW_REGISTRATION,
     transcripts: e.TRANSCRIPTS,
     transcriptRetentionDays: e.SECURECHAT_TRANSCRIPT_RETENTION_DAYS,
+    roomHistory: e.SECURECHAT_ROOM_HISTORY,
     limits: {
       maxFrame: e.SECURECHAT_MAX_FRAME,
       maxBodyBytes: e.SECURECHAT_MAX_BODY_BYTES,
@@ -275,6 +300,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
       maxSessions: e.SECURECHAT_MAX_SESSIONS,
       maxSessionsPerUser: e.SECURECHAT_MAX_SESSIONS_PER_USER,
     },
+    sessionRecheckSeconds: e.SECURECHAT_SESSION_RECHECK_SECONDS,
     quotas: {
       messagesPerSecond: e.SECURECHAT_SEND_RATE,
       messageBurst: e.SECURECHAT_SEND_BURST,

@@ -19,7 +19,18 @@ export type LoginFailure =
   'auth_failed' | 'rate_limited' | 'forbidden' | 'conflict' | 'bad_request';
 
 export type LoginResult =
-  | { readonly ok: true; readonly username: string; readonly publicKey: string }
+  | {
+      readonly ok: true;
+      readonly username: string;
+      readonly publicKey: string;
+      /**
+       * The account's credential generation when the login was decided (AccountState): the
+       * gateway keeps it with the session and closes the session once the stored one differs.
+       * Absent from an auth service older than it; such a session is rechecked on its
+       * account's state only.
+       */
+      readonly credentialsVersion?: number;
+    }
   | { readonly ok: false; readonly code: LoginFailure; readonly retryAfter?: number };
 
 export interface GetKeyQuery {
@@ -34,6 +45,35 @@ export type GetKeyResult =
       readonly fingerprint: string;
     }
   | { readonly ok: false; readonly code: 'not_found' };
+
+/** Most usernames one `auth.account_states` query may name: the bound on one request's work. */
+export const ACCOUNT_STATES_MAX_USERNAMES = 500;
+
+/** `auth.account_states`: the gateway asks after the accounts of the sessions it holds. */
+export interface AccountStatesQuery {
+  /** Distinct usernames, at most ACCOUNT_STATES_MAX_USERNAMES. */
+  readonly usernames: readonly string[];
+}
+
+/** One account as a session's recheck needs it. */
+export interface AccountState {
+  readonly username: string;
+  /** `active` may log in; a session of a `disabled` or `deleted` account must end. */
+  readonly state: 'active' | 'disabled' | 'deleted';
+  /**
+   * Raised by every change that ends the sessions opened before it (password reset, key
+   * change, disable, delete): a session whose login saw another value must end.
+   */
+  readonly credentialsVersion: number;
+}
+
+/**
+ * The accounts asked after, in no particular order. A name that was never an account is left
+ * out: no session can belong to it, so the gateway ends any that claims to.
+ */
+export type AccountStatesResult =
+  | { readonly ok: true; readonly accounts: readonly AccountState[] }
+  | { readonly ok: false; readonly code: 'bad_request' };
 
 /**
  * What the gateway really sends as `auth.login`: a LoginCommand whose secrets (password,

@@ -6,6 +6,8 @@
 export const AUTH_PATTERNS = {
   login: 'auth.login',
   getKey: 'auth.get_key',
+  /** Gateways rechecking their sessions' accounts (AccountStatesQuery → AccountStatesResult). */
+  accountStates: 'auth.account_states',
 } as const;
 
 export const RELAY_PATTERNS = {

@@ -229,6 +229,28 @@ describe('the answer', () => {
     expect(acceptReply(sealed, tagResult(o, user))).toEqual(user);
   });
 
+  it('covers the credential generation with the tag, and still accepts an answer without one', () => {
+    const { sealed, opened: o } = roundTrip();
+    const versioned = { ...user, credentialsVersion: 7 };
+    const tagged = tagResult(o, versioned);
+    expect(acceptReply(sealed, tagged)).toEqual(versioned);
+    // An auth service that does not send it yet: tagged as before, accepted without it.
+    expect(acceptReply(sealed, tagResult(o, user))).toEqual(user);
+    // Whoever alters, strips or adds it on the way breaks the tag.
+    for (const forged of [
+      { ...tagged, credentialsVersion: 8 },
+      { ...tagged, credentialsVersion: undefined },
+      { ...tagResult(o, user), credentialsVersion: 7 },
+    ]) {
+      expect(() => acceptReply(sealed, forged)).toThrow(LoginReplyRejectedError);
+    }
+    for (const malformed of [-1, 1.5, '7', Number.MAX_SAFE_INTEGER + 1]) {
+      expect(() => acceptReply(sealed, { ...tagged, credentialsVersion: malformed })).toThrow(
+        'malformed',
+      );
+    }
+  });
+
   it('passes refusals through untagged', () => {
     const { sealed, opened: o } = roundTrip();
     const refusal = { ok: false as const, code: 'rate_limited' as const, retryAfter: 4 };

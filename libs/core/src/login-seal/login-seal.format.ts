@@ -297,20 +297,28 @@ export function openLogin(payload: unknown, keys: LoginSealKeyPair, now: number)
   return { ok: true, opened: { command, id: envelope.id, ts: envelope.ts, replyKey } };
 }
 
-/** HMAC-SHA256 of a successful answer under the command's reply key, base64. */
+/**
+ * HMAC-SHA256 of a successful answer under the command's reply key, base64. The credential
+ * generation, when the answer has one, is one more length-prefixed field after the key (its
+ * decimal digits): an answer without it is tagged as before it existed, so a gateway accepts
+ * the answers of an auth service that does not send it yet, while whoever strips or alters it
+ * on the way breaks the tag.
+ */
 export function replyTag(
   replyKey: Buffer,
   id: string,
   username: string,
   publicKey: string,
+  credentialsVersion?: number,
 ): string {
-  return createHmac('sha256', replyKey)
+  const hmac = createHmac('sha256', replyKey)
     .update(Buffer.from(`${LABEL} reply`, 'utf8'))
     .update(Buffer.from([0]))
     .update(lengthPrefixed(id))
     .update(lengthPrefixed(username))
-    .update(lengthPrefixed(publicKey))
-    .digest('base64');
+    .update(lengthPrefixed(publicKey));
+  if (credentialsVersion !== undefined) hmac.update(lengthPrefixed(String(credentialsVersion)));
+  return hmac.digest('base64');
 }
 
 /** Auth's answer to an opened command: a success carries its tag. */
@@ -318,7 +326,13 @@ export function tagResult(opened: OpenedLogin, result: LoginResult): SealedLogin
   if (!result.ok) return result;
   return {
     ...result,
-    tag: replyTag(opened.replyKey, opened.id, result.username, result.publicKey),
+    tag: replyTag(
+      opened.replyKey,
+      opened.id,
+      result.username,
+      result.publicKey,
+      result.credentialsVersion,
+    ),
   };
 }
 
@@ -361,22 +375,33 @@ export function acceptReply(sealed: SealedLogin, reply: unknown): LoginResult {
       ...(typeof retryAfter === 'number' && Number.isFinite(retryAfter) ? { retryAfter } : {}),
     };
   }
-  const { username, publicKey, tag } = answer;
+  const { username, publicKey, credentialsVersion, tag } = answer;
   if (
     answer.ok !== true ||
     typeof username !== 'string' ||
     typeof publicKey !== 'string' ||
-    typeof tag !== 'string'
+    typeof tag !== 'string' ||
+    (credentialsVersion !== undefined && !isCredentialsVersion(credentialsVersion))
   ) {
     throw new LoginReplyRejectedError('malformed');
   }
   const expected = Buffer.from(
-    replyTag(sealed.replyKey, sealed.envelope.id, username, publicKey),
+    replyTag(sealed.replyKey, sealed.envelope.id, username, publicKey, credentialsVersion),
     'base64',
   );
   const given = decodeBase64(tag, expected.length);
   if (!given || !timingSafeEqual(given, expected)) {
     throw new LoginReplyRejectedError('tag does not verify');
   }
-  return { ok: true, username, publicKey };
+  return {
+    ok: true,
+    username,
+    publicKey,
+    ...(credentialsVersion === undefined ? {} : { credentialsVersion }),
+  };
+}
+
+/** A credential generation as the database holds it: a non-negative integer. */
+function isCredentialsVersion(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }

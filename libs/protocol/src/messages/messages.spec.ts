@@ -1014,16 +1014,16 @@ function expectedCheck(
   maxBody: number,
 ): { code: ErrorCode; id?: string } | undefined {
   const name = (s: string) => SPEC_USERNAME.test(s) || SPEC_ROOM.test(s);
-  const msgId = (s: string) => s.length >= 1 && s.length <= 128;
   const safeUint = (n: number) => Number.isSafeInteger(n) && n >= 0;
   switch (m.type) {
     case 'send':
-      if (!SPEC_CLIENT_ID.test(m.id)) return { code: 'bad_request' };
+      // §10.2: the request's `id` is echoed whenever it has one, even one that breaks its pattern.
+      if (!SPEC_CLIENT_ID.test(m.id)) return { code: 'bad_request', id: m.id };
       if (!name(m.to) || !safeUint(m.ts)) return { code: 'bad_request', id: m.id };
       if (Buffer.byteLength(m.body, 'utf8') > maxBody) return { code: 'too_large', id: m.id };
       return undefined;
     case 'delivered':
-      return msgId(m.msg_id) ? undefined : { code: 'bad_request' };
+      return undefined; // §6 gives msg_id no pattern; §9: one that is not pending is ignored
     case 'join':
     case 'leave':
       return SPEC_ROOM.test(m.room) ? undefined : { code: 'bad_request' };
@@ -1032,8 +1032,8 @@ function expectedCheck(
     case 'history': {
       const limitOk =
         m.limit === undefined || (Number.isInteger(m.limit) && m.limit >= 1 && m.limit <= 200);
-      const beforeOk = m.before === undefined || msgId(m.before);
-      return name(m.with) && limitOk && beforeOk ? undefined : { code: 'bad_request' };
+      // `before` is any msg_id text: one that names no stored message precedes nothing (§10.11).
+      return name(m.with) && limitOk ? undefined : { code: 'bad_request' };
     }
     case 'ping':
       return m.n === undefined || safeUint(m.n) ? undefined : { code: 'bad_request' };
@@ -1107,7 +1107,7 @@ describe('checkRequest', () => {
     fc.record({ type: fc.constantFrom('key_update', 'bye') }),
   );
 
-  it('answers exactly the §3/§6 value rules, echoing a valid send id', () => {
+  it('answers exactly the §3/§6 value rules, echoing the send id', () => {
     fc.assert(
       fc.property(
         clientMessageArb,
@@ -1136,10 +1136,14 @@ describe('checkRequest', () => {
   > = [
     ['valid send to a user', send, undefined],
     ['valid send to a room', { ...send, to: '#room-1' }, undefined],
-    ['send with an empty id', { ...send, id: '' }, { code: 'bad_request' }],
-    ['send with a 65-character id', { ...send, id: 'a'.repeat(65) }, { code: 'bad_request' }],
+    ['send with an empty id', { ...send, id: '' }, { code: 'bad_request', id: '' }],
+    [
+      'send with a 65-character id',
+      { ...send, id: 'a'.repeat(65) },
+      { code: 'bad_request', id: 'a'.repeat(65) },
+    ],
     ['send with a 64-character id', { ...send, id: 'a'.repeat(64) }, undefined],
-    ['send with a dotted id', { ...send, id: 'a.b' }, { code: 'bad_request' }],
+    ['send with a dotted id', { ...send, id: 'a.b' }, { code: 'bad_request', id: 'a.b' }],
     ['send to an uppercase name', { ...send, to: 'Bob' }, { code: 'bad_request', id: 'c-1' }],
     ['send to a bare #', { ...send, to: '#' }, { code: 'bad_request', id: 'c-1' }],
     ['send with ts -1', { ...send, ts: -1 }, { code: 'bad_request', id: 'c-1' }],
@@ -1159,11 +1163,11 @@ describe('checkRequest', () => {
       11,
     ],
     ['send body at a configured limit', { ...send, body: '€€€€' }, undefined, 12],
-    ['delivered with an empty msg_id', { type: 'delivered', msg_id: '' }, { code: 'bad_request' }],
+    ['delivered with an empty msg_id', { type: 'delivered', msg_id: '' }, undefined],
     [
       'delivered with a 129-character msg_id',
       { type: 'delivered', msg_id: 'x'.repeat(129) },
-      { code: 'bad_request' },
+      undefined,
     ],
     [
       'delivered with a 128-character msg_id',
@@ -1180,7 +1184,7 @@ describe('checkRequest', () => {
     ['history limit 201', { type: 'history', with: 'bob', limit: 201 }, { code: 'bad_request' }],
     ['history limit 1.5', { type: 'history', with: 'bob', limit: 1.5 }, { code: 'bad_request' }],
     ['history limit 1 and 200', { type: 'history', with: '#r', limit: 200 }, undefined],
-    ['history before empty', { type: 'history', with: 'bob', before: '' }, { code: 'bad_request' }],
+    ['history before empty', { type: 'history', with: 'bob', before: '' }, undefined],
     ['ping n -1', { type: 'ping', n: -1 }, { code: 'bad_request' }],
     ['ping n 0.5', { type: 'ping', n: 0.5 }, { code: 'bad_request' }],
     ['ping n 2^53', { type: 'ping', n: 2 ** 53 }, { code: 'bad_request' }],

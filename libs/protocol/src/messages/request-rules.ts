@@ -1,7 +1,12 @@
 /**
  * §3 and §6 value rules for a client's requests, applied after the structural schema passed.
  * A failure here is an answer (`bad_request`, `too_large`), not a broken session: the error
- * carries the request's `id` when it has a valid one, and the connection stays open.
+ * carries the request's `id` when it has one (§10.2), even one that breaks its pattern, and the
+ * connection stays open.
+ *
+ * `msg_id` has no pattern (§6: the server's opaque string), so `delivered.msg_id` and
+ * `history.before` break no value rule: a text that names no message of ours is ignored (§9)
+ * or precedes nothing (§10.11). `isMsgId` tells whether a text can be one of ours at all.
  */
 import {
   CLIENT_ID_PATTERN,
@@ -24,6 +29,10 @@ export interface RequestLimits {
 export const isUsername = (s: string): boolean => USERNAME_PATTERN.test(s);
 export const isRoom = (s: string): boolean => ROOM_PATTERN.test(s);
 export const isClientId = (s: string): boolean => CLIENT_ID_PATTERN.test(s);
+/**
+ * Whether `s` can be a `msg_id` this implementation hands out (and its services take); any
+ * other text names no stored message. Not a value rule: §6 gives `msg_id` no pattern.
+ */
 export const isMsgId = (s: string): boolean => s.length >= 1 && s.length <= MAX_MSG_ID_LENGTH;
 export const isTimestamp = (n: number): boolean =>
   Number.isSafeInteger(n) && n >= 0 && n <= MAX_TIMESTAMP;
@@ -36,8 +45,8 @@ function reject(field: string, rule: string, id?: string): never {
 export function checkRequest(message: ClientMessage, limits: RequestLimits = {}): void {
   switch (message.type) {
     case 'send': {
-      if (!isClientId(message.id)) reject('id', 'must match ^[A-Za-z0-9_-]{1,64}$');
       const { id } = message;
+      if (!isClientId(id)) reject('id', 'must match ^[A-Za-z0-9_-]{1,64}$', id);
       if (!isUsername(message.to) && !isRoom(message.to))
         reject('to', 'not a username or room', id);
       if (!isTimestamp(message.ts)) reject('ts', 'must be an integer in 0..2^53-1', id);
@@ -48,8 +57,7 @@ export function checkRequest(message: ClientMessage, limits: RequestLimits = {})
       return;
     }
     case 'delivered':
-      if (!isMsgId(message.msg_id)) reject('msg_id', `must be 1..${MAX_MSG_ID_LENGTH} characters`);
-      return;
+      return; // any msg_id: one that is not pending is ignored (§9)
     case 'join':
     case 'leave':
       if (!isRoom(message.room)) reject('room', 'must match ^#[a-z0-9_-]{1,32}$');
@@ -60,9 +68,6 @@ export function checkRequest(message: ClientMessage, limits: RequestLimits = {})
     case 'history':
       if (!isUsername(message.with) && !isRoom(message.with))
         reject('with', 'not a username or room');
-      if (message.before !== undefined && !isMsgId(message.before)) {
-        reject('before', `must be 1..${MAX_MSG_ID_LENGTH} characters`);
-      }
       if (
         message.limit !== undefined &&
         !(
