@@ -32,6 +32,8 @@ export interface DataStoreCpu {
   readonly seconds: number;
   /** The processes counted, by store. */
   readonly processes: { readonly postgres: number; readonly redis: number };
+  /** `seconds` split by store (NaN as `seconds` is). */
+  readonly byStore: { readonly postgres: number; readonly redis: number };
 }
 
 /**
@@ -58,15 +60,20 @@ export function dataStoreCpu(): DataStoreCpu {
     found.push({ pid: Number(entry), ppid: Number(fields[1]), store, fields });
   }
   const pids = new Set(found.map((p) => p.pid));
-  let ticks = 0;
+  const ticks = { postgres: 0, redis: 0 };
   for (const p of found) {
-    ticks += Number(p.fields[11]) + Number(p.fields[12]);
-    if (!pids.has(p.ppid)) ticks += Number(p.fields[13]) + Number(p.fields[14]);
+    ticks[p.store] += Number(p.fields[11]) + Number(p.fields[12]);
+    if (!pids.has(p.ppid)) ticks[p.store] += Number(p.fields[13]) + Number(p.fields[14]);
   }
   const postgres = found.filter((p) => p.store === 'postgres').length;
   const redis = found.length - postgres;
+  const both = postgres > 0 && redis > 0;
   return {
-    seconds: postgres > 0 && redis > 0 ? ticks / CLOCK_TICKS : Number.NaN,
+    seconds: both ? (ticks.postgres + ticks.redis) / CLOCK_TICKS : Number.NaN,
     processes: { postgres, redis },
+    byStore: {
+      postgres: both ? ticks.postgres / CLOCK_TICKS : Number.NaN,
+      redis: both ? ticks.redis / CLOCK_TICKS : Number.NaN,
+    },
   };
 }

@@ -32,6 +32,12 @@ export interface Measurement {
    * redis-server in the same windows (parallel to windows; absent in older results).
    */
   readonly dataStoreCpuSeconds?: number[];
+  /**
+   * The same windows' CPU seconds by process: the setup's roles (`gateway-3`, `relay-2`,
+   * `embedded`, …) and, for the distributed setups, `postgres` and `redis` (absent in older
+   * results).
+   */
+  readonly processCpuSeconds?: Record<string, number>[];
   /** How many PostgreSQL and Redis processes were counted at the end of each window. */
   readonly dataStoreProcesses?: { postgres: number; redis: number }[];
   /** pairs-rate: the total rate offered to this setup, messages/s. */
@@ -151,6 +157,61 @@ function cpuCells(m: Measurement, count: (w: WindowResult) => number): [string, 
   return [cpuCell(node), distributed ? cpuCell(stores) : '', cpuCell(total)];
 }
 
+/** A process role without its instance number: `gateway-3` → `gateway`. */
+const roleKind = (role: string) => role.replace(/-\d+$/, '');
+const ROLE_LABELS: Readonly<Record<string, string>> = {
+  gateway: 'gateways',
+  relay: 'relay',
+  auth: 'auth',
+  embedded: 'embedded server',
+  postgres: 'PostgreSQL',
+  redis: 'Redis',
+};
+const ROLE_ORDER = ['embedded', 'gateway', 'relay', 'auth', 'postgres', 'redis'];
+
+/**
+ * Where the server CPU per unit went, by process kind (the gateways summed), median of the runs
+ * in µs — the split behind the tables' "CPU" columns. Empty without per-process figures.
+ */
+function cpuByProcessTable(
+  measurements: readonly Measurement[],
+  label: (m: Measurement) => string,
+  unit: string,
+  count: (w: WindowResult) => number,
+): string[] {
+  const withSplit = measurements.filter(
+    (m) => m.setup !== 'tls-baseline' && (m.processCpuSeconds?.length ?? 0) > 0,
+  );
+  if (withSplit.length === 0) return [];
+  const kinds = ROLE_ORDER.filter((kind) =>
+    withSplit.some((m) =>
+      m.processCpuSeconds!.some((p) => Object.keys(p).some((r) => roleKind(r) === kind)),
+    ),
+  );
+  const rows: string[][] = [['', ...kinds.map((k) => ROLE_LABELS[k] ?? k)]];
+  for (const m of withSplit) {
+    const split = m.processCpuSeconds!;
+    rows.push([
+      label(m),
+      ...kinds.map((kind) => {
+        const perUnit = split.map((byRole, i) => {
+          const roles = Object.keys(byRole).filter((r) => roleKind(r) === kind);
+          if (roles.length === 0) return Number.NaN;
+          const seconds = roles.reduce((n, r) => n + byRole[r]!, 0);
+          return (seconds / count(m.windows[i]!)) * 1e6;
+        });
+        return perUnit.every(Number.isFinite) ? cell(perUnit, micros) : '';
+      }),
+    ]);
+  }
+  return [
+    `
+Server CPU per ${unit} by process (µs, median (min–max) of the runs):
+`,
+    table(rows),
+  ];
+}
+
 /** The PostgreSQL + Redis background measured with no clients, as a paragraph (or none). */
 function idleDataStoreNote(report: BenchReport): string[] {
   const idle = report.idleDataStore;
@@ -243,6 +304,14 @@ export function renderMarkdown(report: BenchReport): string {
       }
     }
     out.push(table(rows));
+    out.push(
+      ...cpuByProcessTable(
+        report.measurements.filter((m) => m.workload === 'handshake'),
+        (m) => `${String(m.params.hash)}, ${SETUP_LABELS[m.setup]}`,
+        'login',
+        (w) => w.handshakes,
+      ),
+    );
     if (argon2 !== undefined) {
       const p = argon2.parameters;
       out.push(
@@ -348,6 +417,15 @@ export function renderMarkdown(report: BenchReport): string {
       }
     }
     out.push(table(rows));
+    out.push(
+      ...cpuByProcessTable(
+        report.measurements.filter((m) => m.workload === 'single'),
+        (m) =>
+          `${String(m.params.pairs ?? 1)} × ${String(m.params.inFlight)}, ${String(m.params.keys ?? 'ed25519')}, ${SETUP_LABELS[m.setup]}${m.server ? ` (${m.server})` : ''}`,
+        'delivered message',
+        (w) => w.delivered,
+      ),
+    );
     out.push(...idleDataStoreNote(report));
   }
 
@@ -435,6 +513,15 @@ export function renderMarkdown(report: BenchReport): string {
       }
     }
     out.push(table(rows));
+    out.push(
+      ...cpuByProcessTable(
+        report.measurements.filter((m) => m.workload === 'pairs-rate'),
+        (m) =>
+          `${String(m.params.pairs)} pairs at ${String(m.params.load)}, ${String(m.params.keys)}, ${SETUP_LABELS[m.setup]}`,
+        'delivered message',
+        (w) => w.delivered,
+      ),
+    );
     // Said once, under the single table when there is one.
     if (singleCombos.length === 0) out.push(...idleDataStoreNote(report));
   }

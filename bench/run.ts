@@ -661,20 +661,27 @@ function describeTree(root: string): TreeInfo {
   return info;
 }
 
-/** User + system CPU seconds of every process of a setup so far (NaN if one is gone). */
-function setupCpuSeconds(setup: RunningSetup): number {
-  try {
-    return Object.values(setup.pids).reduce((sum, pid) => sum + readCpuSeconds(pid), 0);
-  } catch {
-    return Number.NaN;
-  }
+/** User + system CPU seconds of each process of a setup so far, by role (NaN if gone). */
+function setupCpuByProcess(setup: RunningSetup): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(setup.pids).map(([role, pid]) => {
+      try {
+        return [role, readCpuSeconds(pid)];
+      } catch {
+        return [role, Number.NaN];
+      }
+    }),
+  );
 }
+
+const sum = (values: Iterable<number>) => [...values].reduce((a, b) => a + b, 0);
 
 /** The server CPU columns of a measurement (parallel to its windows). */
 interface CpuColumns {
   serverCpuSeconds: number[];
   dataStoreCpuSeconds?: number[];
   dataStoreProcesses?: { postgres: number; redis: number }[];
+  processCpuSeconds?: Record<string, number>[];
 }
 
 /**
@@ -685,13 +692,15 @@ interface CpuColumns {
  */
 class WindowCpu {
   readonly #stores: boolean;
-  #nodeAtStart = Number.NaN;
+  #nodeAtStart: Record<string, number> = {};
   #storesAtStart: DataStoreCpu | undefined;
   /** CPU seconds of the setup's own processes in the window. */
   node = Number.NaN;
   /** CPU seconds of PostgreSQL and Redis in the window (distributed only). */
   stores = Number.NaN;
   storeProcesses: DataStoreCpu['processes'] | undefined;
+  /** The window's CPU seconds by process role (`gateway-3`, …), and `postgres` and `redis`. */
+  byProcess: Record<string, number> = {};
 
   constructor(readonly setup: RunningSetup) {
     this.#stores = setup.name.startsWith('distributed');
@@ -700,16 +709,25 @@ class WindowCpu {
   hooks(): GeneratorHooks {
     return {
       onMeasuring: () => {
-        this.#nodeAtStart = setupCpuSeconds(this.setup);
+        this.#nodeAtStart = setupCpuByProcess(this.setup);
         if (this.#stores) this.#storesAtStart = dataStoreCpu();
         return Promise.resolve();
       },
       onWindow: () => {
-        this.node = setupCpuSeconds(this.setup) - this.#nodeAtStart;
+        const end = setupCpuByProcess(this.setup);
+        this.byProcess = Object.fromEntries(
+          Object.entries(end).map(([role, seconds]) => [
+            role,
+            seconds - (this.#nodeAtStart[role] ?? Number.NaN),
+          ]),
+        );
+        this.node = sum(Object.values(this.byProcess));
         if (this.#storesAtStart !== undefined) {
-          const end = dataStoreCpu();
-          this.stores = end.seconds - this.#storesAtStart.seconds;
-          this.storeProcesses = end.processes;
+          const stores = dataStoreCpu();
+          this.stores = stores.seconds - this.#storesAtStart.seconds;
+          this.storeProcesses = stores.processes;
+          this.byProcess.postgres = stores.byStore.postgres - this.#storesAtStart.byStore.postgres;
+          this.byProcess.redis = stores.byStore.redis - this.#storesAtStart.byStore.redis;
         }
         return Promise.resolve();
       },
@@ -719,12 +737,14 @@ class WindowCpu {
   emptyColumns(): CpuColumns {
     return {
       serverCpuSeconds: [],
+      processCpuSeconds: [],
       ...(this.#stores ? { dataStoreCpuSeconds: [], dataStoreProcesses: [] } : {}),
     };
   }
 
   addTo(columns: CpuColumns): void {
     columns.serverCpuSeconds.push(this.node);
+    columns.processCpuSeconds?.push(this.byProcess);
     columns.dataStoreCpuSeconds?.push(this.stores);
     if (this.storeProcesses !== undefined) columns.dataStoreProcesses?.push(this.storeProcesses);
   }

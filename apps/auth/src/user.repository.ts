@@ -42,14 +42,31 @@ export interface UserSearch {
   readonly limit: number;
 }
 
+/**
+ * The lookup every login makes, built once (Drizzle's query building cost more than the
+ * primary-key read itself) and, on PostgreSQL, prepared once per connection.
+ */
+function prepareFindByUsername(db: Database) {
+  return db
+    .select()
+    .from(users)
+    .where(eq(users.username, sql.placeholder('username')))
+    .limit(1)
+    .prepare('auth_find_user');
+}
+
 /** The `users` table: every query auth makes, and nothing else touches it. */
 @Injectable()
 export class UserRepository {
-  constructor(@Inject(DATABASE) private readonly db: Database) {}
+  readonly #findByUsername: ReturnType<typeof prepareFindByUsername>;
+
+  constructor(@Inject(DATABASE) private readonly db: Database) {
+    this.#findByUsername = prepareFindByUsername(db);
+  }
 
   /** The account with this exact name, whatever its state (disabled, deleted). */
   async findByUsername(username: string): Promise<UserRecord | undefined> {
-    const rows = await this.db.select().from(users).where(eq(users.username, username)).limit(1);
+    const rows = await this.#findByUsername.execute({ username });
     return rows[0];
   }
 

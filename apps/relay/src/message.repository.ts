@@ -69,6 +69,30 @@ const rowsOf = <T>(result: unknown): T[] => (result as { rows: T[] }).rows;
 
 const dedupeKey = (sender: string, clientId: string) => `${sender}\u0000${clientId}`;
 
+/**
+ * A recipient's undelivered messages, oldest first (MessageRepository.pending), built once:
+ * every login asks it, and Drizzle spent longer assembling the join than PostgreSQL running it.
+ * On PostgreSQL it is also prepared once per connection (named).
+ */
+function preparePending(db: Database, after: boolean, name: string) {
+  return db
+    .select(getTableColumns(messages))
+    .from(deliveries)
+    .innerJoin(messages, eq(messages.id, deliveries.messageId))
+    .where(
+      and(
+        eq(deliveries.recipient, sql.placeholder('recipient')),
+        isNull(deliveries.deliveredAt),
+        after ? gt(deliveries.messageId, sql.placeholder('after')) : undefined,
+      ),
+    )
+    .orderBy(asc(deliveries.messageId))
+    .limit(sql.placeholder('limit'))
+    .prepare(name);
+}
+
+type PendingStatement = ReturnType<typeof preparePending>;
+
 @Injectable()
 export class MessageRepository implements BeforeApplicationShutdown {
   readonly #logger = new Logger(MessageRepository.name);
@@ -78,11 +102,15 @@ export class MessageRepository implements BeforeApplicationShutdown {
    * statement each was the relay's largest cost after the sends themselves.
    */
   readonly #deliveredBatcher: GroupCommitBatcher<DeliveredMark, boolean>;
+  readonly #pendingFirst: PendingStatement;
+  readonly #pendingAfter: PendingStatement;
 
   constructor(
     @Inject(DATABASE) private readonly db: Database,
     private readonly clock: ClockRepository,
   ) {
+    this.#pendingFirst = preparePending(db, false, 'relay_pending_first');
+    this.#pendingAfter = preparePending(db, true, 'relay_pending_after');
     this.#batcher = new GroupCommitBatcher(async (batch) => {
       try {
         return await this.#writeBatch(batch);
@@ -148,19 +176,10 @@ export class MessageRepository implements BeforeApplicationShutdown {
     after: bigint | undefined,
     limit: number,
   ): Promise<StoredMessage[]> {
-    const rows = await this.db
-      .select(getTableColumns(messages))
-      .from(deliveries)
-      .innerJoin(messages, eq(messages.id, deliveries.messageId))
-      .where(
-        and(
-          eq(deliveries.recipient, recipient),
-          isNull(deliveries.deliveredAt),
-          after === undefined ? undefined : gt(deliveries.messageId, after),
-        ),
-      )
-      .orderBy(asc(deliveries.messageId))
-      .limit(limit);
+    const rows =
+      after === undefined
+        ? await this.#pendingFirst.execute({ recipient, limit })
+        : await this.#pendingAfter.execute({ recipient, limit, after: after.toString() });
     return rows.map(toStoredMessage);
   }
 

@@ -201,6 +201,78 @@ describe.each([
     expect((await service.verify('s-digest', serverPublicKey))!.ok).toBe(false);
   });
 
+  it('applies a batch that opens, closes, and opens-and-closes several sessions at once', async () => {
+    const open = (sessionId: string) => ({ ...openOf(digest, 'digest'), sessionId });
+    const close = (sessionId: string, endedAt: number) => ({
+      ...closeOf(digest),
+      sessionId,
+      endedAt,
+    });
+    // m-1 and m-3 opened by an earlier batch; m-3 is opened again below (a gateway resending
+    // an open with later work) and must still be closed by the same batch.
+    await repo.append({ opens: [open('m-1'), open('m-3')], chunks: [], closes: [] });
+    const mixed: TranscriptBatch = {
+      opens: [open('m-2'), open('m-3'), open('m-4')],
+      chunks: [],
+      closes: [
+        close('m-1', 1_764_000_001_000),
+        close('m-2', 1_764_000_002_000),
+        close('m-3', 1_764_000_003_000),
+        // a second close of m-2 in the same batch: the first one applies
+        { ...close('m-2', 1_764_000_009_000), status: 'disputed' as const },
+      ],
+    };
+    expect(await repo.append(mixed)).toEqual({ ok: true, opened: 2, recorded: 0, closed: 3 });
+    expect(await repo.append(mixed)).toEqual({ ok: true, opened: 0, recorded: 0, closed: 0 });
+
+    const rows = await handle.db
+      .select()
+      .from(transcriptSessions)
+      .where(sql`${transcriptSessions.sessionId} like 'm-%'`)
+      .orderBy(transcriptSessions.sessionId);
+    expect(rows.map((r) => [r.sessionId, r.status, r.endedAt?.getTime() ?? null])).toEqual([
+      ['m-1', 'agreed', 1_764_000_001_000],
+      ['m-2', 'agreed', 1_764_000_002_000],
+      ['m-3', 'agreed', 1_764_000_003_000],
+      ['m-4', 'open', null],
+    ]);
+    expect(rows[3]).toMatchObject({
+      c2sChain: null,
+      receiptSignature: null,
+      countersignature: null,
+    });
+    // Every close stored all of its fields (the receipt signs the session id, so these rows
+    // do not verify; their columns must equal the close's).
+    const c = closeOf(digest);
+    for (const row of rows.slice(0, 3)) {
+      expect({
+        c2sCount: row.c2sCount,
+        c2sChain: b64(row.c2sChain!),
+        s2cCount: row.s2cCount,
+        s2cChain: b64(row.s2cChain!),
+        receipt: b64(row.receiptSignature!),
+        clientC2sCount: row.clientC2sCount,
+        clientC2sChain: b64(row.clientC2sChain!),
+        clientS2cCount: row.clientS2cCount,
+        clientS2cChain: b64(row.clientS2cChain!),
+        countersignature: b64(row.countersignature!),
+        h2: b64(row.h2),
+      }).toEqual({
+        c2sCount: c.serverView.c2sCount,
+        c2sChain: c.serverView.c2sChain,
+        s2cCount: c.serverView.s2cCount,
+        s2cChain: c.serverView.s2cChain,
+        receipt: c.receiptSignature,
+        clientC2sCount: c.clientView.c2sCount,
+        clientC2sChain: c.clientView.c2sChain,
+        clientS2cCount: c.clientView.s2cCount,
+        clientS2cChain: c.clientView.s2cChain,
+        countersignature: c.countersignature,
+        h2: openOf(digest).h2,
+      });
+    }
+  });
+
   it('reports a session that ended without a receipt, and an unknown one', async () => {
     const sessionId = 's-lost';
     await repo.append({

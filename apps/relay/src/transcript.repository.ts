@@ -19,9 +19,9 @@ import {
   type Database,
   decodeChunk,
   type TranscriptBatch,
+  type TranscriptClose,
   type TranscriptMode,
   type TranscriptStatus,
-  type TranscriptView,
 } from '@securechat/core';
 import { transcriptChunks, transcriptSessions } from '@db/schema';
 
@@ -125,8 +125,6 @@ export interface StoredTranscript {
   readonly records: StoredTranscriptRecord[];
 }
 
-const fromBase64 = (text: string) => Buffer.from(text, 'base64');
-
 function storedView(
   c2sCount: number | null,
   c2sChain: Buffer | null,
@@ -137,17 +135,6 @@ function storedView(
     return undefined;
   }
   return { c2sCount, c2sChain, s2cCount, s2cChain };
-}
-
-function viewColumns(view: TranscriptView | undefined) {
-  return view
-    ? {
-        c2sCount: view.c2sCount,
-        c2sChain: fromBase64(view.c2sChain),
-        s2cCount: view.s2cCount,
-        s2cChain: fromBase64(view.s2cChain),
-      }
-    : { c2sCount: null, c2sChain: null, s2cCount: null, s2cChain: null };
 }
 
 /** `execute` answers `{ rows }` on both drivers (pg's QueryResult, PGlite's Results). */
@@ -235,15 +222,77 @@ function chunkRecords(firstPosition: number, records: Buffer): StoredTranscriptR
   return decodeChunk(records).map((record, i) => ({ position: firstPosition + i, ...record }));
 }
 
+const isoTime = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * The columns a close sets besides `status` and `ended_at`: the server's view and receipt, the
+ * client's view and countersignature. They travel as text arrays (counts in decimal, bytes in
+ * base64, as the batch carries them) and are converted in SQL.
+ */
+const CLOSE_FIELDS = [
+  ['c2s_count', 'count'],
+  ['c2s_chain', 'bytes'],
+  ['s2c_count', 'count'],
+  ['s2c_chain', 'bytes'],
+  ['receipt_signature', 'bytes'],
+  ['client_c2s_count', 'count'],
+  ['client_c2s_chain', 'bytes'],
+  ['client_s2c_count', 'count'],
+  ['client_s2c_chain', 'bytes'],
+  ['countersignature', 'bytes'],
+] as const;
+const CLOSE_COLUMNS = CLOSE_FIELDS.map(([name]) => name).join(', ');
+/** The unnest aliases of the close fields (the same names, as text). */
+const CLOSE_INPUTS = CLOSE_COLUMNS;
+const CLOSE_VALUES = (from: string) =>
+  CLOSE_FIELDS.map(([name, kind]) =>
+    kind === 'count'
+      ? `${from}.${name}::int as ${name}`
+      : `decode(${from}.${name}, 'base64') as ${name}`,
+  ).join(', ');
+const CLOSE_UPDATES = (from: string) =>
+  CLOSE_FIELDS.map(([name]) => `${name} = ${from}.${name}`).join(', ');
+
+/** The close fields' arrays, in CLOSE_FIELDS order; an absent close (an open alone) is nulls. */
+function closeArrays(closes: readonly (TranscriptClose | undefined)[]): SQL {
+  const views = closes.map((close) => ({
+    server: close?.serverView,
+    client: close?.clientView,
+    receipt: close?.receiptSignature,
+    countersignature: close?.countersignature,
+  }));
+  const values: Record<(typeof CLOSE_FIELDS)[number][0], (string | null)[]> = {
+    c2s_count: views.map((v) => v.server?.c2sCount.toString() ?? null),
+    c2s_chain: views.map((v) => v.server?.c2sChain ?? null),
+    s2c_count: views.map((v) => v.server?.s2cCount.toString() ?? null),
+    s2c_chain: views.map((v) => v.server?.s2cChain ?? null),
+    receipt_signature: views.map((v) => v.receipt ?? null),
+    client_c2s_count: views.map((v) => v.client?.c2sCount.toString() ?? null),
+    client_c2s_chain: views.map((v) => v.client?.c2sChain ?? null),
+    client_s2c_count: views.map((v) => v.client?.s2cCount.toString() ?? null),
+    client_s2c_chain: views.map((v) => v.client?.s2cChain ?? null),
+    countersignature: views.map((v) => v.countersignature ?? null),
+  };
+  return sql.join(
+    CLOSE_FIELDS.map(([name]) => sql`${sql.param(values[name])}::text[]`),
+    sql`, `,
+  );
+}
+
 @Injectable()
 export class TranscriptRepository {
   constructor(@Inject(DATABASE) private readonly db: Database) {}
 
   /**
-   * Applies one gateway batch in one transaction, in order: opens, records, closes. Every
+   * Applies one gateway batch in one transaction, as if in order: opens, records, closes. Every
    * step is idempotent, so a gateway that did not get an answer resends the same batch:
    * existing sessions and positions are left as they are, and a close only applies to a
    * session that is still `open`.
+   *
+   * At most three statements whatever the batch holds (a login and its logout often share a
+   * flush): a session opened and closed in the same batch is inserted closed; the other opens
+   * are one insert, the chunks one insert, the other closes one update. Column arrays go
+   * through `unnest`, so the SQL text does not grow with the batch.
    */
   async append(batch: TranscriptBatch): Promise<TranscriptAppendResult> {
     // Most batches are chunks alone: one statement, atomic by itself, without BEGIN and COMMIT
@@ -251,56 +300,72 @@ export class TranscriptRepository {
     if (batch.opens.length === 0 && batch.closes.length === 0) {
       return { ok: true, opened: 0, recorded: await this.#insertChunks(this.db, batch), closed: 0 };
     }
+    const opening = new Set(batch.opens.map((open) => open.sessionId));
+    const closeOf = new Map<string, TranscriptClose>();
+    const laterCloses: TranscriptClose[] = [];
+    for (const close of batch.closes) {
+      if (!opening.has(close.sessionId)) laterCloses.push(close);
+      // A batch closes a session once; should it say so twice, the first close is the one
+      // that applies, as with one update per close while the row is open.
+      else if (!closeOf.has(close.sessionId)) closeOf.set(close.sessionId, close);
+    }
     return this.db.transaction(async (tx) => {
       let opened = 0;
+      let closed = 0;
       if (batch.opens.length > 0) {
-        const rows = await tx
-          .insert(transcriptSessions)
-          .values(
-            batch.opens.map((open) => ({
-              sessionId: open.sessionId,
-              username: open.username,
-              gateway: open.gateway,
-              mode: open.mode,
-              h2: fromBase64(open.h2),
-              startedAt: new Date(open.startedAt),
-              status: 'open',
-            })),
-          )
-          .onConflictDoNothing()
-          .returning({ sessionId: transcriptSessions.sessionId });
-        opened = rows.length;
+        const rows = batch.opens.map((open) => ({ open, close: closeOf.get(open.sessionId) }));
+        const text = (pick: (row: (typeof rows)[number]) => string | null) =>
+          sql.param(rows.map(pick));
+        const result = rowsOf<{ inserted: boolean; closed: boolean }>(
+          await tx.execute(sql`
+            insert into ${transcriptSessions} as t (session_id, username, gateway, mode, h2,
+              started_at, status, ended_at, ${sql.raw(CLOSE_COLUMNS)})
+            select o.session_id, o.username, o.gateway, o.mode, decode(o.h2, 'base64'),
+              o.started_at::timestamptz, o.status, o.ended_at::timestamptz, ${sql.raw(CLOSE_VALUES('o'))}
+            from unnest(
+              ${text((r) => r.open.sessionId)}::text[], ${text((r) => r.open.username)}::text[],
+              ${text((r) => r.open.gateway)}::text[], ${text((r) => r.open.mode)}::text[],
+              ${text((r) => r.open.h2)}::text[], ${text((r) => isoTime(r.open.startedAt))}::text[],
+              ${text((r) => r.close?.status ?? 'open')}::text[],
+              ${text((r) => (r.close ? isoTime(r.close.endedAt) : null))}::text[],
+              ${closeArrays(rows.map((r) => r.close))}
+            ) as o(session_id, username, gateway, mode, h2, started_at, status, ended_at,
+              ${sql.raw(CLOSE_INPUTS)})
+            -- Inserted, or already there (a retried batch): then the close applies only while
+            -- the row is open, like the update below, and a plain open changes nothing.
+            on conflict (session_id) do update set
+              status = excluded.status, ended_at = excluded.ended_at, ${sql.raw(CLOSE_UPDATES('excluded'))}
+              where t.status = 'open' and excluded.status <> 'open'
+            -- xmax is 0 on a row this statement inserted, set on one it updated.
+            returning (t.xmax = 0) as inserted, (t.status <> 'open') as closed`),
+        );
+        opened = result.filter((row) => row.inserted).length;
+        closed += result.filter((row) => row.closed).length;
       }
 
       const recorded = await this.#insertChunks(tx, batch);
 
-      let closed = 0;
-      for (const close of batch.closes) {
-        const client = viewColumns(close.clientView);
-        const rows = await tx
-          .update(transcriptSessions)
-          .set({
-            endedAt: new Date(close.endedAt),
-            status: close.status,
-            ...viewColumns(close.serverView),
-            receiptSignature:
-              close.receiptSignature === undefined ? null : fromBase64(close.receiptSignature),
-            clientC2sCount: client.c2sCount,
-            clientC2sChain: client.c2sChain,
-            clientS2cCount: client.s2cCount,
-            clientS2cChain: client.s2cChain,
-            countersignature:
-              close.countersignature === undefined ? null : fromBase64(close.countersignature),
-          })
-          // Only while open: a closed session is final, whatever a later batch claims.
-          .where(
-            and(
-              eq(transcriptSessions.sessionId, close.sessionId),
-              eq(transcriptSessions.status, 'open'),
-            ),
-          )
-          .returning({ sessionId: transcriptSessions.sessionId });
-        closed += rows.length;
+      if (laterCloses.length > 0) {
+        const text = (pick: (close: TranscriptClose) => string) => sql.param(laterCloses.map(pick));
+        const result = rowsOf<{ session_id: string }>(
+          await tx.execute(sql`
+            update ${transcriptSessions} as t set
+              status = v.status, ended_at = v.ended_at, ${sql.raw(CLOSE_UPDATES('v'))}
+            from (
+              select c.session_id, c.status, c.ended_at::timestamptz as ended_at,
+                ${sql.raw(CLOSE_VALUES('c'))}
+              from unnest(
+                ${text((close) => close.sessionId)}::text[],
+                ${text((close) => close.status)}::text[],
+                ${text((close) => isoTime(close.endedAt))}::text[],
+                ${closeArrays(laterCloses)}
+              ) as c(session_id, status, ended_at, ${sql.raw(CLOSE_INPUTS)})
+            ) as v
+            -- Only while open: a closed session is final, whatever a later batch claims.
+            where t.session_id = v.session_id and t.status = 'open'
+            returning t.session_id`),
+        );
+        closed += result.length;
       }
 
       return { ok: true, opened, recorded, closed };
