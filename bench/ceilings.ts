@@ -8,7 +8,14 @@ import {
   createCipheriv,
   createDecipheriv,
   createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
   generateKeyPairSync,
+  hkdfSync,
+  type JsonWebKey,
+  type KeyObject,
   randomBytes,
   sign,
   verify,
@@ -121,6 +128,113 @@ export function measureCryptoCeiling(bodyBytes: number, seconds: number, runs: n
     bothRates.push(rate(both));
   }
   return { bodyBytes, server: spread(serverRates), endToEnd: spread(bothRates) };
+}
+
+/** Logins/s one core manages doing only the server's crypto of one login. */
+export interface LoginCryptoCeiling {
+  readonly loginsPerSecond: Spread;
+}
+
+/** An X25519 key made as libs/protocol makes one: 32 random bytes imported as a JWK. */
+function x25519Ephemeral(): {
+  privateKey: KeyObject;
+  publicJwk: { kty: string; crv: string; x: string };
+} {
+  const privateKey = createPrivateKey({
+    key: { kty: 'OKP', crv: 'X25519', d: randomBytes(32).toString('base64url'), x: 'A'.repeat(43) },
+    format: 'jwk',
+  });
+  const { x } = createPublicKey(privateKey).export({ format: 'jwk' });
+  return { privateKey, publicJwk: { kty: 'OKP', crv: 'X25519', x: x! } };
+}
+
+/**
+ * The server side of one login (connect, handshake, login, orderly close), as raw node:crypto
+ * calls, counted from libs/protocol and the login seal: the gateway's ephemeral X25519 key, the
+ * agreement with the client's, HKDF, the Ed25519 `server_auth` signature, the login record
+ * opened and `login_ok` sealed; the login sealed to auth (a second ephemeral key and
+ * agreement, AES-256-GCM) and opened there (a third agreement); the stored Ed25519 user key
+ * imported and the H2 signature verified; the reply's HMAC made and checked; the user key
+ * imported again at the gateway; and at the end the receipt signed and the countersignature
+ * verified. Argon2id and the database are not in it (their own ceilings and the tables).
+ */
+export function measureLoginCryptoCeiling(seconds: number, runs: number): LoginCryptoCeiling {
+  const key16 = randomBytes(16);
+  const key32 = randomBytes(32);
+  const nonce = randomBytes(12);
+  const server = generateKeyPairSync('ed25519');
+  const user = generateKeyPairSync('ed25519');
+  const userJwk = user.publicKey.export({ format: 'jwk' });
+  const sealKey = x25519Ephemeral();
+  const client = x25519Ephemeral();
+  const h2 = randomBytes(32);
+  const userSignature = sign(null, h2, user.privateKey);
+  const loginRecord = seal(key16, nonce, randomBytes(300));
+  const sealed256 = seal256(key32, nonce, randomBytes(400));
+  const countersign = randomBytes(200);
+  const countersignature = sign(null, countersign, user.privateKey);
+  const agree = (privateKey: KeyObject, publicJwk: JsonWebKey) =>
+    diffieHellman({ privateKey, publicKey: createPublicKey({ key: publicJwk, format: 'jwk' }) });
+  const hkdf = (ikm: Buffer, length: number) =>
+    Buffer.from(hkdfSync('sha256', ikm, h2, 'securechat', length));
+  const login = () => {
+    // gateway: handshake
+    const ephemeral = x25519Ephemeral();
+    const shared = agree(ephemeral.privateKey, client.publicJwk);
+    hkdf(shared, 32);
+    hkdf(shared, 16);
+    hkdf(shared, 16);
+    sign(null, h2, server.privateKey);
+    open(key16, nonce, loginRecord);
+    // gateway: the login sealed to auth
+    const sealEphemeral = x25519Ephemeral();
+    hkdf(agree(sealEphemeral.privateKey, sealKey.publicJwk), 76);
+    seal256(key32, nonce, randomBytes(400));
+    // auth: opened, the user's key imported, the H2 signature verified, the reply tagged
+    hkdf(agree(sealKey.privateKey, sealEphemeral.publicJwk), 76);
+    open256(key32, nonce, sealed256);
+    const stored = createPublicKey({ key: userJwk, format: 'jwk' });
+    if (!verify(null, h2, stored, userSignature)) throw new Error('verify');
+    createHmac('sha256', key32).update(h2).digest();
+    // gateway: the reply checked, the user's key imported, login_ok sealed
+    createHmac('sha256', key32).update(h2).digest();
+    createPublicKey({ key: userJwk, format: 'jwk' });
+    sha256(seal(key16, nonce, randomBytes(120)));
+    // the end: bye opened, receipt signed and sealed, countersign opened and verified
+    sha256(open(key16, nonce, loginRecord));
+    sign(null, h2, server.privateKey);
+    sha256(seal(key16, nonce, randomBytes(300)));
+    sha256(open(key16, nonce, loginRecord));
+    if (!verify(null, countersign, user.publicKey, countersignature)) throw new Error('verify');
+  };
+  const rate = () => {
+    const budget = seconds * 1e9;
+    const start = process.hrtime.bigint();
+    let ops = 0;
+    let elapsed = 0;
+    do {
+      for (let i = 0; i < 10; i++) login();
+      ops += 10;
+      elapsed = Number(process.hrtime.bigint() - start);
+    } while (elapsed < budget);
+    return ops / (elapsed / 1e9);
+  };
+  rate(); // warm-up
+  const rates: number[] = [];
+  for (let r = 0; r < runs; r++) rates.push(rate());
+  return { loginsPerSecond: spread(rates) };
+}
+
+function seal256(key: Buffer, nonce: Buffer, plaintext: Buffer): Buffer {
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 });
+  const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([ct, cipher.getAuthTag()]);
+}
+
+function open256(key: Buffer, nonce: Buffer, sealed: Buffer): Buffer {
+  const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 });
+  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+  return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()]);
 }
 
 // ---------------------------------------------------------------- Redis

@@ -6,7 +6,12 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 import { format, resolveConfig } from 'prettier';
 
-import { type Argon2Ceiling, type CryptoCeiling, type RedisCeiling } from './ceilings';
+import {
+  type Argon2Ceiling,
+  type CryptoCeiling,
+  type LoginCryptoCeiling,
+  type RedisCeiling,
+} from './ceilings';
 import { type WindowResult } from './load-generator';
 import { type ProfileEntry } from './profile-summary';
 import { SETUP_LABELS, type SetupName } from './setups';
@@ -63,6 +68,8 @@ export interface BenchReport {
   readonly measurements: Measurement[];
   readonly ceilings: {
     readonly crypto: CryptoCeiling[];
+    /** The server's crypto of one login (absent in older results). */
+    readonly loginCrypto?: LoginCryptoCeiling;
     readonly redis: RedisCeiling[];
     /** handshake: argon2id verifications per second (absent in older results). */
     readonly argon2?: Argon2Ceiling;
@@ -566,12 +573,19 @@ export function renderMarkdown(report: BenchReport): string {
   const idle = report.measurements.filter((m) => m.workload === 'idle' && m.idle);
   if (idle.length > 0) {
     out.push('\n### Idle sessions on one gateway\n');
+    // Older results have one RSS reading, 2 s after the last session connected.
+    const settled = idle.some((m) => m.idle!.settledBytesPerConnection !== undefined);
+    if (settled) {
+      out.push(
+        'Gateway RSS read 2 s after the last session connected, and again after 30 s of idleness (V8 collects what connecting left behind once the process idles, and may return the memory then).\n',
+      );
+    }
     const rows: string[][] = [
       [
         'setup',
         'sessions',
-        'gateway RSS before → after',
-        'KiB per connection',
+        settled ? 'gateway RSS before → 2 s after → settled' : 'gateway RSS before → after',
+        settled ? 'KiB per connection: 2 s after / settled' : 'KiB per connection',
         'idle CPU (median / max of 1 s samples)',
         'client KiB per connection',
       ],
@@ -582,8 +596,8 @@ export function renderMarkdown(report: BenchReport): string {
       rows.push([
         SETUP_LABELS[m.setup],
         integer.format(i.connected!),
-        `${mib(i.rssBeforeBytes!)} → ${mib(i.rssAfterBytes!)}`,
-        (i.bytesPerConnection! / 1024).toFixed(1),
+        `${mib(i.rssBeforeBytes!)} → ${mib(i.rssAfterBytes!)}${i.rssSettledBytes === undefined ? '' : ` → ${mib(i.rssSettledBytes)}`}`,
+        `${(i.bytesPerConnection! / 1024).toFixed(1)}${i.settledBytesPerConnection === undefined ? '' : ` / ${(i.settledBytesPerConnection / 1024).toFixed(1)}`}`,
         `${i.idleCpuPercent!.toFixed(1)} % / ${i.idleCpuMaxPercent!.toFixed(1)} %`,
         (i.clientBytesPerConnection! / 1024).toFixed(1),
       ]);
@@ -591,13 +605,18 @@ export function renderMarkdown(report: BenchReport): string {
     out.push(table(rows));
   }
 
-  if (report.ceilings.crypto.length > 0 || report.ceilings.redis.length > 0) {
+  if (
+    report.ceilings.crypto.length > 0 ||
+    report.ceilings.redis.length > 0 ||
+    report.ceilings.loginCrypto !== undefined
+  ) {
     out.push('\n### Ceilings (raw node:crypto and redis-benchmark, same run)\n');
     const rows: string[][] = [
       [
         'ceiling',
         'body',
-        'msg/s (one core)',
+        'per second (one core)',
+        'µs each',
         'embedded, 100 clients: share',
         'distributed full, 100 clients: share',
       ],
@@ -611,6 +630,7 @@ export function renderMarkdown(report: BenchReport): string {
         'gateway per-message crypto',
         `${c.bodyBytes} B`,
         cell([c.server.median]),
+        micros(1e6 / c.server.median),
         ratio(ours('embedded', c.bodyBytes), c.server.median),
         ratio(ours('distributed-full', c.bodyBytes), c.server.median),
       ]);
@@ -618,8 +638,20 @@ export function renderMarkdown(report: BenchReport): string {
         'all per-message crypto (both clients + gateway)',
         `${c.bodyBytes} B`,
         cell([c.endToEnd.median]),
+        micros(1e6 / c.endToEnd.median),
         ratio(ours('embedded', c.bodyBytes), c.endToEnd.median),
         ratio(ours('distributed-full', c.bodyBytes), c.endToEnd.median),
+      ]);
+    }
+    const login = report.ceilings.loginCrypto;
+    if (login !== undefined) {
+      rows.push([
+        'server crypto per login (gateway + auth; no password hash)',
+        '',
+        cell([login.loginsPerSecond.median]),
+        micros(1e6 / login.loginsPerSecond.median),
+        '',
+        '',
       ]);
     }
     for (const r of report.ceilings.redis) {
@@ -633,6 +665,7 @@ export function renderMarkdown(report: BenchReport): string {
         `Redis commands per message: ${mix}`,
         `${r.bodyBytes} B`,
         cell([r.messagesPerSecond]),
+        micros(1e6 / r.messagesPerSecond),
         '',
         ratio(ours('distributed-full', r.bodyBytes), r.messagesPerSecond),
       ]);
