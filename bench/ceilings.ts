@@ -46,6 +46,20 @@ function open(key: Buffer, nonce: Buffer, sealed: Buffer): Buffer {
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest();
 
+/** How many times per second `op` runs on this thread, timed over `seconds` in steps of `step`. */
+function opsPerSecond(op: () => void, seconds: number, step: number): number {
+  const budget = seconds * 1e9;
+  const start = process.hrtime.bigint();
+  let ops = 0;
+  let elapsed = 0;
+  do {
+    for (let i = 0; i < step; i++) op();
+    ops += step;
+    elapsed = Number(process.hrtime.bigint() - start);
+  } while (elapsed < budget);
+  return ops / (elapsed / 1e9);
+}
+
 /** Record plaintext sizes of one DM around a body of `bodyBytes` (JSON, base64 signature). */
 function recordSizes(bodyBytes: number) {
   return { send: bodyBytes + 200, deliver: bodyBytes + 260, ack: 90, delivered: 60 };
@@ -107,18 +121,7 @@ export function measureCryptoCeiling(bodyBytes: number, seconds: number, runs: n
     server();
     clients();
   };
-  const rate = (op: () => void) => {
-    const budget = seconds * 1e9;
-    const start = process.hrtime.bigint();
-    let ops = 0;
-    let elapsed = 0;
-    do {
-      for (let i = 0; i < 50; i++) op();
-      ops += 50;
-      elapsed = Number(process.hrtime.bigint() - start);
-    } while (elapsed < budget);
-    return ops / (elapsed / 1e9);
-  };
+  const rate = (op: () => void) => opsPerSecond(op, seconds, 50);
   rate(server); // warm-up
   rate(both);
   const serverRates: number[] = [];
@@ -207,18 +210,7 @@ export function measureLoginCryptoCeiling(seconds: number, runs: number): LoginC
     sha256(open(key16, nonce, loginRecord));
     if (!verify(null, countersign, user.publicKey, countersignature)) throw new Error('verify');
   };
-  const rate = () => {
-    const budget = seconds * 1e9;
-    const start = process.hrtime.bigint();
-    let ops = 0;
-    let elapsed = 0;
-    do {
-      for (let i = 0; i < 10; i++) login();
-      ops += 10;
-      elapsed = Number(process.hrtime.bigint() - start);
-    } while (elapsed < budget);
-    return ops / (elapsed / 1e9);
-  };
+  const rate = () => opsPerSecond(login, seconds, 10);
   rate(); // warm-up
   const rates: number[] = [];
   for (let r = 0; r < runs; r++) rates.push(rate());
