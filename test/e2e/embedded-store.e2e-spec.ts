@@ -129,7 +129,7 @@ it('keeps acked messages, transcripts and account state across restarts', async 
       next += chunk.recordCount;
     }
     const records = chunks.flatMap((chunk) => decodeChunk(chunk.records));
-    const types = records.map((r) => (JSON.parse(r.plaintext.toString()) as { type: string }).type);
+    const types = records.map((r) => (JSON.parse(String(r.plaintext)) as { type: string }).type);
     expect(types).toEqual([
       'login_ok',
       'send',

@@ -4,7 +4,9 @@
  * closes with bye → receipt → countersign, and the server's export of that session
  * (`GET /admin/transcripts/{id}`) then verifies with the client library's verifier and with
  * `securechat verify-transcript`, agrees with the client's own log record for record and on
- * both chains, and fails once one byte is changed.
+ * both chains, and fails once one byte is changed. A session with requests the gateway refused
+ * (a forged send, a bad room name) exports them by digest (issue 13; docs/PROTOCOL.md §10 item
+ * 25), and still verifies.
  */
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,12 +20,16 @@ import {
   MemoryTranscriptSink,
   parseTranscript,
   SecureChatClient,
+  type TranscriptPlaintextRecordLine,
   type TranscriptRecordLine,
   verifyTranscriptLog,
 } from '@securechat/client';
 
+import { type ClientMessage, serializeJson, sha256 } from '@securechat/protocol';
+
 import { type AdminEndpoint, adminRequest } from '../support/admin-http';
 import { runCli } from '../support/cli-process';
+import { TestClient } from '../support/protocol-client';
 import { removeDataDir, type RunningServer, startEmbeddedServer } from '../support/embedded-server';
 
 jest.setTimeout(60_000);
@@ -165,7 +171,7 @@ describe('transcript export from the embedded server', () => {
 
     const lines = response.text.split('\n');
     const index = lines.findIndex((l) => l.includes('to frank 2'));
-    const record = JSON.parse(lines[index]!) as TranscriptRecordLine;
+    const record = JSON.parse(lines[index]!) as TranscriptPlaintextRecordLine;
     const bytes = Buffer.from(record.plaintext, 'base64');
     const at = bytes.indexOf('to frank 2') + 'to frank '.length;
     bytes[at] = '3'.charCodeAt(0);
@@ -180,5 +186,83 @@ describe('transcript export from the embedded server', () => {
     expect(refused.code).toBe(6);
 
     await frank.close();
+  });
+
+  it('exports requests the gateway refused by digest; the export still verifies', async () => {
+    const username = `tx${process.pid}x${counter++}`;
+    const privateKey = generateKeyPairSync('ed25519').privateKey;
+    const client = await TestClient.connect({
+      port: server.port,
+      host: server.host,
+      username,
+      password: PASSWORD,
+      key: privateKey,
+      action: 'register',
+      fingerprint: server.fingerprint,
+    });
+    const sessionId = client.loginOk.session_id;
+    expect(await client.sendAndAck(username, 'a note to self', 'good')).toMatchObject({
+      type: 'ack',
+    });
+    const forged: ClientMessage = {
+      ...client.session.signedSend({ id: 'forged', to: username, body: 'signed', ts: 1 }),
+      body: 'FORGED: changed after signing',
+    };
+    client.write(forged);
+    expect(await client.next('error', (e) => e.id === 'forged')).toMatchObject({
+      code: 'bad_request',
+    });
+    const badRoom: ClientMessage = { type: 'join', room: '#NOT A ROOM' };
+    client.write(badRoom);
+    expect(await client.next('error')).toMatchObject({ code: 'bad_request' });
+    expect((await client.close()).viewsMatch).toBe(true);
+
+    await until('the transcript stored', async () => {
+      const page = await adminRequest<{ sessions: { session_id: string; status: string }[] }>(
+        admin,
+        'GET',
+        `/admin/users/${username}/transcripts`,
+      );
+      return page.body.sessions.some((s) => s.session_id === sessionId && s.status === 'agreed');
+    });
+    const response = await adminRequest(admin, 'GET', `/admin/transcripts/${sessionId}`);
+    expect(response.status).toBe(200);
+    expect(response.text).not.toContain('FORGED');
+    expect(response.text).not.toContain('NOT A ROOM');
+    const exported = parseTranscript(response.text);
+    expect(exported.records.filter((r) => r.digest !== undefined)).toEqual([
+      expect.objectContaining({
+        dir: 'c2s',
+        chained: true,
+        digest: sha256(serializeJson(forged)).toString('base64'),
+      }),
+      expect.objectContaining({
+        dir: 'c2s',
+        chained: true,
+        digest: sha256(serializeJson(badRoom)).toString('base64'),
+      }),
+    ]);
+    // The errors answering them are there in full.
+    expect(
+      exported.records.filter((r) => r.dir === 's2c' && r.text?.includes('"type":"error"')),
+    ).toHaveLength(2);
+    const verification = verifyTranscriptLog(exported, privateKey);
+    expect(verification.checks.every((c) => c.ok)).toBe(true);
+    expect(verification.ok).toBe(true);
+
+    const publicKeyFile = join(dir, `${username}.pub`);
+    writeFileSync(
+      publicKeyFile,
+      createPublicKey(privateKey).export({ format: 'pem', type: 'spki' }).toString(),
+    );
+    const exportFile = join(dir, 'refused.jsonl');
+    writeFileSync(exportFile, response.text);
+    const checked = await runCli(
+      ['verify-transcript', exportFile, '--user-key', publicKeyFile],
+      {},
+    );
+    expect(checked.code).toBe(0);
+    expect(checked.stdout).toMatch(/records, 2 of them kept by digest/);
+    expect(checked.stdout).toContain('transcript verified');
   });
 });

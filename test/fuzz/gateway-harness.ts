@@ -100,9 +100,8 @@ export function fakeAuthLogin(command: LoginCommand): Promise<LoginResult> {
   return Promise.resolve({ ok: true, username: command.username, publicKey: command.publicKey });
 }
 
-export interface ShippedRecord extends ChunkRecord {
-  readonly position: number;
-}
+/** A record as the gateway shipped it: plaintext, or digest for a request it refused. */
+export type ShippedRecord = ChunkRecord & { readonly position: number };
 
 /** What the gateway shipped of the session's transcript. */
 export interface ShippedTranscript {
@@ -219,11 +218,11 @@ export class GatewayHarness {
           transcript.opened = open;
         },
         record: (_sessionId, position, record) => {
-          transcript.records.push({
-            ...record,
-            plaintext: Buffer.from(record.plaintext),
-            position,
-          });
+          transcript.records.push(
+            record.digest !== undefined
+              ? { ...record, digest: Buffer.from(record.digest), position }
+              : { ...record, plaintext: Buffer.from(record.plaintext), position },
+          );
         },
         close: (close) => {
           transcript.closed = close;

@@ -4,6 +4,7 @@
  * (deterministic: the same bytes every time), next to any inputs a run kept with
  * `--save-corpus`. Each seed is named after what it is.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -306,6 +307,18 @@ function transcriptChunkSeeds(): Seeds {
     plaintext: Buffer.from(r.plaintext, 'utf8'),
   }));
   const chunk = encodeChunk(records);
+  // docs/PROTOCOL.md §10 item 25: the c2s requests kept by digest, as a gateway keeps refused ones.
+  const digested = encodeChunk(
+    records.map((r) =>
+      r.direction === 'c2s' && r.chained
+        ? {
+            direction: r.direction,
+            chained: r.chained,
+            digest: createHash('sha256').update(r.plaintext).digest(),
+          }
+        : r,
+    ),
+  );
   return {
     'vectors-records': chunk,
     'one-empty-record': encodeChunk([
@@ -313,7 +326,10 @@ function transcriptChunkSeeds(): Seeds {
     ]),
     'truncated-header': chunk.subarray(0, 3),
     'length-past-end': chunk.subarray(0, 40),
-    'unknown-flags': Buffer.from([0x04, 0, 0, 0, 0]),
+    // Bit 2 is the digest flag now; bit 3 is the lowest one no record may set.
+    'unknown-flags': Buffer.from([0x08, 0, 0, 0, 0]),
+    'digest-records': digested,
+    'digest-too-short': Buffer.from([0x06, 0, 0, 0, 31, ...Buffer.alloc(31, 0xd1)]),
   };
 }
 

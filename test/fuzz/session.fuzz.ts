@@ -30,7 +30,7 @@
  */
 import {
   ClientHandshake,
-  computeChain,
+  computeChainOf,
   countersignSignedBytes,
   ed25519Verify,
   FrameDecoder,
@@ -271,14 +271,26 @@ class LoggedIn {
     invariant(closed, 'the gateway never closed the transcript it opened');
     records.forEach((record, i) => invariant(record.position === i, 'transcript positions skip'));
     const h2 = Buffer.from(opened.h2, 'base64');
+    // Only a request the gateway refused goes by digest (docs/PROTOCOL.md §10 item 25): a
+    // chained c2s record, 32 bytes.
+    for (const record of records) {
+      if (record.digest === undefined) continue;
+      invariant(
+        record.direction === 'c2s' && record.chained && record.digest.length === 32,
+        `a ${record.direction} record shipped by digest`,
+      );
+    }
     const receiptAt = records.findIndex(
-      (r) => r.direction === 's2c' && parseJsonObject(r.plaintext).type === 'receipt',
+      (r) =>
+        r.direction === 's2c' &&
+        r.plaintext !== undefined &&
+        parseJsonObject(r.plaintext).type === 'receipt',
     );
     const afterReceipt = receiptAt === -1 ? [] : records.slice(receiptAt + 1);
     const recompute = (direction: 'c2s' | 's2c') =>
-      computeChain(
+      computeChainOf(
         h2,
-        records.filter((r) => r.direction === direction && r.chained).map((r) => r.plaintext),
+        records.filter((r) => r.direction === direction && r.chained),
       );
     const view = closed.serverView;
     const matches = (direction: 'c2s' | 's2c') => {
@@ -295,7 +307,7 @@ class LoggedIn {
     const s2cAfter = afterReceipt.filter((r) => r.direction === 's2c');
     invariant(
       s2cAfter.length === 0,
-      `s2c record(s) shipped after the receipt: ${s2cAfter.map((r) => r.plaintext.toString()).join(' ')}`,
+      `s2c record(s) shipped after the receipt: ${s2cAfter.map((r) => String(r.plaintext)).join(' ')}`,
     );
   }
 }

@@ -1,16 +1,20 @@
 /**
  * Target `transcript-chunk`: libs/core's transcript chunk decoder (the storage form of a run of
- * transcript records, docs/PROTOCOL.md §8), which the relay reads back from the database.
+ * transcript records, docs/PROTOCOL.md §8; records kept by digest, §10 item 25), which the relay
+ * reads back from the database.
  *
  * Input: the chunk bytes.
  *
  * Invariants: only ChunkFormatError; a chunk that decodes re-encodes to exactly the same bytes
- * (one spelling per transcript), its records' encoded sizes add up to its length, and every
- * plaintext is a view of the input within its bounds.
+ * (one spelling per transcript), its records' encoded sizes add up to its length, every
+ * payload (plaintext or digest) is a view of the input within its bounds, and every digest is
+ * 32 bytes.
  */
 import {
   ChunkFormatError,
+  chunkRecordPayload,
   decodeChunk,
+  DIGEST_BYTES,
   encodeChunk,
   encodedRecordSize,
 } from '../../libs/core/src/transcripts/transcript-chunk';
@@ -32,8 +36,13 @@ export const target: FuzzTarget = {
         record.direction === 'c2s' || record.direction === 's2c',
         'record without a direction',
       );
-      invariant(record.plaintext.buffer === data.buffer, 'plaintext is not a view of the chunk');
-      size += encodedRecordSize(record.plaintext);
+      const payload = chunkRecordPayload(record);
+      invariant(payload.buffer === data.buffer, 'payload is not a view of the chunk');
+      invariant(
+        record.digest === undefined || record.digest.length === DIGEST_BYTES,
+        `a digest of ${payload.length} bytes`,
+      );
+      size += encodedRecordSize(payload);
     }
     invariant(size === data.length, `records cover ${size} of ${data.length} bytes`);
     invariant(encodeChunk(records).equals(data), 'chunk does not re-encode to the same bytes');

@@ -6,14 +6,19 @@ import { EventEmitter } from 'node:events';
 import { generateKeyPairSync } from 'node:crypto';
 
 import {
+  type ChunkRecord,
+  decodeChunk,
   loadConfig,
   NoopMetricsRepository,
   type SendBatchCommand,
   type SendBatchResult,
+  type TranscriptBatch,
 } from '@securechat/core';
 import {
+  type ClientMessage,
   type ClientSession,
   computeChain,
+  computeChainOf,
   encodeFrame,
   exportSpki,
   FrameDecoder,
@@ -22,12 +27,15 @@ import {
   parseJsonObject,
   type ServerMessage,
   serializeJson,
+  sha256,
   toBase64,
 } from '@securechat/protocol';
 
 import { ClientConnection, type ConnectionDeps } from './client-connection';
 import { type ByteStream } from './framed-socket';
+import { type RelayClient } from './service-clients';
 import { SessionRegistry } from './session-registry';
+import { TranscriptShipper } from './transcript-shipper';
 import { aliceHandshake } from '../test/alice-handshake';
 
 /** A socket whose peer is the test: what the server writes is taken at once and decoded. */
@@ -101,7 +109,11 @@ afterEach(() => {
 });
 const userKey = generateKeyPairSync('ed25519');
 
-function harness(env: Record<string, string> = {}, holdLogin = false): Harness {
+function harness(
+  env: Record<string, string> = {},
+  holdLogin = false,
+  transcripts?: ConnectionDeps['transcripts'],
+): Harness {
   const socket = new LoopSocket();
   const batches: SendBatchCommand[] = [];
   const waiting: (() => void)[] = [];
@@ -155,7 +167,12 @@ function harness(env: Record<string, string> = {}, holdLogin = false): Harness {
       endSession: () => undefined,
       endHandshake: () => undefined,
     },
-    transcripts: { open: jest.fn(), record: jest.fn(), close: jest.fn(), mode: 'full' },
+    transcripts: transcripts ?? {
+      open: jest.fn(),
+      record: jest.fn(),
+      close: jest.fn(),
+      mode: 'full',
+    },
     metrics: new NoopMetricsRepository(),
     logger: () => ({ log: jest.fn(), error: jest.fn(), warn: jest.fn(), debug: jest.fn() }),
     now: () => Date.now(),
@@ -341,6 +358,93 @@ describe('ClientConnection', () => {
       ['error', 'bad'],
       ['ack', 'b'],
     ]);
+  });
+
+  // docs/PROTOCOL.md §10 item 25: a request the gateway refuses by its own checks is stored
+  // by digest; its `error` answer in full; the stored transcript still recomputes the receipt.
+  it('ships a refused request by digest, flagged, and the transcript still recomputes the receipt', async () => {
+    const appended: TranscriptBatch[] = [];
+    const config = loadConfig({ SECURECHAT_GATEWAY_ID: 'gw-test' });
+    const relay = {
+      transcriptAppend: (batch: TranscriptBatch) => {
+        appended.push(batch);
+        return Promise.resolve({ ok: true as const, opened: 0, recorded: 0, closed: 0 });
+      },
+    } as unknown as RelayClient;
+    const shipper = new TranscriptShipper(config, relay);
+    const h = harness({}, false, shipper);
+    const client = await logIn(h);
+    const { session } = client;
+
+    const good = session.signedSend({ id: 'good', to: 'bob', body: 'signed and fine', ts: 1 });
+    const forged: ClientMessage = {
+      ...session.signedSend({ id: 'forged', to: 'bob', body: 'x', ts: 1 }),
+      body: 'FORGED BODY changed after signing',
+    };
+    const nul = session.signedSend({ id: 'nul', to: 'bob', body: 'NUL\u0000BODY', ts: 1 });
+    const badRoom: ClientMessage = { type: 'join', room: '#BAD_ROOM_NAME!' };
+    const ping: ClientMessage = { type: 'ping', n: 3 };
+    h.socket.push(Buffer.concat([good, forged, nul, badRoom, ping].map((m) => session.send(m))));
+    await flush();
+    h.releaseBatch();
+    await flush();
+    expect(h.batches.flatMap((b) => b.sends.map((s) => s.id))).toEqual(['good']);
+    h.socket.push(session.bye());
+    await flush();
+    const answers = read(h, client);
+    expect(answers.map((m) => [m.type, (m as { id?: string; code?: string }).id ?? ''])).toEqual([
+      ['ack', 'good'],
+      ['error', 'forged'],
+      ['error', 'nul'],
+      ['error', ''],
+      ['pong', ''],
+      ['receipt', ''],
+    ]);
+    const receipt = answers.at(-1) as Extract<ServerMessage, { type: 'receipt' }>;
+    h.socket.push(session.countersign());
+    await flush();
+    expect(h.connection.phase).toBe('closed');
+    await shipper.flush();
+
+    const records: ChunkRecord[] = appended
+      .flatMap((batch) => batch.chunks)
+      .sort((a, b) => a.firstPosition - b.firstPosition)
+      .flatMap((chunk) => decodeChunk(Buffer.from(chunk.records, 'base64')));
+    const c2s = records.filter((r) => r.direction === 'c2s');
+    // The refused three by digest (their SHA-256, flagged), the others in full.
+    const plaintextOf = (m: ClientMessage) => serializeJson(m);
+    expect(
+      c2s.map((r) =>
+        r.digest ? 'digest' : (JSON.parse(r.plaintext.toString()) as { type: string }).type,
+      ),
+    ).toEqual(['send', 'digest', 'digest', 'digest', 'ping', 'bye', 'countersign']);
+    expect(c2s[0]!.plaintext).toEqual(plaintextOf(good));
+    expect(c2s.slice(1, 4).map((r) => r.digest)).toEqual(
+      [forged, nul, badRoom].map((m) => sha256(plaintextOf(m))),
+    );
+    expect(c2s.slice(1, 4).every((r) => r.chained)).toBe(true);
+    // Flag bit 2 in the chunk itself, and none of the refused bytes anywhere in the store.
+    const stored = Buffer.concat(
+      appended.flatMap((b) => b.chunks).map((c) => Buffer.from(c.records, 'base64')),
+    );
+    expect(stored.includes('FORGED BODY')).toBe(false);
+    expect(stored.includes('#BAD_ROOM_NAME!')).toBe(false);
+    expect(stored.includes('"id":"forged"')).toBe(true); // the error answer, in full
+    // The shipped records, digests included, recompute the receipt's chains.
+    const h2 = Buffer.from(appended[0]!.opens[0]!.h2, 'base64');
+    const chained = (dir: 'c2s' | 's2c') => records.filter((r) => r.direction === dir && r.chained);
+    const c2sChain = computeChainOf(h2, chained('c2s'));
+    const s2cChain = computeChainOf(h2, chained('s2c'));
+    expect([c2sChain.count, toBase64(c2sChain.chain)]).toEqual([
+      receipt.c2s_count,
+      receipt.c2s_chain,
+    ]);
+    expect([s2cChain.count, toBase64(s2cChain.chain)]).toEqual([
+      receipt.s2c_count,
+      receipt.s2c_chain,
+    ]);
+    const closed = appended.flatMap((b) => b.closes);
+    expect(closed).toEqual([expect.objectContaining({ status: 'agreed' })]);
   });
 
   it('answers a frame sent before the login decision with unexpected_message and stops reading', async () => {

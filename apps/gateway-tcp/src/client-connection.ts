@@ -12,6 +12,7 @@ import {
   closesConnection,
   MAX_HANDSHAKE_FRAME,
   ProtocolError,
+  type SendMessage,
   type ServerMessage,
   ServerSession,
 } from '@securechat/protocol';
@@ -33,8 +34,14 @@ import {
 } from './framed-socket';
 import { type ServerIdentityKey } from './identity-key.repository';
 import { LoginGate } from './login-gate';
-import { RecordReader, type RecordUnit } from './record-reader';
-import { errorFor, RequestHandler, toDeliver } from './request-handler';
+import { type RecordChecks, RecordReader, type RecordUnit } from './record-reader';
+import {
+  type CheckedSend,
+  checkSend,
+  errorFor,
+  RequestHandler,
+  toDeliver,
+} from './request-handler';
 import { type AuthClient, type RelayClient } from './service-clients';
 import { type DeliveryTarget, type SessionRegistry } from './session-registry';
 import { type TranscriptShipper } from './transcript-shipper';
@@ -126,11 +133,12 @@ function sharedBy(deps: ConnectionDeps): Shared {
  */
 export class ClientConnection implements DeliveryTarget {
   /**
-   * What FramedSocket and DeliverySync call back: one small object per connection with its
-   * methods on a shared prototype, where arrow functions would keep ~0.8 KiB of closures per
-   * connection for its whole life. Declared in this class to reach its private members.
+   * What FramedSocket, DeliverySync and RecordReader call back: one small object per
+   * connection with its methods on a shared prototype, where arrow functions would keep
+   * ~0.8 KiB of closures per connection for its whole life. Declared in this class to reach
+   * its private members.
    */
-  static readonly #Callbacks = class implements FramedSocketEvents, DeliveryOutput {
+  static readonly #Callbacks = class implements FramedSocketEvents, DeliveryOutput, RecordChecks {
     constructor(private readonly connection: ClientConnection) {}
 
     readable(): void {
@@ -161,6 +169,14 @@ export class ClientConnection implements DeliveryTarget {
     drained(): Promise<void> {
       return this.connection.#framed.drained();
     }
+
+    checkSend(message: SendMessage): CheckedSend {
+      return checkSend(this.connection.#session!, message);
+    }
+
+    judged(refused: boolean): void {
+      this.connection.#transcript.judged(refused);
+    }
   };
 
   readonly id = randomBytes(6).toString('hex');
@@ -169,7 +185,7 @@ export class ClientConnection implements DeliveryTarget {
   readonly #deps: ConnectionDeps;
   readonly #logger: LoggerService;
   readonly #framed: FramedSocket;
-  readonly #callbacks: FramedSocketEvents & DeliveryOutput;
+  readonly #callbacks: FramedSocketEvents & DeliveryOutput & RecordChecks;
   /** Until the session starts: its timers, keys and frames are not needed after. */
   #handshake: ConnectionHandshake | undefined;
   readonly #transcript: ConnectionTranscript;
@@ -346,10 +362,10 @@ export class ClientConnection implements DeliveryTarget {
     const requests = new RequestHandler(this.#session!, this.#deps, this.#logger);
     switch (unit.kind) {
       case 'sends':
-        // One relay call for the run, while the next sends are read (§6 order kept).
-        return this.#replyAll(
-          await requests.sendBatch(unit.sends.map((send) => requests.checkSend(send))),
-        );
+        // One relay call for the run, while the next sends are read (§6 order kept). The
+        // gateway's own checks ran as each send was read (RecordReader), so that its
+        // transcript knew a refused one before shipping it (ConnectionTranscript).
+        return this.#replyAll(await requests.sendBatch(unit.checked));
       case 'delivered':
         return this.#replyAll(await requests.delivered(unit.msgIds));
       case 'request':
@@ -385,7 +401,12 @@ export class ClientConnection implements DeliveryTarget {
     this.#phase = 'session';
     this.#framed.maxFrame = deps.config.limits.maxFrame;
     this.#transcript.open(session);
-    this.#reader = new RecordReader(this.#framed, session, deps.config.limits.maxInboundFrames);
+    this.#reader = new RecordReader(
+      this.#framed,
+      session,
+      deps.config.limits.maxInboundFrames,
+      this.#callbacks,
+    );
     const { pending, deliveryLimits } = sharedBy(deps);
     this.#delivery = new DeliverySync(
       session.username,

@@ -7,6 +7,7 @@ import { type ChunkRecord, type TranscriptClose, type TranscriptOpen } from '@se
 import {
   type CountersignCheck,
   type RecordEvent,
+  sha256,
   toBase64,
   type TranscriptView,
 } from '@securechat/protocol';
@@ -215,4 +216,70 @@ describe('ConnectionTranscript', () => {
       });
     },
   );
+
+  // docs/PROTOCOL.md §10 item 25: the verdict comes before the record reaches the shipper.
+  describe('records the gateway refused', () => {
+    const full = (e: RecordEvent) => ({
+      direction: e.direction,
+      chained: e.chained,
+      plaintext: e.plaintext,
+    });
+
+    it('holds a chained c2s record until judged, then ships it by digest if refused', () => {
+      const { shipper, transcript } = setup();
+      transcript.open(session);
+      const refused = event(0, 'c2s');
+      transcript.record(refused);
+      expect(shipper.record).not.toHaveBeenCalled(); // awaiting its verdict
+      transcript.judged(true);
+      expect(shipper.record.mock.calls).toEqual([
+        ['sess-1', 0, { direction: 'c2s', chained: true, digest: sha256(refused.plaintext) }],
+      ]);
+      expect(shipper.record.mock.calls[0]![2]).not.toHaveProperty('plaintext');
+      // The answer (an s2c error) goes in full at the next position.
+      const answer = event(1, 's2c');
+      transcript.record(answer);
+      expect(shipper.record.mock.calls[1]).toEqual(['sess-1', 1, full(answer)]);
+      transcript.judged(true); // nothing awaits: no effect
+      expect(shipper.record).toHaveBeenCalledTimes(2);
+    });
+
+    it('ships an accepted record in full, once', () => {
+      const { shipper, transcript } = setup();
+      transcript.open(session);
+      const accepted = event(0, 'c2s');
+      transcript.record(accepted);
+      transcript.judged(false);
+      transcript.judged(true);
+      expect(shipper.record.mock.calls).toEqual([['sess-1', 0, full(accepted)]]);
+    });
+
+    it('ships an unjudged record in full before the next record or the close, in order', () => {
+      const { shipper, transcript } = setup();
+      transcript.open(session);
+      const first = event(0, 'c2s');
+      const second = event(1, 'c2s');
+      transcript.record(first);
+      transcript.record(second);
+      expect(shipper.record.mock.calls).toEqual([['sess-1', 0, full(first)]]);
+      transcript.close(closing());
+      expect(shipper.record.mock.calls).toEqual([
+        ['sess-1', 0, full(first)],
+        ['sess-1', 1, full(second)],
+      ]);
+      expect(shipper.record.mock.invocationCallOrder[1]).toBeLessThan(
+        shipper.close.mock.invocationCallOrder[0]!,
+      );
+    });
+
+    it('never holds an s2c record or an unchained c2s one (bye, countersign)', () => {
+      const { shipper, transcript } = setup();
+      transcript.open(session);
+      transcript.record(event(0, 's2c'));
+      transcript.record(event(1, 'c2s', false));
+      expect(shipper.record).toHaveBeenCalledTimes(2);
+      transcript.judged(true);
+      expect(shipper.record.mock.calls.map(([, , r]) => 'plaintext' in r)).toEqual([true, true]);
+    });
+  });
 });

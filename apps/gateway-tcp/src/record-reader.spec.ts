@@ -14,7 +14,9 @@ import {
   exportSpki,
   FrameDecoder,
   parseJsonObject,
+  ProtocolError,
   type RawFrame,
+  type SendMessage,
   serializeJson,
   type ServerReceived,
   ServerHandshake,
@@ -23,12 +25,22 @@ import {
 } from '@securechat/protocol';
 import fc from 'fast-check';
 
-import { RecordReader, type RecordUnit } from './record-reader';
+import { type RecordChecks, RecordReader, type RecordUnit } from './record-reader';
+import { type CheckedSend } from './request-handler';
 import { aliceHandshake } from '../test/alice-handshake';
 
 // ------------------------------------------------------------------ a scripted session
 
-type Kind = 'send' | 'delivered' | 'join' | 'bye' | 'countersign' | 'fail' | 'bare_countersign';
+type Kind =
+  | 'send'
+  | 'delivered'
+  | 'join'
+  | 'bye'
+  | 'countersign'
+  | 'fail'
+  | 'bare_countersign'
+  /** A request the value rules refuse (`bad_request`, thrown after the record was taken in). */
+  | 'refuse';
 
 /** What a frame opens to: its kind, and a tag that identifies it in the units. */
 interface Item {
@@ -74,6 +86,7 @@ function messageOf(item: Item): ClientMessage {
     case 'delivered':
       return { type: 'delivered', msg_id: item.tag };
     case 'join':
+    case 'refuse':
       return { type: 'join', room: item.tag };
     case 'bye':
       return { type: 'bye' };
@@ -91,8 +104,11 @@ function messageOf(item: Item): ClientMessage {
   }
 }
 
-/** Opens a frame to the item it names; `fail` throws. Records what it opened, in order. */
-function scriptedSession(): {
+/**
+ * Opens a frame to the item it names; `fail` throws, `refuse` throws `bad_request`. Records
+ * what it opened, in order, in `opened` and in the shared `log`.
+ */
+function scriptedSession(log: string[] = []): {
   session: Pick<ServerSession, 'receive'>;
   opened: string[];
   thrown: Map<string, Error>;
@@ -103,8 +119,12 @@ function scriptedSession(): {
     receive(frame: RawFrame): ServerReceived {
       const item = JSON.parse(frame.body.toString()) as Item;
       opened.push(item.tag);
-      if (item.kind === 'fail') {
-        const error = new Error(item.tag);
+      log.push(`open:${item.tag}`);
+      if (item.kind === 'fail' || item.kind === 'refuse') {
+        const error =
+          item.kind === 'fail'
+            ? new Error(item.tag)
+            : new ProtocolError('bad_request', `room: ${item.tag}`);
         thrown.set(item.tag, error);
         throw error;
       }
@@ -130,12 +150,34 @@ const bye = (tag = 'bye'): Item => ({ kind: 'bye', tag });
 const fail = (tag: string): Item => ({ kind: 'fail', tag });
 const countersign = (tag: string): Item => ({ kind: 'countersign', tag });
 
+/**
+ * Checks that refuse a send whose id starts with `bad` (as checkSend refuses a bad signature)
+ * and log every call in `log`, after the session's own `open:` entries.
+ */
+function recordingChecks(log: string[] = []): RecordChecks {
+  return {
+    checkSend(message: SendMessage): CheckedSend {
+      log.push(`check:${message.id}`);
+      return message.id.startsWith('bad')
+        ? { ok: false, error: new ProtocolError('bad_request', 'sig', { id: message.id }) }
+        : {
+            ok: true,
+            command: { from: 'alice', ...message },
+          };
+    },
+    judged(refused: boolean): void {
+      log.push(refused ? 'refused' : 'accepted');
+    },
+  };
+}
+
 function setup(maxRun: number, items: Item[] = []) {
   const inbox = new Inbox();
-  const scripted = scriptedSession();
-  const reader = new RecordReader(inbox, scripted.session, maxRun);
+  const log: string[] = [];
+  const scripted = scriptedSession(log);
+  const reader = new RecordReader(inbox, scripted.session, maxRun, recordingChecks(log));
   inbox.push(...items.map(frameOf));
-  return { inbox, reader, ...scripted };
+  return { inbox, reader, log, ...scripted };
 }
 
 /** A unit as labels, one per record it holds, in the form `label(item)` gives. */
@@ -152,7 +194,9 @@ function labels(unit: RecordUnit): string[] {
     case 'countersign':
       return [`countersign:${(unit.check as unknown as { tag: string }).tag}`];
     case 'failure':
-      return [`fail:${(unit.error as Error).message}`];
+      return unit.error instanceof ProtocolError
+        ? [`refuse:${unit.error.message.slice('room: '.length)}`]
+        : [`fail:${(unit.error as Error).message}`];
   }
 }
 
@@ -350,20 +394,95 @@ describe('RecordReader', () => {
     });
   });
 
+  // docs/PROTOCOL.md §10 item 25: the transcript keeps a refused request by digest, so it must
+  // know the verdict on each record before the next one is opened (ConnectionTranscript).
+  describe('verdicts', () => {
+    it('judges every record right after opening it, before the next is opened', () => {
+      const { reader, log } = setup(16, [
+        send('a'),
+        send('bad-sig'),
+        send('b'),
+        join('r'),
+        { kind: 'refuse', tag: 'x' },
+        fail('y'),
+        delivered('m1'),
+        bye(),
+      ]);
+      const units = drain(reader);
+      expect(log).toEqual([
+        'open:a',
+        'check:a',
+        'accepted',
+        'open:bad-sig',
+        'check:bad-sig',
+        'refused',
+        'open:b',
+        'check:b',
+        'accepted',
+        'open:r', // read ahead at the end of the run: judged at once, not when handed out
+        'accepted',
+        'open:x',
+        'refused', // the value rules refused it: bad_request after the record was taken in
+        'open:y',
+        'accepted', // failed to open: nothing taken in, nothing refused by the gateway
+        'open:m1',
+        'accepted',
+        'open:bye',
+        'accepted',
+      ]);
+      expect(units.map(labels)).toEqual([
+        ['send:a', 'send:bad-sig', 'send:b'],
+        ['join:r'],
+        ['refuse:x'],
+        ['fail:y'],
+        ['delivered:m1'],
+        ['bye'],
+      ]);
+    });
+
+    it('hands each send of a run out with the verdict made as it was read', () => {
+      const { reader, log } = setup(16, [send('a'), send('bad'), send('b')]);
+      const unit = reader.next();
+      expect(unit?.kind).toBe('sends');
+      const { sends, checked } = unit as Extract<RecordUnit, { kind: 'sends' }>;
+      expect(sends.map((s) => s.id)).toEqual(['a', 'bad', 'b']);
+      expect(checked.map((c) => (c.ok ? c.command.id : `refused ${c.error.id}`))).toEqual([
+        'a',
+        'refused bad',
+        'b',
+      ]);
+      // Checked once each: not again when the unit is handled.
+      expect(log.filter((l) => l.startsWith('check:'))).toEqual([
+        'check:a',
+        'check:bad',
+        'check:b',
+      ]);
+    });
+
+    it('keeps the verdict of a send read ahead after a run of delivered', () => {
+      const { reader } = setup(16, [delivered('m1'), send('bad-1'), send('c')]);
+      expect(reader.next()).toEqual({ kind: 'delivered', msgIds: ['m1'] });
+      const unit = reader.next() as Extract<RecordUnit, { kind: 'sends' }>;
+      expect(unit.checked.map((c) => c.ok)).toEqual([false, true]);
+    });
+  });
+
   describe('constructor', () => {
     it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])('rejects maxRun %p', (maxRun) => {
-      expect(() => new RecordReader(new Inbox(), scriptedSession().session, maxRun)).toThrow(
-        RangeError,
-      );
+      expect(
+        () => new RecordReader(new Inbox(), scriptedSession().session, maxRun, recordingChecks()),
+      ).toThrow(RangeError);
     });
 
     it('accepts maxRun 1', () => {
-      expect(() => new RecordReader(new Inbox(), scriptedSession().session, 1)).not.toThrow();
+      expect(
+        () => new RecordReader(new Inbox(), scriptedSession().session, 1, recordingChecks()),
+      ).not.toThrow();
     });
   });
 
   it('keeps the input order exactly, no unit over maxRun, runs greedy, one record ahead at most (property)', () => {
-    const kinds: Kind[] = ['send', 'delivered', 'join', 'bye', 'countersign', 'fail'];
+    const kinds: Kind[] = ['send', 'delivered', 'join', 'bye', 'countersign', 'fail', 'refuse'];
     fc.assert(
       fc.property(
         fc.array(fc.constantFrom(...kinds), { maxLength: 40 }),
@@ -463,7 +582,7 @@ describe('RecordReader', () => {
     it('groups real records, hands out bye, then the countersign with its check', async () => {
       const { server, client } = await sessionPair();
       const inbox = new Inbox();
-      const reader = new RecordReader(inbox, server, 3);
+      const reader = new RecordReader(inbox, server, 3, recordingChecks());
       const bytes = Buffer.concat([
         signedSend(client, 'm0'),
         signedSend(client, 'm1'),
@@ -497,7 +616,7 @@ describe('RecordReader', () => {
     it('hands a record that fails to authenticate out after the run it ended', async () => {
       const { server, client } = await sessionPair();
       const inbox = new Inbox();
-      const reader = new RecordReader(inbox, server, 16);
+      const reader = new RecordReader(inbox, server, 16, recordingChecks());
       const bytes = Buffer.concat([
         signedSend(client, 'a'),
         signedSend(client, 'b'),

@@ -1,17 +1,25 @@
 import {
   type CountersignCheck,
+  ProtocolError,
   type RawFrame,
   type SendMessage,
   type ServerReceived,
   type ServerSession,
 } from '@securechat/protocol';
 
-import { type SingleRequest } from './request-handler';
+import { type CheckedSend, type SingleRequest } from './request-handler';
 
 /** One unit of work for the connection, in the order the client sent it. */
 export type RecordUnit =
-  /** A run of consecutive `send`s: stored as one batch, answered in order (§6). */
-  | { readonly kind: 'sends'; readonly sends: readonly SendMessage[] }
+  /**
+   * A run of consecutive `send`s: stored as one batch, answered in order (§6). `checked[i]` is
+   * the gateway's verdict on `sends[i]` (RecordChecks.checkSend), made as it was read.
+   */
+  | {
+      readonly kind: 'sends';
+      readonly sends: readonly SendMessage[];
+      readonly checked: readonly CheckedSend[];
+    }
   /** A run of consecutive `delivered`: confirmed together, no answer. */
   | { readonly kind: 'delivered'; readonly msgIds: readonly string[] }
   | { readonly kind: 'request'; readonly message: SingleRequest }
@@ -20,13 +28,32 @@ export type RecordUnit =
   /** A record that could not be read (§5, §10 item 2): the session answers or closes. */
   | { readonly kind: 'failure'; readonly error: unknown };
 
-type Received = ServerReceived | { readonly failure: unknown };
+/** What the reader asks of the connection about each record, as it opens it. */
+export interface RecordChecks {
+  /** The gateway's own checks of a `send` (request-handler.ts checkSend). */
+  checkSend(message: SendMessage): CheckedSend;
+  /**
+   * Called after every read, before the next record is opened: whether the record just
+   * opened was refused by the gateway itself, before any service saw it — a `send` that
+   * checkSend refused, or a request the §7.5 value rules refused (`bad_request`, `too_large`).
+   * ConnectionTranscript keeps such a record by digest (docs/PROTOCOL.md §10 item 25).
+   */
+  judged(refused: boolean): void;
+}
+
+type Received =
+  | { readonly received: ServerReceived; readonly checked?: CheckedSend }
+  | { readonly failure: unknown };
 
 /**
  * Opens the client's records strictly in arrival order (§5: one sequence number after the
  * other) and groups them into units of work: a run of `send`s or of `delivered` becomes one
  * unit, gathered only from what has already arrived and at most `maxRun` long, so batching adds
  * no queue of its own. A record read past the end of a run waits as the next unit.
+ *
+ * Every record is judged as it is opened (RecordChecks): whether the gateway refuses it is
+ * known before the next record crosses the connection, so the transcript can keep a refused
+ * one by digest without touching a record it already handed on.
  */
 export class RecordReader {
   #lookahead: Received | undefined;
@@ -35,6 +62,7 @@ export class RecordReader {
     private readonly frames: { next(): RawFrame | undefined; readonly hasFrame: boolean },
     private readonly session: Pick<ServerSession, 'receive'>,
     private readonly maxRun: number,
+    private readonly checks: RecordChecks,
   ) {
     if (!Number.isInteger(maxRun) || maxRun < 1) {
       throw new RangeError('RecordReader: maxRun must be a positive integer');
@@ -51,16 +79,14 @@ export class RecordReader {
     const first = this.#read();
     if (!first) return undefined;
     if ('failure' in first) return { kind: 'failure', error: first.failure };
-    if (first.countersign) return { kind: 'countersign', check: first.countersign };
-    const message = first.message;
+    const { received } = first;
+    if (received.countersign) return { kind: 'countersign', check: received.countersign };
+    const message = received.message;
     switch (message.type) {
       case 'send':
-        return { kind: 'sends', sends: this.#run(message, 'send') };
+        return this.#sends(message, first.checked!);
       case 'delivered':
-        return {
-          kind: 'delivered',
-          msgIds: this.#run(message, 'delivered').map((m) => m.msg_id),
-        };
+        return { kind: 'delivered', msgIds: this.#delivered(message.msg_id) };
       case 'bye':
         return { kind: 'bye' };
       case 'countersign':
@@ -77,21 +103,38 @@ export class RecordReader {
     this.#lookahead = undefined;
   }
 
-  #run<T extends 'send' | 'delivered'>(
-    first: Extract<ServerReceived['message'], { type: T }>,
-    type: T,
-  ): Extract<ServerReceived['message'], { type: T }>[] {
-    const run = [first];
-    while (run.length < this.maxRun) {
+  #sends(first: SendMessage, checked: CheckedSend): RecordUnit {
+    const sends = [first];
+    const verdicts = [checked];
+    this.#run('send', (next) => {
+      sends.push(next.received.message as SendMessage);
+      verdicts.push(next.checked!);
+    });
+    return { kind: 'sends', sends, checked: verdicts };
+  }
+
+  #delivered(first: string): string[] {
+    const msgIds = [first];
+    this.#run('delivered', (next) => {
+      msgIds.push((next.received.message as { msg_id: string }).msg_id);
+    });
+    return msgIds;
+  }
+
+  /** Reads on while the records are of `type`, up to maxRun in all; the first other waits. */
+  #run(
+    type: 'send' | 'delivered',
+    take: (next: Extract<Received, { received: ServerReceived }>) => void,
+  ): void {
+    for (let length = 1; length < this.maxRun; length++) {
       const next = this.#read();
       if (!next) break;
-      if ('failure' in next || next.message.type !== type) {
+      if ('failure' in next || next.received.message.type !== type) {
         this.#lookahead = next;
         break;
       }
-      run.push(next.message as Extract<ServerReceived['message'], { type: T }>);
+      take(next);
     }
-    return run;
   }
 
   #read(): Received | undefined {
@@ -102,10 +145,24 @@ export class RecordReader {
     }
     const frame = this.frames.next();
     if (!frame) return undefined;
+    let received: ServerReceived;
     try {
-      return this.session.receive(frame);
+      received = this.session.receive(frame);
     } catch (failure) {
+      // After the session took a record in, only its value rules throw (§7.5; `bad_request`
+      // or `too_large`, the session goes on): the gateway refused that record itself.
+      this.checks.judged(
+        failure instanceof ProtocolError &&
+          (failure.code === 'bad_request' || failure.code === 'too_large'),
+      );
       return { failure };
     }
+    if (received.message.type !== 'send') {
+      this.checks.judged(false);
+      return { received };
+    }
+    const checked = this.checks.checkSend(received.message);
+    this.checks.judged(!checked.ok);
+    return { received, checked };
   }
 }

@@ -61,27 +61,9 @@ export class RequestHandler {
     private readonly logger: LoggerService,
   ) {}
 
-  /**
-   * §6 send, before anything is stored: U+0000 (PostgreSQL text cannot hold it; refused
-   * here, alone, rather than failing the relay's whole batch), a `deliver` that could never
-   * fit a frame (`too_large`, docs/PROTOCOL.md §10), and the author's signature.
-   */
+  /** The gateway's own checks of a `send` (see checkSend below). */
   checkSend(message: SendMessage): CheckedSend {
-    const session = this.session;
-    const refuse = (code: 'bad_request' | 'too_large', text: string): CheckedSend => ({
-      ok: false,
-      error: new ProtocolError(code, text, { id: message.id }),
-    });
-    if (message.body.includes('\u0000'))
-      return refuse('bad_request', 'body: U+0000 is not supported');
-    if (!session.fits(toDeliver({ ...WIDEST_STORED, ...message, from: session.username }))) {
-      return refuse('too_large', 'body: the message would not fit one frame');
-    }
-    if (!session.verifySendSignature(message)) {
-      return refuse('bad_request', 'sig: does not verify with your key');
-    }
-    const { id, to, body, ts, sig } = message;
-    return { ok: true, command: { from: session.username, id, to, body, ts, sig } };
+    return checkSend(this.session, message);
   }
 
   /**
@@ -225,6 +207,30 @@ export class RequestHandler {
       error instanceof ServiceUnavailableError ? (error.cause as Error | undefined) : undefined;
     this.logger.error(`${(error as Error).message}${cause ? `: ${cause.message}` : ''}`);
   }
+}
+
+/**
+ * §6 send, before anything is stored: U+0000 (PostgreSQL text cannot hold it; refused
+ * here, alone, rather than failing the relay's whole batch), a `deliver` that could never
+ * fit a frame (`too_large`, docs/PROTOCOL.md §10), and the author's signature. Synchronous
+ * and decided by the gateway alone: the connection runs it as the record is read, so that a
+ * refused `send` goes into the transcript by digest (docs/PROTOCOL.md §10 item 25).
+ */
+export function checkSend(session: RequestSession, message: SendMessage): CheckedSend {
+  const refuse = (code: 'bad_request' | 'too_large', text: string): CheckedSend => ({
+    ok: false,
+    error: new ProtocolError(code, text, { id: message.id }),
+  });
+  if (message.body.includes('\u0000'))
+    return refuse('bad_request', 'body: U+0000 is not supported');
+  if (!session.fits(toDeliver({ ...WIDEST_STORED, ...message, from: session.username }))) {
+    return refuse('too_large', 'body: the message would not fit one frame');
+  }
+  if (!session.verifySendSignature(message)) {
+    return refuse('bad_request', 'sig: does not verify with your key');
+  }
+  const { id, to, body, ts, sig } = message;
+  return { ok: true, command: { from: session.username, id, to, body, ts, sig } };
 }
 
 /** The §6 `deliver` of a stored message. */

@@ -6,9 +6,11 @@
 import { Logger } from '@nestjs/common';
 import {
   type ChunkRecord,
+  chunkRecordPayload,
   decodeChunk,
   encodeChunk,
   encodedRecordSize,
+  type PlaintextChunkRecord,
   type SecureChatConfig,
   type TranscriptAppendResult,
   type TranscriptBatch,
@@ -150,14 +152,18 @@ const closeOf = (sessionId: string): TranscriptClose => ({
 });
 
 /** A small record, its bytes and flags telling which session and position it is. */
-const recordOf = (sessionId: string, position: number): ChunkRecord => ({
+const recordOf = (sessionId: string, position: number): PlaintextChunkRecord => ({
   direction: position % 2 === 0 ? 'c2s' : 's2c',
   chained: position % 3 !== 2,
   plaintext: Buffer.from(`{"session":"${sessionId}","record":${position}}`),
 });
 
 /** A record of `size` encoded bytes (RECORD_BYTES unless told), labelled like recordOf's. */
-function bigRecordOf(sessionId: string, position: number, size = RECORD_BYTES): ChunkRecord {
+function bigRecordOf(
+  sessionId: string,
+  position: number,
+  size = RECORD_BYTES,
+): PlaintextChunkRecord {
   const plaintext = Buffer.alloc(size - encodedRecordSize(Buffer.alloc(0)), position & 0xff);
   plaintext.write(`${sessionId}#${position}#`);
   return { direction: position % 2 === 0 ? 'c2s' : 's2c', chained: true, plaintext };
@@ -200,7 +206,7 @@ function differences(actual: Shipped[], expected: Shipped[]): string[] {
       record?.chained === want?.chained &&
       !!record &&
       !!want &&
-      record.plaintext.equals(want.plaintext);
+      chunkRecordPayload(record).equals(chunkRecordPayload(want));
     if (!same)
       lines.push(`${i}: ${sessionId}#${position}, expected ${wantSession}#${wantPosition}`);
   }
@@ -307,6 +313,31 @@ describe('TranscriptShipper', () => {
       expect(shipper.backlogBytes).toBe(0);
       await jest.advanceTimersByTimeAsync(1000);
       expect(fake.transcriptAppend).toHaveBeenCalledTimes(1);
+    });
+
+    // docs/PROTOCOL.md §10 item 25: a refused request goes as its 32-byte digest, and counts so.
+    it('ships a record kept by digest in its place in the chunk, counting 37 bytes for it', async () => {
+      const fake = manualRelay();
+      const shipper = shipperWith(fake.relay);
+      const refused: ChunkRecord = { direction: 'c2s', chained: true, digest: Buffer.alloc(32, 9) };
+      shipper.open(openOf('s1'));
+      shipper.record('s1', 0, recordOf('s1', 0));
+      shipper.record('s1', 1, refused);
+      shipper.record('s1', 2, recordOf('s1', 2));
+      expect(shipper.backlogBytes).toBe(
+        encodedRecordSize(recordOf('s1', 0).plaintext) +
+          37 +
+          encodedRecordSize(recordOf('s1', 2).plaintext),
+      );
+      await jest.advanceTimersByTimeAsync(50);
+      expect(decodeBatch(fake.calls[0]!.batch)).toEqual([
+        ['s1', 0, recordOf('s1', 0)],
+        ['s1', 1, refused],
+        ['s1', 2, recordOf('s1', 2)],
+      ]);
+      fake.calls[0]!.succeed();
+      await settle();
+      expect(shipper.backlogBytes).toBe(0);
     });
 
     it('does not call the relay when there is nothing to ship', async () => {

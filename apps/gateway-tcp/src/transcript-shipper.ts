@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import {
   type ChunkRecord,
+  chunkRecordPayload,
   CONFIG,
   encodeChunk,
   encodedRecordSize,
@@ -85,14 +86,19 @@ export class TranscriptShipper implements OnModuleDestroy {
     this.#schedule();
   }
 
-  /** One record of a session at `position` (0, 1, 2, … as the gateway saw them). */
+  /**
+   * One record of a session at `position` (0, 1, 2, … as the gateway saw them): its plaintext,
+   * or only its digest (a request the gateway refused, see ConnectionTranscript). Final once
+   * given: it may be sealed into a chunk before this returns.
+   */
   record(sessionId: string, position: number, record: ChunkRecord): void {
     if (this.mode === 'digest') return;
-    if (record.plaintext.length > MAX_CHUNK_RECORD_BYTES) {
+    const payload = chunkRecordPayload(record);
+    if (payload.length > MAX_CHUNK_RECORD_BYTES) {
       // No frame carries that much: a caller bug, refused here rather than in a later flush.
       throw new RangeError('transcript record larger than any frame');
     }
-    const size = encodedRecordSize(record.plaintext);
+    const size = encodedRecordSize(payload);
     if (this.#bufferedBytes + size > MAX_BUFFERED_BYTES) {
       if (this.#dropped++ % 1000 === 0) {
         this.#logger.error(`transcript store unreachable: ${this.#dropped} records dropped so far`);

@@ -12,10 +12,11 @@ import { join } from 'node:path';
 import {
   MemoryTranscriptSink,
   parseTranscript,
+  type TranscriptPlaintextRecordLine,
   type TranscriptRecordLine,
   verifyTranscriptLog,
 } from '@securechat/client';
-import { type CountersignCheck, exportSpki } from '@securechat/protocol';
+import { type CountersignCheck, exportSpki, sha256 } from '@securechat/protocol';
 
 import {
   pgliteTestDatabase,
@@ -31,6 +32,7 @@ import {
   b64,
   chunksOf,
   PASSWORD,
+  REFUSED,
   runCollectedSession,
   type ShippedRecord,
   wireView,
@@ -55,8 +57,16 @@ interface RunSession {
 }
 
 /** A whole session in memory (see runCollectedSession), with the log its client kept. */
-async function runSession(sessionId: string, exchanges: number): Promise<RunSession> {
-  const { h2, records, clientEvents, check } = await runCollectedSession(sessionId, exchanges);
+async function runSession(
+  sessionId: string,
+  exchanges: number,
+  options: { readonly refusals?: boolean } = {},
+): Promise<RunSession> {
+  const { h2, records, clientEvents, check } = await runCollectedSession(
+    sessionId,
+    exchanges,
+    options,
+  );
   const sink = new MemoryTranscriptSink();
   const log = sink.open({
     sessionId,
@@ -166,12 +176,12 @@ describe.each([
     expect(exported.records.filter((r) => r.text === '{"type":"key_update"}').length).toBe(
       client.records.filter((r) => r.text === '{"type":"key_update"}').length,
     );
-    expect(exported.records.some((r) => r.text.includes('key_update'))).toBe(true);
+    expect(exported.records.some((r) => r.text?.includes('key_update'))).toBe(true);
     // Interleaving is each side's own view; per direction the two logs must be identical.
     for (const dir of ['c2s', 's2c'] as const) {
       expect(byDirection(exported.records, dir)).toEqual(byDirection(client.records, dir));
     }
-    expect(exported.records.some((r) => r.text.includes(PASSWORD))).toBe(false);
+    expect(exported.records.some((r) => r.text?.includes(PASSWORD))).toBe(false);
     expect(exported.end?.receipt).toEqual(client.end?.receipt);
     expect(exported.end?.countersign).toEqual(client.end?.countersign);
     expect(exported.header.h2).toBe(client.header.h2);
@@ -181,10 +191,69 @@ describe.each([
     const text = await exporter.exportSession('s-full');
     const lines = text.split('\n');
     const index = lines.findIndex((l) => l.includes('hello 3'));
-    const record = JSON.parse(lines[index]!) as TranscriptRecordLine;
+    const record = JSON.parse(lines[index]!) as TranscriptPlaintextRecordLine;
     const bytes = Buffer.from(record.plaintext, 'base64');
     bytes[bytes.indexOf('3', bytes.indexOf('hello'))] = '4'.charCodeAt(0);
     lines[index] = JSON.stringify({ ...record, plaintext: bytes.toString('base64') });
+    const bad = verifyTranscriptLog(parseTranscript(lines.join('\n')), userKey);
+    expect(bad.ok).toBe(false);
+    expect(bad.checks.find((c) => c.name === 'records match receipt')?.ok).toBe(false);
+  });
+
+  // docs/PROTOCOL.md §10 item 25: a request the gateway refused is stored, and exported, by
+  // digest; the export still verifies, and still lines up with the client's own log.
+  it('exports refused requests as digest lines that verify and match the client’s log', async () => {
+    const refusing = await runSession('s-refused', 3, { refusals: true });
+    await repo.append({
+      opens: [{ ...openOf(refusing, 'full', T0 + 4), username: 'erin' }],
+      chunks: chunksOf(refusing.records),
+      closes: [closeOf(refusing)],
+    });
+    const text = await exporter.exportSession('s-refused');
+    expect(text).not.toContain(REFUSED.forgedBody);
+    expect(text).not.toContain(REFUSED.badRoom);
+    const exported = parseTranscript(text);
+    const digests = exported.records.filter((r) => r.digest !== undefined);
+    expect(digests).toHaveLength(6);
+    for (const line of digests) {
+      expect(Object.keys(line).sort()).toEqual(['chained', 'digest', 'dir', 'kind', 'seq']);
+      expect(line).toMatchObject({ kind: 'record', dir: 'c2s', chained: true });
+      expect(Buffer.from(line.digest, 'base64')).toHaveLength(32);
+    }
+
+    const verification = verifyTranscriptLog(exported, userKey);
+    expect(verification.checks.every((c) => c.ok)).toBe(true);
+    expect(verification.ok).toBe(true);
+    expect(verification.checks.find((c) => c.name === 'records match receipt')?.detail).toContain(
+      '(6 of them kept by digest)',
+    );
+
+    // Per direction the same records, numbered alike: where the export has a digest, the
+    // client's log has the plaintext whose SHA-256 it is.
+    const client = parseTranscript(refusing.clientLog.map((l) => JSON.stringify(l)).join('\n'));
+    expect(byDirection(exported.records, 's2c')).toEqual(byDirection(client.records, 's2c'));
+    const ours = byDirection(client.records, 'c2s');
+    const theirs = byDirection(exported.records, 'c2s');
+    expect(theirs.map((r) => r.seq)).toEqual(ours.map((r) => r.seq));
+    theirs.forEach((line, i) => {
+      const own = ours[i]!;
+      if (line.digest === undefined) {
+        expect(line).toEqual(own);
+      } else {
+        expect(sha256(Buffer.from(own.plaintext!, 'base64')).toString('base64')).toBe(line.digest);
+      }
+    });
+    expect(
+      ours.filter((r) => r.text?.includes(REFUSED.forgedBody) || r.text?.includes(REFUSED.badRoom)),
+    ).toHaveLength(6);
+
+    // A changed digest fails the chains like a changed plaintext.
+    const lines = text.split('\n');
+    const at = lines.findIndex((l) => l.includes('"digest"'));
+    const line = JSON.parse(lines[at]!) as { digest: string };
+    const bytes = Buffer.from(line.digest, 'base64');
+    bytes[0]! ^= 1;
+    lines[at] = JSON.stringify({ ...line, digest: bytes.toString('base64') });
     const bad = verifyTranscriptLog(parseTranscript(lines.join('\n')), userKey);
     expect(bad.ok).toBe(false);
     expect(bad.checks.find((c) => c.name === 'records match receipt')?.ok).toBe(false);

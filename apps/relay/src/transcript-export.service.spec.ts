@@ -115,6 +115,28 @@ describe('TranscriptExportService.exportSession', () => {
     });
   });
 
+  // docs/PROTOCOL.md §10 item 25: a refused request is stored, and exported, by digest.
+  it('exports a record kept by digest as a digest line, numbered in its place', async () => {
+    position = 0;
+    const digest = Buffer.alloc(32, 0xab);
+    const records: StoredTranscriptRecord[] = [
+      record('s2c', '{"type":"login_ok"}'),
+      { position: position++, direction: 'c2s', chained: true, digest },
+      record('s2c', '{"type":"error","code":"bad_request","message":"sig","id":"x"}'),
+      record('c2s', '{"type":"ping"}'),
+    ];
+    const { service } = setup({ session: session(), records });
+    const out = lines(await service.exportSession('s-1'));
+    expect(out[2]).toEqual({
+      kind: 'record',
+      dir: 'c2s',
+      seq: 1,
+      chained: true,
+      digest: digest.toString('base64'),
+    });
+    expect(out[4]).toMatchObject({ dir: 'c2s', seq: 2, text: '{"type":"ping"}' });
+  });
+
   it('ends a session with a receipt but no countersignature as connection_lost', async () => {
     const { service } = setup({ session: session(), records: [] });
     const end = lines(await service.exportSession('s-1')).at(-1);

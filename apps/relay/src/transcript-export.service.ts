@@ -2,7 +2,10 @@
  * Transcript export for operators (docs/PROTOCOL.md §8.5): one stored session as the same
  * JSON-lines text a client keeps (libs/client transcript-log.ts), so that the one verifier —
  * `verifyTranscriptLog(parseTranscript(text))`, `securechat verify-transcript` — checks
- * either side's copy, and the two copies can be compared line by line.
+ * either side's copy, and the two copies can be compared line by line. The one difference: a
+ * request the gateway refused before any service saw it is stored, and so exported, by digest
+ * (`{"kind":"record", dir, seq, chained, digest}`, docs/PROTOCOL.md §10 item 25), where the
+ * client's own log has its plaintext.
  */
 import { Injectable } from '@nestjs/common';
 import {
@@ -163,12 +166,16 @@ class RecordNumbering {
 
   line(record: StoredTranscriptRecord): TranscriptRecordLine {
     const seq = this.#next[record.direction];
+    const line = { kind: 'record' as const, dir: record.direction, seq, chained: record.chained };
+    if (record.digest !== undefined) {
+      // A request the gateway refused, kept by digest (docs/PROTOCOL.md §10 item 25): never a
+      // key_update (that is refused by nothing), so the numbering goes on.
+      this.#next[record.direction] = seq + 1;
+      return { ...line, digest: record.digest.toString('base64') };
+    }
     this.#next[record.direction] = isKeyUpdate(record.plaintext) ? 0 : seq + 1;
     return {
-      kind: 'record',
-      dir: record.direction,
-      seq,
-      chained: record.chained,
+      ...line,
       plaintext: record.plaintext.toString('base64'),
       text: record.plaintext.toString('utf8'),
     };

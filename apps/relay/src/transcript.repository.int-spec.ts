@@ -7,7 +7,7 @@ import { createPublicKey } from 'node:crypto';
 
 import { and, eq, sql } from 'drizzle-orm';
 
-import { decodeChunk, encodeChunk, type TranscriptBatch } from '@securechat/core';
+import { type ChunkRecord, decodeChunk, encodeChunk, type TranscriptBatch } from '@securechat/core';
 import { exportSpki, fingerprint } from '@securechat/protocol';
 import { transcriptChunks, transcriptSessions, users } from '@db/schema';
 
@@ -21,6 +21,7 @@ import {
   b64,
   chunksOf,
   type CollectedSession,
+  REFUSED,
   runCollectedSession,
   wireView,
 } from '../test/collected-session';
@@ -58,6 +59,7 @@ describe.each([
   let service: TranscriptService;
   let full: CollectedSession;
   let digest: CollectedSession;
+  let refusing: CollectedSession;
 
   beforeAll(async () => {
     handle = await open();
@@ -72,8 +74,39 @@ describe.each([
     });
     full = await runCollectedSession('s-full', 12);
     digest = await runCollectedSession('s-digest', 3);
+    refusing = await runCollectedSession('s-refused', 4, { refusals: true });
   }, 60_000);
   afterAll(() => handle.close());
+
+  /**
+   * Replaces the stored record at `position` of `sessionId` with what `replace` makes of it,
+   * runs `check` on the altered store, and puts the chunk back as it was.
+   */
+  async function withStoredRecord(
+    sessionId: string,
+    position: number,
+    replace: (record: ChunkRecord) => ChunkRecord,
+    check: () => Promise<void>,
+  ): Promise<void> {
+    const where = and(
+      eq(transcriptChunks.sessionId, sessionId),
+      sql`${transcriptChunks.firstPosition} <= ${position}`,
+      sql`${transcriptChunks.firstPosition} + ${transcriptChunks.recordCount} > ${position}`,
+    );
+    const [original] = await handle.db.select().from(transcriptChunks).where(where);
+    const records = decodeChunk(original!.records);
+    const at = position - original!.firstPosition;
+    records[at] = replace(records[at]!);
+    try {
+      await handle.db
+        .update(transcriptChunks)
+        .set({ records: encodeChunk(records) })
+        .where(where);
+      await check();
+    } finally {
+      await handle.db.update(transcriptChunks).set({ records: original!.records }).where(where);
+    }
+  }
 
   it('stores a full session over several batches, a retried batch changing nothing', async () => {
     const { records } = full;
@@ -115,7 +148,7 @@ describe.each([
       endedAt: 1_764_000_060_000,
     });
     expect(stored!.records.map((r) => r.position)).toEqual(records.map((_, i) => i));
-    expect(stored!.records.map((r) => b64(r.plaintext))).toEqual(records.map((r) => r.plaintext));
+    expect(stored!.records.map((r) => b64(r.plaintext!))).toEqual(records.map((r) => r.plaintext));
   });
 
   it('verifies the stored session: chains recomputed, receipt and countersignature valid', async () => {
@@ -137,6 +170,64 @@ describe.each([
     expect((await service.verify('s-full', other))!.ok).toBe(false);
   });
 
+  // docs/PROTOCOL.md §10 item 25: a request the gateway refused before any work is stored by
+  // its digest, and the chains still recompute from it.
+  it('stores refused requests by digest and verifies the session from the digests', async () => {
+    const shipped = refusing.records;
+    const refusedAt = shipped.filter((r) => r.digest !== undefined).map((r) => r.position);
+    expect(refusedAt).toHaveLength(8); // a forged send and a bad join in each of 4 rounds
+    expect(
+      await repo.append({
+        opens: [openOf(refusing)],
+        chunks: chunksOf(shipped),
+        closes: [closeOf(refusing)],
+      }),
+    ).toEqual({ ok: true, opened: 1, recorded: shipped.length, closed: 1 });
+
+    const stored = await service.load('s-refused');
+    expect(stored!.records.filter((r) => r.digest !== undefined).map((r) => r.position)).toEqual(
+      refusedAt,
+    );
+    for (const record of stored!.records.filter((r) => r.digest !== undefined)) {
+      expect(record).toMatchObject({ direction: 'c2s', chained: true });
+      expect(record.plaintext).toBeUndefined();
+      expect(b64(record.digest)).toBe(shipped[record.position]!.digest);
+    }
+    // Neither refused request is in the store; the errors answering them are.
+    const rows = await handle.db
+      .select({ records: transcriptChunks.records })
+      .from(transcriptChunks)
+      .where(eq(transcriptChunks.sessionId, 's-refused'));
+    const bytes = Buffer.concat(rows.map((row) => row.records));
+    expect(bytes.includes(REFUSED.forgedBody)).toBe(false);
+    expect(bytes.includes(REFUSED.badRoom)).toBe(false);
+    expect(bytes.includes('sig: does not verify')).toBe(true);
+
+    const report = await service.verify('s-refused', serverPublicKey);
+    expect(report).toMatchObject({ ok: true, status: 'agreed', mode: 'full' });
+    expect(report!.checks.map((c) => [c.name, c.ok])).toEqual([
+      ['records contiguous', true],
+      ['records match receipt', true],
+      ['receipt signature', true],
+      ['views agree', true],
+      ['countersignature', true],
+    ]);
+    expect(report!.checks[1]!.detail).toContain('(8 of them kept by digest)');
+
+    // A digest that is not the refused record's breaks the chain like an altered plaintext.
+    await withStoredRecord(
+      's-refused',
+      refusedAt[0]!,
+      ({ direction, chained }) => ({ direction, chained, digest: Buffer.alloc(32, 0xee) }),
+      async () => {
+        const tampered = await service.verify('s-refused', serverPublicKey);
+        expect(tampered!.ok).toBe(false);
+        expect(tampered!.checks.find((c) => c.name === 'records match receipt')!.ok).toBe(false);
+      },
+    );
+    expect((await service.verify('s-refused', serverPublicKey))!.ok).toBe(true);
+  });
+
   it('keeps a closed session closed: a later close does not rewrite it', async () => {
     const rewrite = { ...closeOf(full), status: 'disputed' as const, endedAt: 1 };
     expect(await repo.append({ opens: [], chunks: [], closes: [rewrite] })).toMatchObject({
@@ -149,31 +240,22 @@ describe.each([
   });
 
   it('fails verification once a stored record is altered', async () => {
-    const position = 5;
-    const where = and(
-      eq(transcriptChunks.sessionId, 's-full'),
-      sql`${transcriptChunks.firstPosition} <= ${position}`,
-      sql`${transcriptChunks.firstPosition} + ${transcriptChunks.recordCount} > ${position}`,
+    await withStoredRecord(
+      's-full',
+      5,
+      ({ direction, chained }) => ({
+        direction,
+        chained,
+        plaintext: Buffer.from('{"type":"ping","n":999}'),
+      }),
+      async () => {
+        const report = await service.verify('s-full', serverPublicKey);
+        expect(report!.ok).toBe(false);
+        expect(report!.checks.find((c) => c.name === 'records match receipt')!.ok).toBe(false);
+        // signatures themselves are still fine: it is the records that no longer match
+        expect(report!.checks.find((c) => c.name === 'receipt signature')!.ok).toBe(true);
+      },
     );
-    const [original] = await handle.db.select().from(transcriptChunks).where(where);
-    const records = decodeChunk(original!.records);
-    records[position - original!.firstPosition] = {
-      ...records[position - original!.firstPosition]!,
-      plaintext: Buffer.from('{"type":"ping","n":999}'),
-    };
-    try {
-      await handle.db
-        .update(transcriptChunks)
-        .set({ records: encodeChunk(records) })
-        .where(where);
-      const report = await service.verify('s-full', serverPublicKey);
-      expect(report!.ok).toBe(false);
-      expect(report!.checks.find((c) => c.name === 'records match receipt')!.ok).toBe(false);
-      // signatures themselves are still fine: it is the records that no longer match
-      expect(report!.checks.find((c) => c.name === 'receipt signature')!.ok).toBe(true);
-    } finally {
-      await handle.db.update(transcriptChunks).set({ records: original!.records }).where(where);
-    }
     expect((await service.verify('s-full', serverPublicKey))!.ok).toBe(true);
   });
 

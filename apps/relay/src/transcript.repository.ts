@@ -15,6 +15,7 @@ import { and, asc, desc, eq, gt, inArray, type SQL, sql } from 'drizzle-orm';
 
 import {
   ChunkFormatError,
+  type ChunkRecord,
   DATABASE,
   type Database,
   decodeChunk,
@@ -112,12 +113,11 @@ export interface PurgePosition {
   readonly sessionId: string;
 }
 
-export interface StoredTranscriptRecord {
-  readonly position: number;
-  readonly direction: 'c2s' | 's2c';
-  readonly chained: boolean;
-  readonly plaintext: Buffer;
-}
+/**
+ * One stored record at its position: its plaintext, or — a request the gateway refused before
+ * any service saw it (docs/PROTOCOL.md §10 item 25) — only the plaintext's SHA-256 (`digest`).
+ */
+export type StoredTranscriptRecord = ChunkRecord & { readonly position: number };
 
 export interface StoredTranscript {
   readonly session: StoredTranscriptSession;

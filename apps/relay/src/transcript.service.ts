@@ -49,8 +49,8 @@ export class TranscriptService {
   }
 
   /**
-   * §8.5 for a stored session: in `full` mode recompute both chains from the records and
-   * compare them with the receipt; in both modes check the receipt signature with
+   * §8.5 for a stored session: in `full` mode recompute both chains from the records (those
+   * kept by digest from their digests) and compare them with the receipt; in both modes check the receipt signature with
    * `serverPublicKey` and the countersignature with the user's registered key. A session whose
    * records retention deleted is checked like a `digest` one, by its signatures over the stored
    * chain heads, and says so (check `records purged`). Undefined for an unknown session.
@@ -76,11 +76,13 @@ export class TranscriptService {
           'only the signatures over the stored chain heads can be checked',
       });
     } else if (session.mode === 'full') {
-      recordInputs = records.map((r) => ({
-        direction: r.direction,
-        chained: r.chained,
-        plaintext: r.plaintext,
-      }));
+      // A record kept by digest (a request the gateway refused, docs/PROTOCOL.md §10 item 25)
+      // goes into its chain as that digest: §8.1 hashes each plaintext before chaining it.
+      recordInputs = records.map((r) =>
+        r.digest !== undefined
+          ? { direction: r.direction, chained: r.chained, digest: r.digest }
+          : { direction: r.direction, chained: r.chained, plaintext: r.plaintext },
+      );
       // A gap means a record never reached the store; the chains would fail too, but this
       // says why.
       const contiguous = records.every((r, i) => r.position === i);

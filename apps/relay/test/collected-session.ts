@@ -1,14 +1,19 @@
 /**
  * A whole securechat/1 session run in memory with libs/protocol (login, sends and pings with
  * key updates on both sides, bye, receipt, countersign), collected as a gateway ships it to
- * the transcript store: the relay's transcript tests store, verify and export it.
+ * the transcript store: the relay's transcript tests store, verify and export it. With
+ * `refusals`, requests the gateway refuses itself are shipped by digest, as the gateway does
+ * (docs/PROTOCOL.md §10 item 25).
  */
 import { createPublicKey } from 'node:crypto';
 
 import { encodeChunk, type TranscriptChunk, type TranscriptView } from '@securechat/core';
 import {
   type CountersignCheck,
+  ProtocolError,
   type RecordEvent,
+  ServerSession,
+  sha256,
   type TranscriptView as ProtocolView,
 } from '@securechat/protocol';
 
@@ -32,14 +37,19 @@ export const wireView = (view: ProtocolView): TranscriptView => ({
   s2cChain: b64(view.s2cChain),
 });
 
-/** One record as the gateway saw it, at its position in the session (plaintext in base64). */
-export interface ShippedRecord {
+/**
+ * One record as the gateway saw it, at its position in the session: its plaintext in base64,
+ * or (a request the gateway refused) only the plaintext's SHA-256 in base64.
+ */
+export type ShippedRecord = {
   readonly sessionId: string;
   readonly position: number;
   readonly direction: 'c2s' | 's2c';
   readonly chained: boolean;
-  readonly plaintext: string;
-}
+} & (
+  | { readonly plaintext: string; readonly digest?: undefined }
+  | { readonly digest: string; readonly plaintext?: undefined }
+);
 
 /**
  * Records packed as a gateway ships them (TranscriptShipper): one chunk per run of
@@ -59,11 +69,15 @@ export function chunksOf(records: readonly ShippedRecord[]): TranscriptChunk[] {
     sessionId: run[0]!.sessionId,
     firstPosition: run[0]!.position,
     records: encodeChunk(
-      run.map((r) => ({
-        direction: r.direction,
-        chained: r.chained,
-        plaintext: Buffer.from(r.plaintext, 'base64'),
-      })),
+      run.map((r) =>
+        r.digest !== undefined
+          ? { direction: r.direction, chained: r.chained, digest: Buffer.from(r.digest, 'base64') }
+          : {
+              direction: r.direction,
+              chained: r.chained,
+              plaintext: Buffer.from(r.plaintext, 'base64'),
+            },
+      ),
     ).toString('base64'),
   }));
 }
@@ -79,10 +93,23 @@ export interface CollectedSession {
   readonly check: CountersignCheck;
 }
 
-/** Runs `exchanges` send/ack and ping/pong rounds between alice and the server, then closes. */
+/** What the client sends that the gateway refuses itself, answered with `error`. */
+export const REFUSED = {
+  /** A `send` whose body was changed after signing: its signature does not verify. */
+  forgedBody: 'FORGED: not what alice signed',
+  /** A `join` whose room breaks the §7.5 pattern. */
+  badRoom: '#NOT A ROOM',
+} as const;
+
+/**
+ * Runs `exchanges` send/ack and ping/pong rounds between alice and the server, then closes.
+ * With `refusals`, every round also has a forged `send` and a `join` of a bad room name, each
+ * answered with `bad_request` and shipped by digest.
+ */
 export async function runCollectedSession(
   sessionId: string,
   exchanges: number,
+  options: { readonly refusals?: boolean } = {},
 ): Promise<CollectedSession> {
   const serverEvents: RecordEvent[] = [];
   const clientEvents: RecordEvent[] = [];
@@ -110,12 +137,35 @@ export async function runCollectedSession(
     run.toServer.frames(bytes).map((frame) => server.receive(frame));
   const toClient = (bytes: Buffer) =>
     run.toClient.frames(bytes).map((frame) => client.receive(frame));
+  // Positions of the records the gateway refused itself: shipped by digest.
+  const refused = new Set<number>();
+  const refuse = (error: ProtocolError) => {
+    refused.add(serverEvents.length - 1);
+    toClient(server.send(ServerSession.errorMessage(error.code, error.message, { id: error.id })));
+  };
   for (let i = 0; i < exchanges; i++) {
     const send = client.signedSend({ id: `m-${i}`, to: 'bob', body: `hello ${i} ✓`, ts: 1000 + i });
     toServer(client.send(send));
     toClient(server.send({ type: 'ack', id: send.id, msg_id: String(i + 1), server_ts: 2000 + i }));
     toServer(client.send({ type: 'ping', n: i }));
     toClient(server.send({ type: 'pong', n: i }));
+    if (!options.refusals) continue;
+    const forged = client.signedSend({ id: `f-${i}`, to: 'bob', body: 'signed', ts: 1000 + i });
+    // The last record: a key update may go first.
+    const received = toServer(client.send({ ...forged, body: REFUSED.forgedBody })).at(-1);
+    if (received?.message.type !== 'send' || server.verifySendSignature(received.message)) {
+      throw new Error('the forged send was not opened, or verified');
+    }
+    refuse(
+      new ProtocolError('bad_request', 'sig: does not verify with your key', { id: forged.id }),
+    );
+    try {
+      toServer(client.send({ type: 'join', room: REFUSED.badRoom }));
+      throw new Error('the bad room was not refused');
+    } catch (error) {
+      if (!(error instanceof ProtocolError) || error.code !== 'bad_request') throw error;
+      refuse(error);
+    }
   }
   toServer(client.bye());
   toClient(server.receipt());
@@ -129,7 +179,9 @@ export async function runCollectedSession(
       position,
       direction: event.direction,
       chained: event.chained,
-      plaintext: b64(event.plaintext),
+      ...(refused.has(position)
+        ? { digest: b64(sha256(event.plaintext)) }
+        : { plaintext: b64(event.plaintext) }),
     })),
     clientEvents,
     check: final.countersign,

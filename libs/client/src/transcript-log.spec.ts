@@ -63,7 +63,7 @@ describe('FileTranscriptSink', () => {
       started_at: '2026-01-02T03:04:05.000Z',
     });
     expect(parsed.records).toHaveLength(5);
-    expect(Buffer.from(parsed.records[1]!.plaintext, 'base64').equals(raw)).toBe(true);
+    expect(Buffer.from(parsed.records[1]!.plaintext!, 'base64').equals(raw)).toBe(true);
     expect(parsed.records[1]!.text).toBe(raw.toString('utf8'));
     expect(parsed.records.map((r) => [r.dir, r.seq, r.chained])).toEqual([
       ['s2c', 0, true],

@@ -10,6 +10,12 @@
  *    never reaches `onRecord`, so it never appears (§8.1);
  * 3. a last line `{"kind":"end", reason, receipt, countersign, views_match, signature_valid}`.
  *
+ * A server's export (admin API) is the same format, except that a request its gateway refused
+ * before any service saw it (a `send` with a bad signature, a request breaking a value rule) is
+ * a line `{"kind":"record", dir, seq, chained, digest}` instead: `digest` is SHA-256 of the
+ * plaintext (base64, 32 bytes), all §8.1 needs to chain it (docs/PROTOCOL.md §10 item 25).
+ * Files without such lines, older exports included, read exactly as before.
+ *
  * With those, `verifyTranscriptFile` recomputes both chains and checks both signatures (§8.5).
  */
 import { type KeyObject, createPublicKey, randomBytes } from 'node:crypto';
@@ -21,6 +27,7 @@ import {
   type CountersignMessage,
   type Receipt,
   type RecordEvent,
+  type TranscriptRecordInput,
   type TranscriptVerification,
   type TranscriptView,
   fingerprint as fingerprintOf,
@@ -66,14 +73,34 @@ export interface TranscriptSink {
   open(header: TranscriptHeader): TranscriptSessionLog;
 }
 
-export interface TranscriptRecordLine {
+interface TranscriptRecordLineBase {
   readonly kind: 'record';
   readonly dir: 'c2s' | 's2c';
   readonly seq: number;
   readonly chained: boolean;
-  readonly plaintext: string;
-  readonly text: string;
 }
+
+/** A record as it crossed the connection: what clients write, and most export lines. */
+export interface TranscriptPlaintextRecordLine extends TranscriptRecordLineBase {
+  /** The exact bytes, base64. */
+  readonly plaintext: string;
+  /** A UTF-8 copy for people; the chains cover `plaintext`. */
+  readonly text: string;
+  readonly digest?: undefined;
+}
+
+/**
+ * A record a server kept by digest (docs/PROTOCOL.md §10 item 25): a request its gateway
+ * refused before any service saw it. Only in exports.
+ */
+export interface TranscriptDigestRecordLine extends TranscriptRecordLineBase {
+  /** SHA-256 of the record's plaintext, base64 (32 bytes). */
+  readonly digest: string;
+  readonly plaintext?: undefined;
+  readonly text?: undefined;
+}
+
+export type TranscriptRecordLine = TranscriptPlaintextRecordLine | TranscriptDigestRecordLine;
 
 export interface TranscriptHeaderLine {
   readonly kind: 'header';
@@ -118,7 +145,7 @@ class TranscriptLines {
     };
   }
 
-  record(event: RecordEvent): TranscriptRecordLine {
+  record(event: RecordEvent): TranscriptPlaintextRecordLine {
     if (!event.chained) this.#noteClosing(event.plaintext);
     return {
       kind: 'record',
@@ -365,11 +392,7 @@ function checkTranscriptLog(
   const result = verifyTranscript({
     sessionId: header.session_id,
     h2: fromBase64(header.h2, 'h2', 32),
-    records: records.map((r) => ({
-      direction: r.dir,
-      chained: r.chained,
-      plaintext: fromBase64(r.plaintext, 'plaintext'),
-    })),
+    records: records.map(recordInput),
     ...(end?.receipt
       ? {
           receipt: {
@@ -390,18 +413,53 @@ function checkTranscriptLog(
     ...(publicUserKey ? { userKey: publicUserKey } : {}),
   });
   // People read `text`, the chains cover `plaintext`: an edited `text` must not pass unseen.
+  // A record kept by digest has no text to show (recordInput refused one that claims some).
   const mismatched = records.filter(
-    (r) => fromBase64(r.plaintext, 'plaintext').toString('utf8') !== r.text,
+    (r) =>
+      r.digest === undefined && fromBase64(r.plaintext, 'plaintext').toString('utf8') !== r.text,
   );
+  const byDigest = countDigestRecords(transcript);
   const textCheck = {
     name: 'readable text matches the signed bytes',
     ok: mismatched.length === 0,
     detail:
       mismatched.length === 0
-        ? `${records.length} records`
+        ? `${records.length} records${byDigest === 0 ? '' : ` (${byDigest} kept by digest, no text)`}`
         : `${mismatched.length} record(s) differ, first at ${mismatched[0]?.dir} ${mismatched[0]?.seq}`,
   };
   return { ...result, ok: result.ok && textCheck.ok, checks: [...result.checks, textCheck] };
+}
+
+/**
+ * How many record lines carry only a digest (docs/PROTOCOL.md §10 item 25): requests the
+ * server refused before any work, kept as SHA-256 of their plaintext.
+ */
+export function countDigestRecords(transcript: Pick<TranscriptFile, 'records'>): number {
+  return transcript.records.filter((r) => r.digest !== undefined).length;
+}
+
+/**
+ * A record line as the verifier takes it: exactly one of `plaintext` (with its `text`) or
+ * `digest` (32 bytes, no text), else the file is malformed.
+ */
+function recordInput(line: TranscriptRecordLine): TranscriptRecordInput {
+  const base = { direction: line.dir, chained: line.chained };
+  if (line.digest === undefined) {
+    return { ...base, plaintext: fromBase64(line.plaintext, 'plaintext') };
+  }
+  // The file comes from elsewhere: its members are read as what they may be, not as typed.
+  const { digest, plaintext, text } = line as {
+    digest: unknown;
+    plaintext?: unknown;
+    text?: unknown;
+  };
+  if (plaintext !== undefined || text !== undefined) {
+    throw new Error(`record ${line.dir} ${line.seq}: both a digest and a plaintext`);
+  }
+  if (typeof digest !== 'string') {
+    throw new Error(`record ${line.dir} ${line.seq}: digest is not base64 text`);
+  }
+  return { ...base, digest: fromBase64(digest, 'digest', 32) };
 }
 
 export async function verifyTranscriptFile(

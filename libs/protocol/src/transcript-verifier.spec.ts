@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 
 import { b64, serverIdentityKey, userEd25519Key, userRsaKey, vectors } from '../test/vectors';
 import { type TranscriptRecordInput, verifyTranscript } from './transcript-verifier';
@@ -39,8 +39,10 @@ describe('verifyTranscript', () => {
   });
 
   it('fails when a record was altered, dropped or reordered', () => {
-    const altered = records.map((r, i) =>
-      i === 1 ? { ...r, plaintext: Buffer.from('{"type":"ping"}') } : r,
+    const altered = records.map((r, i): TranscriptRecordInput =>
+      i === 1
+        ? { direction: r.direction, chained: r.chained, plaintext: Buffer.from('{"type":"ping"}') }
+        : r,
     );
     expect(verifyTranscript({ ...base, records: altered }).ok).toBe(false);
     expect(verifyTranscript({ ...base, records: records.slice(0, -3) }).ok).toBe(false);
@@ -65,5 +67,45 @@ describe('verifyTranscript', () => {
     expect(result.checks).toContainEqual(
       expect.objectContaining({ name: 'receipt present', ok: false }),
     );
+  });
+
+  // docs/PROTOCOL.md §10 item 25: a record the server refused before any work is stored as
+  // SHA-256(plaintext); chain_i = SHA-256(chain_{i-1} || SHA-256(plaintext_i)) needs no more.
+  it('recomputes the chains from records kept by digest, and says how many', () => {
+    const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest();
+    const digested = records.map((r): TranscriptRecordInput =>
+      r.direction === 'c2s' && r.chained
+        ? { direction: r.direction, chained: r.chained, digest: sha256(r.plaintext!) }
+        : r,
+    );
+    const kept = digested.filter((r) => r.digest !== undefined).length;
+    expect(kept).toBeGreaterThan(0);
+    const result = verifyTranscript({ ...base, records: digested });
+    expect(result.ok).toBe(true);
+    expect(result.checks[0]).toMatchObject({
+      name: 'records match receipt',
+      ok: true,
+      detail: expect.stringContaining(`(${kept} of them kept by digest)`) as string,
+    });
+
+    // A digest of other bytes breaks the chain like an altered plaintext does.
+    const wrong = digested.map((r, i) =>
+      i === digested.findIndex((d) => d.digest !== undefined)
+        ? { direction: r.direction, chained: r.chained, digest: sha256(Buffer.from('{}')) }
+        : r,
+    );
+    expect(verifyTranscript({ ...base, records: wrong }).checks[0]).toMatchObject({
+      name: 'records match receipt',
+      ok: false,
+    });
+
+    // A digest that is not 32 bytes is malformed input: a failed check, not a crash.
+    const short = digested.map((r) =>
+      r.digest !== undefined ? { ...r, digest: r.digest.subarray(0, 31) } : r,
+    );
+    expect(verifyTranscript({ ...base, records: short })).toMatchObject({
+      ok: false,
+      checks: [{ name: 'input well-formed', ok: false }],
+    });
   });
 });

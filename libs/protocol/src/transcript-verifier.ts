@@ -8,19 +8,24 @@ import { type KeyObject } from 'node:crypto';
 import { ed25519Verify, timingSafeEqual, userVerify } from './crypto';
 import { type Direction } from './record-layer';
 import {
-  computeChain,
+  type ChainEntry,
+  computeChainOf,
   countersignSignedBytes,
   receiptDigest,
   receiptSignedBytes,
   type TranscriptView,
 } from './transcript';
 
-export interface TranscriptRecordInput {
+/**
+ * One record of a transcript: its plaintext, or — a record the server stored by digest
+ * (docs/PROTOCOL.md §10 item 25) — `digest`, the plaintext's SHA-256, which is what §8.1 folds
+ * into the chain.
+ */
+export type TranscriptRecordInput = ChainEntry & {
   readonly direction: Direction;
   /** Whether the record counts in its chain (`bye`, `receipt`, `countersign` do not). */
   readonly chained: boolean;
-  readonly plaintext: Uint8Array;
-}
+};
 
 export interface TranscriptVerificationInput {
   readonly sessionId: string;
@@ -77,9 +82,11 @@ function runChecks(input: TranscriptVerificationInput): TranscriptVerification {
 
   if (input.records) {
     const chained = (direction: Direction) =>
-      input.records!.filter((r) => r.direction === direction && r.chained).map((r) => r.plaintext);
-    const c2s = computeChain(input.h2, chained('c2s'));
-    const s2c = computeChain(input.h2, chained('s2c'));
+      input.records!.filter((r) => r.direction === direction && r.chained);
+    const c2s = computeChainOf(input.h2, chained('c2s'));
+    const s2c = computeChainOf(input.h2, chained('s2c'));
+    const byDigest = input.records.filter((r) => r.digest !== undefined).length;
+    const digestNote = byDigest === 0 ? '' : ` (${byDigest} of them kept by digest)`;
     recomputed = {
       sessionId: input.sessionId,
       c2sCount: c2s.count,
@@ -93,7 +100,7 @@ function runChecks(input: TranscriptVerificationInput): TranscriptVerification {
         name: 'records match receipt',
         ok,
         detail: ok
-          ? `c2s ${c2s.count} records, s2c ${s2c.count} records: both chains equal the receipt's`
+          ? `c2s ${c2s.count} records, s2c ${s2c.count} records${digestNote}: both chains equal the receipt's`
           : `recomputed c2s ${c2s.count}/s2c ${s2c.count} records differ from the receipt's c2s ${input.receipt.view.c2sCount}/s2c ${input.receipt.view.s2cCount}`,
       });
     }

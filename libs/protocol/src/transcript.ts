@@ -18,12 +18,21 @@ export class TranscriptChain {
   }
 
   append(plaintext: Uint8Array): void {
-    // sha256(head || sha256(plaintext)), the head read and written packed, with no Buffer for
-    // it ('binary' is node's other name for latin1, the packing of compact-bytes.ts).
-    this.#head = createHash('sha256')
-      .update(this.#head, 'latin1')
-      .update(sha256(plaintext))
-      .digest('binary');
+    this.appendDigest(sha256(plaintext));
+  }
+
+  /**
+   * Folds in a record known only by `SHA-256(plaintext)`: the step is the same as `append`'s,
+   * so a verifier recomputes the chain from a transcript that kept some records by digest
+   * (docs/PROTOCOL.md §10 item 25).
+   */
+  appendDigest(digest: Uint8Array): void {
+    if (digest.length !== HASH_BYTES) {
+      throw new RangeError('TranscriptChain: a record digest must be 32 bytes');
+    }
+    // sha256(head || digest), the head read and written packed, with no Buffer for it
+    // ('binary' is node's other name for latin1, the packing of compact-bytes.ts).
+    this.#head = createHash('sha256').update(this.#head, 'latin1').update(digest).digest('binary');
     this.#count += 1;
   }
 
@@ -42,6 +51,24 @@ export class TranscriptChain {
 export function computeChain(h2: Uint8Array, plaintexts: Iterable<Uint8Array>) {
   const chain = new TranscriptChain(h2);
   for (const plaintext of plaintexts) chain.append(plaintext);
+  return { count: chain.count, chain: chain.head };
+}
+
+/**
+ * One covered record as a verifier has it: the plaintext, or only its SHA-256 (a record a
+ * server stored by digest, docs/PROTOCOL.md §10 item 25). Exactly one of the two.
+ */
+export type ChainEntry =
+  | { readonly plaintext: Uint8Array; readonly digest?: undefined }
+  | { readonly digest: Uint8Array; readonly plaintext?: undefined };
+
+/** Recomputes a chain (§7) from records some of which may be known only by digest. */
+export function computeChainOf(h2: Uint8Array, entries: Iterable<ChainEntry>) {
+  const chain = new TranscriptChain(h2);
+  for (const entry of entries) {
+    if (entry.digest !== undefined) chain.appendDigest(entry.digest);
+    else chain.append(entry.plaintext);
+  }
   return { count: chain.count, chain: chain.head };
 }
 

@@ -141,7 +141,13 @@ export class AdminTranscriptsController {
   })
   @ApiParam({ name: 'sessionId' })
   @ApiProduces('application/x-ndjson')
-  @ApiResponse({ status: 200, description: 'header line, record lines, end line' })
+  @ApiResponse({
+    status: 200,
+    description:
+      'header line, record lines, end line; a request the gateway refused before any work is ' +
+      'a record line with `digest` (base64 SHA-256 of its plaintext) instead of `plaintext` ' +
+      'and `text` (docs/PROTOCOL.md §10 item 25)',
+  })
   @ApiResponse({ ...ERROR_RESPONSES.notFound, description: 'transcript_not_found' })
   @ApiResponse({
     ...ERROR_RESPONSES.conflict,

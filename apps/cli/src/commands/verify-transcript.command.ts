@@ -1,7 +1,12 @@
 import { createPublicKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 
-import { type TranscriptFile, parseTranscript, verifyTranscriptLog } from '@securechat/client';
+import {
+  countDigestRecords,
+  type TranscriptFile,
+  parseTranscript,
+  verifyTranscriptLog,
+} from '@securechat/client';
 
 import { sanitizeForTerminal, sanitizeName, terminalSafeJson } from '../chat/sanitize';
 import { writeLine } from '../cli-io';
@@ -17,6 +22,11 @@ recomputes both hash chains from the recorded messages, compares them with the s
 receipt, checks the receipt's signature under the server key named in the file (and that key's
 fingerprint), and with --user-key also the client's countersignature. Prints each check; exits
 0 only if every check passed, 6 on any mismatch.
+
+An export may hold records kept by digest (a "digest" line instead of "plaintext"): requests
+the server refused before doing anything with them, such as a send with a bad signature, stored
+as the SHA-256 of their bytes. They count in the chains like any record; their text is not
+there to show. The output says how many there are.
 
 Options:
       --user-key FILE   the user's public key (PEM, e.g. id_securechat.pub) to check the
@@ -66,9 +76,20 @@ export const verifyTranscriptCommand: Command = {
           }
         : verifyTranscriptLog(transcript, userKey);
 
+    const byDigest = transcript === undefined ? 0 : countDigestRecords(transcript);
     // The file may be an export from a server: every field of it is shown sanitized.
     if (values.json === true) {
-      writeLine(io.stdout, terminalSafeJson({ file: path, ok: result.ok, checks: result.checks }));
+      writeLine(
+        io.stdout,
+        terminalSafeJson({
+          file: path,
+          ok: result.ok,
+          ...(transcript === undefined
+            ? {}
+            : { records: transcript.records.length, digest_records: byDigest }),
+          checks: result.checks,
+        }),
+      );
     } else {
       if (transcript) {
         const h = transcript.header;
@@ -79,7 +100,13 @@ export const verifyTranscriptCommand: Command = {
           `  session ${n(h.session_id)}, user ${n(h.username)}, server ${n(h.server)}`,
         );
         writeLine(io.stdout, `  server key ${n(h.server_fingerprint)}, started ${n(h.started_at)}`);
-        writeLine(io.stdout, `  ${transcript.records.length} records`);
+        writeLine(
+          io.stdout,
+          byDigest === 0
+            ? `  ${transcript.records.length} records`
+            : `  ${transcript.records.length} records, ${byDigest} of them kept by digest ` +
+                '(requests the server refused before any work; no text)',
+        );
       }
       for (const check of result.checks) {
         const detail = check.detail ? `: ${sanitizeForTerminal(check.detail)}` : '';
