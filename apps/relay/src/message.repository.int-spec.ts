@@ -14,6 +14,7 @@ import {
   postgresTestDatabase,
   type TestDatabase,
 } from '../../../libs/core/test/test-database';
+import { FakeClock } from '../test/fake-clock';
 import { MemorySendQuotaRepository } from './memory-send-quota.repository';
 import { MessageRepository, type NewMessage } from './message.repository';
 import { RelayFailure } from './relay-failure.error';
@@ -21,13 +22,6 @@ import { RelayService } from './relay.service';
 import { RoomRepository } from './room.repository';
 import { type TranscriptRepository } from './transcript.repository';
 import { UserDirectoryRepository } from './user-directory.repository';
-
-class FakeClock {
-  t = 1_764_000_000_000;
-  now(): number {
-    return this.t;
-  }
-}
 
 const dm = (sender: string, to: string, clientId: string, body = `body of ${clientId}`) => {
   const [a, b] = [sender, to].sort();

@@ -20,19 +20,13 @@ import {
   postgresTestDatabase,
   type TestDatabase,
 } from '../../../libs/core/test/test-database';
+import { FakeClock } from '../test/fake-clock';
 import { MemorySendQuotaRepository } from './memory-send-quota.repository';
 import { MessageRepository } from './message.repository';
 import { RelayService } from './relay.service';
 import { RoomRepository } from './room.repository';
 import { type TranscriptRepository } from './transcript.repository';
 import { UserDirectoryRepository } from './user-directory.repository';
-
-class FakeClock {
-  t = 1_764_000_000_000;
-  now(): number {
-    return this.t;
-  }
-}
 
 const bodies = (result: HistoryResult) => (result.ok ? result.messages.map((m) => m.body) : []);
 const ids = (list: readonly StoredMessage[]) => list.map((m) => m.msg_id);

@@ -1,50 +1,22 @@
 /** ServerSession's closing rules (§6, §7): what may still be said once `bye` was read. */
-import { createPublicKey } from 'node:crypto';
-
-import {
-  aliceKey,
-  type HandshakeRun,
-  runHandshake,
-  serverFingerprint,
-  serverIdentity,
-  verifierFor,
-} from '../test/in-memory-pair';
-import { type ClientSession } from './client-session';
+import { connectAlice, type ConnectedRun, type Sealer } from '../test/in-memory-pair';
 import { toBase64 } from './encoding';
 import { ProtocolError } from './errors/protocol-error';
 import { type RecordEvent } from './session';
-import { type ServerSession } from './server-session';
 import { computeChain } from './transcript';
 
-const PASSWORD = 'correct horse battery staple';
-
-/** Reaches the protected sealer to put records on the wire that the public API refuses. */
-type Sealer = { seal: (message: object, chained: boolean) => Buffer };
-
-type Connected = HandshakeRun & {
-  clientSession: ClientSession;
-  serverSession: ServerSession;
+type Connected = ConnectedRun & {
   /** Every record the server sealed or opened, in order (its transcript). */
   serverRecords: RecordEvent[];
 };
 
 async function connect(): Promise<Connected> {
   const serverRecords: RecordEvent[] = [];
-  const run = await runHandshake(
-    {
-      trust: { fingerprint: serverFingerprint },
-      credentials: { action: 'login', username: 'alice', password: PASSWORD, privateKey: aliceKey },
-    },
-    {
-      identity: { privateKey: serverIdentity },
-      sessionId: 's-7',
-      verifyLogin: verifierFor({ alice: { password: PASSWORD, key: createPublicKey(aliceKey) } })
-        .verify,
-      session: { onRecord: (event) => serverRecords.push(event) },
-    },
-  );
-  if (!run.clientSession || !run.serverSession) throw new Error('handshake failed');
-  return { ...run, serverRecords } as Connected;
+  const run = await connectAlice({
+    sessionId: 's-7',
+    serverSession: { onRecord: (event) => serverRecords.push(event) },
+  });
+  return { ...run, serverRecords };
 }
 
 /** The client's bytes, read by the server; the server's failure, if it threw one. */

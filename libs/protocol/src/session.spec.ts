@@ -4,15 +4,19 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import {
   aliceKey,
   aliceRsaKey,
+  ALICE_PASSWORD,
+  connectAlice,
+  type ConnectedRun,
   type HandshakeRun,
   Pipe,
   runHandshake,
   serverFingerprint,
   serverIdentity,
+  type Sealer,
   verifierFor,
 } from '../test/in-memory-pair';
 import { ClientSession } from './client-session';
-import { ed25519Sign, exportSpki } from './crypto';
+import { ed25519Sign } from './crypto';
 import { toBase64 } from './encoding';
 import { ProtocolError } from './errors/protocol-error';
 import { RecordAuthenticationError } from './errors/record-authentication-error';
@@ -21,36 +25,12 @@ import { type RecordEvent, type SessionOptions } from './session';
 import { ServerSession } from './server-session';
 import { computeChain, receiptDigest, receiptSignedBytes } from './transcript';
 
-const PASSWORD = 'correct horse battery staple';
-
-/** Reaches the protected sealer to put records on the wire that the public API refuses. */
-type Sealer = { seal: (message: object, chained: boolean) => Buffer };
-
-async function connect(
+function connect(
   clientSession: SessionOptions = {},
   serverSession: SessionOptions = {},
   userKeyOnServer = aliceKey,
-): Promise<HandshakeRun & { clientSession: ClientSession; serverSession: ServerSession }> {
-  const run = await runHandshake(
-    {
-      trust: { fingerprint: serverFingerprint },
-      credentials: { action: 'login', username: 'alice', password: PASSWORD, privateKey: aliceKey },
-      session: clientSession,
-    },
-    {
-      identity: { privateKey: serverIdentity },
-      sessionId: 's-42',
-      verifyLogin: (request) =>
-        verifierFor({ alice: { password: PASSWORD, key: createPublicKey(aliceKey) } })
-          .verify(request)
-          .then((decision) =>
-            decision.ok ? { ok: true, publicKey: exportSpki(userKeyOnServer) } : decision,
-          ),
-      session: serverSession,
-    },
-  );
-  if (!run.clientSession || !run.serverSession) throw new Error('handshake failed');
-  return run as HandshakeRun & { clientSession: ClientSession; serverSession: ServerSession };
+): Promise<ConnectedRun> {
+  return connectAlice({ clientSession, serverSession, userKeyOnServer });
 }
 
 /** Client → server over the pipe; returns what the server read. */
@@ -242,7 +222,7 @@ describe('requests', () => {
         credentials: {
           action: 'login',
           username: 'alice',
-          password: PASSWORD,
+          password: ALICE_PASSWORD,
           privateKey: userKey,
         },
       },
@@ -250,9 +230,9 @@ describe('requests', () => {
         identity: { privateKey: serverIdentity },
         sessionId: 's-43',
         verifyLogin: (request) =>
-          verifierFor({ alice: { password: PASSWORD, key: createPublicKey(userKey) } }).verify(
-            request,
-          ),
+          verifierFor({
+            alice: { password: ALICE_PASSWORD, key: createPublicKey(userKey) },
+          }).verify(request),
       },
     );
     const client = run.clientSession!;

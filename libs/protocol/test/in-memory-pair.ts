@@ -2,7 +2,7 @@
  * Wires a ClientHandshake and a ServerHandshake together in memory, through FrameDecoders, the
  * way two sockets would. Test helper only.
  */
-import { type KeyObject, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, type KeyObject, generateKeyPairSync } from 'node:crypto';
 
 import {
   type ClientHandshakeOptions,
@@ -20,6 +20,7 @@ import {
   type ServerHandshakeStep,
   ServerHandshake,
 } from '../src/server-handshake';
+import { type SessionOptions } from '../src/session';
 import { type ServerSession } from '../src/server-session';
 
 export const serverIdentity = generateKeyPairSync('ed25519').privateKey;
@@ -116,4 +117,63 @@ export async function runHandshake(
     if (run.serverStep?.close || run.clientStep?.close) break;
   }
   return run;
+}
+
+/** alice's password in the in-memory sessions. */
+export const ALICE_PASSWORD = 'correct horse battery staple';
+
+/** A handshake run that ended in a session on both sides. */
+export type ConnectedRun = HandshakeRun & {
+  clientSession: ClientSession;
+  serverSession: ServerSession;
+};
+
+/** Reaches a session's protected sealer, to put on the wire records the public API refuses. */
+export type Sealer = { seal: (message: object, chained: boolean) => Buffer };
+
+/**
+ * alice logged in with her Ed25519 key over an in-memory pipe: both sessions, with these
+ * session options. `userKeyOnServer` is the key the server's verifier answers with (another
+ * key than the one that signed: the server then checks later signatures against it).
+ */
+export async function connectAlice(
+  options: {
+    clientSession?: SessionOptions;
+    serverSession?: SessionOptions;
+    sessionId?: string;
+    userKeyOnServer?: KeyObject;
+  } = {},
+): Promise<ConnectedRun> {
+  const verifier = verifierFor({
+    alice: { password: ALICE_PASSWORD, key: createPublicKey(aliceKey) },
+  });
+  const userKeyOnServer = options.userKeyOnServer;
+  const run = await runHandshake(
+    {
+      trust: { fingerprint: serverFingerprint },
+      credentials: {
+        action: 'login',
+        username: 'alice',
+        password: ALICE_PASSWORD,
+        privateKey: aliceKey,
+      },
+      ...(options.clientSession ? { session: options.clientSession } : {}),
+    },
+    {
+      identity: { privateKey: serverIdentity },
+      sessionId: options.sessionId ?? 's-42',
+      verifyLogin:
+        userKeyOnServer === undefined
+          ? verifier.verify
+          : (request) =>
+              verifier
+                .verify(request)
+                .then((decision) =>
+                  decision.ok ? { ok: true, publicKey: exportSpki(userKeyOnServer) } : decision,
+                ),
+      ...(options.serverSession ? { session: options.serverSession } : {}),
+    },
+  );
+  if (!run.clientSession || !run.serverSession) throw new Error('handshake failed');
+  return run as ConnectedRun;
 }
