@@ -5,8 +5,6 @@
  * `refusals`, requests the gateway refuses itself are shipped by digest, as the gateway does
  * (docs/PROTOCOL.md §10 item 25).
  */
-import { createPublicKey } from 'node:crypto';
-
 import { encodeChunk, type TranscriptChunk, type TranscriptView } from '@securechat/core';
 import {
   type CountersignCheck,
@@ -17,15 +15,10 @@ import {
   type TranscriptView as ProtocolView,
 } from '@securechat/protocol';
 
-import {
-  aliceKey,
-  runHandshake,
-  serverFingerprint,
-  serverIdentity,
-  verifierFor,
-} from '../../../libs/protocol/test/in-memory-pair';
+import { ALICE_PASSWORD, connectAlice } from '../../../libs/protocol/test/in-memory-pair';
 
-export const PASSWORD = 'correct horse battery staple';
+/** alice's password in these sessions: an export must never contain it. */
+export const PASSWORD = ALICE_PASSWORD;
 
 export const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
 
@@ -113,26 +106,14 @@ export async function runCollectedSession(
 ): Promise<CollectedSession> {
   const serverEvents: RecordEvent[] = [];
   const clientEvents: RecordEvent[] = [];
-  let h2: Buffer | undefined;
-  const verifier = verifierFor({ alice: { password: PASSWORD, key: createPublicKey(aliceKey) } });
-  const run = await runHandshake(
-    {
-      trust: { fingerprint: serverFingerprint },
-      credentials: { action: 'login', username: 'alice', password: PASSWORD, privateKey: aliceKey },
-      session: { keyUpdateInterval: 5, onRecord: (event) => clientEvents.push(event) },
-    },
-    {
-      identity: { privateKey: serverIdentity },
-      sessionId,
-      verifyLogin: (request) => {
-        h2 = request.h2;
-        return verifier.verify(request);
-      },
-      session: { keyUpdateInterval: 7, onRecord: (event) => serverEvents.push(event) },
-    },
-  );
-  const client = run.clientSession!;
-  const server = run.serverSession!;
+  const run = await connectAlice({
+    sessionId,
+    clientSession: { keyUpdateInterval: 5, onRecord: (event) => clientEvents.push(event) },
+    serverSession: { keyUpdateInterval: 7, onRecord: (event) => serverEvents.push(event) },
+  });
+  const { h2 } = run;
+  const client = run.clientSession;
+  const server = run.serverSession;
   const toServer = (bytes: Buffer) =>
     run.toServer.frames(bytes).map((frame) => server.receive(frame));
   const toClient = (bytes: Buffer) =>
@@ -170,7 +151,7 @@ export async function runCollectedSession(
   toServer(client.bye());
   toClient(server.receipt());
   const [final] = toServer(client.countersign());
-  if (!h2 || !final?.countersign) throw new Error('the session did not close properly');
+  if (!final?.countersign) throw new Error('the session did not close properly');
   return {
     sessionId,
     h2,

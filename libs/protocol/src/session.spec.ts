@@ -4,16 +4,12 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import {
   aliceKey,
   aliceRsaKey,
-  ALICE_PASSWORD,
   connectAlice,
   type ConnectedRun,
   type HandshakeRun,
   Pipe,
-  runHandshake,
-  serverFingerprint,
   serverIdentity,
   type Sealer,
-  verifierFor,
 } from '../test/in-memory-pair';
 import { ClientSession } from './client-session';
 import { ed25519Sign } from './crypto';
@@ -216,27 +212,9 @@ describe('requests', () => {
     ['RSA', aliceRsaKey],
     ['RSA-PSS', generateKeyPairSync('rsa-pss', { modulusLength: 2048 }).privateKey],
   ])('verifies sends and the countersign with an %s user key', async (_kind, userKey) => {
-    const run = await runHandshake(
-      {
-        trust: { fingerprint: serverFingerprint },
-        credentials: {
-          action: 'login',
-          username: 'alice',
-          password: ALICE_PASSWORD,
-          privateKey: userKey,
-        },
-      },
-      {
-        identity: { privateKey: serverIdentity },
-        sessionId: 's-43',
-        verifyLogin: (request) =>
-          verifierFor({
-            alice: { password: ALICE_PASSWORD, key: createPublicKey(userKey) },
-          }).verify(request),
-      },
-    );
-    const client = run.clientSession!;
-    const server = run.serverSession!;
+    const run = await connectAlice({ key: userKey, sessionId: 's-43' });
+    const client = run.clientSession;
+    const server = run.serverSession;
     const send = client.signedSend({ id: 'm-1', to: 'bob', body: 'hi', ts: 5 });
     expect(server.verifySendSignature(send)).toBe(true);
     expect(server.verifySendSignature({ ...send, body: 'hi!' })).toBe(false);

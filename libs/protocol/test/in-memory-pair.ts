@@ -126,28 +126,32 @@ export const ALICE_PASSWORD = 'correct horse battery staple';
 export type ConnectedRun = HandshakeRun & {
   clientSession: ClientSession;
   serverSession: ServerSession;
+  /** H2 of the handshake (the start of both §7 chains), as the server's verifier saw it. */
+  h2: Buffer;
 };
 
 /** Reaches a session's protected sealer, to put on the wire records the public API refuses. */
 export type Sealer = { seal: (message: object, chained: boolean) => Buffer };
 
 /**
- * alice logged in with her Ed25519 key over an in-memory pipe: both sessions, with these
- * session options. `userKeyOnServer` is the key the server's verifier answers with (another
- * key than the one that signed: the server then checks later signatures against it).
+ * alice logged in over an in-memory pipe: both sessions, with these session options. `key` is
+ * the key alice signs with and the server knows her by (default aliceKey); `userKeyOnServer`
+ * the key the server's verifier answers with instead (the server then checks later signatures
+ * against it).
  */
 export async function connectAlice(
   options: {
     clientSession?: SessionOptions;
     serverSession?: SessionOptions;
     sessionId?: string;
+    key?: KeyObject;
     userKeyOnServer?: KeyObject;
   } = {},
 ): Promise<ConnectedRun> {
-  const verifier = verifierFor({
-    alice: { password: ALICE_PASSWORD, key: createPublicKey(aliceKey) },
-  });
+  const key = options.key ?? aliceKey;
+  const verifier = verifierFor({ alice: { password: ALICE_PASSWORD, key: createPublicKey(key) } });
   const userKeyOnServer = options.userKeyOnServer;
+  let h2: Buffer | undefined;
   const run = await runHandshake(
     {
       trust: { fingerprint: serverFingerprint },
@@ -155,25 +159,23 @@ export async function connectAlice(
         action: 'login',
         username: 'alice',
         password: ALICE_PASSWORD,
-        privateKey: aliceKey,
+        privateKey: key,
       },
       ...(options.clientSession ? { session: options.clientSession } : {}),
     },
     {
       identity: { privateKey: serverIdentity },
       sessionId: options.sessionId ?? 's-42',
-      verifyLogin:
-        userKeyOnServer === undefined
-          ? verifier.verify
-          : (request) =>
-              verifier
-                .verify(request)
-                .then((decision) =>
-                  decision.ok ? { ok: true, publicKey: exportSpki(userKeyOnServer) } : decision,
-                ),
+      verifyLogin: async (request) => {
+        h2 = Buffer.from(request.h2);
+        const decision = await verifier.verify(request);
+        return decision.ok && userKeyOnServer !== undefined
+          ? { ...decision, publicKey: exportSpki(userKeyOnServer) }
+          : decision;
+      },
       ...(options.serverSession ? { session: options.serverSession } : {}),
     },
   );
-  if (!run.clientSession || !run.serverSession) throw new Error('handshake failed');
-  return run as ConnectedRun;
+  if (!run.clientSession || !run.serverSession || !h2) throw new Error('handshake failed');
+  return { ...run, h2 } as ConnectedRun;
 }

@@ -20,15 +20,13 @@ import {
 
 import {
   aliceKey,
-  runHandshake,
+  connectAlice,
   serverFingerprint,
   serverIdentity,
-  verifierFor,
 } from '../../../../libs/protocol/test/in-memory-pair';
 import { runCli } from '../cli';
 import { EXIT } from '../exit-codes';
 
-const PASSWORD = 'correct horse battery staple';
 const FORGED_BODY = 'not what alice signed';
 
 /**
@@ -37,25 +35,13 @@ const FORGED_BODY = 'not what alice signed';
  */
 async function sessionLog(): Promise<object[]> {
   const clientEvents: RecordEvent[] = [];
-  let h2: Buffer | undefined;
-  const verifier = verifierFor({ alice: { password: PASSWORD, key: createPublicKey(aliceKey) } });
-  const run = await runHandshake(
-    {
-      trust: { fingerprint: serverFingerprint },
-      credentials: { action: 'login', username: 'alice', password: PASSWORD, privateKey: aliceKey },
-      session: { onRecord: (event) => clientEvents.push(event) },
-    },
-    {
-      identity: { privateKey: serverIdentity },
-      sessionId: 's-cli',
-      verifyLogin: (request) => {
-        h2 = request.h2;
-        return verifier.verify(request);
-      },
-    },
-  );
-  const client = run.clientSession!;
-  const server = run.serverSession!;
+  const run = await connectAlice({
+    sessionId: 's-cli',
+    clientSession: { onRecord: (event) => clientEvents.push(event) },
+  });
+  const { h2 } = run;
+  const client = run.clientSession;
+  const server = run.serverSession;
   const toServer = (bytes: Buffer) =>
     run.toServer.frames(bytes).map((frame) => server.receive(frame));
   const toClient = (bytes: Buffer) =>
@@ -90,7 +76,7 @@ async function sessionLog(): Promise<object[]> {
     serverKey: exportSpki(serverIdentity),
     serverFingerprint,
     username: 'alice',
-    h2: h2!,
+    h2,
     startedAt: new Date('2026-12-01T00:00:00Z'),
   });
   for (const event of clientEvents) log.record(event);
