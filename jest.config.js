@@ -19,7 +19,8 @@ const shared = {
     '^@securechat/core/(.*)$': '<rootDir>/libs/core/src/$1',
     '^@securechat/client$': '<rootDir>/libs/client/src',
     '^@securechat/client/(.*)$': '<rootDir>/libs/client/src/$1',
-    '^@securechat/(auth|relay|gateway-tcp)$': '<rootDir>/apps/$1/src',
+    '^@securechat/admin-api$': '<rootDir>/libs/admin-api/src',
+    '^@securechat/(auth|relay|gateway-tcp|admin)$': '<rootDir>/apps/$1/src',
     '^@db/(.*)$': '<rootDir>/db/$1',
   },
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
@@ -33,7 +34,11 @@ module.exports = {
       ...shared,
       displayName: 'unit',
       // test/fuzz: the fuzz targets' corpus replay and short seeded fuzz (docs/FUZZING.md).
-      testMatch: ['<rootDir>/{apps,libs,bench}/**/*.spec.ts', '<rootDir>/test/fuzz/**/*.spec.ts'],
+      // test/architecture: package manifests and import boundaries (docs/ARCHITECTURE.md).
+      testMatch: [
+        '<rootDir>/{apps,libs,bench}/**/*.spec.ts',
+        '<rootDir>/test/{fuzz,architecture}/**/*.spec.ts',
+      ],
     },
     { ...shared, displayName: 'int', testMatch: ['<rootDir>/{apps,libs,test}/**/*.int-spec.ts'] },
     { ...shared, displayName: 'e2e', testMatch: ['<rootDir>/{apps,libs,test}/**/*.e2e-spec.ts'] },

@@ -54,8 +54,8 @@ export function createLoadClient(options: LoadClientOptions): LoadClient {
 }
 
 /**
- * The user key types the bench can give its clients (§2.2 allows Ed25519 and RSA of at least
- * 2048 bits): RSA keys are made as `securechat keygen --type rsa` makes them (apps/cli
+ * The user key types the bench can give its clients (docs/PROTOCOL.md §2.2 allows Ed25519 and RSA
+ * of at least 2048 bits): RSA keys are made as `securechat keygen --type rsa` makes them (apps/cli
  * key-files.ts: rsaEncryption, 2048 bits, e = 65537); libs/protocol signs with any RSA key
  * as RSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt).
  */

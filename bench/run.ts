@@ -70,6 +70,7 @@ import {
 } from './report';
 import { type RunningSetup, type SetupName, startSetup } from './setups';
 import { median } from './stats';
+import { Progress } from './support/progress';
 
 const ROOT = path.resolve(__dirname, '..');
 const RESULTS_DIR = path.join(ROOT, 'bench/results');
@@ -290,52 +291,6 @@ function readSettings(argv: readonly string[]): Settings {
     roomSizes: quick ? [20] : [100, 1000],
     handshakeWorkers: quick ? 8 : 32,
   };
-}
-
-// ---------------------------------------------------------------- progress
-
-class Progress {
-  readonly #tty = process.stderr.isTTY;
-  readonly #started = Date.now();
-  #done = 0;
-  #total = 1;
-  #step = '';
-
-  plan(totalSeconds: number): void {
-    this.#total = Math.max(1, totalSeconds);
-  }
-
-  advance(seconds: number): void {
-    this.#done += seconds;
-  }
-
-  step(text: string): void {
-    this.#step = text;
-    this.show('');
-  }
-
-  show(detail: string): void {
-    const elapsed = (Date.now() - this.#started) / 1000;
-    const fraction = Math.min(0.99, this.#done / this.#total);
-    const eta = fraction > 0.02 ? (elapsed / fraction) * (1 - fraction) : this.#total - elapsed;
-    const line = `[${clock(elapsed)} elapsed, ~${clock(Math.max(0, eta))} left] ${this.#step}${detail ? ` — ${detail}` : ''}`;
-    const width = process.stderr.columns ?? 120;
-    process.stderr.write(this.#tty ? `\r\x1b[K${line.slice(0, width - 1)}` : `${line}\n`);
-  }
-
-  log(text: string): void {
-    process.stderr.write(this.#tty ? `\r\x1b[K${text}\n` : `${text}\n`);
-    if (this.#tty) this.show('');
-  }
-
-  end(): void {
-    if (this.#tty) process.stderr.write('\r\x1b[K');
-  }
-}
-
-function clock(seconds: number): string {
-  const s = Math.round(seconds);
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
 // ---------------------------------------------------------------- processes

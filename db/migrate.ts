@@ -2,7 +2,8 @@
  * `npm run db:migrate`: brings the PostgreSQL database at DATABASE_URL up to the checked-in
  * migrations, says which ones it applied, and exits. Every service migrates at start anyway
  * (under an advisory lock); this lets a deployment migrate once, before any service starts, and
- * fail there with a readable message rather than in every service at once.
+ * fail there with a readable message rather than in every service at once. A database that does
+ * not exist yet is created first where the role may (else the error says how).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 
 import { ConfigError, loadConfig } from '@securechat/core/config/config.schema';
+import { databaseAddress, ensureDatabase } from '@securechat/core/database/create-database';
 import { migrationsFolder, openDatabase } from '@securechat/core/database/database';
 import { runMain } from '@securechat/core/process/process-infrastructure';
 
@@ -46,8 +48,8 @@ async function appliedMigrations(url: string): Promise<Set<number>> {
 
 /** The database's address without its credentials, for the log. */
 function describeTarget(url: string): string {
-  const parsed = new URL(url);
-  return `${parsed.hostname}:${parsed.port || '5432'}${parsed.pathname}`;
+  const { host, port, database } = databaseAddress(url);
+  return `${host}:${port}/${database}`;
 }
 
 runMain(async () => {
@@ -60,6 +62,8 @@ runMain(async () => {
     }
   ).entries;
 
+  const target = describeTarget(databaseUrl);
+  if (await ensureDatabase(databaseUrl)) console.log(`${target}: created the database`);
   const before = await appliedMigrations(databaseUrl);
   const handle = await openDatabase({ kind: 'postgres', url: databaseUrl, poolSize: 1 });
   await handle.close();
@@ -70,7 +74,6 @@ runMain(async () => {
   if (missing.length > 0) {
     throw new Error(`migrations not applied: ${missing.map((entry) => entry.tag).join(', ')}`);
   }
-  const target = describeTarget(databaseUrl);
   const latest = journal.at(-1)?.tag ?? 'none';
   console.log(
     applied.length === 0

@@ -5,7 +5,19 @@
 // paths; dist/ mirrors the source tree, so those paths hold there too. Types are checked by
 // `npm run lint` (tsc), not here. Runs in a few seconds; `--if-stale` skips the work when
 // dist/ is newer than every source file (what `npm start` uses).
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+//
+// Builds may run at once (two e2e specs, `npm start` next to `npm run build`): one at a time
+// holds dist.lock, and a build writes dist.next/ and swaps it in with two renames, so a reader
+// never sees a half-written or missing dist/ for longer than that swap.
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,8 +45,51 @@ function sources(dir) {
 }
 
 const files = SOURCES.flatMap((dir) => sources(join(root, dir)));
+const lock = join(root, 'dist.lock');
+const next = join(root, 'dist.next');
 
-if (process.argv.includes('--if-stale')) {
+/** Takes dist.lock (a directory: mkdir is atomic), waiting for another build to finish. */
+async function acquireLock() {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      return;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+    }
+    if (!holderAlive()) {
+      rmSync(lock, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`build: ${lock} held for two minutes`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+}
+
+/** Whether the build that holds the lock still runs (a killed build leaves its lock behind). */
+function holderAlive() {
+  let pid;
+  try {
+    pid = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+  } catch {
+    // Just created, pid not written yet: count it as alive unless it stays so for long.
+    try {
+      return Date.now() - statSync(lock).mtimeMs < 10_000;
+    } catch {
+      return false;
+    }
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
+function fresh() {
   let built = 0;
   try {
     built = statSync(stamp).mtimeMs;
@@ -42,17 +97,24 @@ if (process.argv.includes('--if-stale')) {
     // never built
   }
   const inputs = [...files, join(root, '.swcrc'), join(root, 'tsconfig.json')];
-  if (built > 0 && inputs.every((file) => statSync(file).mtimeMs < built)) process.exit(0);
+  return built > 0 && inputs.every((file) => statSync(file).mtimeMs < built);
 }
+
+const ifStale = process.argv.includes('--if-stale');
+if (ifStale && fresh()) process.exit(0);
+await acquireLock();
+process.on('exit', () => rmSync(lock, { recursive: true, force: true }));
+// Another build may have finished while this one waited.
+if (ifStale && fresh()) process.exit(0);
 
 const swcrc = JSON.parse(readFileSync(join(root, '.swcrc'), 'utf8'));
 delete swcrc.$schema;
 const { paths } = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8')).compilerOptions;
 
 const started = Date.now();
-rmSync(out, { recursive: true, force: true });
+rmSync(next, { recursive: true, force: true });
 for (const file of files) {
-  const target = join(out, relative(root, file)).replace(/\.ts$/, '.js');
+  const target = join(next, relative(root, file)).replace(/\.ts$/, '.js');
   const { code, map } = await transformFile(file, {
     ...swcrc,
     swcrc: false,
@@ -64,5 +126,14 @@ for (const file of files) {
   writeFileSync(target, `${code}\n//# sourceMappingURL=${target.split('/').pop()}.map\n`);
   if (map) writeFileSync(`${target}.map`, map);
 }
-writeFileSync(stamp, new Date().toISOString());
+writeFileSync(join(next, '.build-stamp'), new Date().toISOString());
+const old = join(root, 'dist.old');
+rmSync(old, { recursive: true, force: true });
+try {
+  renameSync(out, old);
+} catch (error) {
+  if (error.code !== 'ENOENT') throw error;
+}
+renameSync(next, out);
+rmSync(old, { recursive: true, force: true });
 console.error(`built ${files.length} files into dist/ in ${Date.now() - started} ms`);

@@ -39,6 +39,15 @@ function runMigrate(databaseUrl: string): Promise<Run> {
   });
 }
 
+function runShell(command: string): Promise<void> {
+  return new Promise((resolveRun, reject) => {
+    execFile('sh', ['-c', command], (error, _stdout, stderr) => {
+      if (error) reject(new Error(`${command}: ${stderr}`));
+      else resolveRun();
+    });
+  });
+}
+
 function migratedEvent(run: Run): { applied: string[]; latest: string; total: number } {
   const line = run.stdout.split('\n').find((l) => l.startsWith('{"event":"migrated"'));
   if (!line) throw new Error(`no migrated line (exit ${run.code}):\n${run.stdout}${run.stderr}`);
@@ -107,5 +116,74 @@ describe('npm run db:migrate', () => {
 
     expect(run.code).toBe(1);
     expect(run.stdout + run.stderr).not.toContain(password);
+  });
+});
+
+describe('npm run db:migrate on a server without the database', () => {
+  jest.setTimeout(60_000);
+  // Upper case, a space and a double quote: only a quoted identifier creates exactly this name.
+  const name = `SecureChat "fresh" ${randomBytes(6).toString('hex')}`;
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${encodeURIComponent(name)}`;
+  const quoted = `"${name.replaceAll('"', '""')}"`;
+  const exists = () =>
+    admin((client) =>
+      client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_database WHERE datname = $1', [
+        name,
+      ]),
+    ).then((result) => result.rows[0]?.n === 1);
+
+  afterAll(() => admin((client) => client.query(`DROP DATABASE IF EXISTS ${quoted} WITH (FORCE)`)));
+
+  it('creates it, says so, and migrates it', async () => {
+    expect(await exists()).toBe(false);
+
+    const run = await runMigrate(url.toString());
+
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`127.0.0.1:5432/${name}: created the database`);
+    expect(migratedEvent(run).applied).toEqual(journalTags);
+    expect(await exists()).toBe(true);
+  });
+
+  it('does not create it again', async () => {
+    const run = await runMigrate(url.toString());
+
+    expect(run.code).toBe(0);
+    expect(run.stdout).not.toContain('created the database');
+    expect(migratedEvent(run).applied).toEqual([]);
+  });
+});
+
+describe('npm run db:migrate as a role that may not create databases', () => {
+  jest.setTimeout(60_000);
+  const role = `securechat_nocreatedb_${randomBytes(6).toString('hex')}`;
+  const name = `securechat_missing_${randomBytes(6).toString('hex')}`;
+  const url = new URL(TEST_DATABASE_URL);
+  url.username = role;
+  url.pathname = `/${name}`;
+
+  beforeAll(() => admin((client) => client.query(`CREATE ROLE ${role} LOGIN NOCREATEDB`)));
+  afterAll(() =>
+    admin(async (client) => {
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.query(`DROP ROLE IF EXISTS ${role}`);
+    }),
+  );
+
+  it('fails naming the command that creates it, and the command works', async () => {
+    const run = await runMigrate(url.toString());
+
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`database "${name}" does not exist on 127.0.0.1:5432`);
+    const command = `createdb -h 127.0.0.1 -p 5432 -U postgres -O ${role} ${name}`;
+    expect(run.stderr).toContain(command);
+    expect(run.stderr).toContain(`CREATE DATABASE "${name}" OWNER "${role}";`);
+
+    // The command it printed, run as printed, is what makes the next migrate succeed.
+    await runShell(command);
+    const again = await runMigrate(url.toString());
+    expect(again.code).toBe(0);
+    expect(migratedEvent(again).applied).toEqual(journalTags);
   });
 });

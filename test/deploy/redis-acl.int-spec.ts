@@ -34,6 +34,7 @@ import {
 
 import { composeRedisUserArgs, REDIS_ROLES, type RedisRole } from '../support/compose-redis';
 import { PrivateRedis } from '../support/redis-server';
+import { eventually } from '../../libs/core/test/eventually';
 
 jest.setTimeout(60_000);
 
@@ -100,11 +101,6 @@ async function serve(role: 'auth' | 'relay'): Promise<INestMicroservice> {
   return app;
 }
 
-async function eventually(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200 && !check(); i++) await sleep(10);
-  if (!check()) throw new Error(`never happened: ${what}`);
-}
-
 beforeAll(async () => {
   redis = await PrivateRedis.start([
     ...composeRedisUserArgs(PASSWORDS, PREFIX),
@@ -151,7 +147,7 @@ describe("each service's Redis code under its compose ACL user", () => {
       },
     };
     await relayFanout.publish(event);
-    await eventually(() => heard.length === 1, 'fan-out event');
+    await eventually(() => heard.length === 1, { what: 'fan-out event' });
     await Promise.all([gatewayFanout.ping(), relayFanout.ping()]);
 
     // Session control: auth (admin API) publishes, a gateway hears.
@@ -161,7 +157,7 @@ describe("each service's Redis code under its compose ACL user", () => {
     gatewayOrders.subscribe((command) => orders.push(command));
     await gatewayOrders.connect();
     await authOrders.publish({ kind: 'close-user', username: 'bob', reason: 'test' });
-    await eventually(() => orders.length === 1, 'session command');
+    await eventually(() => orders.length === 1, { what: 'session command' });
     await Promise.all([gatewayOrders.ping(), authOrders.ping()]);
 
     // Presence: gateways add, beat and remove; auth lists, and prunes a dead gateway's entries.
@@ -281,7 +277,7 @@ describe('what the ACL users must not do', () => {
     const replies: string[] = [];
     socket.on('data', (chunk: Buffer) => replies.push(...chunk.toString().split('\r\n')));
     socket.write('PING\r\nAUTH gateway wrong\r\nAUTH default x\r\nGET k\r\n');
-    await eventually(() => replies.filter(Boolean).length >= 4, 'four replies');
+    await eventually(() => replies.filter(Boolean).length >= 4, { what: 'four replies' });
     socket.destroy();
     expect(replies.filter(Boolean).map((line) => line.split(' ')[0])).toEqual([
       '-NOAUTH',

@@ -288,6 +288,28 @@ describe('securechat (processes against the embedded server)', () => {
     expect(chat?.stderr).toContain('receipt verified');
   });
 
+  it('chat lists the rooms joined before, and opens a conversation with its history', async () => {
+    // #ops was joined in the session above; each session below is a new process.
+    const first = await runCli(['chat', '--line-mode'], alice.env, '/msg #ops hello ops\n/quit\n');
+    expect(first.code).toBe(EXIT.ok);
+    expect(first.stdout).toContain('* your rooms: #ops');
+    expect(JSON.parse(readFileSync(join(alice.dataHome, 'joined_rooms.json'), 'utf8'))).toEqual({
+      version: 1,
+      identities: [{ server: server.fingerprint, user: 'alice', rooms: ['#ops'] }],
+    });
+
+    const second = await runCli(
+      ['chat', '--line-mode'],
+      alice.env,
+      '/msg #ops\n/msg nosuchuser\n/quit\n',
+    );
+    expect(second.code).toBe(EXIT.ok);
+    // A room's messages are not delivered to their author: this one comes from history.
+    expect(second.stdout).toMatch(/\[#ops\] \d\d:\d\d alice ✓: hello ops/);
+    expect(second.stdout).toMatch(/\[#ops\] \d\d:\d\d ! no such user: nosuchuser/);
+    expect(second.stdout).not.toContain('[nosuchuser]');
+  });
+
   (hasScript() ? it : it.skip)(
     'chat full screen through a pseudo-terminal (80×24): typed text is sent and shown',
     async () => {

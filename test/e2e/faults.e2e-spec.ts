@@ -2,7 +2,8 @@
  * Faults in the distributed deployment, each reported as counts of acked and arrived messages:
  * a relay killed with 1,000 messages in flight, Redis restarted mid-stream, PostgreSQL
  * unreachable, a gateway killed. "Arrived" counts distinct msg_ids at the recipient over live
- * delivery plus the redelivery at its next login (§6: at least once, deduplicated by msg_id).
+ * delivery plus the redelivery at its next login (PROTOCOL.md §6: at least once, deduplicated by
+ * msg_id).
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 

@@ -12,8 +12,9 @@
  */
 import { constants, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
-import { parseTranscript, verifyTranscriptLog } from '@securechat/client';
 import {
+  parseTranscript,
+  verifyTranscriptLog,
   aesGcmSeal,
   clientAuthInput,
   type ErrorCode,
@@ -29,6 +30,7 @@ import {
 } from '@securechat/protocol';
 
 import { type AdminEndpoint, adminRequest } from '../support/admin-http';
+import { eventually } from '../../libs/core/test/eventually';
 import {
   type Account,
   helloMessage,
@@ -102,7 +104,7 @@ const answers = (code: ErrorCode, id?: string): Outcome => ({
   closes: false,
   ...(id === undefined ? {} : { id }),
 });
-/** Closed without a word (§5, §10.8). */
+/** Closed without a word (PROTOCOL.md §5, §10.8). */
 const SILENT: Outcome = { code: null, closes: true };
 /** No error; the session goes on. */
 const FINE: Outcome = { code: null, closes: false };
@@ -112,7 +114,7 @@ const FINE: Outcome = { code: null, closes: false };
 const MAX_FRAME = 65536;
 /** `{"type":"enc","ct":""}`: an enc frame without its base64. */
 const ENC_ENVELOPE = 22;
-/** The largest record plaintext that fits one frame once sealed (§2, §5). */
+/** The largest record plaintext that fits one frame once sealed (PROTOCOL.md §2, §5). */
 const MAX_PLAINTEXT = Math.floor((MAX_FRAME - ENC_ENVELOPE) / 4) * 3 - 16;
 const MAX_BODY = 16384;
 const TWO_53 = 2 ** 53;
@@ -211,19 +213,21 @@ const signed = (peer: ScriptedPeer, to: string, extra: Json = {}, body = 'hello'
 
 /** Waits until the admin API lists the session's transcript with a final status; returns it. */
 async function storedStatus(ctx: CaseContext, username: string, sessionId: string) {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const page = await adminRequest<{ sessions: { session_id: string; status: string }[] }>(
-      ctx.admin,
-      'GET',
-      `/admin/users/${username}/transcripts`,
-    );
-    const status = page.body.sessions.find((s) => s.session_id === sessionId)?.status;
-    if (status !== undefined && status !== 'open') return status;
-    if (Date.now() > deadline) throw new Error(`transcript of ${sessionId} not stored`);
-    // The gateway ships transcripts in batches; nothing to await but the store itself.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  let status: string | undefined;
+  // The gateway ships transcripts in batches; nothing to await but the store itself.
+  await eventually(
+    async () => {
+      const page = await adminRequest<{ sessions: { session_id: string; status: string }[] }>(
+        ctx.admin,
+        'GET',
+        `/admin/users/${username}/transcripts`,
+      );
+      status = page.body.sessions.find((s) => s.session_id === sessionId)?.status;
+      return status !== undefined && status !== 'open';
+    },
+    { what: `the transcript of ${sessionId} stored`, timeoutMs: 30_000, intervalMs: 50 },
+  );
+  return status!;
 }
 
 /** The note of the rows below that check the stored transcript after a bad record. */
@@ -232,8 +236,8 @@ const RECOMPUTES =
 
 /**
  * A session closed up to the receipt, then `then` (a record that is no valid countersign): the
- * server must close without a word (§6, §7), and the transcript it stored — records, receipt —
- * must still verify offline (§7), stored as incomplete (no countersign came).
+ * server must close without a word (PROTOCOL.md §6, §7), and the transcript it stored — records,
+ * receipt — must still verify offline (PROTOCOL.md §7), stored as incomplete (no countersign came).
  */
 const afterReceipt = (then: (peer: ScriptedPeer) => void) =>
   inSession(async (peer, ctx, account) => {
@@ -254,7 +258,7 @@ const afterReceipt = (then: (peer: ScriptedPeer) => void) =>
     expect(verification.ok).toBe(true);
   });
 
-/** The login-record plaintext of §3 step 4 with a member set or removed (undefined). */
+/** The login-record plaintext of PROTOCOL.md §3 step 4 with a member set or removed (undefined). */
 const withMember = (name: string, value: unknown) => (_h2: Buffer, standard: Json) => {
   const copy: Json = { ...standard };
   if (value === undefined) delete copy[name];
@@ -262,7 +266,9 @@ const withMember = (name: string, value: unknown) => (_h2: Buffer, standard: Jso
   return copy;
 };
 
-/** A login record signed with the (RSA) account key in another way than §1's RSA-PSS/32. */
+/**
+ * A login record signed with the (RSA) account key in another way than PROTOCOL.md §1's RSA-PSS/32.
+ */
 const rsaLogin = (signature: (key: KeyObject, h2: Buffer) => Buffer) =>
   afterHelloAs((peer, _ctx, account) => {
     peer.sendLogin({
@@ -274,7 +280,7 @@ const rsaLogin = (signature: (key: KeyObject, h2: Buffer) => Buffer) =>
     });
   }, 'rsa');
 
-/** A `send` from an RSA account signed in another way than §1's RSA-PSS/32. */
+/** A `send` from an RSA account signed in another way than PROTOCOL.md §1's RSA-PSS/32. */
 const rsaSend =
   (signature: (key: KeyObject, data: Buffer) => Buffer) => async (ctx: CaseContext) => {
     const account = await ctx.session('rsa');
@@ -284,14 +290,14 @@ const rsaSend =
     ctx.peer.send({ type: 'send', ...fields, sig: toBase64(sig) });
   };
 
-/** An Ed25519 SPKI whose point is the identity (small order): §10.7. */
+/** An Ed25519 SPKI whose point is the identity (small order): PROTOCOL.md §10.7. */
 const SMALL_ORDER_ED25519 = Buffer.concat([
   Buffer.from('302a300506032b6570032100', 'hex'),
   Buffer.from('01'.padEnd(64, '0'), 'hex'),
 ]);
 
 let weakRsa: { small: KeyObject; e3: KeyObject } | undefined;
-/** RSA keys §10.7 refuses, made once (key generation is slow on a loaded machine). */
+/** RSA keys PROTOCOL.md §10.7 refuses, made once (key generation is slow on a loaded machine). */
 function weakRsaKeys() {
   weakRsa ??= {
     small: generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey,
@@ -315,7 +321,7 @@ const registerWithKey = (key: () => KeyObject) => (ctx: CaseContext) => {
 // ------------------------------------------------------------------ the table
 
 export const CASES: readonly MisbehavingCase[] = [
-  // ---------------------------------------------------------------- §2 framing, before the hello
+  // ------------------------------------------------------ PROTOCOL.md §2 framing, before the hello
   {
     rule: '§2',
     name: 'first bytes: a length prefix of max_frame + 1 (65537), no body',
@@ -493,7 +499,7 @@ export const CASES: readonly MisbehavingCase[] = [
     script: first(() => jsonFrame({ type: 'error', code: 'internal', message: 'bye' })),
   },
 
-  // ---------------------------------------------------------------- §3 handshake
+  // ---------------------------------------------------------------- PROTOCOL.md §3 handshake
   {
     rule: '§3',
     name: 'client_hello with protocol "securechat/2"',
@@ -893,7 +899,7 @@ export const CASES: readonly MisbehavingCase[] = [
     }),
   },
 
-  // ---------------------------------------------------------------- §2, §5 frames in the session
+  // ------------------------------------------------------ PROTOCOL.md §2, §5 frames in the session
   {
     rule: '§2',
     name: 'in a session: a length prefix of max_frame + 1, no body',
@@ -988,7 +994,7 @@ export const CASES: readonly MisbehavingCase[] = [
     script: inSession((peer) => peer.writeJson(helloMessage())),
   },
 
-  // ---------------------------------------------------------------- §4, §5 records and keys
+  // ----------------------------------------------------------- PROTOCOL.md §4, §5 records and keys
   {
     rule: '§5',
     name: 'a record replayed (the same enc frame twice)',
@@ -1124,7 +1130,7 @@ export const CASES: readonly MisbehavingCase[] = [
     }),
   },
 
-  // ---------------------------------------------------------------- §2, §10.2–§10.4 record plaintexts
+  // ------------------------------------------------- PROTOCOL.md §2, §10.2–§10.4 record plaintexts
   {
     rule: '§2, §5',
     name: 'record plaintext that is not JSON',
@@ -1279,7 +1285,7 @@ export const CASES: readonly MisbehavingCase[] = [
     }),
   },
 
-  // ---------------------------------------------------------------- §6, §10.2, §10.4 values
+  // ----------------------------------------------------------- PROTOCOL.md §6, §10.2, §10.4 values
   {
     rule: '§10.2, §10.4',
     name: 'send with `ts` 1.5 (a fraction)',
@@ -1601,7 +1607,7 @@ export const CASES: readonly MisbehavingCase[] = [
     }),
   },
 
-  // ---------------------------------------------------------------- §7 closing
+  // ---------------------------------------------------------------- PROTOCOL.md §7 closing
   {
     rule: '§7',
     name: 'countersign before bye',
@@ -1699,7 +1705,7 @@ export const CASES: readonly MisbehavingCase[] = [
     script: afterReceipt((peer) => peer.writeJson({ type: 'enc', ct: b64(40) })),
   },
 
-  // ---------------------------------------------------------------- §10.12 operator
+  // ---------------------------------------------------------------- PROTOCOL.md §10.12 operator
   {
     rule: '§10.12',
     name: 'an operator closes the session (admin API) while the peer idles',

@@ -1,6 +1,6 @@
 /**
  * docs/MISBEHAVING-PEERS.md from the case table (misbehaving-peer.cases.ts): written by
- * `npm run docs:peers` (scripts/misbehaving-peer-table.ts), checked by the e2e suite.
+ * `npm run docs:peers` (misbehaving-peer-table.ts), checked by the e2e suite.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';

@@ -2,8 +2,8 @@
  * The misbehaving-peer suite: every row of misbehaving-peer.cases.ts, one test each, against
  * one embedded server over real sockets. A row's script misbehaves; then the test checks that
  * the peer got exactly the error the row names (or none), with its `id`, in the right encoding
- * (plaintext before the login frame, a record after: §2), and that the server closed the
- * connection or — for answers that keep the session — still answers a `ping`. Rows marked
+ * (plaintext before the login frame, a record after: PROTOCOL.md §2), and that the server closed
+ * the connection or — for answers that keep the session — still answers a `ping`. Rows marked
  * `known` are deviations of today's server from PROTOCOL.md: their `actual` is asserted.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
@@ -128,14 +128,15 @@ describe('misbehaving peers', () => {
     const errors = peer.errors.map((r) => ({
       code: r.message.code,
       id: r.message.id,
-      // §2: an error is a plaintext frame before the session keys exist, a record after.
+      // PROTOCOL.md §2: an error is a plaintext frame before the session keys exist, a record
+      // after.
       encoding: r.sealed === r.afterLogin ? 'as §2 says' : r.sealed ? 'record' : 'plaintext',
     }));
     expect(errors).toEqual(
       outcome.code === null ? [] : [{ code: outcome.code, id: outcome.id, encoding: 'as §2 says' }],
     );
     if (outcome.closes && outcome.code !== null) {
-      // A fatal error is the last thing said (§10.8).
+      // A fatal error is the last thing said (PROTOCOL.md §10.8).
       expect(peer.received.at(-1)?.message.type).toBe('error');
     }
   }

@@ -46,14 +46,14 @@ export type Json = Record<string, unknown>;
 /** One thing the server sent, as the peer read it. */
 export interface Received {
   readonly message: Json;
-  /** An encrypted record (§5), or a plaintext frame. */
+  /** An encrypted record (PROTOCOL.md §5), or a plaintext frame. */
   readonly sealed: boolean;
   /**
    * Whether the peer had sent a well-formed `login` frame before this arrived: from then on the
-   * server's errors are records (§2).
+   * server's errors are records (PROTOCOL.md §2).
    */
   readonly afterLogin: boolean;
-  /** The frame as it crossed the wire, length prefix included (§2: what is hashed). */
+  /** The frame as it crossed the wire, length prefix included (PROTOCOL.md §2: what is hashed). */
   readonly frame: Buffer;
   /** The record's plaintext (the frame's body for a plaintext frame). */
   readonly plaintext: Buffer;
@@ -77,12 +77,15 @@ export function jsonFrame(message: Json | string): Buffer {
   return rawFrame(typeof message === 'string' ? message : serializeJson(message));
 }
 
-/** A well-formed `client_hello` (§3 step 1). */
+/** A well-formed `client_hello` (PROTOCOL.md §3 step 1). */
 export function helloMessage(): Json {
   return { type: 'client_hello', protocol: 'securechat/1', nonce: toBase64(randomBytes(32)) };
 }
 
-/** An RSA-PSS signature with another salt length than §1's 32 (node's default is the largest). */
+/**
+ * An RSA-PSS signature with another salt length than PROTOCOL.md §1's 32 (node's default is the
+ * largest).
+ */
 export function rsaPssSign(key: KeyObject, data: Buffer, saltLength: number): Buffer {
   return nodeSign('sha256', data, {
     key,
@@ -91,12 +94,12 @@ export function rsaPssSign(key: KeyObject, data: Buffer, saltLength: number): Bu
   });
 }
 
-/** A PKCS#1 v1.5 signature, which §1 says a verifier never accepts. */
+/** A PKCS#1 v1.5 signature, which PROTOCOL.md §1 says a verifier never accepts. */
 export function rsaPkcs1Sign(key: KeyObject, data: Buffer): Buffer {
   return nodeSign('sha256', data, { key, padding: constants.RSA_PKCS1_PADDING });
 }
 
-/** What the login record holds (§3 step 4); every member may be replaced or dropped. */
+/** What the login record holds (PROTOCOL.md §3 step 4); every member may be replaced or dropped. */
 export interface LoginOptions {
   readonly account: Account;
   readonly action?: 'login' | 'register';
@@ -140,12 +143,15 @@ export class ScriptedPeer {
   h2: Buffer | undefined;
   c2s: RecordDirection | undefined;
   s2c: RecordDirection | undefined;
-  /** Set once a well-formed `login` frame went out: the server's answers are records now (§2). */
+  /**
+   * Set once a well-formed `login` frame went out: the server's answers are records now
+   * (PROTOCOL.md §2).
+   */
   loginSent = false;
   /** Set by login_ok. */
   account: Account | undefined;
   sessionId: string | undefined;
-  /** The peer's view of the §7 chains. */
+  /** The peer's view of the PROTOCOL.md §7 chains. */
   c2sChain: TranscriptChain | undefined;
   s2cChain: TranscriptChain | undefined;
   #receiptSeen = false;
@@ -321,7 +327,10 @@ export class ScriptedPeer {
     this.write(this.frame1);
   }
 
-  /** Waits for `server_hello` and `server_auth` and checks them as a client must (§3 step 3). */
+  /**
+   * Waits for `server_hello` and `server_auth` and checks them as a client must (PROTOCOL.md §3
+   * step 3).
+   */
   async serverHello(): Promise<void> {
     const hello = await this.next('server_hello');
     const auth = await this.next('server_auth');
@@ -338,12 +347,14 @@ export class ScriptedPeer {
     this.serverDhPub = fromBase64(hello.dh_pub as string, 'dh_pub', 32);
   }
 
-  /** The H2 of this handshake for a client key `dhPub` (§3 step 4). */
+  /** The H2 of this handshake for a client key `dhPub` (PROTOCOL.md §3 step 4). */
   h2For(dhPub: Buffer = this.ephemeral.publicRaw): Buffer {
     return computeH2(this.frame1!, this.frame2!, this.frame3!, dhPub);
   }
 
-  /** The `login` frame (§3 step 4), built as told; derives the session keys on the way. */
+  /**
+   * The `login` frame (PROTOCOL.md §3 step 4), built as told; derives the session keys on the way.
+   */
   loginFrame(options: LoginOptions): Buffer {
     const { account, action = 'login' } = options;
     const h2 = this.h2For();
@@ -375,7 +386,10 @@ export class ScriptedPeer {
     });
   }
 
-  /** Writes a `login` frame that the server can take keys from (§2: its answers are records). */
+  /**
+   * Writes a `login` frame that the server can take keys from (PROTOCOL.md §2: its answers are
+   * records).
+   */
   sendLogin(options: LoginOptions): Buffer {
     const frame = this.loginFrame(options);
     this.loginSent = true;
@@ -391,7 +405,7 @@ export class ScriptedPeer {
     return this.loginReply(account);
   }
 
-  /** Waits for `login_ok` and starts the session's chains (§7). */
+  /** Waits for `login_ok` and starts the session's chains (PROTOCOL.md §7). */
   async loginReply(account: Account): Promise<Json> {
     const first = await this.nextWhere(
       (m) => m.type === 'login_ok' || m.type === 'error',
@@ -404,8 +418,8 @@ export class ScriptedPeer {
     this.sessionId = first.session_id as string;
     this.c2sChain = new TranscriptChain(this.h2!);
     this.s2cChain = new TranscriptChain(this.h2!);
-    // The s2c chain starts with login_ok (§7); it and what came in the same read arrived before
-    // the chain existed.
+    // The s2c chain starts with login_ok (PROTOCOL.md §7); it and what came in the same read
+    // arrived before the chain existed.
     const from = this.received.findIndex((r) => r.message === first);
     for (const r of this.received.slice(from)) {
       if (r.sealed && r.message.type !== 'receipt') this.s2cChain.append(r.plaintext);
@@ -417,7 +431,8 @@ export class ScriptedPeer {
 
   /**
    * Seals `plaintext` (an object, JSON text, or raw bytes) as the next c2s record and returns the
-   * `enc` frame, unsent. Chained (§7) unless told otherwise or it is `bye`/`countersign`.
+   * `enc` frame, unsent. Chained (PROTOCOL.md §7) unless told otherwise or it is
+   * `bye`/`countersign`.
    */
   seal(plaintext: Json | string | Buffer, options: { chain?: boolean } = {}): Buffer {
     const bytes =
@@ -440,13 +455,15 @@ export class ScriptedPeer {
     return frame;
   }
 
-  /** `key_update` (§4): sealed under the old key, then the sending key moves on. */
+  /** `key_update` (PROTOCOL.md §4): sealed under the old key, then the sending key moves on. */
   keyUpdate(): void {
     this.send({ type: 'key_update' });
     this.c2s!.update();
   }
 
-  /** A `send` signed by this session's user (§6), with any member replaced afterwards. */
+  /**
+   * A `send` signed by this session's user (PROTOCOL.md §6), with any member replaced afterwards.
+   */
   signedSend(
     fields: { id: string; to: string; body: string; ts?: number },
     extra: Json = {},
@@ -465,13 +482,15 @@ export class ScriptedPeer {
     await this.next('pong', (m) => m.n === n);
   }
 
-  /** §7: `bye`, then the receipt. */
+  /** PROTOCOL.md §7: `bye`, then the receipt. */
   async bye(): Promise<Json> {
     this.send({ type: 'bye' });
     return this.next('receipt');
   }
 
-  /** §7: `countersign` over the peer's own view, with members replaced by `override`. */
+  /**
+   * PROTOCOL.md §7: `countersign` over the peer's own view, with members replaced by `override`.
+   */
   countersign(override: Json = {}): Json {
     const view = {
       sessionId: this.sessionId!,

@@ -11,8 +11,12 @@ import { Cluster } from '../support/distributed-cluster';
 import { removeDataDir, type RunningServer, startEmbeddedServer } from '../support/embedded-server';
 import { HandshakeFailed, TestClient } from '../support/protocol-client';
 import { PrivateRedis } from '../support/redis-server';
+import { eventually } from '../../libs/core/test/eventually';
 
 jest.setTimeout(180_000);
+
+/** Counters of asynchronous work move a moment later; readiness follows Redis within seconds. */
+const POLL_30S = { timeoutMs: 30_000, intervalMs: 100 } as const;
 
 const PASSWORD = 'correct horse battery staple';
 const keys: Record<string, KeyObject> = {};
@@ -38,15 +42,6 @@ async function scrape(port: number): Promise<Map<string, number>> {
     samples.set(line.slice(0, space), Number(line.slice(space + 1)));
   }
   return samples;
-}
-
-/** Polls until `condition` holds (the counters of asynchronous work move a moment later). */
-async function eventually(condition: () => Promise<boolean>, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`never happened: ${what}`);
 }
 
 function connect(
@@ -117,10 +112,13 @@ describe('embedded server', () => {
     expect(deliver.body).toBe('hello over ops');
 
     let after = before;
-    await eventually(async () => {
-      after = await scrape(server.opsPort);
-      return at(after, 'securechat_relay_delivered_acks_total') === 1;
-    }, 'the delivered ack counted');
+    await eventually(
+      async () => {
+        after = await scrape(server.opsPort);
+        return at(after, 'securechat_relay_delivered_acks_total') === 1;
+      },
+      { what: 'the delivered ack counted', ...POLL_30S },
+    );
     expect(at(after, 'securechat_gateway_handshakes_total{result="ok"}')).toBe(2);
     expect(at(after, 'securechat_gateway_handshakes_total{result="refused"}')).toBe(1);
     expect(at(after, 'securechat_gateway_auth_failures_total{reason="auth_failed"}')).toBe(1);
@@ -188,10 +186,13 @@ describe('distributed services', () => {
       await redis.down();
       for (const [name, port] of Object.entries(ports)) {
         let last: Answer | undefined;
-        await eventually(async () => {
-          last = await get(port, '/readyz');
-          return last.status === 503;
-        }, `${name} unready`);
+        await eventually(
+          async () => {
+            last = await get(port, '/readyz');
+            return last.status === 503;
+          },
+          { what: `${name} unready`, ...POLL_30S },
+        );
         const body = JSON.parse(last!.body) as { status: string; checks: Record<string, string> };
         expect(body.status).toBe('unavailable');
         expect(body.checks.redis).toMatch(/^error: /);
@@ -202,10 +203,10 @@ describe('distributed services', () => {
 
       await redis.up();
       for (const [name, port] of Object.entries(ports)) {
-        await eventually(
-          async () => (await get(port, '/readyz')).status === 200,
-          `${name} ready again`,
-        );
+        await eventually(async () => (await get(port, '/readyz')).status === 200, {
+          what: `${name} ready again`,
+          ...POLL_30S,
+        });
       }
       // The services still work end to end after the outage, metrics included.
       const metrics = await get(ports.auth, '/metrics');

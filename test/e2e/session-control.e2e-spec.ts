@@ -14,15 +14,15 @@ import {
   MemoryKnownServersStore,
   MemoryPeerKeyStore,
   MemoryTranscriptSink,
-  parseTranscript,
   SecureChatClient,
-  verifyTranscriptLog,
 } from '@securechat/client';
+import { parseTranscript, verifyTranscriptLog } from '@securechat/protocol';
 import { PeerError } from '@securechat/protocol';
 
 import { type AdminEndpoint, adminRequest } from '../support/admin-http';
 import { Cluster } from '../support/distributed-cluster';
 import { removeDataDir, type RunningServer, startEmbeddedServer } from '../support/embedded-server';
+import { eventually } from '../../libs/core/test/eventually';
 
 jest.setTimeout(60_000);
 
@@ -94,14 +94,6 @@ function expectClosedByOperator(ended: Ended): void {
   expect(ended.error?.message).toMatch(/operator/);
 }
 
-async function waitFor(what: string, test: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await test())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 const liveSessions = async (admin: AdminEndpoint, username: string) =>
   (
     await adminRequest<{ sessions: { session_id: string; gateway: string }[] }>(
@@ -165,7 +157,9 @@ describe('closing sessions, embedded server', () => {
     const alice = await user();
     const again = await user(alice.username);
     const bob = await user();
-    await waitFor('presence', async () => (await liveSessions(admin, alice.username)).length === 2);
+    await eventually(async () => (await liveSessions(admin, alice.username)).length === 2, {
+      what: 'presence',
+    });
 
     const { closed, ended } = await closeUserAndWatch(admin, alice.username, [alice, again]);
     expect(closed).toBe(2);
@@ -173,16 +167,18 @@ describe('closing sessions, embedded server', () => {
     console.log(`[session-control] embedded: closed after ${latencies(ended)}`);
 
     await expect(bob.ping(1)).resolves.toMatchObject({ n: 1 });
-    await waitFor(
-      'presence cleared',
-      async () => (await liveSessions(admin, alice.username)).length === 0,
-    );
+    await eventually(async () => (await liveSessions(admin, alice.username)).length === 0, {
+      what: 'presence cleared',
+    });
     // Ended without bye: stored `incomplete`, like any other lost session.
     // Both sessions' rows must be there first: `every` holds for an empty list too.
-    await waitFor('transcripts closed', async () => {
-      const statuses = await storedStatuses(admin, alice.username);
-      return statuses.length === 2 && statuses.every((s) => s !== 'open');
-    });
+    await eventually(
+      async () => {
+        const statuses = await storedStatuses(admin, alice.username);
+        return statuses.length === 2 && statuses.every((s) => s !== 'open');
+      },
+      { what: 'transcripts closed' },
+    );
     expect(await storedStatuses(admin, alice.username)).toEqual(['incomplete', 'incomplete']);
   });
 
@@ -228,7 +224,9 @@ describe('closing sessions, distributed (two gateways, Redis)', () => {
     const onSecond = await connect(second!.port, second!.fingerprint, alice.username);
     const bob = await connect(second!.port, second!.fingerprint);
     clients.push(alice, onSecond, bob);
-    await waitFor('presence', async () => (await liveSessions(admin, alice.username)).length === 2);
+    await eventually(async () => (await liveSessions(admin, alice.username)).length === 2, {
+      what: 'presence',
+    });
     expect(new Set((await liveSessions(admin, alice.username)).map((s) => s.gateway)).size).toBe(2);
 
     const { closed, ended } = await closeUserAndWatch(admin, alice.username, [alice, onSecond]);
@@ -237,14 +235,16 @@ describe('closing sessions, distributed (two gateways, Redis)', () => {
     console.log(`[session-control] distributed, 2 gateways: closed after ${latencies(ended)}`);
 
     await expect(bob.ping(3)).resolves.toMatchObject({ n: 3 });
-    await waitFor(
-      'presence cleared',
-      async () => (await liveSessions(admin, alice.username)).length === 0,
-    );
-    await waitFor('transcripts closed', async () => {
-      const statuses = await storedStatuses(admin, alice.username);
-      return statuses.length === 2 && statuses.every((s) => s === 'incomplete');
+    await eventually(async () => (await liveSessions(admin, alice.username)).length === 0, {
+      what: 'presence cleared',
     });
+    await eventually(
+      async () => {
+        const statuses = await storedStatuses(admin, alice.username);
+        return statuses.length === 2 && statuses.every((s) => s === 'incomplete');
+      },
+      { what: 'transcripts closed' },
+    );
   });
 
   it('exports, from the auth process, a transcript the client verifier accepts', async () => {
@@ -256,9 +256,9 @@ describe('closing sessions, distributed (two gateways, Redis)', () => {
     await dora.send(erin.username, 'hello over two processes');
     const result = await dora.close();
     expect(result).toMatchObject({ viewsMatch: true, signatureValid: true });
-    await waitFor('transcript stored', async () =>
-      (await storedStatuses(admin, dora.username)).includes('agreed'),
-    );
+    await eventually(async () => (await storedStatuses(admin, dora.username)).includes('agreed'), {
+      what: 'transcript stored',
+    });
     const response = await adminRequest(admin, 'GET', `/admin/transcripts/${result.sessionId}`);
     expect(response.status).toBe(200);
     const exported = parseTranscript(response.text);

@@ -18,19 +18,23 @@ import {
   MemoryKnownServersStore,
   MemoryPeerKeyStore,
   MemoryTranscriptSink,
-  parseTranscript,
   SecureChatClient,
+} from '@securechat/client';
+import {
+  type ClientMessage,
+  parseTranscript,
+  serializeJson,
+  sha256,
   type TranscriptPlaintextRecordLine,
   type TranscriptRecordLine,
   verifyTranscriptLog,
-} from '@securechat/client';
-
-import { type ClientMessage, serializeJson, sha256 } from '@securechat/protocol';
+} from '@securechat/protocol';
 
 import { type AdminEndpoint, adminRequest } from '../support/admin-http';
 import { runCli } from '../support/cli-process';
 import { TestClient } from '../support/protocol-client';
 import { removeDataDir, type RunningServer, startEmbeddedServer } from '../support/embedded-server';
+import { eventually } from '../../libs/core/test/eventually';
 
 jest.setTimeout(60_000);
 
@@ -85,14 +89,6 @@ describe('transcript export from the embedded server', () => {
     return client;
   }
 
-  async function until(what: string, test: () => boolean | Promise<boolean>): Promise<void> {
-    const deadline = Date.now() + 10_000;
-    while (!(await test())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-
   const byDirection = (records: readonly TranscriptRecordLine[], dir: 'c2s' | 's2c') =>
     records.filter((r) => r.dir === dir);
 
@@ -105,23 +101,26 @@ describe('transcript export from the embedded server', () => {
 
     for (let i = 0; i < 5; i++) await gina.send(frank.username, `to frank ${i} ✓`);
     await frank.send(gina.username, 'to gina');
-    await until('the message at gina', () => inbox.length === 1);
+    await eventually(() => inbox.length === 1, { what: 'the message at gina' });
     await gina.join('#exporters');
     await gina.ping(7);
     const result = await gina.close();
     expect(result).toMatchObject({ viewsMatch: true, signatureValid: true, receiptReceived: true });
 
     // The gateway ships transcripts in batches: wait until the close is stored.
-    await until('the transcript stored', async () => {
-      const page = await adminRequest<{ sessions: { session_id: string; status: string }[] }>(
-        admin,
-        'GET',
-        `/admin/users/${gina.username}/transcripts`,
-      );
-      return page.body.sessions.some(
-        (s) => s.session_id === result.sessionId && s.status === 'agreed',
-      );
-    });
+    await eventually(
+      async () => {
+        const page = await adminRequest<{ sessions: { session_id: string; status: string }[] }>(
+          admin,
+          'GET',
+          `/admin/users/${gina.username}/transcripts`,
+        );
+        return page.body.sessions.some(
+          (s) => s.session_id === result.sessionId && s.status === 'agreed',
+        );
+      },
+      { what: 'the transcript stored' },
+    );
     const response = await adminRequest(admin, 'GET', `/admin/transcripts/${result.sessionId}`);
     expect(response.status).toBe(200);
     const exported = parseTranscript(response.text);
@@ -217,14 +216,17 @@ describe('transcript export from the embedded server', () => {
     expect(await client.next('error')).toMatchObject({ code: 'bad_request' });
     expect((await client.close()).viewsMatch).toBe(true);
 
-    await until('the transcript stored', async () => {
-      const page = await adminRequest<{ sessions: { session_id: string; status: string }[] }>(
-        admin,
-        'GET',
-        `/admin/users/${username}/transcripts`,
-      );
-      return page.body.sessions.some((s) => s.session_id === sessionId && s.status === 'agreed');
-    });
+    await eventually(
+      async () => {
+        const page = await adminRequest<{ sessions: { session_id: string; status: string }[] }>(
+          admin,
+          'GET',
+          `/admin/users/${username}/transcripts`,
+        );
+        return page.body.sessions.some((s) => s.session_id === sessionId && s.status === 'agreed');
+      },
+      { what: 'the transcript stored' },
+    );
     const response = await adminRequest(admin, 'GET', `/admin/transcripts/${sessionId}`);
     expect(response.status).toBe(200);
     expect(response.text).not.toContain('FORGED');

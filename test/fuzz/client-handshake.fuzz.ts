@@ -1,7 +1,8 @@
 /**
- * Target `client-handshake`: the client side of §3 and the session after it (libs/protocol's
- * ClientHandshake and ClientSession), fed by a server the fuzzer writes. The client uses the
- * vectors' nonce and ephemeral key, so the vectors' server frames are valid answers.
+ * Target `client-handshake`: the client side of PROTOCOL.md §3 and the session after it
+ * (libs/protocol's ClientHandshake and ClientSession), fed by a server the fuzzer writes. The
+ * client uses the vectors' nonce and ephemeral key, so the vectors' server frames are valid
+ * answers.
  *
  * Input: `mode | chunking | data`, mode bits 0–1:
  * - 0 "raw": `data` is the server's byte stream, cut into chunks and decoded as the client
@@ -16,9 +17,9 @@
  * Mode bit 2 pins the server's fingerprint (else trust on first use; bit 3 says yes).
  *
  * Invariants: `receive` never throws; a failed step carries ServerIdentityError, PeerError or
- * a ProtocolError with a §2 code (never `internal`), closes, and leaves the state `failed`;
- * a refused server gets nothing (§3 step 3); every frame the client writes is a well-formed
- * §2 frame; ClientSession throws only ProtocolError and is then closed.
+ * a ProtocolError with a PROTOCOL.md §2 code (never `internal`), closes, and leaves the state
+ * `failed`; a refused server gets nothing (PROTOCOL.md §3 step 3); every frame the client writes is
+ * a well-formed PROTOCOL.md §2 frame; ClientSession throws only ProtocolError and is then closed.
  */
 import {
   ClientHandshake,
@@ -261,7 +262,7 @@ async function runSession(client: Client, data: Buffer, byeFirst: boolean): Prom
     const type = client.receiveRecord(
       frameOf(sealedFrame(keys.s2c, fillReceipt(record, client.session))),
     );
-    if (type === 'key_update') keys.s2c.update(); // the client moved to the next s2c key (§4)
+    if (type === 'key_update') keys.s2c.update(); // the client moved to the next s2c key (PROTOCOL.md §4)
   }
 }
 

@@ -52,12 +52,12 @@ export const vectorFrames = {
 
 /**
  * A placeholder the targets replace with a valid signature before sealing, so that inputs can
- * carry "a correct signature over whatever the rest of this message says" (§3 client auth, §6
- * message signature): the fuzzer mutates the fields, the harness signs them.
+ * carry "a correct signature over whatever the rest of this message says" (PROTOCOL.md §3 client
+ * auth, PROTOCOL.md §6 message signature): the fuzzer mutates the fields, the harness signs them.
  */
 export const SIGN_PLACEHOLDER = 'SIGN';
 
-/** `S` of §3 step 4 by alice over H2. */
+/** `S` of PROTOCOL.md §3 step 4 by alice over H2. */
 export function clientAuthSignature(h2: Uint8Array, key: KeyObject = aliceKey): string {
   return toBase64(userSign(key, clientAuthInput(h2)));
 }

@@ -1,18 +1,18 @@
 /**
- * Target `frame-decoder`: libs/protocol's FrameDecoder (§2 framing) fed any byte stream, in any
- * chunking, through both of its interfaces.
+ * Target `frame-decoder`: libs/protocol's FrameDecoder (PROTOCOL.md §2 framing) fed any byte
+ * stream, in any chunking, through both of its interfaces.
  *
  * Input: `config | chunking | stream`.
  * - config bits 0–2 pick max_frame (2, 3, 16, 255, 1024, 24 KiB, 64 KiB, 2^31-1), bit 3 the
  *   interface (`push`, or `append` + `next` one frame at a time), bit 4 a change of max_frame
- *   halfway through the stream (the server tightens it before login, §9);
+ *   halfway through the stream (the server tightens it before login, PROTOCOL.md §9);
  * - chunking: how the stream is cut into chunks (see harness `chunk`).
  *
  * Invariants: only ProtocolError `bad_frame`/`frame_too_large`, and the same error again on
  * every later call; frames are `u32(N) || N bytes` with 2 ≤ N ≤ the bound checked at their
  * prefix, back to back from the start of the stream; the decoder never holds a whole frame
- * it could have returned (so at most 4 + max_frame bytes, §9); `end()` fails exactly when a
- * frame was cut short; and the frames, or the error, do not depend on the chunking (the same
+ * it could have returned (so at most 4 + max_frame bytes, PROTOCOL.md §9); `end()` fails exactly
+ * when a frame was cut short; and the frames, or the error, do not depend on the chunking (the same
  * stream decoded in one piece gives the same result).
  */
 import { FrameDecoder, MIN_FRAME, ProtocolError, type RawFrame } from '@securechat/protocol';
@@ -104,7 +104,8 @@ function decode(
       decoder.midFrame === decoder.bufferedBytes > 0,
       'midFrame disagrees with bufferedBytes',
     );
-    // Every complete frame was taken: what is left is less than one frame (§9 memory bound).
+    // Every complete frame was taken: what is left is less than one frame (PROTOCOL.md §9 memory
+    // bound).
     invariant(
       decoder.bufferedBytes < 4 + bound,
       `decoder holds ${decoder.bufferedBytes} bytes with max_frame ${bound}`,

@@ -238,7 +238,7 @@ export class GatewayHarness {
     this.connection.start();
   }
 
-  /** The relay's fan-out hands the connection a live message for alice (§6 deliver). */
+  /** The relay's fan-out hands the connection a live message for alice (PROTOCOL.md §6 deliver). */
   deliverLive(n: number): void {
     const message = storedMessage(200 + n, `live message ${n}`);
     this.#pending.push(message);

@@ -116,15 +116,18 @@ export function expectTyped<T extends Error>(
 }
 
 /**
- * A ProtocolError must carry a §2 code; `internal` is how the state machines wrap an error they
- * did not expect (a bug behind a typed face), so it is a finding, with the original as cause.
+ * A ProtocolError must carry a PROTOCOL.md §2 code; `internal` is how the state machines wrap an
+ * error they did not expect (a bug behind a typed face), so it is a finding, with the original as
+ * cause.
  */
 export function checkProtocolError(error: ProtocolError, where: string): void {
   invariant(isErrorCode(error.code), `${where}: unknown error code ${String(error.code)}`);
   invariant(error.code !== 'internal', `${where}: internal error (a bug behind it)`, error.cause);
 }
 
-/** A frame as some peer wrote it must respect §2: `u32(N) || N bytes`, 2 ≤ N ≤ maxFrame. */
+/**
+ * A frame as some peer wrote it must respect PROTOCOL.md §2: `u32(N) || N bytes`, 2 ≤ N ≤ maxFrame.
+ */
 export function checkFrameBytes(bytes: Buffer, maxFrame: number, where: string): void {
   invariant(bytes.length >= 4 + MIN_FRAME, `${where}: frame shorter than its prefix`);
   const n = bytes.readUInt32BE(0);

@@ -1,8 +1,8 @@
 /**
  * The record layer from the outside: the harness derives a session's keys the way either peer
- * does (§3 step 4) from the frames it saw and its own ephemeral key, then seals whatever
- * plaintext the fuzzer made, so that inputs reach the parsers behind the AEAD instead of dying
- * at it.
+ * does (PROTOCOL.md §3 step 4) from the frames it saw and its own ephemeral key, then seals
+ * whatever plaintext the fuzzer made, so that inputs reach the parsers behind the AEAD instead of
+ * dying at it.
  */
 import {
   computeH2,
@@ -33,7 +33,7 @@ export interface SessionKeys {
 
 /**
  * Both directions of a session from one side's view: `own` is this side's ephemeral key pair,
- * `peerDhPub` the other's public key; `clientDhPub` is what H2 covers (§3 step 4).
+ * `peerDhPub` the other's public key; `clientDhPub` is what H2 covers (PROTOCOL.md §3 step 4).
  */
 export function deriveSessionKeys(
   frames: { frame1: Buffer; frame2: Buffer; frame3: Buffer },
@@ -59,7 +59,7 @@ export function jsonFrame(message: object): Buffer {
   return rawFrame(serializeJson(message));
 }
 
-/** Seals `plaintext` as the next record of `direction` and frames it as `enc` (§5). */
+/** Seals `plaintext` as the next record of `direction` and frames it as `enc` (PROTOCOL.md §5). */
 export function sealedFrame(direction: RecordDirection, plaintext: Buffer): Buffer {
   return jsonFrame({ type: 'enc', ct: toBase64(direction.seal(plaintext)) });
 }
@@ -95,7 +95,7 @@ export function fillPlaceholder(text: Buffer, placeholder: string, value: string
   return Buffer.concat(parts);
 }
 
-/** The answer to `login` (§3 step 5): `login_ok`, or an `error` record. */
+/** The answer to `login` (PROTOCOL.md §3 step 5): `login_ok`, or an `error` record. */
 export function parseLoginReply(plaintext: Buffer): LoginOk | ServerMessage {
   const object = parseJsonObject(plaintext);
   if (object.type === 'login_ok') return parseStrict(loginOkSchema, object, 'login_ok');

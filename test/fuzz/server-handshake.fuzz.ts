@@ -1,5 +1,5 @@
 /**
- * Target `server-handshake`: the server side of §3, fed by a client the fuzzer writes.
+ * Target `server-handshake`: the server side of PROTOCOL.md §3, fed by a client the fuzzer writes.
  *
  * Every input runs against two servers:
  * - libs/protocol's ServerHandshake behind a FrameDecoder, with the vectors' fixed challenge and
@@ -10,16 +10,16 @@
  * Input: `mode | chunking | data`.
  * - mode bit 0 clear, "raw": `data` is the client's byte stream, delivered in chunks;
  * - mode bit 0 set, "login": the harness says the vectors' client_hello, derives the keys from
- *   the server's answer, and seals `data` as the login record's plaintext (§3 step 4), so the
- *   login payload parser, the verifier and login_ok are reached. `"SIGN"` in `data` becomes
+ *   the server's answer, and seals `data` as the login record's plaintext (PROTOCOL.md §3 step 4),
+ *   so the login payload parser, the verifier and login_ok are reached. `"SIGN"` in `data` becomes
  *   alice's valid signature over H2 (and `"SPKI"` her public key).
  * - mode bit 1 (protocol server only): frames of one chunk are handed over without waiting
  *   for the previous one's answer, as a pipelining caller would.
  *
  * Invariants: no untyped error, no `internal` error, every frame the server writes is a
- * well-formed §2 frame of the expected kind, at most 4 KiB written before login completes
- * (no amplification), the decoder holds less than one frame, and the state machine is either
- * waiting for its next frame or closed with an error (a silent close only for a record that
+ * well-formed PROTOCOL.md §2 frame of the expected kind, at most 4 KiB written before login
+ * completes (no amplification), the decoder holds less than one frame, and the state machine is
+ * either waiting for its next frame or closed with an error (a silent close only for a record that
  * failed to authenticate).
  */
 import {
@@ -245,7 +245,9 @@ interface Seen {
   errors: number;
 }
 
-/** Checks everything a server wrote before keys exist: plaintext frames of the §3 kinds. */
+/**
+ * Checks everything a server wrote before keys exist: plaintext frames of the PROTOCOL.md §3 kinds.
+ */
 function checkPlaintextFrames(server: ServerUnderTest, frames: readonly RawFrame[]): Seen {
   const seen: Seen = { records: [], errors: 0 };
   for (const frame of frames) {
@@ -328,7 +330,8 @@ async function runLogin(server: ServerUnderTest, payload: Buffer, maxFrame: numb
       payload: toBase64(keys.c2s.seal(plaintext)),
     }),
   ]);
-  // After the login frame every answer is a record (§2): login_ok, or an error, then close.
+  // After the login frame every answer is a record (PROTOCOL.md §2): login_ok, or an error, then
+  // close.
   const answer = checkPlaintextFrames(server, decodeAll(server, server.output(), maxFrame));
   const [reply, ...after] = answer.records;
   if (reply) {
@@ -344,7 +347,7 @@ async function runLogin(server: ServerUnderTest, payload: Buffer, maxFrame: numb
     } else {
       invariant(!server.closed, `${server.name} said login_ok and closed`);
     }
-    // The gateway then sends the backlog (§6): session records, readable as such.
+    // The gateway then sends the backlog (PROTOCOL.md §6): session records, readable as such.
     for (const record of after) parseServerMessage(openSealed(keys.s2c, record.body, server.name));
   }
   if (answer.records.length === 0 && answer.errors === 0) {

@@ -14,18 +14,19 @@
  * - a record is the plaintext of the next c2s record, sealed under the current key (the harness
  *   follows `key_update`s); one starting with 0x1f is sent as a plaintext frame body instead,
  *   one starting with 0x1d as raw bytes (both outside the record layer);
- * - placeholders: `"SIGN"` in a `send` becomes alice's §6 signature over the send as written;
+ * - placeholders: `"SIGN"` in a `send` becomes alice's PROTOCOL.md §6 signature over the send as
+ * written;
  *   in a `countersign`, `"C2S_CHAIN"`, `"S2C_CHAIN"`, `"C2S_COUNT"`, `"S2C_COUNT"` become the
  *   values of the server's last receipt and `"SIGN"` alice's countersignature over the view
  *   the record spells.
  *
  * Invariants: the gateway logs no error (an untyped failure behind a request) and no promise
- * goes unhandled; every byte it writes is a §2 frame within max_frame holding a record that
- * authenticates under the next s2c sequence number and parses as a §6 server message; no
- * `internal` error (the in-memory services never fail); at most two records answer one record;
- * a receipt's signature verifies and nothing follows the receipt (§6, §7), on the wire or in
- * the transcript; the transcript it ships matches the view it signs (§7 chains recomputed
- * from the shipped records); the connection ends in a defined state (open,
+ * goes unhandled; every byte it writes is a PROTOCOL.md §2 frame within max_frame holding a record
+ * that authenticates under the next s2c sequence number and parses as a PROTOCOL.md §6 server
+ * message; no `internal` error (the in-memory services never fail); at most two records answer one
+ * record; a receipt's signature verifies and nothing follows the receipt (PROTOCOL.md §6, §7), on
+ * the wire or in the transcript; the transcript it ships matches the view it signs (PROTOCOL.md §7
+ * chains recomputed from the shipped records); the connection ends in a defined state (open,
  * closing, or closed with its socket ended) and closes on shutdown without hanging.
  */
 import {
@@ -122,7 +123,7 @@ class LoggedIn {
       fromBase64(serverHello.dh_pub, 'dh_pub', 32),
       own.publicRaw,
     );
-    this.keys.c2s.seal(Buffer.alloc(0)); // c2s sequence 0 was the login record (§3 step 4)
+    this.keys.c2s.seal(Buffer.alloc(0)); // c2s sequence 0 was the login record (PROTOCOL.md §3 step 4)
     await this.gateway.settle('login');
     const [loginOk, ...rest] = this.decoder.push(this.gateway.takeOutput());
     invariant(loginOk, 'the gateway did not answer login');
@@ -166,7 +167,8 @@ class LoggedIn {
           );
         }
       })();
-      // §6, §7: the server sends nothing after its receipt (a failure then closes silently).
+      // PROTOCOL.md §6, §7: the server sends nothing after its receipt (a failure then closes
+      // silently).
       invariant(
         !this.lastReceipt,
         `the gateway sent a record after its receipt: ${plaintext.toString()}`,
@@ -220,7 +222,7 @@ class LoggedIn {
     } catch {
       type = undefined; // the gateway refuses it and closes: nothing more to follow
     }
-    if (type === 'key_update') this.keys.c2s.update(); // §4: records after it use the next key
+    if (type === 'key_update') this.keys.c2s.update(); // PROTOCOL.md §4: records after it use the next key
     return frame;
   }
 
@@ -264,7 +266,7 @@ class LoggedIn {
     }
   }
 
-  /** §7: the transcript the gateway shipped recomputes to the view it closed with. */
+  /** PROTOCOL.md §7: the transcript the gateway shipped recomputes to the view it closed with. */
   checkTranscript(): void {
     const { opened, records, closed } = this.gateway.transcript;
     if (!opened) return;

@@ -1,7 +1,7 @@
 /**
  * Target `transcript-chunk`: libs/core's transcript chunk decoder (the storage form of a run of
- * transcript records, docs/PROTOCOL.md §8; records kept by digest, §10 item 25), which the relay
- * reads back from the database.
+ * transcript records, docs/PROTOCOL.md §8; records kept by digest, docs/PROTOCOL.md §10 item 25),
+ * which the relay reads back from the database.
  *
  * Input: the chunk bytes.
  *

@@ -27,10 +27,13 @@ export interface CliProcess {
 export function spawnCli(
   args: string[],
   env: Record<string, string>,
-  command: { file: string; args: string[] } = { file: process.execPath, args: [CLI_BIN] },
+  command: { file: string; args: string[]; cwd?: string } = {
+    file: process.execPath,
+    args: [CLI_BIN],
+  },
 ): CliProcess {
   const child = spawn(command.file, [...command.args, ...args], {
-    cwd: ROOT,
+    cwd: command.cwd ?? ROOT,
     env: { ...process.env, NODE_OPTIONS: '', ...env },
     stdio: 'pipe',
   });

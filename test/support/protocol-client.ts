@@ -247,7 +247,7 @@ export class TestClient {
     return deliver;
   }
 
-  /** §7 closing: bye → receipt → countersign; returns how the receipt compared. */
+  /** PROTOCOL.md §7 closing: bye → receipt → countersign; returns how the receipt compared. */
   async close(): Promise<ReceiptCheck> {
     this.socket.write(this.session.bye());
     await this.next('receipt');

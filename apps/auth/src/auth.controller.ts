@@ -34,7 +34,7 @@ export class AuthController {
   ) {}
 
   /**
-   * A decrypted login record (§4.4), sealed by the gateway to our login-seal key
+   * A decrypted login record (docs/PROTOCOL.md §4.4), sealed by the gateway to our login-seal key
    * (SealedLoginCommand) → LoginResult, a success tagged for that gateway. Opened here, at the
    * edge: one that cannot be opened — malformed, stale, replayed, altered, for another key —
    * is `bad_request`, and so is a malformed command inside.
@@ -59,8 +59,8 @@ export class AuthController {
   }
 
   /**
-   * `get_key` (§7.1) → GetKeyResult. The contract has no `bad_request` for it, and a malformed
-   * query names no account, so it is answered `not_found`.
+   * `get_key` (docs/PROTOCOL.md §7.1) → GetKeyResult. The contract has no `bad_request` for it, and
+   * a malformed query names no account, so it is answered `not_found`.
    */
   @MessagePattern(AUTH_PATTERNS.getKey)
   getKey(@Payload() payload: unknown): Promise<GetKeyResult> {

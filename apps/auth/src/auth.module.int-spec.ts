@@ -30,9 +30,9 @@ import { fingerprint, toBase64 } from '@securechat/protocol';
 import { pgliteTestDatabase, type TestDatabase } from '../../../libs/core/test/test-database';
 import { ed25519Key, loginCommand, registerCommand, testConfig } from '../test/auth-fixtures';
 import { AuthModule } from './auth.module';
-import { AuthService } from './auth.service';
 import { LoginThrottleRepository } from './login-throttle.repository';
 import { MemoryLoginThrottleRepository } from './memory-login-throttle.repository';
+import { UserAccountService } from './user-account.service';
 
 describe('AuthModule over the in-process transport', () => {
   let database: TestDatabase;
@@ -167,13 +167,16 @@ describe('AuthModule over the in-process transport', () => {
     });
   });
 
-  it('exports AuthService, whose accounts the transport sees', async () => {
-    const service = app.get(AuthService);
+  it('exports UserAccountService, whose changes the transport sees', async () => {
+    const service = app.get(UserAccountService);
     await service.createUser({ username: 'opuser', password: 'operator pw', publicKey: key.spki });
     await service.setDisabled('opuser', true);
     expect(await login(loginCommand({ username: 'opuser', password: 'operator pw', key }))).toEqual(
       { ok: false, code: 'auth_failed' },
     );
-    expect((await service.listUsers()).map((u) => u.username)).toEqual(['alice', 'opuser']);
+    expect((await service.searchUsers({ limit: 10 })).map((u) => u.username)).toEqual([
+      'alice',
+      'opuser',
+    ]);
   });
 });

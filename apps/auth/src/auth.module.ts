@@ -4,12 +4,13 @@ import { LoginSealOpener } from '@securechat/core';
 import { AuthController } from './auth.controller';
 import { AuthService } from './auth.service';
 import { PasswordHasherRepository } from './password-hasher.repository';
+import { UserAccountService } from './user-account.service';
 import { UserRepository } from './user.repository';
 
 /**
- * The auth service: users, login decisions (docs/PROTOCOL.md §4.4, §4.5), `get_key` (§7.1, §7.2),
- * and the accounts' state and credential generation gateways recheck their sessions against
- * (`auth.account_states`, apps/gateway-tcp session-recheck.ts).
+ * The auth service: users, login decisions (docs/PROTOCOL.md §4.4, §4.5), `get_key`
+ * (docs/PROTOCOL.md §7.1, §7.2), and the accounts' state and credential generation gateways recheck
+ * their sessions against (`auth.account_states`, apps/gateway-tcp session-recheck.ts).
  *
  * It creates no infrastructure. The process that imports it must make these providers
  * visible to it, normally from one `@Global()` infrastructure module shared with the gateway
@@ -28,11 +29,18 @@ import { UserRepository } from './user.repository';
  *   `RedisLoginSealReplayRepository` distributed. LoginSealOpener opens every `auth.login`
  *   in AuthController before AuthService sees it.
  *
- * Exports AuthService for in-process callers (operator tooling, tests).
+ * Exports AuthService (login decisions) and UserAccountService (account management: the
+ * admin API in apps/admin, tests) for in-process callers.
  */
 @Module({
   controllers: [AuthController],
-  providers: [AuthService, UserRepository, PasswordHasherRepository, LoginSealOpener],
-  exports: [AuthService],
+  providers: [
+    AuthService,
+    UserAccountService,
+    UserRepository,
+    PasswordHasherRepository,
+    LoginSealOpener,
+  ],
+  exports: [AuthService, UserAccountService],
 })
 export class AuthModule {}

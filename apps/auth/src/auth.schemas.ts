@@ -1,7 +1,7 @@
 /**
  * The shapes of what the transport hands the auth controller (libs/core auth.contracts.ts),
- * checked strictly: the gateway is trusted to have validated the login record (§3.2, §10.1),
- * but a payload that reaches us malformed is answered, never acted on.
+ * checked strictly: the gateway is trusted to have validated the login record (docs/PROTOCOL.md
+ * §3.2, §10.1), but a payload that reaches us malformed is answered, never acted on.
  */
 import { z } from 'zod';
 
@@ -17,7 +17,8 @@ import {
 const MAX_SOURCE_ADDRESS_LENGTH = 100;
 
 // Username and password stay free-form strings here: a login with an invalid one must get the
-// same `auth_failed` as any other failure (§4.5), so their rules are applied by AuthService.
+// same `auth_failed` as any other failure (docs/PROTOCOL.md §4.5), so their rules are applied by
+// AuthService.
 const credentials = {
   username: z.string(),
   password: z.string(),
@@ -40,8 +41,8 @@ export const loginCommandSchema = z.discriminatedUnion('action', [
 export const getKeyQuerySchema = z.strictObject({ user: z.string() });
 
 /**
- * Longer than any username (§4.4: at most 32 characters), so a name that could never match
- * is left out by AuthService rather than refusing the gateway's whole batch.
+ * Longer than any username (docs/PROTOCOL.md §4.4: at most 32 characters), so a name that could
+ * never match is left out by AuthService rather than refusing the gateway's whole batch.
  */
 const MAX_RECHECKED_NAME_LENGTH = 64;
 

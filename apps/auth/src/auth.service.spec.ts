@@ -13,24 +13,12 @@ import {
   registerCommand,
   rsaKey,
   signH2,
-  testConfig,
   type ConfigOverrides,
   type UserKey,
 } from '../test/auth-fixtures';
-import {
-  asHasher,
-  asUsers,
-  fakeHash,
-  fakeHasher,
-  fakeUsers,
-  fixedClock,
-} from '../test/fake-repositories';
-import { AuthService } from './auth.service';
-import { InvalidUserInputError } from './errors/invalid-user-input.error';
-import { UserExistsError } from './errors/user-exists.error';
-import { UserNotFoundError } from './errors/user-not-found.error';
+import { fakeHash } from '../test/fake-repositories';
+import { type Harness, PASSWORD, serviceHarness, T0 } from '../test/service-harness';
 import { type LoginThrottleRepository } from './login-throttle.repository';
-import { MemoryLoginThrottleRepository } from './memory-login-throttle.repository';
 
 // The real userVerify, wrapped so that the tests can count signature verifications.
 jest.mock('@securechat/protocol', () => {
@@ -39,8 +27,6 @@ jest.mock('@securechat/protocol', () => {
 });
 const userVerify = protocol.userVerify as jest.MockedFunction<typeof protocol.userVerify>;
 
-const T0 = Date.UTC(2025, 5, 1, 12);
-const PASSWORD = 'correct horse battery staple';
 const ADDRESS = '192.0.2.1';
 const AUTH_FAILED = { ok: false, code: 'auth_failed' };
 
@@ -58,40 +44,8 @@ beforeAll(() => {
   stranger = ed25519Key();
 });
 
-interface Harness {
-  readonly service: AuthService;
-  readonly users: ReturnType<typeof fakeUsers>;
-  readonly hasher: ReturnType<typeof fakeHasher>;
-  readonly throttle: MemoryLoginThrottleRepository;
-  readonly clock: ReturnType<typeof fixedClock>;
-  /** What hasher.hash returned for the dummy password at startup. */
-  readonly dummyHash: string;
-}
-
-async function harness(
-  overrides: ConfigOverrides = {},
-  throttleOverride?: LoginThrottleRepository,
-): Promise<Harness> {
-  const config = testConfig({ allowRegistration: true, ...overrides });
-  const users = fakeUsers();
-  const hasher = fakeHasher();
-  const throttle = new MemoryLoginThrottleRepository(config);
-  const clock = fixedClock(T0);
-  const service = new AuthService(
-    asUsers(users),
-    asHasher(hasher),
-    throttleOverride ?? throttle,
-    clock,
-    config,
-  );
-  await service.onModuleInit();
-  const dummyHash = await (hasher.hash.mock.results[0]?.value as Promise<string>);
-  // Accounts every test can use: alice (RSA-2048), erin (Ed25519).
-  await service.createUser({ username: 'alice', password: PASSWORD, publicKey: rsa.spki });
-  await service.createUser({ username: 'erin', password: PASSWORD, publicKey: ed.spki });
-  jest.clearAllMocks();
-  return { service, users, hasher, throttle, clock, dummyHash };
-}
+const harness = (overrides: ConfigOverrides = {}, throttleOverride?: LoginThrottleRepository) =>
+  serviceHarness({ rsa, ed }, overrides, throttleOverride);
 
 function spki(key: KeyObject): Buffer {
   return key.export({ format: 'der', type: 'spki' });
@@ -147,14 +101,14 @@ describe('AuthService.login', () => {
     [
       'a disabled account',
       async (h) => {
-        await h.service.setDisabled('alice', true);
+        await h.accounts.setDisabled('alice', true);
         return loginCommand({ username: 'alice', password: PASSWORD, key: rsa });
       },
     ],
     [
       'a deleted account',
       async (h) => {
-        await h.service.deleteUser('alice');
+        await h.accounts.deleteUser('alice');
         return loginCommand({ username: 'alice', password: PASSWORD, key: rsa });
       },
     ],
@@ -247,7 +201,7 @@ describe('AuthService.login', () => {
 
   it('uses the startup dummy hash and a key nobody holds when there is no live account', async () => {
     const h = await harness();
-    await h.service.deleteUser('alice');
+    await h.accounts.deleteUser('alice');
     for (const username of ['nobody', 'alice', 'Not Valid']) {
       jest.clearAllMocks();
       await h.service.login(loginCommand({ username, password: PASSWORD, key: rsa }));
@@ -549,8 +503,8 @@ describe('AuthService registration', () => {
 
   it.each([
     ['active', (_h: Harness) => Promise.resolve()],
-    ['disabled', (h: Harness) => h.service.setDisabled('alice', true)],
-    ['deleted', (h: Harness) => h.service.deleteUser('alice')],
+    ['disabled', (h: Harness) => h.accounts.setDisabled('alice', true)],
+    ['deleted', (h: Harness) => h.accounts.deleteUser('alice')],
   ])('answers conflict for a name held by an %s account', async (_state, prepare) => {
     const h = await harness();
     await prepare(h);
@@ -672,7 +626,7 @@ describe('AuthService registration', () => {
 describe('AuthService.getKey', () => {
   it('returns the key and fingerprint of live accounts, disabled ones included', async () => {
     const h = await harness();
-    await h.service.setDisabled('alice', true);
+    await h.accounts.setDisabled('alice', true);
     expect(await h.service.getKey({ user: 'alice' })).toEqual({
       ok: true,
       user: 'alice',
@@ -683,7 +637,7 @@ describe('AuthService.getKey', () => {
 
   it('answers not_found for unknown, deleted and impossible names', async () => {
     const h = await harness();
-    await h.service.deleteUser('erin');
+    await h.accounts.deleteUser('erin');
     for (const user of ['nobody', 'erin', 'ERIN', '']) {
       expect(await h.service.getKey({ user })).toEqual({ ok: false, code: 'not_found' });
     }
@@ -691,163 +645,14 @@ describe('AuthService.getKey', () => {
   });
 });
 
-describe('AuthService account administration', () => {
-  it('creates accounts under the registration rules, with typed errors', async () => {
-    const h = await harness({ allowRegistration: false });
-    const created = await h.service.createUser({
-      username: 'op_made',
-      password: PASSWORD,
-      publicKey: ed.spki,
-    });
-    expect(created).toEqual({
-      username: 'op_made',
-      fingerprint: fingerprint(ed.spki),
-      disabled: false,
-      deletedAt: null,
-      createdAt: new Date(T0),
-    });
-
-    const attempt = (username: string, password: string, publicKey: Buffer) =>
-      h.service.createUser({ username, password, publicKey }).catch((e: unknown) => e);
-    const badName = await attempt('x', PASSWORD, ed.spki);
-    expect(badName).toBeInstanceOf(InvalidUserInputError);
-    expect(badName).toMatchObject({ code: 'invalid_user_input', field: 'username' });
-    const badPassword = (await attempt('someone', 'short', ed.spki)) as Error;
-    expect(badPassword).toMatchObject({ code: 'invalid_user_input', field: 'password' });
-    expect(badPassword.message).not.toContain('short');
-    expect(await attempt('someone', PASSWORD, rsaKey(1024).spki)).toMatchObject({
-      field: 'public_key',
-    });
-    const taken = await attempt('alice', PASSWORD, ed.spki);
-    expect(taken).toBeInstanceOf(UserExistsError);
-    expect(taken).toMatchObject({ code: 'user_exists', username: 'alice' });
-  });
-
-  it('disables, re-enables and deletes, refusing unknown or deleted accounts', async () => {
-    const h = await harness();
-    await h.service.setDisabled('alice', true);
-    expect(
-      await h.service.login(loginCommand({ username: 'alice', password: PASSWORD, key: rsa })),
-    ).toStrictEqual(AUTH_FAILED);
-    await h.service.setDisabled('alice', false);
-    expect(
-      await h.service.login(loginCommand({ username: 'alice', password: PASSWORD, key: rsa })),
-    ).toMatchObject({ ok: true });
-
-    h.clock.advance(5000);
-    await h.service.deleteUser('alice');
-    expect(h.users.rows.get('alice')?.deletedAt).toEqual(new Date(T0 + 5000));
-    await expect(h.service.deleteUser('alice')).rejects.toBeInstanceOf(UserNotFoundError);
-    await expect(h.service.setDisabled('alice', true)).rejects.toMatchObject({
-      code: 'user_not_found',
-    });
-    await expect(h.service.setDisabled('nobody', true)).rejects.toBeInstanceOf(UserNotFoundError);
-    await expect(h.service.deleteUser('NOT VALID')).rejects.toBeInstanceOf(UserNotFoundError);
-  });
-
-  it('lists every account without hashes or key bytes', async () => {
-    const h = await harness();
-    await h.service.deleteUser('erin');
-    const list = await h.service.listUsers();
-    expect(list.map((u) => [u.username, u.deletedAt !== null])).toEqual([
-      ['alice', false],
-      ['erin', true],
-    ]);
-    expect(JSON.stringify(list)).not.toContain('fake$');
-    expect(Object.keys(list[0]!).sort()).toEqual([
-      'createdAt',
-      'deletedAt',
-      'disabled',
-      'fingerprint',
-      'username',
-    ]);
-  });
-});
-
-describe('AuthService operator changes', () => {
-  const loginAs = (h: Harness, password: string, key: UserKey) =>
-    h.service.login(loginCommand({ username: 'alice', password, key }));
-
-  it('gets one account, deleted ones included, and pages through a search', async () => {
-    const h = await harness();
-    await h.service.deleteUser('erin');
-    expect(await h.service.getUser('erin')).toMatchObject({
-      username: 'erin',
-      deletedAt: new Date(T0),
-    });
-    await expect(h.service.getUser('nobody')).rejects.toBeInstanceOf(UserNotFoundError);
-    await expect(h.service.getUser('NOT VALID')).rejects.toBeInstanceOf(UserNotFoundError);
-    expect(h.users.findByUsername).not.toHaveBeenCalledWith('NOT VALID');
-    expect((await h.service.searchUsers({ query: 'i', limit: 1 })).map((u) => u.username)).toEqual([
-      'alice',
-    ]);
-    expect(
-      (await h.service.searchUsers({ query: 'i', after: 'alice', limit: 1 })).map(
-        (u) => u.username,
-      ),
-    ).toEqual(['erin']);
-  });
-
-  it('resets a password: the old one fails at once, the new one logs in', async () => {
-    const h = await harness();
-    await h.service.resetPassword('alice', 'a brand new password');
-    expect(await loginAs(h, PASSWORD, rsa)).toStrictEqual(AUTH_FAILED);
-    expect(await loginAs(h, 'a brand new password', rsa)).toMatchObject({ ok: true });
-    const short = await h.service.resetPassword('alice', 'short').catch((e: unknown) => e);
-    expect(short).toMatchObject({ code: 'invalid_user_input', field: 'password' });
-    await h.service.deleteUser('erin');
-    await expect(h.service.resetPassword('erin', PASSWORD)).rejects.toBeInstanceOf(
-      UserNotFoundError,
-    );
-    await expect(h.service.resetPassword('nobody', PASSWORD)).rejects.toBeInstanceOf(
-      UserNotFoundError,
-    );
-  });
-
-  it('replaces a public key under the key policy; the next login needs the new key', async () => {
-    const h = await harness();
-    const updated = await h.service.setPublicKey('alice', ed.spki);
-    expect(updated).toMatchObject({ username: 'alice', fingerprint: fingerprint(ed.spki) });
-    expect(await loginAs(h, PASSWORD, rsa)).toStrictEqual(AUTH_FAILED);
-    expect(await loginAs(h, PASSWORD, ed)).toMatchObject({ ok: true });
-    for (const bad of [
-      rsaKey(1024).spki,
-      Buffer.from('not a key'),
-      Buffer.concat([ed.spki, Buffer.of(0)]),
-    ]) {
-      await expect(h.service.setPublicKey('alice', bad)).rejects.toMatchObject({
-        code: 'invalid_user_input',
-        field: 'public_key',
-      });
-    }
-    await expect(h.service.setPublicKey('nobody', ed.spki)).rejects.toBeInstanceOf(
-      UserNotFoundError,
-    );
-  });
-
-  it('raises the credential generation a login answers with on every change that ends sessions', async () => {
-    const h = await harness();
-    const version = async () => {
-      const result = await loginAs(h, PASSWORD, rsa);
-      return result.ok ? result.credentialsVersion : result.code;
-    };
-    expect(await version()).toBe(0);
-    await h.service.resetPassword('alice', PASSWORD);
-    expect(await version()).toBe(1);
-    await h.service.setPublicKey('alice', rsa.spki);
-    expect(await version()).toBe(2);
-    await h.service.setDisabled('alice', true);
-    await h.service.setDisabled('alice', false);
-    expect(await version()).toBe(3);
-  });
-
+describe('AuthService.accountStates', () => {
   it('answers the state and generation of many accounts at once, leaving out names never taken', async () => {
     const h = await harness();
-    await h.service.createUser({ username: 'bob', password: PASSWORD, publicKey: ed.spki });
-    await h.service.createUser({ username: 'carol', password: PASSWORD, publicKey: ed.spki });
-    await h.service.setDisabled('bob', true);
-    await h.service.deleteUser('carol');
-    await h.service.resetPassword('erin', 'a brand new password');
+    await h.accounts.createUser({ username: 'bob', password: PASSWORD, publicKey: ed.spki });
+    await h.accounts.createUser({ username: 'carol', password: PASSWORD, publicKey: ed.spki });
+    await h.accounts.setDisabled('bob', true);
+    await h.accounts.deleteUser('carol');
+    await h.accounts.resetPassword('erin', 'a brand new password');
     const states = await h.service.accountStates([
       'alice',
       'bob',
@@ -868,14 +673,6 @@ describe('AuthService operator changes', () => {
     expect(h.users.states).toHaveBeenCalledWith(['alice', 'bob', 'carol', 'erin', 'nobody']);
     expect(await h.service.accountStates([])).toEqual([]);
   });
-
-  it('clears the login throttle of a username, under the key logins are counted by', async () => {
-    const h = await harness();
-    for (let i = 0; i < 5; i++) await loginAs(h, 'wrong password!', rsa);
-    expect(await loginAs(h, PASSWORD, rsa)).toMatchObject({ code: 'rate_limited' });
-    await h.service.clearThrottle('alice');
-    expect(await loginAs(h, PASSWORD, rsa)).toMatchObject({ ok: true });
-  });
 });
 
 describe('AuthService logging', () => {
@@ -894,7 +691,7 @@ describe('AuthService logging', () => {
       fingerprint: 'sha256:00',
     });
     await h.service.login(loginCommand({ username: 'broken', password: secret, key }));
-    await h.service.deleteUser('newbie');
+    await h.accounts.deleteUser('newbie');
     const text = logged.flatMap((spy) => spy.mock.calls.flat().map(String)).join('\n');
     expect(text).toContain('newbie'); // it did log something
     for (const forbidden of [

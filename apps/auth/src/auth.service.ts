@@ -15,43 +15,23 @@ import {
 import {
   clientAuthInput,
   decodeCanonicalBase64,
-  exportSpki,
-  fingerprint,
   HASH_BYTES,
   importUserPublicKey,
-  PASSWORD_MAX_BYTES,
-  PASSWORD_MIN_BYTES,
   toBase64,
   USERNAME_PATTERN,
   userVerify,
 } from '@securechat/protocol';
 
+import { checkNewUser, insertUser, passwordLengthOk } from './account-rules';
 import { InvalidUserInputError } from './errors/invalid-user-input.error';
 import { UserExistsError } from './errors/user-exists.error';
-import { UserNotFoundError } from './errors/user-not-found.error';
 import { LoginThrottleRepository } from './login-throttle.repository';
 import { PasswordHasherRepository } from './password-hasher.repository';
 import { addressThrottleKey, usernameThrottleKey } from './throttle-keys';
-import { type UserRecord, UserRepository, type UserSearch } from './user.repository';
+import { type UserRecord, UserRepository } from './user.repository';
 
-/** An account to create (operators and tests; self-registration goes through `login`). */
-export interface NewUser {
-  readonly username: string;
-  readonly password: string;
-  /** SPKI DER of an RSA (≥ 2048 bits) or Ed25519 public key. */
-  readonly publicKey: Buffer;
-}
-
-/** An account as operators see it: no hash, no key bytes. */
-export interface UserSummary {
-  readonly username: string;
-  readonly fingerprint: string;
-  readonly disabled: boolean;
-  readonly deletedAt: Date | null;
-  readonly createdAt: Date;
-}
-
-// The answers, one object each: every failed login returns literally the same value (§4.5).
+// The answers, one object each: every failed login returns literally the same value
+// (docs/PROTOCOL.md §4.5).
 const AUTH_FAILED: LoginResult = Object.freeze({ ok: false, code: 'auth_failed' });
 const BAD_REQUEST: LoginResult = Object.freeze({ ok: false, code: 'bad_request' });
 const FORBIDDEN: LoginResult = Object.freeze({ ok: false, code: 'forbidden' });
@@ -68,27 +48,11 @@ function rateLimited(seconds: number): LoginResult {
   return { ok: false, code: 'rate_limited', retryAfter: Math.max(1, Math.ceil(seconds)) };
 }
 
-/** §4.4: 8 to 1024 bytes once UTF-8 encoded; a lone surrogate has no UTF-8 form at all. */
-function passwordLengthOk(password: string): boolean {
-  if (!password.isWellFormed()) return false;
-  const bytes = Buffer.byteLength(password, 'utf8');
-  return bytes >= PASSWORD_MIN_BYTES && bytes <= PASSWORD_MAX_BYTES;
-}
-
-function summary(user: UserRecord): UserSummary {
-  return {
-    username: user.username,
-    fingerprint: user.fingerprint,
-    disabled: user.disabled,
-    deletedAt: user.deletedAt,
-    createdAt: user.createdAt,
-  };
-}
-
 /**
- * Login decisions, self-registration, key lookup and account administration
- * (docs/PROTOCOL.md §4.4, §4.5, `get_key` §7.1–7.2). Every side effect is a repository, so
- * this class is pure logic under unit test.
+ * Login decisions, self-registration, key lookup and account states: what the gateway asks
+ * over `auth.*` (docs/PROTOCOL.md §4.4, §4.5, `get_key` docs/PROTOCOL.md §7.1–7.2). Operators'
+ * changes to accounts are UserAccountService's; both apply the rules of account-rules.ts. Every
+ * side effect is a repository, so this class is pure logic under unit test.
  */
 @Injectable()
 export class AuthService implements OnModuleInit {
@@ -114,20 +78,21 @@ export class AuthService implements OnModuleInit {
   }
 
   /**
-   * Decides a login or a self-registration (§4.4, §4.5), as the gateway asks after decrypting
-   * the login record. Never says why a login failed: unknown or deleted account, wrong
+   * Decides a login or a self-registration (docs/PROTOCOL.md §4.4, §4.5), as the gateway asks after
+   * decrypting the login record. Never says why a login failed: unknown or deleted account, wrong
    * password, wrong signature, disabled account and invalid username or password all return
    * the same `auth_failed`, after the same work (one argon2 verify, one signature verify).
-   * A throttled attempt (§4.5) is refused before the argon2 work. Rejects only when a
-   * repository fails (storage down): the gateway answers that with `internal`.
+   * A throttled attempt (docs/PROTOCOL.md §4.5) is refused before the argon2 work. Rejects only
+   * when a repository fails (storage down): the gateway answers that with `internal`.
    */
   login(command: LoginCommand): Promise<LoginResult> {
     return command.action === 'register' ? this.#register(command) : this.#login(command);
   }
 
   /**
-   * The public key of an account for `get_key` (§7.1; answered as `key`, §7.2): any account
-   * that is not deleted, disabled ones included (their stored messages still need verifying).
+   * The public key of an account for `get_key` (docs/PROTOCOL.md §7.1; answered as `key`,
+   * docs/PROTOCOL.md §7.2): any account that is not deleted, disabled ones included (their stored
+   * messages still need verifying).
    */
   async getKey(query: GetKeyQuery): Promise<GetKeyResult> {
     if (!USERNAME_PATTERN.test(query.user)) return NOT_FOUND;
@@ -158,115 +123,11 @@ export class AuthService implements OnModuleInit {
   }
 
   /**
-   * Creates an account (operators, tests) under the same rules as self-registration (§4.4),
-   * whatever config.allowRegistration says. Throws InvalidUserInputError or UserExistsError.
-   */
-  async createUser(input: NewUser): Promise<UserSummary> {
-    this.#checkNewUser(input.username, input.password, input.publicKey);
-    if ((await this.users.findByUsername(input.username)) !== undefined) {
-      throw new UserExistsError(input.username);
-    }
-    const created = await this.#insertUser(input.username, input.password, input.publicKey);
-    this.#logger.log(`user ${created.username} created by an operator`);
-    return summary(created);
-  }
-
-  /**
-   * Disables or re-enables an account: a disabled account cannot log in (its logins fail like
-   * any other, §4.5) but its key stays available. Throws UserNotFoundError for an unknown or
-   * deleted account.
-   */
-  async setDisabled(username: string, disabled: boolean): Promise<void> {
-    const updated =
-      USERNAME_PATTERN.test(username) &&
-      (await this.users.setDisabled(username, disabled, new Date(this.clock.now())));
-    if (!updated) throw new UserNotFoundError(username);
-    this.#logger.log(`user ${username} ${disabled ? 'disabled' : 'enabled'}`);
-  }
-
-  /**
-   * Deletes an account: it can no longer log in and `get_key` no longer finds it, but the row
-   * stays (its messages and transcripts keep a verifiable author) and the name is never given
-   * out again. Throws UserNotFoundError for an unknown or already deleted account.
-   */
-  async deleteUser(username: string): Promise<void> {
-    const deleted =
-      USERNAME_PATTERN.test(username) &&
-      (await this.users.markDeleted(username, new Date(this.clock.now())));
-    if (!deleted) throw new UserNotFoundError(username);
-    this.#logger.log(`user ${username} deleted`);
-  }
-
-  /** Every account, deleted ones included, by name. */
-  async listUsers(): Promise<UserSummary[]> {
-    return (await this.users.list()).map(summary);
-  }
-
-  /** A page of accounts by name, deleted ones included (see UserRepository.search). */
-  async searchUsers(search: UserSearch): Promise<UserSummary[]> {
-    return (await this.users.search(search)).map(summary);
-  }
-
-  /** One account, deleted or not. Throws UserNotFoundError when the name was never taken. */
-  async getUser(username: string): Promise<UserSummary> {
-    const user = USERNAME_PATTERN.test(username)
-      ? await this.users.findByUsername(username)
-      : undefined;
-    if (user === undefined) throw new UserNotFoundError(username);
-    return summary(user);
-  }
-
-  /**
-   * Sets a new password (operator reset) under the §4.4 length rule, raising the account's
-   * credential generation (gateways end the sessions opened before it). Throws
-   * InvalidUserInputError, or UserNotFoundError for an unknown or deleted account.
-   */
-  async resetPassword(username: string, password: string): Promise<void> {
-    if (!USERNAME_PATTERN.test(username)) throw new UserNotFoundError(username);
-    this.#checkPassword(password);
-    const hash = await this.hasher.hash(password);
-    if (!(await this.users.setPasswordHash(username, hash, new Date(this.clock.now())))) {
-      throw new UserNotFoundError(username);
-    }
-    this.#logger.log(`password of user ${username} reset by an operator`);
-  }
-
-  /**
-   * Replaces an account's public key under the same policy as a new account's. Logins are
-   * decided against the stored key, so the next login needs the new one; the change raises the
-   * account's credential generation, so gateways end the sessions opened before it (the admin
-   * API also orders them closed at once). Throws InvalidUserInputError, or UserNotFoundError
-   * for an unknown or deleted account.
-   */
-  async setPublicKey(username: string, spki: Uint8Array): Promise<UserSummary> {
-    if (!USERNAME_PATTERN.test(username)) throw new UserNotFoundError(username);
-    this.#checkPublicKey(spki);
-    const publicKey = Buffer.from(spki);
-    const updated = await this.users.setPublicKey(
-      username,
-      publicKey,
-      fingerprint(publicKey),
-      new Date(this.clock.now()),
-    );
-    if (updated === undefined) throw new UserNotFoundError(username);
-    this.#logger.log(`public key of user ${username} replaced by an operator`);
-    return summary(updated);
-  }
-
-  /**
-   * Forgets the failed logins counted against a username (not against any address), so an
-   * account locked out by someone else's guessing can log in again at once.
-   */
-  async clearThrottle(username: string): Promise<void> {
-    await this.throttle.clear(usernameThrottleKey(username));
-  }
-
-  /**
-   * Throttling (§4.5) without lockouts by strangers: every attempt counts against its source
-   * address, but against the username only when the account's own key signed this session's
-   * H2 — only then is someone holding the key guessing the password. A stranger's failures,
-   * however many, never block the user; the answers stay `auth_failed` / `rate_limited` either
-   * way, and the username's block is only ever consulted for the key holder, so it tells a
+   * Throttling (docs/PROTOCOL.md §4.5) without lockouts by strangers: every attempt counts against
+   * its source address, but against the username only when the account's own key signed this
+   * session's H2 — only then is someone holding the key guessing the password. A stranger's
+   * failures, however many, never block the user; the answers stay `auth_failed` / `rate_limited`
+   * either way, and the username's block is only ever consulted for the key holder, so it tells a
    * stranger nothing. The signature is checked first (it is cheap) so that the check and the
    * count are one atomic `attempt`; a success gives the address's unit back.
    */
@@ -297,7 +158,7 @@ export class AuthService implements OnModuleInit {
 
     const passwordHash = account?.passwordHash ?? (await this.#dummyPasswordHash());
     const passwordInRange = passwordLengthOk(command.password);
-    // Run whatever is already known to have failed (§4.5: same work).
+    // Run whatever is already known to have failed (docs/PROTOCOL.md §4.5: same work).
     const passwordMatches = await this.hasher.verify(
       passwordHash,
       passwordInRange ? command.password : PLACEHOLDER_PASSWORD,
@@ -332,14 +193,19 @@ export class AuthService implements OnModuleInit {
       return request.refused;
     }
     const { key, spki, h2, signature } = request;
-    // Proof of possession (§4.4): the client signed this session's H2 with the key it
-    // registers. A failure counts against the address only: the name is nobody's yet.
+    // Proof of possession (docs/PROTOCOL.md §4.4): the client signed this session's H2 with the key
+    // it registers. A failure counts against the address only: the name is nobody's yet.
     if (!userVerify(key, clientAuthInput(h2), signature)) return AUTH_FAILED;
     // Checked before hashing so that a taken name costs no argon2; the insert checks again.
     if ((await this.users.findByUsername(command.username)) !== undefined) return CONFLICT;
     let created: UserRecord;
     try {
-      created = await this.#insertUser(command.username, command.password, spki);
+      created = await insertUser(
+        { users: this.users, hasher: this.hasher, clock: this.clock },
+        command.username,
+        command.password,
+        spki,
+      );
     } catch (error) {
       if (error instanceof UserExistsError) return CONFLICT;
       throw error;
@@ -372,7 +238,7 @@ export class AuthService implements OnModuleInit {
     }
     try {
       return {
-        key: this.#checkNewUser(command.username, command.password, spki),
+        key: checkNewUser(command.username, command.password, spki),
         spki,
         h2,
         signature,
@@ -381,54 +247,6 @@ export class AuthService implements OnModuleInit {
       if (error instanceof InvalidUserInputError) return { refused: BAD_REQUEST };
       throw error;
     }
-  }
-
-  /**
-   * The value rules of §4.4 for a new account; returns the imported key. The key must also be
-   * in canonical DER (OpenSSL tolerates trailing bytes), so that one key has one fingerprint.
-   */
-  #checkNewUser(username: string, password: string, spki: Uint8Array): KeyObject {
-    if (!USERNAME_PATTERN.test(username)) {
-      throw new InvalidUserInputError('username', 'must match ^[a-z0-9_]{3,32}$');
-    }
-    this.#checkPassword(password);
-    return this.#checkPublicKey(spki);
-  }
-
-  #checkPassword(password: string): void {
-    if (!passwordLengthOk(password)) {
-      throw new InvalidUserInputError(
-        'password',
-        `must be ${PASSWORD_MIN_BYTES} to ${PASSWORD_MAX_BYTES} bytes of UTF-8`,
-      );
-    }
-  }
-
-  #checkPublicKey(spki: Uint8Array): KeyObject {
-    let key: KeyObject;
-    try {
-      key = importUserPublicKey(spki);
-    } catch {
-      throw new InvalidUserInputError(
-        'public_key',
-        'must be the SPKI of an RSA key of at least 2048 bits or of an Ed25519 key',
-      );
-    }
-    if (!exportSpki(key).equals(spki)) {
-      throw new InvalidUserInputError('public_key', 'must be canonical DER');
-    }
-    return key;
-  }
-
-  async #insertUser(username: string, password: string, spki: Uint8Array): Promise<UserRecord> {
-    const publicKey = Buffer.from(spki);
-    return this.users.create({
-      username,
-      passwordHash: await this.hasher.hash(password),
-      publicKey,
-      fingerprint: fingerprint(publicKey),
-      createdAt: new Date(this.clock.now()),
-    });
   }
 
   /** A stored key that no longer imports (it was checked when stored) fails the login. */

@@ -336,8 +336,8 @@ describe('RedisLoginThrottleRepository across instances', () => {
 
   it.each([
     [
-      'RedisLoginThrottleRepository.provider(url, prefix)',
-      (prefix: string) => [RedisLoginThrottleRepository.provider(REDIS_URL, prefix)],
+      'RedisLoginThrottleRepository.provider({ url, prefix })',
+      (prefix: string) => [RedisLoginThrottleRepository.provider({ url: REDIS_URL, prefix })],
     ],
     [
       'useClass with REDIS_LOGIN_THROTTLE_OPTIONS',

@@ -2,8 +2,15 @@
  * `npm run start:auth`: the auth service on its own, on PostgreSQL and Redis. Any number can
  * run side by side: each request is handled by exactly one of them (Redis Streams consumer
  * group), and throttling counters live in Redis. Each also serves the admin HTTP API
- * (apps/auth/src/admin) on SECURECHAT_ADMIN_HOST:PORT, and will not start without ADMIN_TOKEN.
+ * (apps/admin, composed here) on SECURECHAT_ADMIN_HOST:PORT, and will not start without
+ * ADMIN_TOKEN.
  */
+import {
+  ADMIN_HTTP_APP_OPTIONS,
+  AdminModule,
+  adminConfigProblems,
+  serveAdminHttp,
+} from '@securechat/admin';
 import {
   FileLoginSealKeyRepository,
   LoginSealReplayRepository,
@@ -18,8 +25,6 @@ import {
   startServiceProcess,
 } from '@securechat/core';
 
-import { ADMIN_HTTP_APP_OPTIONS, adminConfigProblems, serveAdminHttp } from './admin/admin-http';
-import { AdminModule } from './admin/admin.module';
 import { AuthModule } from './auth.module';
 import { LoginThrottleRepository } from './login-throttle.repository';
 import { RedisLoginThrottleRepository } from './redis-login-throttle.repository';
@@ -28,15 +33,15 @@ runMain(() =>
   startServiceProcess({
     service: 'auth',
     module: AuthModule,
-    providers: (config) => [
-      RedisLoginThrottleRepository.provider(config.redisUrl, config.redisPrefix),
+    providers: (config, redis) => [
+      RedisLoginThrottleRepository.provider(redis),
       // The login seal: our key pair (made on first start, its public half written for the
       // gateways) and the ids of sealed logins already used, shared by every auth instance.
       FileLoginSealKeyRepository.provider(config),
-      RedisLoginSealReplayRepository.provider(config.redisUrl, config.redisPrefix),
+      RedisLoginSealReplayRepository.provider(redis),
       // SessionControl for the admin API: presence to list, the command channel to close.
-      RedisPresenceRepository.provider(config.redisUrl, config.redisPrefix),
-      RedisSessionCommands.provider(config.redisUrl, config.redisPrefix),
+      RedisPresenceRepository.provider(redis),
+      RedisSessionCommands.provider(redis),
       { provide: SessionControl, useClass: SessionControlService },
     ],
     closeOnShutdown: [

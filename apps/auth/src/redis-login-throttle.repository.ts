@@ -11,6 +11,8 @@ import {
   CONFIG,
   DISCONNECT_TIMEOUT_MS,
   pingConnection,
+  type RedisEndpoint,
+  redisProvider,
   reportOutagesOnce,
   type SecureChatConfig,
 } from '@securechat/core';
@@ -152,7 +154,7 @@ interface Policy {
  * Both keys are touched by one script, so in Redis Cluster they would need a common hash
  * slot; the deployment runs a standalone (or Sentinel) Redis.
  *
- * In Nest, any of: `RedisLoginThrottleRepository.provider(url, prefix)`;
+ * In Nest, any of: `RedisLoginThrottleRepository.provider({ url, prefix })`;
  * `{ provide: LoginThrottleRepository, useClass: RedisLoginThrottleRepository }` alone (it then
  * reads config.redisUrl and config.redisPrefix from CONFIG, exactly as the memory one is bound);
  * or that plus `{ provide: REDIS_LOGIN_THROTTLE_OPTIONS, useValue: { url } }` (or `{ redis }`).
@@ -196,18 +198,14 @@ export class RedisLoginThrottleRepository
 
   /**
    * The provider for a Nest module: binds `LoginThrottleRepository` to an instance with its
-   * own connection to `url`, closed at application shutdown.
+   * own connection to `redis.url`, closed at application shutdown (the policy from CONFIG).
    */
-  static provider(url: string, prefix?: string): FactoryProvider<LoginThrottleRepository> {
-    return {
-      provide: LoginThrottleRepository,
-      useFactory: (config: SecureChatConfig) =>
-        new RedisLoginThrottleRepository(config, {
-          url,
-          ...(prefix === undefined ? {} : { prefix }),
-        }),
-      inject: [CONFIG],
-    };
+  static provider(redis: RedisEndpoint): FactoryProvider<LoginThrottleRepository> {
+    return redisProvider(
+      LoginThrottleRepository,
+      (config: SecureChatConfig) => new RedisLoginThrottleRepository(config, redis),
+      { inject: [CONFIG] },
+    );
   }
 
   override async blockedFor(

@@ -42,7 +42,10 @@ export function newH2(): Buffer {
   return randomBytes(32);
 }
 
-/** The client's login signature S over `label("SecureChat v1 client auth") || H2` (§4.4). */
+/**
+ * The client's login signature S over `label("SecureChat v1 client auth") || H2` (docs/PROTOCOL.md
+ * §4.4).
+ */
 export function signH2(key: UserKey, h2: Buffer): string {
   return toBase64(userSign(key.privateKey, clientAuthInput(h2)));
 }

@@ -5,9 +5,11 @@ import { join, resolve } from 'node:path';
 import {
   type CommonFlags,
   DEFAULT_SERVER,
+  nonEmpty,
   parseServerAddress,
   readConfigFile,
   resolveConnection,
+  resolveServerText,
 } from './cli-config';
 import { cliPaths, type CliPaths } from './cli-paths';
 import { UsageError } from './usage.error';
@@ -54,6 +56,24 @@ describe('parseServerAddress', () => {
   it('refuses brackets around something that is not IPv6', () => {
     expect(() => parseServerAddress('[example.org]:1')).toThrow(/not an IPv6 address/);
     expect(() => parseServerAddress('[127.0.0.1]:1')).toThrow(UsageError);
+  });
+});
+
+describe('nonEmpty / resolveServerText', () => {
+  it('reads an empty variable as unset', () => {
+    expect(nonEmpty(undefined)).toBeUndefined();
+    expect(nonEmpty('')).toBeUndefined();
+    expect(nonEmpty(' ')).toBe(' ');
+    expect(nonEmpty('x')).toBe('x');
+  });
+
+  it('takes --server, then SECURECHAT_SERVER (unless empty), then the config file', () => {
+    const file = { server: 'file:1' };
+    const env = { SECURECHAT_SERVER: 'env:2' };
+    expect(resolveServerText('flag:3', env, file)).toBe('flag:3');
+    expect(resolveServerText(undefined, env, file)).toBe('env:2');
+    expect(resolveServerText(undefined, { SECURECHAT_SERVER: '' }, file)).toBe('file:1');
+    expect(resolveServerText(undefined, {}, {})).toBeUndefined();
   });
 });
 

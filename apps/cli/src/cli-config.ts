@@ -67,6 +67,24 @@ export const COMMON_HELP = `Connection options:
   -h, --help                show this help
 The password is asked without echo, or read from SECURECHAT_PASSWORD.`;
 
+/** For the commands that reconnect by themselves (`chat`, `listen`). */
+export const RECONNECT_OPTIONS = { 'max-reconnects': { type: 'string' } } as const;
+
+export const RECONNECT_HELP = `      --max-reconnects N    after a lost connection, give up (exit 3) after N failed attempts
+                            in a row; by default it retries for as long as it runs`;
+
+/** `--max-reconnects N` as the client's reconnect option; absent: the client's default. */
+export function reconnectChoice(
+  text: string | undefined,
+  command: string,
+): true | { readonly maxAttempts: number } {
+  if (text === undefined) return true;
+  if (!/^\d{1,9}$/.test(text)) {
+    throw new UsageError('--max-reconnects must be a whole number (0: never reconnect)', command);
+  }
+  return { maxAttempts: Number(text) };
+}
+
 export type TrustChoice = 'ask' | 'tofu' | { readonly fingerprint: string };
 
 export interface ConnectionSettings {
@@ -124,6 +142,23 @@ export async function readConfigFile(path: string, explicit: boolean): Promise<C
   return parsed.data;
 }
 
+/** An environment variable's value, with an empty one read as unset (`VAR= securechat …`). */
+export function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/**
+ * The server as given, first wins: `--server`, `SECURECHAT_SERVER`, `"server"` in the config
+ * file; undefined when none says (the caller picks the default, or refuses to guess).
+ */
+export function resolveServerText(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv,
+  file: ConfigFile,
+): string | undefined {
+  return flag ?? nonEmpty(env.SECURECHAT_SERVER) ?? file.server;
+}
+
 /** Everything a networked command needs, checked; throws UsageError naming every problem. */
 export async function resolveConnection(
   flags: CommonFlags,
@@ -132,8 +167,7 @@ export async function resolveConnection(
 ): Promise<ConnectionSettings> {
   const file = await readConfigFile(flags.config ?? paths.configFile, flags.config !== undefined);
   const problems: string[] = [];
-  const serverText =
-    flags.server ?? nonEmpty(env.SECURECHAT_SERVER) ?? file.server ?? DEFAULT_SERVER;
+  const serverText = resolveServerText(flags.server, env, file) ?? DEFAULT_SERVER;
   let server: ServerAddress = { host: '127.0.0.1', port: DEFAULT_PORT };
   try {
     server = parseServerAddress(serverText);
@@ -168,8 +202,4 @@ export async function resolveConnection(
     trust,
     transcripts: flags['no-transcript'] === true ? false : (file.transcripts ?? true),
   };
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === '' ? undefined : value;
 }

@@ -3,13 +3,21 @@ import {
   ClientRequestError,
   ConnectionClosedError,
   HandshakeTimeoutError,
+  NotSecureChatServerError,
   RequestTimeoutError,
   TrustConfigurationError,
 } from '@securechat/client';
-import { ERROR_CODES, type ErrorCode, PeerError, ServerIdentityError } from '@securechat/protocol';
+import {
+  ERROR_CODES,
+  type ErrorCode,
+  PeerError,
+  ProtocolError,
+  RecordAuthenticationError,
+  ServerIdentityError,
+} from '@securechat/protocol';
 
 import { CliError } from './cli.error';
-import { exitCodeForPeerCode, toCliError } from './cli-errors';
+import { exitCodeForPeerCode, toCliError, toConnectError, toSessionEndError } from './cli-errors';
 import { EXIT, type ExitCode } from './exit-codes';
 import { UsageError } from './usage.error';
 
@@ -36,6 +44,15 @@ const EXPECTED: Record<ErrorCode, ExitCode> = {
   internal: EXIT.failure,
 };
 
+/** After login every refusal is the request's (exit 7), not the login's (exit 4). */
+const IN_SESSION: Record<ErrorCode, ExitCode> = {
+  ...EXPECTED,
+  auth_failed: EXIT.requestRefused,
+  rate_limited: EXIT.requestRefused,
+  forbidden: EXIT.requestRefused,
+  conflict: EXIT.requestRefused,
+};
+
 describe('exitCodeForPeerCode', () => {
   it('has an intended exit code for every protocol error code', () => {
     for (const code of ERROR_CODES) expect(Object.keys(EXPECTED)).toContain(code);
@@ -54,8 +71,18 @@ describe('toCliError', () => {
     expect(peer.message.length).toBeGreaterThan(0);
 
     const request = toCliError(new ClientRequestError(code, 'peer says no', 'send'), ADDRESS);
-    expect(request.exitCode).toBe(EXPECTED[code]);
-    expect(request.message).toMatch(/^send: /);
+    expect(request.exitCode).toBe(IN_SESSION[code]);
+    // The CLI prints "securechat send: …": the request is not named twice.
+    expect(request.message).not.toMatch(/^send: /);
+  });
+
+  it('refuses a request to a room one is not in with exit 7, not as a login refusal', () => {
+    const failure = toCliError(
+      new ClientRequestError('forbidden', 'not a member of #nosuchroom', 'send'),
+      ADDRESS,
+    );
+    expect(failure.exitCode).toBe(EXIT.requestRefused);
+    expect(failure.message).toBe('refused by the server: not a member of #nosuchroom');
   });
 
   it('explains the login and rate-limit refusals', () => {
@@ -67,7 +94,7 @@ describe('toCliError', () => {
     );
     expect(
       toCliError(new ClientRequestError('not_found', 'no such user', 'send'), ADDRESS).message,
-    ).toBe('send: server error not_found: no such user');
+    ).toBe('server error not_found: no such user');
   });
 
   it("quotes the server's message as one line, its hidden characters visible", () => {
@@ -76,8 +103,17 @@ describe('toCliError', () => {
       'refused by the server: no<U+202E><U+200B> securechat: all fine<U+E0041>',
     );
     expect(toCliError(new ClientRequestError('not_found', message, 'send'), ADDRESS).message).toBe(
-      'send: server error not_found: no<U+202E><U+200B> securechat: all fine<U+E0041>',
+      'server error not_found: no<U+202E><U+200B> securechat: all fine<U+E0041>',
     );
+  });
+
+  it('says the server closed the session, with its reason', () => {
+    const failure = toCliError(
+      new PeerError('shutting_down', 'account disabled by an operator'),
+      ADDRESS,
+    );
+    expect(failure.message).toBe('the server closed the session: account disabled by an operator');
+    expect(failure.exitCode).toBe(EXIT.unreachable);
   });
 
   it('keeps the original error as the cause', () => {
@@ -105,10 +141,11 @@ describe('toCliError', () => {
     expect(failure.message).toContain('--trust-on-first-use');
   });
 
-  it('refuses a bad server signature with exit 5', () => {
+  it('refuses a bad server signature with exit 5, as a handshake that failed verification', () => {
     const failure = toCliError(new ServerIdentityError('bad_server_signature', B), ADDRESS);
     expect(failure.exitCode).toBe(EXIT.serverRefused);
     expect(failure.message).not.toContain('--trust-on-first-use');
+    expect(failure.message).toContain('handshake failed verification (possible tampering');
   });
 
   it('treats a pin that disagrees with --fingerprint as a usage error', () => {
@@ -175,5 +212,87 @@ describe('toCliError', () => {
       expect(failure.message).not.toContain(PASSWORD);
       expect(String(failure)).not.toContain(PASSWORD);
     }
+  });
+});
+
+describe('toConnectError', () => {
+  it.each([
+    ['frame_too_large', 'an HTTP answer read as a 1.2 GB frame'],
+    ['bad_frame', 'not a frame'],
+    ['unexpected_message', 'a first frame that is not a server_hello'],
+  ] as const)(
+    'calls an address whose first answer is not a server_hello (%s) not a securechat/1 server, exit 3',
+    (code, why) => {
+      const failure = toConnectError(
+        new NotSecureChatServerError(new ProtocolError(code, why)),
+        ADDRESS,
+      );
+      expect(failure.exitCode).toBe(EXIT.unreachable);
+      expect(failure.message).toBe(
+        `${ADDRESS} is not a securechat/1 server (its answer is not the protocol: ${code})`,
+      );
+    },
+  );
+
+  it('refuses a handshake record that fails to authenticate with exit 5 (possible tampering)', () => {
+    const failure = toConnectError(new RecordAuthenticationError('s2c'), ADDRESS);
+    expect(failure.exitCode).toBe(EXIT.serverRefused);
+    expect(failure.message).toContain('the handshake failed verification');
+    expect(failure.message).toContain('possible tampering');
+    expect(failure.message).not.toContain('not a securechat/1 server');
+  });
+
+  it.each([
+    [
+      'login_ok names another user',
+      new ProtocolError('unexpected_message', 'login_ok names another user'),
+    ],
+    ['an internal error', new ProtocolError('internal', 'internal error')],
+    ['a bad frame', new ProtocolError('bad_frame', 'frame too short')],
+  ])('maps %s after a valid server_hello as the protocol error it is, exit 1', (_name, error) => {
+    const failure = toConnectError(error, ADDRESS);
+    expect(failure.exitCode).toBe(EXIT.failure);
+    expect(failure.message).toBe(`${ADDRESS} broke the protocol (${error.code}): ${error.message}`);
+    expect(failure.message).not.toContain('not a securechat/1 server');
+  });
+
+  it('refuses a bad server signature with exit 5, and is toCliError for the rest', () => {
+    const signature = toConnectError(new ServerIdentityError('bad_server_signature', B), ADDRESS);
+    expect(signature.exitCode).toBe(EXIT.serverRefused);
+    expect(signature.message).toContain('handshake failed verification');
+    expect(toConnectError(new PeerError('auth_failed', 'no'), ADDRESS).exitCode).toBe(
+      EXIT.authFailed,
+    );
+    expect(toConnectError(new HandshakeTimeoutError(1), ADDRESS).exitCode).toBe(EXIT.unreachable);
+  });
+});
+
+describe('toSessionEndError', () => {
+  const refused = new PeerError('auth_failed', 'login failed');
+
+  it('explains a login refused after the server closed the session', () => {
+    const lost = new PeerError('shutting_down', 'account disabled by an operator');
+    const failure = toSessionEndError(refused, ADDRESS, lost);
+    expect(failure.exitCode).toBe(EXIT.authFailed);
+    expect(failure.message).toBe(
+      'the server closed the session: account disabled by an operator; logging in again was ' +
+        'refused (auth_failed): the account may have been disabled or its credentials changed',
+    );
+    expect(failure.message).not.toContain('wrong username, password or key');
+  });
+
+  it('names a lost connection that was not the server closing', () => {
+    const failure = toSessionEndError(refused, ADDRESS, new Error('read ECONNRESET'));
+    expect(failure.message).toMatch(/^the server closed the session \(read ECONNRESET\);/);
+  });
+
+  it('is toCliError for anything else', () => {
+    expect(toSessionEndError(refused, ADDRESS, undefined).message).toBe(
+      'login refused: wrong username, password or key',
+    );
+    const other = new PeerError('internal', 'boom');
+    expect(toSessionEndError(other, ADDRESS, new Error('x')).message).toBe(
+      toCliError(other, ADDRESS).message,
+    );
   });
 });

@@ -1,11 +1,13 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
+import { nonEmpty } from './cli-config';
+
 /**
  * Where the CLI keeps its files, after the XDG base directory spec: settings, the
  * known_servers pins and the default key in the config directory (like ~/.ssh), transcripts
- * in the data directory. `SECURECHAT_CONFIG_DIR` / `SECURECHAT_DATA_HOME` override both
- * (tests, several identities on one account).
+ * and the joined rooms in the data directory. `SECURECHAT_CONFIG_DIR` / `SECURECHAT_DATA_HOME`
+ * override both (tests, several identities on one account).
  */
 export interface CliPaths {
   readonly configDir: string;
@@ -14,10 +16,12 @@ export interface CliPaths {
   readonly peerKeys: string;
   readonly defaultKey: string;
   readonly transcripts: string;
+  /** The rooms each user joined on each server, listed when chat starts. */
+  readonly joinedRooms: string;
 }
 
 export function cliPaths(env: NodeJS.ProcessEnv): CliPaths {
-  const home = env.HOME && env.HOME !== '' ? env.HOME : homedir();
+  const home = nonEmpty(env.HOME) ?? homedir();
   const configDir =
     nonEmpty(env.SECURECHAT_CONFIG_DIR) ??
     join(nonEmpty(env.XDG_CONFIG_HOME) ?? join(home, '.config'), 'securechat');
@@ -31,9 +35,6 @@ export function cliPaths(env: NodeJS.ProcessEnv): CliPaths {
     peerKeys: join(configDir, 'peer_keys.json'),
     defaultKey: join(configDir, 'id_securechat'),
     transcripts: join(dataDir, 'transcripts'),
+    joinedRooms: join(dataDir, 'joined_rooms.json'),
   };
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === '' ? undefined : value;
 }

@@ -53,7 +53,13 @@ describe('runCli', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it.each([[[]], [['--help']], [['-h']], [['help']]])(
+  it('prints the usage on stderr and exits 2 without a command', async () => {
+    expect(await run([])).toBe(EXIT.usage);
+    expect(io.err()).toMatch(/^Usage: securechat <command> \[options\]/);
+    expect(io.out()).toBe('');
+  });
+
+  it.each([[['--help']], [['-h']], [['help']]])(
     'prints the general help for %j and exits 0',
     async (argv) => {
       expect(await run(argv)).toBe(EXIT.ok);
@@ -101,10 +107,30 @@ describe('runCli', () => {
     expect(io.out()).toBe('');
   });
 
+  it('suggests the closest command for a typo, and nothing for a wild guess', async () => {
+    expect(await run(['lisen'])).toBe(EXIT.usage);
+    expect(io.err()).toContain('securechat: unknown command "lisen" (did you mean "listen"?)');
+    const other = fakeIo();
+    expect(await run(['deploy'], other)).toBe(EXIT.usage);
+    expect(other.err()).not.toContain('did you mean');
+  });
+
+  it.each([
+    [['send', '--too', 'bob'], 'send', 'unknown option --too (did you mean --to?)'],
+    [['send', '--to'], 'send', '--to needs a value'],
+    [['send', '--json=yes', '--to', 'bob', 'hi'], 'send', '--json takes no value'],
+    [['listen', 'bob'], 'listen', 'unexpected argument "bob"'],
+    [['keygen', '-x'], 'keygen', 'unknown option -x'],
+  ])('%j: a bad flag is one clear line, exit 2', async (argv, name, problem) => {
+    expect(await run(argv)).toBe(EXIT.usage);
+    const lines = io.err().trimEnd().split('\n');
+    expect(lines).toEqual([`securechat ${name}: ${problem}`, `See "securechat ${name} --help".`]);
+  });
+
   it.each([
     [['send'], 'send', '--to is required'],
     [['send', '--to', 'Bob!', 'hi'], 'send', 'is neither a username nor a #room'],
-    [['keygen', '--bogus'], 'keygen', "Unknown option '--bogus'"],
+    [['keygen', '--bogus'], 'keygen', 'unknown option --bogus'],
     [['keygen', '--type', 'dsa'], 'keygen', '--type must be rsa or ed25519'],
     [['keygen', '--bits', '1024'], 'keygen', '--bits must be a number from 2048 to 8192'],
     [
@@ -147,6 +173,33 @@ describe('runCli', () => {
     const code = await run(['register', '-u', 'alice', '-k', key, '-s', '127.0.0.1:1'], withKey);
     expect(code).toBe(EXIT.usage);
     expect(withKey.err()).toContain('SECURECHAT_PASSWORD');
+  });
+
+  it('refuses a password no server accepts at register with exit 2, before connecting', async () => {
+    const key = join(dir, 'k');
+    const env = { SECURECHAT_KEY_PASSPHRASE: 'long enough passphrase' };
+    expect(await run(['keygen', '--type', 'ed25519', '--out', key], fakeIo(env))).toBe(EXIT.ok);
+    const short = fakeIo({ ...env, SECURECHAT_PASSWORD: 'short' });
+    const code = await run(['register', '-u', 'alice', '-k', key, '-s', '127.0.0.1:1'], short);
+    expect(code).toBe(EXIT.usage);
+    expect(short.err()).toContain('the password must be 8 to 1024 bytes');
+  });
+
+  it('keygen refuses an existing --out before making the key or asking anything', async () => {
+    const key = join(dir, 'taken');
+    writeFileSync(key, "someone else's key");
+    // No passphrase in the environment and no terminal: asking first would fail differently.
+    expect(await run(['keygen', '--out', key])).toBe(EXIT.usage);
+    expect(io.err()).toContain(`${key} exists; choose another --out, or --force`);
+    expect(io.err()).not.toContain('Generating');
+    expect(readFileSync(key, 'utf8')).toBe("someone else's key");
+  });
+
+  it('keygen refuses a short passphrase from the environment before making the key', async () => {
+    const short = fakeIo({ SECURECHAT_KEY_PASSPHRASE: 'short' });
+    expect(await run(['keygen', '--out', join(dir, 'k2')], short)).toBe(EXIT.usage);
+    expect(short.err()).toContain('SECURECHAT_KEY_PASSPHRASE must have at least 8 characters');
+    expect(short.err()).not.toContain('Generating');
   });
 
   it('creates a key with keygen, the passphrase from the environment', async () => {

@@ -16,7 +16,9 @@ import { keygenCommand } from './commands/keygen.command';
 import { listenCommand } from './commands/listen.command';
 import { registerCommand } from './commands/register.command';
 import { sendCommand } from './commands/send.command';
+import { trustCommand } from './commands/trust.command';
 import { verifyTranscriptCommand } from './commands/verify-transcript.command';
+import { closestMatch } from './did-you-mean';
 import { EXIT, EXIT_CODE_HELP, type ExitCode } from './exit-codes';
 import { UsageError } from './usage.error';
 
@@ -30,6 +32,7 @@ export const COMMANDS: readonly Command[] = [
   listenCommand,
   verifyTranscriptCommand,
   fingerprintCommand,
+  trustCommand,
   adminCommand,
 ];
 
@@ -53,7 +56,8 @@ Getting started (a server from "npm start" on this machine):
 Files (XDG base directories; SECURECHAT_CONFIG_DIR / SECURECHAT_DATA_HOME override):
   ~/.config/securechat/config.json      defaults: {"server","user","key","trust_on_first_use","transcripts"}
   ~/.config/securechat/known_servers    pinned server keys, one "host:port sha256:…" per line
-  ~/.config/securechat/peer_keys.json   pinned keys of the people you talk to
+  ~/.config/securechat/peer_keys.json   pinned keys of the people you talk to, per server
+                                        (securechat trust NAME accepts a changed one)
   ~/.config/securechat/id_securechat    your default key (from keygen)
   ~/.local/share/securechat/transcripts/  your session transcripts
 
@@ -66,7 +70,12 @@ export async function runCli(
   commands: readonly Command[] = COMMANDS,
 ): Promise<ExitCode> {
   const [name, ...args] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined) {
+    // Nothing asked: a script that forgot its command must not read this as success.
+    writeLine(io.stderr, generalHelp(commands));
+    return EXIT.usage;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     const topic = name === 'help' ? commands.find((c) => c.name === args[0]) : undefined;
     writeLine(io.stdout, topic ? topic.help : generalHelp(commands));
     return EXIT.ok;
@@ -77,7 +86,15 @@ export async function runCli(
   }
   const command = commands.find((c) => c.name === name);
   if (command === undefined) {
-    writeLine(io.stderr, `securechat: unknown command "${sanitizeForTerminal(name)}"`);
+    const guess = closestMatch(
+      name,
+      commands.map((c) => c.name),
+    );
+    writeLine(
+      io.stderr,
+      `securechat: unknown command "${sanitizeForTerminal(name)}"` +
+        (guess === undefined ? '' : ` (did you mean "${guess}"?)`),
+    );
     writeLine(
       io.stderr,
       `Commands: ${commands.map((c) => c.name).join(', ')}. See "securechat --help".`,

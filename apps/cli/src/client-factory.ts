@@ -9,6 +9,7 @@ import {
   type FirstContact,
   FileKnownServersStore,
   FilePeerKeyStore,
+  type PeerKeyStore,
   FileTranscriptSink,
   SecureChatClient,
   type SecureChatClientOptions,
@@ -16,17 +17,23 @@ import {
   serverAddress,
 } from '@securechat/client';
 
+import { PASSWORD_MAX_BYTES, PASSWORD_MIN_BYTES } from '@securechat/protocol';
+
 import { sanitizeName } from './chat/sanitize';
 import { type ConnectionSettings } from './cli-config';
 import { type CliIo, writeLine } from './cli-io';
 import { type CliPaths } from './cli-paths';
 import { keyFingerprint, loadPrivateKey } from './key-files';
 import { confirm, secret } from './terminal-prompt';
+import { UsageError } from './usage.error';
 
 export interface ClientFactoryOptions {
   readonly action?: 'login' | 'register';
-  /** Reconnect after a lost connection (interactive and listening commands). */
-  readonly reconnect: boolean;
+  /**
+   * Reconnect after a lost connection (interactive and listening commands): `true` with the
+   * client's defaults, or at most `maxAttempts` attempts in a row (`--max-reconnects`).
+   */
+  readonly reconnect: boolean | { readonly maxAttempts?: number };
 }
 
 /** The transcript directory of one identity on one server. */
@@ -56,6 +63,10 @@ export interface CreatedClient {
   readonly client: SecureChatClient;
   /** The fingerprint of the user's key, as the server and other users see it. */
   readonly keyFingerprint: string;
+  /** The pins of the people met on this server (the client verifies against the same store). */
+  readonly peerKeys: PeerKeyStore;
+  /** The server's identity key fingerprint, once connected (what its pins are kept under). */
+  readonly serverFingerprint: () => Promise<string | undefined>;
 }
 
 export async function createClient(
@@ -74,14 +85,19 @@ export async function createClient(
     ),
   );
   const address = serverAddress(settings.server.host, settings.server.port);
-  const password = await secret(
-    io.env,
-    'SECURECHAT_PASSWORD',
-    io.stdin,
-    io.stderr,
+  const password = await askPassword(
+    io,
     // The username is checked against the protocol's pattern; the host is free text.
-    `Password for ${sanitizeName(settings.user)}@${sanitizeName(address)}: `,
+    `${sanitizeName(settings.user)}@${sanitizeName(address)}`,
+    options.action === 'register',
   );
+  const knownServers = new FileKnownServersStore(paths.knownServers);
+  const configured = typeof settings.trust === 'object' ? settings.trust.fingerprint : undefined;
+  // Peer keys are pinned per server, under the key the handshake proved: once logged in, that
+  // is the key pinned in known_servers, or the --fingerprint it was checked against.
+  const serverFingerprint = async (): Promise<string | undefined> =>
+    (await knownServers.get(address)) ?? configured;
+  const peerKeys = new FilePeerKeyStore(paths.peerKeys, serverFingerprint);
   const clientOptions: SecureChatClientOptions = {
     host: settings.server.host,
     port: settings.server.port,
@@ -89,12 +105,10 @@ export async function createClient(
     password,
     privateKey,
     action: options.action ?? 'login',
-    trust: {
-      store: new FileKnownServersStore(paths.knownServers),
-      policy: trustPolicy(settings, io),
-    },
-    peerKeys: new FilePeerKeyStore(paths.peerKeys),
-    reconnect: options.reconnect ? {} : false,
+    trust: { store: knownServers, policy: trustPolicy(settings, io) },
+    peerKeys,
+    reconnect:
+      options.reconnect === false ? false : options.reconnect === true ? {} : options.reconnect,
     ...(settings.transcripts
       ? { transcript: new FileTranscriptSink({ directory: transcriptDirectory(paths, settings) }) }
       : {}),
@@ -102,5 +116,35 @@ export async function createClient(
   return {
     client: new SecureChatClient(clientOptions),
     keyFingerprint: keyFingerprint(privateKey),
+    peerKeys,
+    serverFingerprint,
   };
+}
+
+/**
+ * The password, from SECURECHAT_PASSWORD or asked; a new one (registration) is asked twice on
+ * a terminal, since a typo there would lock the account out. Its length is checked here, so
+ * that a password no server accepts is a usage error, not a failure inside the client.
+ */
+export async function askPassword(io: CliIo, who: string, isNew: boolean): Promise<string> {
+  const fromEnv = io.env.SECURECHAT_PASSWORD !== undefined && io.env.SECURECHAT_PASSWORD !== '';
+  const question = isNew && !fromEnv ? `New password for ${who}: ` : `Password for ${who}: `;
+  const password = await secret(io.env, 'SECURECHAT_PASSWORD', io.stdin, io.stderr, question);
+  const bytes = Buffer.byteLength(password, 'utf8');
+  if (bytes < PASSWORD_MIN_BYTES || bytes > PASSWORD_MAX_BYTES) {
+    throw new UsageError(
+      `the password must be ${PASSWORD_MIN_BYTES} to ${PASSWORD_MAX_BYTES} bytes of UTF-8`,
+    );
+  }
+  if (isNew && !fromEnv) {
+    const again = await secret(
+      {},
+      'SECURECHAT_PASSWORD',
+      io.stdin,
+      io.stderr,
+      'Same password again: ',
+    );
+    if (again !== password) throw new UsageError('the passwords differ; nothing was sent');
+  }
+  return password;
 }

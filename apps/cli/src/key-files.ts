@@ -85,7 +85,7 @@ export function isEncryptedPem(text: string): boolean {
 
 /**
  * Reads a private key; `passphrase` is called only for an encrypted file. The key must be one
- * a user may hold (§2.2: Ed25519, or RSA of at least 2048 bits).
+ * a user may hold (docs/PROTOCOL.md §2.2: Ed25519, or RSA of at least 2048 bits).
  */
 export async function loadPrivateKey(
   path: string,

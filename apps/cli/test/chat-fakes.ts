@@ -1,4 +1,5 @@
 /** Stand-ins for the chat tests: deliveries as the client hands them over, and a fake client. */
+import { type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
 import {
@@ -15,6 +16,9 @@ import {
   type Joined,
   type KeyAnswer,
   type Left,
+  exportSpki,
+  fingerprint,
+  toBase64,
 } from '@securechat/protocol';
 
 let nextId = 0;
@@ -51,15 +55,30 @@ export function incoming(
 }
 
 /**
+ * The server's `key` answer for `user`'s public key, as get_key gives it (docs/PROTOCOL.md §7.1).
+ */
+export function keyAnswer(user: string, publicKey: KeyObject): KeyAnswer {
+  const spki = exportSpki(publicKey);
+  return { type: 'key', user, public_key: toBase64(spki), fingerprint: fingerprint(spki) };
+}
+
+/**
  * The part of SecureChatClient the chat uses: its events, and jest.fn()s for the requests
- * (each test sets what they answer).
+ * (each test sets what they answer). Unless a test says otherwise, every conversation has no
+ * history yet and every delivery verifies: opening a conversation asks for its history.
  */
 export class FakeChatClient extends EventEmitter<SecureChatClientEvents> {
   readonly send = jest.fn<Promise<SendResult>, [string, string]>();
   readonly join = jest.fn<Promise<Joined>, [string]>();
   readonly leave = jest.fn<Promise<Left>, [string]>();
-  readonly history = jest.fn<Promise<History>, [string, { before?: string; limit?: number }?]>();
-  readonly verifyDeliver = jest.fn<Promise<VerificationResult>, [Deliver]>();
+  readonly history = jest
+    .fn<Promise<History>, [string, { before?: string; limit?: number }?]>()
+    .mockImplementation((withWhom) =>
+      Promise.resolve({ type: 'history', with: withWhom, messages: [] }),
+    );
+  readonly verifyDeliver = jest
+    .fn<Promise<VerificationResult>, [Deliver]>()
+    .mockResolvedValue({ verification: 'verified' });
   readonly getKey = jest.fn<Promise<KeyAnswer>, [string]>();
 
   asClient(): SecureChatClient {

@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { AdminModule, AuthModule } from '@securechat/auth';
+import { AdminModule } from '@securechat/admin';
+import { AuthModule } from '@securechat/auth';
 import { GatewayModule } from '@securechat/gateway-tcp';
 import { RelayModule } from '@securechat/relay';
 

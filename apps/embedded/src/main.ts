@@ -9,18 +9,19 @@ import { join } from 'node:path';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { type MicroserviceOptions } from '@nestjs/microservices';
+import { ADMIN_HTTP_APP_OPTIONS, serveAdminHttp, withAdminToken } from '@securechat/admin';
 import {
-  announceReady,
+  checkPorts,
   InProcessBus,
   InProcessServer,
   loadConfig,
   openDatabase,
   OpsModule,
+  plannedListeners,
   postgresCheck,
   ProcessOps,
   runMain,
 } from '@securechat/core';
-import { ADMIN_HTTP_APP_OPTIONS, serveAdminHttp, withAdminToken } from '@securechat/auth';
 import { GatewayServer } from '@securechat/gateway-tcp';
 
 import { EmbeddedModule } from './embedded.module';
@@ -34,7 +35,11 @@ class EmbeddedProcessModule {
 }
 
 runMain(async () => {
-  const admin = withAdminToken(loadConfig());
+  const loaded = loadConfig();
+  // Every port first: a busy one must stop the start before the admin token, the identity key
+  // or the database exist — one line naming the setting, exit 2, nothing left behind.
+  await checkPorts(plannedListeners(loaded, ['gateway', 'admin', 'ops']));
+  const admin = withAdminToken(loaded);
   const config = admin.config;
   const ops = new ProcessOps(config, { service: 'embedded', roles: ['gateway', 'auth', 'relay'] });
   const database = await openDatabase({ kind: 'pglite', dataDir: join(config.dataDir, 'pglite') });
@@ -57,15 +62,16 @@ runMain(async () => {
     admin.file === undefined
       ? 'from ADMIN_TOKEN'
       : `in ${admin.file}${admin.created ? ' (generated now)' : ''}`;
-  // One machine-readable line for scripts and tests, then the human summary.
-  announceReady({ host, port, fingerprint, ops_port: opsPort, admin_port: adminPort });
-  console.log(
+  // One machine-readable line for scripts and tests, then the human summary, last of all.
+  ops.announce(
+    { host, port, fingerprint, ops_port: opsPort, admin_port: adminPort },
     `SecureChat is listening on ${host}:${port}\n` +
       `  server fingerprint: ${fingerprint}\n` +
       `  data directory:     ${config.dataDir}\n` +
       `  registration:       ${config.allowRegistration ? 'open (ALLOW_REGISTRATION=true)' : 'closed'}\n` +
       `  admin API:          http://${config.admin.host}:${adminPort}/admin` +
       `${config.admin.docs ? ' (docs: /admin/docs)' : ''}\n` +
-      `  admin token:        ${tokenWhere}`,
+      `  admin token:        ${tokenWhere}\n` +
+      `  ops endpoints:      http://${config.ops.host}:${opsPort}/healthz`,
   );
 });

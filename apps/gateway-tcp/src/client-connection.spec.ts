@@ -268,8 +268,9 @@ describe('ClientConnection', () => {
     expect(types).toEqual(['ack', 'ack', 'ack', 'ack', 'ack', 'receipt']);
   });
 
-  // §6 (`bye`: the server sends nothing else after the receipt) and §7 (the s2c chain ends at
-  // the record before it): a bad record after the receipt closes the connection without a word.
+  // PROTOCOL.md §6 (`bye`: the server sends nothing else after the receipt) and PROTOCOL.md §7 (the
+  // s2c chain ends at the record before it): a bad record after the receipt closes the connection
+  // without a word.
   it.each([
     ['a ping', { type: 'ping', n: 1 }],
     ['a countersign with a member not defined for it', 'countersign+note'],
@@ -346,7 +347,7 @@ describe('ClientConnection', () => {
         ...client.session.signedSend({ id: 'bad', to: 'bob', body: 'x', ts: 1 }),
         body: 'changed after signing',
       });
-    // Sealed in the order they are sent (§5 sequence numbers).
+    // Sealed in the order they are sent (PROTOCOL.md §5 sequence numbers).
     h.socket.push(Buffer.concat([good('a'), forged(), good('b')]));
     await flush();
     h.releaseBatch();

@@ -76,7 +76,7 @@ type Phase = 'handshake' | 'session' | 'closing' | 'closed';
 const COUNTERSIGN_TIMEOUT_MS = 10_000;
 /** How long a shutdown waits for the request being handled before it sends the error anyway. */
 const SHUTDOWN_DRAIN_MS = 2_000;
-/** A frame started but not finished within this time is a stalled peer (§9). */
+/** A frame started but not finished within this time is a stalled peer (PROTOCOL.md §9). */
 const FRAME_STALL_TIMEOUT_MS = 30_000;
 /** Answers waiting for the peer above which no further request is handled until it reads. */
 const REPLY_WRITE_AHEAD_BYTES = 64 * 1024;
@@ -128,8 +128,8 @@ function sharedBy(deps: ConnectionDeps): Shared {
  *
  * Requests are handled in arrival order, one unit at a time; a run of consecutive `send`s is
  * one unit, stored by the relay in one batch while the next sends are read, so a client with
- * many sends in flight pays one round trip per batch, not per message (§6 order per sender
- * holds: one batch of a connection is with the relay at a time).
+ * many sends in flight pays one round trip per batch, not per message (PROTOCOL.md §6 order per
+ * sender holds: one batch of a connection is with the relay at a time).
  */
 export class ClientConnection implements DeliveryTarget {
   /**
@@ -264,20 +264,23 @@ export class ClientConnection implements DeliveryTarget {
   start(): void {
     const { limits } = this.#deps.config;
     this.#logger.debug?.('accepted');
-    // Nothing before login is large (§9: bound what a connection may hold).
+    // Nothing before login is large (PROTOCOL.md §9: bound what a connection may hold).
     this.#framed.maxFrame = Math.min(MAX_HANDSHAKE_FRAME, limits.maxFrame);
     this.#framed.start(this.#callbacks);
     this.#handshake!.start();
   }
 
-  /** Fan-out (§6): a `deliver` for this session, written or held by the delivery sync. */
+  /**
+   * Fan-out (PROTOCOL.md §6): a `deliver` for this session, written or held by the delivery sync.
+   */
   deliver(message: StoredMessage): void {
     this.#delivery?.deliver(message);
   }
 
   /**
    * Sends every message still pending for this user again. Called when the fan-out channel
-   * came back from an outage (it is at most once); recipients drop duplicates by msg_id (§6).
+   * came back from an outage (it is at most once); recipients drop duplicates by msg_id
+   * (PROTOCOL.md §6).
    */
   async resync(): Promise<void> {
     if (this.#phase === 'session') await this.#delivery?.resync();
@@ -323,7 +326,8 @@ export class ClientConnection implements DeliveryTarget {
    */
   #pump(): Promise<void> {
     if (this.#pumping) return this.#pumping;
-    // Set before the run starts: records must be opened strictly in order (§5), by one reader.
+    // Set before the run starts: records must be opened strictly in order (PROTOCOL.md §5), by one
+    // reader.
     let finished!: () => void;
     this.#pumping = new Promise((resolve) => (finished = resolve));
     void this.#runPump().finally(() => {
@@ -362,8 +366,8 @@ export class ClientConnection implements DeliveryTarget {
     const requests = new RequestHandler(this.#session!, this.#deps, this.#logger);
     switch (unit.kind) {
       case 'sends':
-        // One relay call for the run, while the next sends are read (§6 order kept). The
-        // gateway's own checks ran as each send was read (RecordReader), so that its
+        // One relay call for the run, while the next sends are read (PROTOCOL.md §6 order kept).
+        // The gateway's own checks ran as each send was read (RecordReader), so that its
         // transcript knew a refused one before shipping it (ConnectionTranscript).
         return this.#replyAll(await requests.sendBatch(unit.checked));
       case 'delivered':
@@ -380,7 +384,9 @@ export class ClientConnection implements DeliveryTarget {
     }
   }
 
-  /** §7: nothing follows `bye` but the receipt; the client has a while to countersign. */
+  /**
+   * PROTOCOL.md §7: nothing follows `bye` but the receipt; the client has a while to countersign.
+   */
   #bye(): void {
     this.#phase = 'closing';
     this.#deps.registry.remove(this);
@@ -392,7 +398,7 @@ export class ClientConnection implements DeliveryTarget {
     );
   }
 
-  /** §6: the session is live; its backlog goes out while requests are handled. */
+  /** PROTOCOL.md §6: the session is live; its backlog goes out while requests are handled. */
   #startSession(session: ServerSession): void {
     const deps = this.#deps;
     this.#session = session;
@@ -450,9 +456,9 @@ export class ClientConnection implements DeliveryTarget {
   // ------------------------------------------------------------------ errors
 
   /**
-   * A failure while reading a request: answer it, and close when §2 says so. Once the receipt
-   * is sent nothing more is said (§6, §7): any failure then just closes the connection, and the
-   * transcript still recomputes the receipt.
+   * A failure while reading a request: answer it, and close when PROTOCOL.md §2 says so. Once the
+   * receipt is sent nothing more is said (PROTOCOL.md §6, §7): any failure then just closes the
+   * connection, and the transcript still recomputes the receipt.
    */
   #requestFailure(error: unknown): void {
     const session = this.#session!;
@@ -469,14 +475,15 @@ export class ClientConnection implements DeliveryTarget {
       this.#reply(errorFor(error, session));
       return;
     }
-    // §2: a fatal error is said once, as a record, then the connection closes (§5: silently
-    // when the record layer itself failed; §7: silently after the receipt, see finalError).
+    // PROTOCOL.md §2: a fatal error is said once, as a record, then the connection closes
+    // (PROTOCOL.md §5: silently when the record layer itself failed; PROTOCOL.md §7: silently after
+    // the receipt, see finalError).
     const last = session.finalError(error);
     if (last) this.#framed.write(last);
     this.#close(`protocol error: ${error.code} (${error.message})`);
   }
 
-  /** A framing failure (§2): tell the peer in the current encoding, then close. */
+  /** A framing failure (PROTOCOL.md §2): tell the peer in the current encoding, then close. */
   #protocolFailure(error: ProtocolError): void {
     if (this.#phase === 'handshake') {
       this.#handshake!.abort(error.code, error.message);

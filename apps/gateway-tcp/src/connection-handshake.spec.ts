@@ -1,8 +1,8 @@
 /**
  * ConnectionHandshake with a real libs/protocol ClientHandshake on the other end, a real
  * LoginGate over a fake auth service whose decisions the test releases, and jest's fake
- * timers: the hello and login timeouts (§10 item 10), the early-frame rule (§10 item 14),
- * and how each ending is counted.
+ * timers: the hello and login timeouts (PROTOCOL.md §10 item 10), the early-frame rule (PROTOCOL.md
+ * §10 item 14), and how each ending is counted.
  */
 import { generateKeyPairSync } from 'node:crypto';
 

@@ -24,7 +24,7 @@ export interface ConnectionHandshakeInit {
   readonly login: LoginGate;
   readonly metrics: MetricsRepository;
   readonly now: () => number;
-  /** The record layer's hook (login_ok is the first s2c record: §7). */
+  /** The record layer's hook (login_ok is the first s2c record: PROTOCOL.md §7). */
   readonly onRecord: (event: RecordEvent) => void;
   /** Where the handshake's frames go, and how it stops reading. */
   readonly output: { write(bytes: Buffer): void; pauseReading(): void };
@@ -35,11 +35,12 @@ export interface ConnectionHandshakeInit {
 }
 
 /**
- * The server's side of the §3 handshake on one connection: libs/protocol's ServerHandshake with
- * the timers and the rules around it. A peer has `helloTimeoutMs` to say `client_hello` (no key
- * is made or signed before: ServerHandshake makes its ephemeral key then) and
- * `handshakeTimeoutMs` from accept to `login` (§10 item 10); while the login is being decided
- * any further frame is `unexpected_message` and reading stops (§10 item 14).
+ * The server's side of the PROTOCOL.md §3 handshake on one connection: libs/protocol's
+ * ServerHandshake with the timers and the rules around it. A peer has `helloTimeoutMs` to say
+ * `client_hello` (no key is made or signed before: ServerHandshake makes its ephemeral key then)
+ * and `handshakeTimeoutMs` from accept to `login` (PROTOCOL.md §10 item 10); while the login is
+ * being decided any further frame is `unexpected_message` and reading stops (PROTOCOL.md §10 item
+ * 14).
  */
 export class ConnectionHandshake {
   readonly #init: ConnectionHandshakeInit;
@@ -97,7 +98,8 @@ export class ConnectionHandshake {
       clearTimeout(this.#helloTimer);
       this.#helloTimer = undefined;
     } else if (handshake.state === 'expect_login') {
-      // §10.10: the timeout runs until `login` arrives; the decision has its own deadline.
+      // PROTOCOL.md §10.10: the timeout runs until `login` arrives; the decision has its own
+      // deadline.
       clearTimeout(this.#loginTimer);
       this.#loginTimer = undefined;
     }
@@ -112,13 +114,13 @@ export class ConnectionHandshake {
     if (!this.#over) this.#finish(step);
   }
 
-  /** §10.14: nothing may come before the login decision; we hold none of it. */
+  /** PROTOCOL.md §10.14: nothing may come before the login decision; we hold none of it. */
   earlyFrame(): void {
     this.#init.output.pauseReading();
     this.abort('unexpected_message', 'nothing may be sent before the login decision');
   }
 
-  /** Ends the handshake from our side with an error the client can read (§2). */
+  /** Ends the handshake from our side with an error the client can read (PROTOCOL.md §2). */
   abort(code: ErrorCode, message: string): void {
     if (!this.#over && this.#handshake) this.#finish(this.#handshake.abort(code, message));
   }

@@ -1,11 +1,10 @@
-import { type TranscriptView as TranscriptViewDto } from '@securechat/core';
+import { toTranscriptViewContract } from '@securechat/core';
 import {
   type CountersignCheck,
   type RecordEvent,
   type ServerSession,
   sha256,
   toBase64,
-  type TranscriptView,
 } from '@securechat/protocol';
 
 import { type TranscriptShipper } from './transcript-shipper';
@@ -24,10 +23,10 @@ export interface ConnectionTranscriptInit {
  * the order the gateway saw them; the close carries the receipt and the client's countersign.
  *
  * A c2s request the gateway refuses by its own checks, before any service sees it (a `send`
- * with a bad signature, U+0000 or too large to deliver; a request breaking a §7.5 value rule),
- * is shipped by digest: SHA-256 of its plaintext instead of the plaintext, which is all the
- * §7 chain needs (docs/PROTOCOL.md §10 item 25), so a client cannot fill the store with
- * requests that did nothing. The server's `error` answer stays in full.
+ * with a bad signature, U+0000 or too large to deliver; a request breaking a docs/PROTOCOL.md §7.5
+ * value rule), is shipped by digest: SHA-256 of its plaintext instead of the plaintext, which is
+ * all the PROTOCOL.md §7 chain needs (docs/PROTOCOL.md §10 item 25), so a client cannot fill the
+ * store with requests that did nothing. The server's `error` answer stays in full.
  *
  * Why the verdict comes first: a record handed to the shipper may be sealed into a chunk and
  * sent at once (TranscriptShipper seals a chunk that reaches its size inside `record`), so
@@ -96,12 +95,15 @@ export class ConnectionTranscript {
     this.#release(false);
   }
 
-  /** The client's countersign was read (§7): the outcome the close will store. */
+  /** The client's countersign was read (PROTOCOL.md §7): the outcome the close will store. */
   countersigned(check: CountersignCheck): void {
     this.#countersign = check;
   }
 
-  /** Ships the close once: agreed/disputed after a countersign, incomplete otherwise (§10.12). */
+  /**
+   * Ships the close once: agreed/disputed after a countersign, incomplete otherwise (PROTOCOL.md
+   * §10.12).
+   */
   close(session: Pick<ServerSession, 'sentReceipt' | 'view'>): void {
     if (!this.opened || this.#closed) return;
     this.#release(false);
@@ -112,11 +114,11 @@ export class ConnectionTranscript {
       sessionId: this.#init.sessionId,
       endedAt: this.#init.now(),
       status: check?.outcome ?? 'incomplete',
-      serverView: viewDto(receipt?.view ?? session.view()),
+      serverView: toTranscriptViewContract(receipt?.view ?? session.view()),
       ...(receipt ? { receiptSignature: toBase64(receipt.signature) } : {}),
       ...(check
         ? {
-            clientView: viewDto(check.clientView),
+            clientView: toTranscriptViewContract(check.clientView),
             countersignature: toBase64(check.clientSignature),
           }
         : {}),
@@ -140,13 +142,4 @@ export class ConnectionTranscript {
         : { direction, chained, plaintext },
     );
   }
-}
-
-function viewDto(view: TranscriptView): TranscriptViewDto {
-  return {
-    c2sCount: view.c2sCount,
-    c2sChain: toBase64(view.c2sChain),
-    s2cCount: view.s2cCount,
-    s2cChain: toBase64(view.s2cChain),
-  };
 }

@@ -83,7 +83,7 @@ export class DeliverySync {
     return this.#state;
   }
 
-  /** §6: the backlog right after `login_ok`; resolves when the session is live. */
+  /** PROTOCOL.md §6: the backlog right after `login_ok`; resolves when the session is live. */
   start(): Promise<void> {
     return this.#catchUp(undefined);
   }
@@ -110,7 +110,7 @@ export class DeliverySync {
 
   /**
    * Sends every pending message again (the fan-out channel came back from an outage: it is at
-   * most once). Recipients drop duplicates by msg_id (§6).
+   * most once). Recipients drop duplicates by msg_id (PROTOCOL.md §6).
    */
   resync(): Promise<void> {
     if (this.#stopped()) return Promise.resolve();

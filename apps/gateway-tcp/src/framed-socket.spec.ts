@@ -36,7 +36,7 @@ const LIMITS: FramedSocketLimits = {
 const PAUSE_AT_BYTES = LIMITS.maxInboundBytes - READ_CHUNK_BYTES;
 
 const frameOf = (value: object): Buffer => encodeFrame(serializeJson(value));
-/** `00000002 7b7d`: the smallest frame §2 allows. */
+/** `00000002 7b7d`: the smallest frame PROTOCOL.md §2 allows. */
 const MIN_FRAME_BYTES = frameOf({});
 /** A frame whose body is exactly `bodyBytes` long. */
 function frameWithBody(bodyBytes: number, tag = 0): Buffer {

@@ -27,7 +27,7 @@ export interface ByteStream {
 }
 
 export interface FramedSocketLimits {
-  /** Largest frame body accepted from the next length prefix on (§2); changeable. */
+  /** Largest frame body accepted from the next length prefix on (PROTOCOL.md §2); changeable. */
   readonly maxFrame: number;
   /** Frames cut out of the input ahead of the one being handled; reading pauses there. */
   readonly maxInboundFrames: number;
@@ -35,7 +35,9 @@ export interface FramedSocketLimits {
   readonly maxInboundBytes: number;
   /** A peer that takes none of our bytes for this long, while some wait for it, is dropped. */
   readonly writeStallTimeoutMs: number;
-  /** A peer that starts a frame and sends no more of it for this long is dropped (§9). */
+  /**
+   * A peer that starts a frame and sends no more of it for this long is dropped (PROTOCOL.md §9).
+   */
   readonly frameStallTimeoutMs: number;
   /** No traffic either way for this long closes the connection (clients `ping`). */
   readonly idleTimeoutMs: number;
@@ -44,7 +46,10 @@ export interface FramedSocketLimits {
 export interface FramedSocketEvents {
   /** Frames are waiting: take them with `next()`. Called again whenever more arrive. */
   readable(): void;
-  /** The byte stream broke §2 framing (a bad length prefix): say so if possible, then close. */
+  /**
+   * The byte stream broke PROTOCOL.md §2 framing (a bad length prefix): say so if possible, then
+   * close.
+   */
   framingError(error: ProtocolError): void;
   /** The peer finished sending (half-close); what it sent is still to be handled. */
   ended(): void;
@@ -71,7 +76,7 @@ const READ_CHUNK_BYTES = 64 * 1024;
 const LINGER_MS = 5_000;
 
 /**
- * A socket seen as §2 frames, with every buffer bounded (§9):
+ * A socket seen as PROTOCOL.md §2 frames, with every buffer bounded (PROTOCOL.md §9):
  * - input: bytes are kept as bytes and cut into frames only while fewer than
  *   `maxInboundFrames` wait, so a chunk of thousands of tiny frames costs its bytes, not an
  *   object per frame; reading pauses before `maxInboundBytes` and a peer past it is closed;
@@ -167,7 +172,9 @@ export class FramedSocket {
     socket.on('drain', FramedSocket.#onSocketDrain);
   }
 
-  /** The bound on frame bodies from the next length prefix on (small until login: §9). */
+  /**
+   * The bound on frame bodies from the next length prefix on (small until login: PROTOCOL.md §9).
+   */
   set maxFrame(value: number) {
     if (value > this.#limits.maxFrame) throw new RangeError('maxFrame above the configured one');
     this.#decoder.maxFrame = value;
@@ -323,7 +330,7 @@ export class FramedSocket {
     if (announce && this.#queue.length > before) this.#events!.readable();
   }
 
-  /** Drops a peer that starts a frame and never finishes it (§9). */
+  /** Drops a peer that starts a frame and never finishes it (PROTOCOL.md §9). */
   #watchFrameStall(): void {
     // Bytes left over while frames wait may be whole frames not cut yet: not the peer's fault.
     const midFrame = this.#queue.length === 0 && this.#decoder.bufferedBytes > 0;
@@ -398,7 +405,7 @@ export class FramedSocket {
     const idle = this.#now() - this.#lastProgress;
     const timeout = this.#limits.writeStallTimeoutMs;
     if (idle >= timeout) {
-      // Its messages stay pending for the next login (§6).
+      // Its messages stay pending for the next login (PROTOCOL.md §6).
       this.#drop(`slow reader: no bytes taken for ${idle} ms`);
       return;
     }

@@ -87,7 +87,8 @@ export class GatewayServer implements OnModuleDestroy {
         }
       }
     });
-    // Pub/sub is at most once: after an outage, resend what is pending from Postgres (§6).
+    // Pub/sub is at most once: after an outage, resend what is pending from Postgres (PROTOCOL.md
+    // §6).
     this.#unsubscribeReconnect = this.fanout.onReconnect(() => {
       this.#logger.warn(
         'fan-out channel reconnected; resending pending messages to local sessions',
@@ -134,8 +135,8 @@ export class GatewayServer implements OnModuleDestroy {
     const address = socket.remoteAddress ?? 'unknown';
     const verdict = this.limiter.tryStartHandshake(address);
     if (verdict !== 'ok') {
-      // Plaintext, before any key exists (§2). Sessions last long, so a full server asks for a
-      // longer wait; handshake slots and accept tokens come back within seconds.
+      // Plaintext, before any key exists (PROTOCOL.md §2). Sessions last long, so a full server
+      // asks for a longer wait; handshake slots and accept tokens come back within seconds.
       const { message, retryAfter } = {
         too_many_sessions: { message: 'server is full', retryAfter: 5 },
         too_many_handshakes: { message: 'too many connections in progress', retryAfter: 1 },

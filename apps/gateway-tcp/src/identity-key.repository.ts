@@ -26,8 +26,8 @@ export interface ServerIdentityKey {
 }
 
 /**
- * The deployment's Ed25519 identity (§1): read from a PEM file, or generated there with mode
- * 0600 on first start. Every gateway of a deployment shares the file. With
+ * The deployment's Ed25519 identity (PROTOCOL.md §1): read from a PEM file, or generated there with
+ * mode 0600 on first start. Every gateway of a deployment shares the file. With
  * `identityPublicKeyPath` the public key (SPKI PEM) is also written there, for processes that
  * must name the key but should not hold it (auth's transcript export reads it as its
  * SECURECHAT_IDENTITY_KEY).

@@ -19,8 +19,8 @@ export interface LoginGateDeps {
 }
 
 /**
- * The login decision of one connection (§3 step 4–5): auth decides on the credentials, and a
- * session slot (ConnectionLimiter) is taken before `login_ok` goes out, so that a full server
+ * The login decision of one connection (PROTOCOL.md §3 step 4–5): auth decides on the credentials,
+ * and a session slot (ConnectionLimiter) is taken before `login_ok` goes out, so that a full server
  * or a user at its cap says so properly. Holds the slot until `release`.
  */
 export class LoginGate {
@@ -79,8 +79,8 @@ export class LoginGate {
       if (this.deps.closed()) return { ok: false, code: 'internal' }; // peer left meanwhile
       const slot = limiter.tryStartSession(username);
       if (slot !== 'ok') {
-        // Both are "come back later" (§9 rate_limited); a user at its cap frees a slot by
-        // closing one of its sessions, which takes longer than a busy server.
+        // Both are "come back later" (docs/PROTOCOL.md §9 rate_limited); a user at its cap frees a
+        // slot by closing one of its sessions, which takes longer than a busy server.
         this.#refuse(slot);
         return { ok: false, code: 'rate_limited', retryAfter: slot === 'server_full' ? 5 : 30 };
       }

@@ -12,8 +12,9 @@ import { type CheckedSend, type SingleRequest } from './request-handler';
 /** One unit of work for the connection, in the order the client sent it. */
 export type RecordUnit =
   /**
-   * A run of consecutive `send`s: stored as one batch, answered in order (§6). `checked[i]` is
-   * the gateway's verdict on `sends[i]` (RecordChecks.checkSend), made as it was read.
+   * A run of consecutive `send`s: stored as one batch, answered in order (PROTOCOL.md §6).
+   * `checked[i]` is the gateway's verdict on `sends[i]` (RecordChecks.checkSend), made as it was
+   * read.
    */
   | {
       readonly kind: 'sends';
@@ -25,7 +26,9 @@ export type RecordUnit =
   | { readonly kind: 'request'; readonly message: SingleRequest }
   | { readonly kind: 'bye' }
   | { readonly kind: 'countersign'; readonly check: CountersignCheck }
-  /** A record that could not be read (§5, §10 item 2): the session answers or closes. */
+  /**
+   * A record that could not be read (PROTOCOL.md §5, §10 item 2): the session answers or closes.
+   */
   | { readonly kind: 'failure'; readonly error: unknown };
 
 /** What the reader asks of the connection about each record, as it opens it. */
@@ -35,8 +38,9 @@ export interface RecordChecks {
   /**
    * Called after every read, before the next record is opened: whether the record just
    * opened was refused by the gateway itself, before any service saw it — a `send` that
-   * checkSend refused, or a request the §7.5 value rules refused (`bad_request`, `too_large`).
-   * ConnectionTranscript keeps such a record by digest (docs/PROTOCOL.md §10 item 25).
+   * checkSend refused, or a request the docs/PROTOCOL.md §7.5 value rules refused (`bad_request`,
+   * `too_large`). ConnectionTranscript keeps such a record by digest (docs/PROTOCOL.md §10 item
+   * 25).
    */
   judged(refused: boolean): void;
 }
@@ -46,8 +50,8 @@ type Received =
   | { readonly failure: unknown };
 
 /**
- * Opens the client's records strictly in arrival order (§5: one sequence number after the
- * other) and groups them into units of work: a run of `send`s or of `delivered` becomes one
+ * Opens the client's records strictly in arrival order (PROTOCOL.md §5: one sequence number after
+ * the other) and groups them into units of work: a run of `send`s or of `delivered` becomes one
  * unit, gathered only from what has already arrived and at most `maxRun` long, so batching adds
  * no queue of its own. A record read past the end of a run waits as the next unit.
  *
@@ -149,8 +153,8 @@ export class RecordReader {
     try {
       received = this.session.receive(frame);
     } catch (failure) {
-      // After the session took a record in, only its value rules throw (§7.5; `bad_request`
-      // or `too_large`, the session goes on): the gateway refused that record itself.
+      // After the session took a record in, only its value rules throw (docs/PROTOCOL.md §7.5;
+      // `bad_request` or `too_large`, the session goes on): the gateway refused that record itself.
       this.checks.judged(
         failure instanceof ProtocolError &&
           (failure.code === 'bad_request' || failure.code === 'too_large'),

@@ -1,4 +1,7 @@
-/** The edge mapping from a service refusal to the protocol error the client sees (§2, §10). */
+/**
+ * The edge mapping from a service refusal to the protocol error the client sees (PROTOCOL.md §2,
+ * §10).
+ */
 import { closesConnection, isErrorCode } from '@securechat/protocol';
 
 import { protocolErrorFor, type ServiceFailure } from './request-errors';

@@ -1,6 +1,6 @@
 import { type ErrorCode } from '@securechat/protocol';
 
-/** Failure codes the services answer with; each maps to one protocol error (§2). */
+/** Failure codes the services answer with; each maps to one protocol error (PROTOCOL.md §2). */
 export type ServiceFailure =
   'not_found' | 'forbidden' | 'conflict' | 'bad_request' | 'rate_limited' | 'unavailable';
 

@@ -101,9 +101,10 @@ export class RequestHandler {
   }
 
   /**
-   * §6 `delivered`, a run of them at once (the relay group-commits them). No answer; a relay
-   * that cannot be reached is said once, as `internal`. A `msg_id` that cannot be one of ours
-   * (isMsgId) names no pending message and is ignored here (§9), without asking the relay.
+   * PROTOCOL.md §6 `delivered`, a run of them at once (the relay group-commits them). No answer; a
+   * relay that cannot be reached is said once, as `internal`. A `msg_id` that cannot be one of ours
+   * (isMsgId) names no pending message and is ignored here (PROTOCOL.md §9), without asking the
+   * relay.
    */
   async delivered(msgIds: readonly string[]): Promise<ServerMessage[]> {
     const ours = msgIds.filter(isMsgId);
@@ -117,7 +118,7 @@ export class RequestHandler {
     }
   }
 
-  /** Every other request: the answer, if it has one (§6). */
+  /** Every other request: the answer, if it has one (PROTOCOL.md §6). */
   async handle(message: SingleRequest): Promise<ServerMessage | undefined> {
     try {
       return await this.#handle(message);
@@ -135,7 +136,7 @@ export class RequestHandler {
       case 'ping':
         return { type: 'pong', ...(message.n === undefined ? {} : { n: message.n }) };
       case 'key_update':
-        return undefined; // the session already switched its receiving key (§4)
+        return undefined; // the session already switched its receiving key (PROTOCOL.md §4)
       case 'join': {
         const result = await relay.join({ username, room: message.room });
         const joined = { type: 'joined' as const, room: result.room, members: result.members };
@@ -165,9 +166,9 @@ export class RequestHandler {
           username,
           with: message.with,
           limit: message.limit ?? HISTORY_LIMIT_DEFAULT,
-          // One that cannot be ours names no stored message (§10.11): the relay is asked with
-          // a text that is not one of its (decimal) ids either, which precedes nothing — an
-          // empty page, after the same access checks as any other.
+          // One that cannot be ours names no stored message (PROTOCOL.md §10.11): the relay is
+          // asked with a text that is not one of its (decimal) ids either, which precedes nothing —
+          // an empty page, after the same access checks as any other.
           ...(before === undefined ? {} : { before: isMsgId(before) ? before : NO_SUCH_MSG_ID }),
         });
         if (!result.ok) return refusal(result.code);
@@ -182,8 +183,8 @@ export class RequestHandler {
 
   /**
    * The newest messages of a history page that fit one frame, oldest first (docs/PROTOCOL.md
-   * §10: 200 bodies of 16 KiB cannot). Linear: each entry is measured once. A message too
-   * large to fit even alone is skipped, not allowed to empty the page.
+   * §10: 200 bodies of 16 KiB cannot). Linear: each entry is measured once. A message too large
+   * to fit even alone is skipped, not allowed to empty the page.
    */
   #newestThatFit(withWhom: string, messages: StoredMessage[]): Deliver[] {
     const room = this.session.maxPlaintextBytes;
@@ -210,7 +211,7 @@ export class RequestHandler {
 }
 
 /**
- * §6 send, before anything is stored: U+0000 (PostgreSQL text cannot hold it; refused
+ * PROTOCOL.md §6 send, before anything is stored: U+0000 (PostgreSQL text cannot hold it; refused
  * here, alone, rather than failing the relay's whole batch), a `deliver` that could never
  * fit a frame (`too_large`, docs/PROTOCOL.md §10), and the author's signature. Synchronous
  * and decided by the gateway alone: the connection runs it as the record is read, so that a
@@ -233,7 +234,7 @@ export function checkSend(session: RequestSession, message: SendMessage): Checke
   return { ok: true, command: { from: session.username, id, to, body, ts, sig } };
 }
 
-/** The §6 `deliver` of a stored message. */
+/** The PROTOCOL.md §6 `deliver` of a stored message. */
 export function toDeliver(message: StoredMessage): Deliver {
   return {
     type: 'deliver',
@@ -249,9 +250,10 @@ export function toDeliver(message: StoredMessage): Deliver {
 }
 
 /**
- * A request's own error (§2), echoing its `id` (§6, §10.2) — as written, even one that breaks
- * its pattern. Given the session, an echo that would not fit one frame is left out (§10.5: an
- * answer that would not fit is cut); only an `id` far beyond its pattern comes near that.
+ * A request's own error (PROTOCOL.md §2), echoing its `id` (PROTOCOL.md §6, §10.2) — as written,
+ * even one that breaks its pattern. Given the session, an echo that would not fit one frame is left
+ * out (PROTOCOL.md §10.5: an answer that would not fit is cut); only an `id` far beyond its pattern
+ * comes near that.
  */
 export function errorFor(
   error: ProtocolError,

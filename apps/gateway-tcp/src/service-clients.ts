@@ -72,7 +72,10 @@ export class AuthClient {
 export class RelayClient {
   constructor(@Inject(RELAY_CLIENT) private readonly proxy: ClientProxy) {}
 
-  /** Stores the sends in their order (one batch of a connection at a time keeps §6 order). */
+  /**
+   * Stores the sends in their order (one batch of a connection at a time keeps PROTOCOL.md §6
+   * order).
+   */
   sendBatch(command: SendBatchCommand): Promise<SendBatchResult> {
     return request(this.proxy, RELAY_PATTERNS.sendBatch, command, SERVICE_TIMEOUT_MS);
   }

@@ -16,9 +16,9 @@ export const MAX_REMEMBERED_USER_CLOSES = 10_000;
 /**
  * The gateway's end of the session-control channel: every gateway hears every command and
  * closes the matching sessions it holds. A closed session gets `shutting_down` — the one code
- * §9 defines for "the server ends this session, no receipt will follow" (docs/PROTOCOL.md
- * §10, item 20) — and its transcript is stored `incomplete`, like any session lost without
- * `bye`.
+ * docs/PROTOCOL.md §9 defines for "the server ends this session, no receipt will follow"
+ * (docs/PROTOCOL.md PROTOCOL.md §10, item 20) — and its transcript is stored `incomplete`, like any
+ * session lost without `bye`.
  *
  * Subscribes at module init, before GatewayServer accepts anyone.
  */

@@ -15,13 +15,16 @@ export interface DeliveryTarget {
    */
   readonly credentialsVersion?: number;
   deliver(message: StoredMessage): void;
-  /** Ends the session with a fatal `error` record the client can read (§9), then closes. */
+  /**
+   * Ends the session with a fatal `error` record the client can read (docs/PROTOCOL.md §9), then
+   * closes.
+   */
   shutdown(code: 'shutting_down', message: string): void;
 }
 
 /**
- * The live sessions of this gateway, by user for fan-out (§6: every live session of a user)
- * and by session id for operators closing one session.
+ * The live sessions of this gateway, by user for fan-out (PROTOCOL.md §6: every live session of a
+ * user) and by session id for operators closing one session.
  */
 @Injectable()
 export class SessionRegistry {

@@ -1,8 +1,6 @@
 /** apps/relay: the relay service (docs/PROTOCOL.md §7.4, §8) as a Nest module. */
 export * from './relay.module';
 export * from './relay.service';
-export * from './relay.results';
-export * from './transcript.service';
 export * from './transcript-export.module';
 export * from './transcript-export.service';
 export * from './transcript-retention.service';

@@ -12,12 +12,10 @@ runMain(() =>
   startServiceProcess({
     service: 'relay',
     module: RelayModule,
-    providers: (config) => [
-      {
-        provide: FanoutPort,
-        useFactory: () => new RedisFanout({ url: config.redisUrl, prefix: config.redisPrefix }),
-      },
-      { provide: SendQuotaRepository, useClass: RedisSendQuotaRepository },
+    providers: (_config, redis) => [
+      // Publishes only: no subscriber connection (the gateways subscribe).
+      RedisFanout.provider(redis),
+      RedisSendQuotaRepository.provider(redis),
     ],
     closeOnShutdown: [FanoutPort, SendQuotaRepository],
   }),

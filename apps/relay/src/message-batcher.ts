@@ -5,10 +5,10 @@
  * as soon as the previous one finishes. The cost of a commit (an fsync on Postgres) is then
  * paid once per batch instead of once per message, which is what lets the relay approach the
  * 10,000 messages/s target. Batches are written strictly one after another, so the storage
- * order of messages (the §7.4 delivery order) is the submission order. Items submitted together
- * (`submitAll`: one connection's run of sends) share a transaction: they are stored all or
- * none, never split across two, so a failure cannot store a later send of a run without an
- * earlier one (§6 order per sender).
+ * order of messages (the docs/PROTOCOL.md §7.4 delivery order) is the submission order. Items
+ * submitted together (`submitAll`: one connection's run of sends) share a transaction: they are
+ * stored all or none, never split across two, so a failure cannot store a later send of a run
+ * without an earlier one (PROTOCOL.md §6 order per sender).
  */
 
 /** Writes one batch in one transaction; returns one result per item, in the same order. */

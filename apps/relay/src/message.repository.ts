@@ -22,7 +22,7 @@ export const MAX_BATCH = 256;
 /** A send the service has authorised, ready to store. */
 export interface NewMessage {
   readonly sender: string;
-  /** The client's `id` (§7.1). */
+  /** The client's `id` (docs/PROTOCOL.md §7.1). */
   readonly clientId: string;
   /** Username or `#room`, as sent. */
   readonly recipient: string;
@@ -30,14 +30,14 @@ export interface NewMessage {
   readonly body: string;
   readonly clientTs: number;
   readonly sig: string;
-  /** The users who get a `deliveries` row (§7.4 "Recipients"). */
+  /** The users who get a `deliveries` row (docs/PROTOCOL.md §7.4 "Recipients"). */
   readonly recipients: readonly string[];
 }
 
 export interface StoreOutcome {
   /** The stored message: for a duplicate, the one stored the first time. */
   readonly message: StoredMessage;
-  /** True when (sender, client id) was already stored (§7.4 "Idempotent send"). */
+  /** True when (sender, client id) was already stored (docs/PROTOCOL.md §7.4 "Idempotent send"). */
   readonly duplicate: boolean;
 }
 
@@ -50,7 +50,7 @@ interface DeliveredMark {
   readonly at: Date;
 }
 
-/** The §7.2 `deliver` members of a stored row. */
+/** The docs/PROTOCOL.md §7.2 `deliver` members of a stored row. */
 export function toStoredMessage(row: MessageRow): StoredMessage {
   return {
     msg_id: row.id.toString(),
@@ -135,15 +135,15 @@ export class MessageRepository implements BeforeApplicationShutdown {
   /**
    * Stores `message` and one pending delivery per recipient in the same transaction, shared
    * with concurrent calls. Resolves after the commit; rejects if the batch failed (nothing of
-   * it is stored then, and the client may resend: §9 `internal`).
+   * it is stored then, and the client may resend: docs/PROTOCOL.md §9 `internal`).
    */
   store(message: NewMessage): Promise<StoreOutcome> {
     return this.#batcher.submit(message);
   }
 
   /**
-   * Stores one connection's run of sends in one transaction, in this order (§6 order per
-   * sender): all of them or, on failure, none.
+   * Stores one connection's run of sends in one transaction, in this order (PROTOCOL.md §6 order
+   * per sender): all of them or, on failure, none.
    */
   storeAll(messages: readonly NewMessage[]): Promise<StoreOutcome[]> {
     return this.#batcher.submitAll(messages);
@@ -168,8 +168,8 @@ export class MessageRepository implements BeforeApplicationShutdown {
   }
 
   /**
-   * Undelivered messages of `recipient`, oldest first (§7.4 "Redelivery"), with ids above
-   * `after` when given.
+   * Undelivered messages of `recipient`, oldest first (docs/PROTOCOL.md §7.4 "Redelivery"), with
+   * ids above `after` when given.
    */
   async pending(
     recipient: string,
@@ -196,8 +196,8 @@ export class MessageRepository implements BeforeApplicationShutdown {
   }
 
   /**
-   * Marks one delivery done if it is still pending; returns whether it was (§7.4). Calls made
-   * together share one UPDATE (group commit, like `store`).
+   * Marks one delivery done if it is still pending; returns whether it was (docs/PROTOCOL.md §7.4).
+   * Calls made together share one UPDATE (group commit, like `store`).
    */
   markDelivered(recipient: string, messageId: bigint, at: Date): Promise<boolean> {
     return this.#deliveredBatcher.submit({ recipient, messageId, at });
@@ -227,7 +227,7 @@ export class MessageRepository implements BeforeApplicationShutdown {
 
   /**
    * The `limit` most recent messages of a conversation with ids below `before` (when given),
-   * oldest first (§7.4 "History").
+   * oldest first (docs/PROTOCOL.md §7.4 "History").
    *
    * With `since` (a member's join of a room, RelayService.history) the page also ends, going
    * back from the newest, at the first message stamped (`server_ts`) before `since`: a member
@@ -280,7 +280,8 @@ export class MessageRepository implements BeforeApplicationShutdown {
       return { leader: leaders.length - 1, first: true };
     });
 
-    // One timestamp per batch: the moment of storage (§7.2 `ack.server_ts`) for all of it.
+    // One timestamp per batch: the moment of storage (docs/PROTOCOL.md §7.2 `ack.server_ts`) for
+    // all of it.
     const serverTs = this.clock.now();
 
     // Every recipient of every message, keyed by (sender, client id): the deliveries to write

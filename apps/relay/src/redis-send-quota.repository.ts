@@ -1,9 +1,18 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown, Optional } from '@nestjs/common';
+import {
+  type FactoryProvider,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationShutdown,
+  Optional,
+} from '@nestjs/common';
 
 import {
   closeConnection,
   CONFIG,
   DISCONNECT_TIMEOUT_MS,
+  type RedisEndpoint,
+  redisProvider,
   reportOutagesOnce,
   type SecureChatConfig,
 } from '@securechat/core';
@@ -111,6 +120,18 @@ export class RedisSendQuotaRepository extends SendQuotaRepository implements OnA
     reportOutagesOnce(redis, this.#logger, 'connection');
     redis.defineCommand('scQuotaCharge', { lua: CHARGE_LUA });
     this.#redis = redis as Redis & QuotaCommands;
+  }
+
+  /**
+   * The provider for a Nest module: binds `SendQuotaRepository` to an instance with its own
+   * connection to `redis.url`, closed at application shutdown (the quotas from CONFIG).
+   */
+  static provider(redis: RedisEndpoint): FactoryProvider<SendQuotaRepository> {
+    return redisProvider(
+      SendQuotaRepository,
+      (config: SecureChatConfig) => new RedisSendQuotaRepository(config, redis),
+      { inject: [CONFIG] },
+    );
   }
 
   override async charge(

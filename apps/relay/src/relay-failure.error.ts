@@ -22,8 +22,8 @@ export function describeError(error: unknown): string {
  * operation and the kind of failure only, and it carries no cause, so whatever prints it
  * (Nest's RPC exception handler prints unknown errors with their stack) prints nothing
  * secret. Extends IntrinsicException so that Nest does not log it a second time; the gateway
- * sees a transport failure and answers `internal` (§9), which for `send` means "not
- * acknowledged, resend with the same id".
+ * sees a transport failure and answers `internal` (docs/PROTOCOL.md §9), which for `send` means
+ * "not acknowledged, resend with the same id".
  */
 export class RelayFailure extends IntrinsicException {
   override readonly name = 'RelayFailure';

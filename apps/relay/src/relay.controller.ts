@@ -1,9 +1,9 @@
 /**
  * The relay's side of the service transport: one `@MessagePattern` per RELAY_PATTERNS entry,
- * each answering exactly the result type of libs/core relay.contracts.ts (or relay.results.ts
- * where the contracts have none yet). Payloads are validated strictly first; a malformed
- * payload, like any failure to carry out a request, is thrown as a RelayFailure, which the
- * gateway sees as a transport failure and answers `internal` (docs/PROTOCOL.md §9).
+ * each answering exactly the result type of libs/core relay.contracts.ts. Payloads are
+ * validated strictly first; a malformed payload, like any failure to carry out a request, is
+ * thrown as a RelayFailure, which the gateway sees as a transport failure and answers
+ * `internal` (docs/PROTOCOL.md §9).
  */
 import { performance } from 'node:perf_hooks';
 
@@ -14,6 +14,7 @@ import { type z } from 'zod';
 import {
   CONFIG,
   type DeliveredBatchResult,
+  type DeliveredResult,
   type HistoryResult,
   type JoinResult,
   type LeaveResult,
@@ -24,10 +25,10 @@ import {
   type SecureChatConfig,
   type SendBatchResult,
   type SendResult,
+  type TranscriptAppendResult,
 } from '@securechat/core';
 
 import { describeError, RelayFailure } from './relay-failure.error';
-import { type DeliveredResult, type TranscriptAppendResult } from './relay.results';
 import { relaySchemas, type RelaySchemas } from './relay.schemas';
 import { RelayService } from './relay.service';
 

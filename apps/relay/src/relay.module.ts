@@ -8,19 +8,19 @@ import { RoomRepository } from './room.repository';
 import { TranscriptRetentionScheduler } from './transcript-retention.scheduler';
 import { TranscriptRetentionService } from './transcript-retention.service';
 import { TranscriptRepository } from './transcript.repository';
-import { TranscriptService } from './transcript.service';
 import { UserDirectoryRepository } from './user-directory.repository';
 
 /**
- * The relay service (docs/PROTOCOL.md §7.4 delivery semantics, §8 transcripts): durable
- * messages with group commit, pending deliveries, rooms, history, transcripts, fan-out.
+ * The relay service (docs/PROTOCOL.md §7.4 delivery semantics, docs/PROTOCOL.md §8 transcripts):
+ * durable messages with group commit, pending deliveries, rooms, history, transcripts, fan-out.
  *
  * It declares no infrastructure of its own. The process wiring (embedded or distributed) must
  * provide these globally, from a `@Global()` module:
  *
  * - `DATABASE` (`Database` from `@securechat/core`): Drizzle over `pg` or PGlite, migrated.
  * - `CONFIG` (`SecureChatConfig`): `limits.maxBodyBytes` and `limits.maxFrame` bound payloads;
- *   `transcriptRetentionDays` > 0 starts the hourly transcript purge (TranscriptRetentionScheduler);
+ *   `transcriptRetentionDays` > 0 starts the hourly transcript purge
+ *   (TranscriptRetentionScheduler);
  *   `roomHistory` says whether a room's history starts at the member's join (RelayService).
  * - `ClockRepository`: `server_ts` of stored messages, `joined_at` of room members (the two
  *   are compared), `delivered_at`, the retention cutoff.
@@ -28,14 +28,13 @@ import { UserDirectoryRepository } from './user-directory.repository';
  *   the embedded mode, Redis in the distributed one).
  *
  * The controller answers RELAY_PATTERNS over whatever Nest transport the process connects
- * (InProcessServer in the embedded mode). RelayService and TranscriptService are exported for
- * in-process callers such as the admin API and transcript export.
+ * (InProcessServer in the embedded mode). RelayService is exported for
+ * in-process callers.
  */
 @Module({
   controllers: [RelayController],
   providers: [
     RelayService,
-    TranscriptService,
     MessageRepository,
     RelayMetrics,
     RoomRepository,
@@ -44,6 +43,6 @@ import { UserDirectoryRepository } from './user-directory.repository';
     TranscriptRetentionService,
     TranscriptRetentionScheduler,
   ],
-  exports: [RelayService, TranscriptService],
+  exports: [RelayService],
 })
 export class RelayModule {}

@@ -43,9 +43,9 @@ const target = z.union([username, room]);
 const msgId = z.string().min(1).max(MAX_MSG_ID_LENGTH);
 
 export interface SchemaLimits {
-  /** SECURECHAT_MAX_BODY_BYTES: the gateway's `too_large` limit (§7.5). */
+  /** SECURECHAT_MAX_BODY_BYTES: the gateway's `too_large` limit (docs/PROTOCOL.md §7.5). */
   readonly maxBodyBytes: number;
-  /** SECURECHAT_MAX_FRAME: no record plaintext can be longer than a frame (§3). */
+  /** SECURECHAT_MAX_FRAME: no record plaintext can be longer than a frame (docs/PROTOCOL.md §3). */
   readonly maxFrame: number;
 }
 

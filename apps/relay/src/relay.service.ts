@@ -11,6 +11,7 @@ import {
   type DeliveredBatchCommand,
   type DeliveredBatchResult,
   type DeliveredCommand,
+  type DeliveredResult,
   type FanoutEvent,
   FanoutPort,
   type HistoryQuery,
@@ -25,13 +26,13 @@ import {
   type SendBatchResult,
   type SendCommand,
   type SendResult,
+  type TranscriptAppendResult,
   type TranscriptBatch,
 } from '@securechat/core';
 
 import { conversationKey, isRoomName, MAX_MESSAGE_ID, parseMessageId } from './conversation.util';
 import { MessageRepository, type NewMessage, type StoreOutcome } from './message.repository';
 import { describeError } from './relay-failure.error';
-import { type DeliveredResult, type TranscriptAppendResult } from './relay.results';
 import { RoomRepository } from './room.repository';
 import { TranscriptRepository } from './transcript.repository';
 import { SendQuotaRepository } from './send-quota.repository';
@@ -79,8 +80,8 @@ export class RelayService {
   }
 
   /**
-   * §7.4 send: checks the recipient, stores the message with one pending delivery per
-   * recipient user (durable before this resolves: the gateway's `ack` relies on it), then
+   * docs/PROTOCOL.md §7.4 send: checks the recipient, stores the message with one pending delivery
+   * per recipient user (durable before this resolves: the gateway's `ack` relies on it), then
    * hands it to the fan-out. A repeated (from, id) answers the first msg_id with
    * `duplicate: true` and neither stores nor publishes anything.
    */
@@ -93,9 +94,9 @@ export class RelayService {
   }
 
   /**
-   * Consecutive sends of one connection, stored in their order (§6: per sender, the order the
-   * client sent). Recipients are looked up together, then the sender's quota is charged for
-   * the sends that would be stored (the longest run it allows, in order; the rest are
+   * Consecutive sends of one connection, stored in their order (PROTOCOL.md §6: per sender, the
+   * order the client sent). Recipients are looked up together, then the sender's quota is charged
+   * for the sends that would be stored (the longest run it allows, in order; the rest are
    * `rate_limited` and not stored); the accepted sends are then stored as one unit of group
    * commit (one transaction: all or none), and their events published right after the commit,
    * in storage order like `send`. One result per send; a storage failure fails the whole
@@ -120,7 +121,8 @@ export class RelayService {
     const outcomes = await this.messages.storeAll(
       accepted.map(({ send, recipients }) => newMessage(send, recipients)),
     );
-    // Nothing awaited between the commit and these publishes: storage order (§7.4 "Order").
+    // Nothing awaited between the commit and these publishes: storage order (docs/PROTOCOL.md §7.4
+    // "Order").
     await Promise.all(
       outcomes.map((outcome, i) => this.#publishStored(outcome, accepted[i]!.recipients)),
     );
@@ -164,7 +166,7 @@ export class RelayService {
   async #storeAndPublish(cmd: SendCommand, recipients: string[]): Promise<SendResult> {
     const outcome = await this.messages.store(newMessage(cmd, recipients));
     // Group commit resolves its callers in storage order and nothing is awaited between here
-    // and the publish call, so events leave in storage order (§7.4 "Order").
+    // and the publish call, so events leave in storage order (docs/PROTOCOL.md §7.4 "Order").
     await this.#publishStored(outcome, recipients);
     const { message, duplicate } = outcome;
     return { ok: true, msgId: message.msg_id, serverTs: message.server_ts, duplicate };
@@ -181,8 +183,9 @@ export class RelayService {
   }
 
   /**
-   * §7.4: marks the delivery done for this user if it is pending. Anything else (unknown id,
-   * another user's message, already delivered, not a msg_id at all) is silently ignored.
+   * docs/PROTOCOL.md §7.4: marks the delivery done for this user if it is pending. Anything else
+   * (unknown id, another user's message, already delivered, not a msg_id at all) is silently
+   * ignored.
    */
   async delivered(cmd: DeliveredCommand): Promise<DeliveredResult> {
     const id = parseMessageId(cmd.msgId);
@@ -192,8 +195,8 @@ export class RelayService {
   }
 
   /**
-   * A run of one session's confirmations (§6 `delivered`), each marked as `delivered` would;
-   * the repository group-commits them into one UPDATE.
+   * A run of one session's confirmations (PROTOCOL.md §6 `delivered`), each marked as `delivered`
+   * would; the repository group-commits them into one UPDATE.
    */
   async deliveredBatch(cmd: DeliveredBatchCommand): Promise<DeliveredBatchResult> {
     const results = await Promise.all(
@@ -202,7 +205,10 @@ export class RelayService {
     return { ok: true, marked: results.filter((r) => r.marked).length };
   }
 
-  /** §7.4 "Redelivery": the user's unconfirmed messages, oldest first, after `after`. */
+  /**
+   * docs/PROTOCOL.md §7.4 "Redelivery": the user's unconfirmed messages, oldest first, after
+   * `after`.
+   */
   async pending(q: PendingQuery): Promise<PendingResult> {
     let after: bigint | undefined;
     if (q.after !== undefined) {
@@ -222,13 +228,17 @@ export class RelayService {
     return cut === -1 ? { messages } : { messages: messages.slice(0, cut), more: true };
   }
 
-  /** §7.4 "Rooms": creates the room when needed and adds the caller; idempotent. */
+  /**
+   * docs/PROTOCOL.md §7.4 "Rooms": creates the room when needed and adds the caller; idempotent.
+   */
   async join(cmd: RoomCommand): Promise<JoinResult> {
     const members = await this.rooms.join(cmd.room, cmd.username);
     return { ok: true, room: cmd.room, members };
   }
 
-  /** §7.4 "Rooms": removes the caller; `not_found` when the caller is not a member. */
+  /**
+   * docs/PROTOCOL.md §7.4 "Rooms": removes the caller; `not_found` when the caller is not a member.
+   */
   async leave(cmd: RoomCommand): Promise<LeaveResult> {
     const left = await this.rooms.leave(cmd.room, cmd.username);
     return left
@@ -237,10 +247,10 @@ export class RelayService {
   }
 
   /**
-   * §7.4 "History": the `limit` most recent messages of the conversation before `before`,
-   * oldest first. A room needs membership (`forbidden`, docs/PROTOCOL.md §10 item 13); a user needs to exist
-   * (`not_found`), deleted or not, since a deleted account's messages stay. Marks nothing
-   * delivered.
+   * docs/PROTOCOL.md §7.4 "History": the `limit` most recent messages of the conversation before
+   * `before`, oldest first. A room needs membership (`forbidden`, docs/PROTOCOL.md §10 item 13); a
+   * user needs to exist (`not_found`), deleted or not, since a deleted account's messages stay.
+   * Marks nothing delivered.
    *
    * A room's history starts at the caller's latest join unless SECURECHAT_ROOM_HISTORY=all
    * (docs/PROTOCOL.md §10 item 24): the messages stamped (`server_ts`) at or after its
@@ -268,10 +278,10 @@ export class RelayService {
 
     let before: bigint | undefined;
     if (q.before !== undefined) {
-      // msg_ids are opaque to clients (§7.2), so `before` may be any string (§10.1 leaves
-      // the answer open). Ours: a text that is no msg_id of ours precedes nothing, so the
-      // page is empty and a client paging backwards stops; a number past every id bounds
-      // nothing.
+      // msg_ids are opaque to clients (docs/PROTOCOL.md §7.2), so `before` may be any string
+      // (docs/PROTOCOL.md §10.1 leaves the answer open). Ours: a text that is no msg_id of ours
+      // precedes nothing, so the page is empty and a client paging backwards stops; a number past
+      // every id bounds nothing.
       if (!/^[0-9]+$/.test(q.before)) return { ok: true, with: q.with, messages: [] };
       const value = BigInt(q.before);
       before = value > MAX_MESSAGE_ID ? undefined : value;
@@ -285,16 +295,22 @@ export class RelayService {
     return { ok: true, with: q.with, messages };
   }
 
-  /** §8: stores a gateway's batch of transcript opens, records and closes (append-only). */
+  /**
+   * docs/PROTOCOL.md §8: stores a gateway's batch of transcript opens, records and closes
+   * (append-only).
+   */
   transcriptAppend(batch: TranscriptBatch): Promise<TranscriptAppendResult> {
     return this.transcripts.append(batch);
   }
 
-  /** §7.4 "Recipients": DM → the user (existing, not deleted); room → members but the sender. */
+  /**
+   * docs/PROTOCOL.md §7.4 "Recipients": DM → the user (existing, not deleted); room → members but
+   * the sender.
+   */
   async #recipients(from: string, to: string): Promise<Recipients> {
     if (isRoomName(to)) {
-      // A room that does not exist has no members, so this is `forbidden` as well (§10.1
-      // leaves the code open; answering like a private room reveals nothing about it).
+      // A room that does not exist has no members, so this is `forbidden` as well (docs/PROTOCOL.md
+      // §10.1 leaves the code open; answering like a private room reveals nothing about it).
       const members = await this.rooms.members(to);
       if (!members.includes(from)) {
         return { ok: false, code: 'forbidden', message: 'not a member of this room' };

@@ -2,7 +2,7 @@
  * A room's history starts at the member's join (SECURECHAT_ROOM_HISTORY=since-join, the
  * default) or shows the whole room (`all`), against real databases (PGlite and PostgreSQL):
  * RelayService over the real repositories, a fixed clock moved by hand (docs/PROTOCOL.md §7.4
- * "History", §10 item 24).
+ * "History", docs/PROTOCOL.md §10 item 24).
  */
 import { and, eq } from 'drizzle-orm';
 

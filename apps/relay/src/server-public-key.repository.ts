@@ -9,7 +9,7 @@ import { ServerKeyUnavailableError } from './errors/server-key-unavailable.error
 
 export interface ServerPublicKey {
   readonly key: KeyObject;
-  /** SPKI DER, as `server_hello.server_key` carries it (§4.3). */
+  /** SPKI DER, as `server_hello.server_key` carries it (docs/PROTOCOL.md §4.3). */
   readonly spki: Buffer;
   /** `sha256:…` of the SPKI: what clients pin. */
   readonly fingerprint: string;

@@ -9,14 +9,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { MemoryTranscriptSink } from '@securechat/client';
 import {
-  MemoryTranscriptSink,
+  type CountersignCheck,
+  exportSpki,
   parseTranscript,
+  sha256,
   type TranscriptPlaintextRecordLine,
   type TranscriptRecordLine,
   verifyTranscriptLog,
-} from '@securechat/client';
-import { type CountersignCheck, exportSpki, sha256 } from '@securechat/protocol';
+} from '@securechat/protocol';
 
 import {
   pgliteTestDatabase,

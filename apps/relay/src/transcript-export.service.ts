@@ -1,6 +1,6 @@
 /**
  * Transcript export for operators (docs/PROTOCOL.md §8.5): one stored session as the same
- * JSON-lines text a client keeps (libs/client transcript-log.ts), so that the one verifier —
+ * JSON-lines text a client keeps (libs/protocol transcript-file.ts), so that the one verifier —
  * `verifyTranscriptLog(parseTranscript(text))`, `securechat verify-transcript` — checks
  * either side's copy, and the two copies can be compared line by line. The one difference: a
  * request the gateway refused before any service saw it is stored, and so exported, by digest
@@ -8,12 +8,13 @@
  * client's own log has its plaintext.
  */
 import { Injectable } from '@nestjs/common';
+import { type TranscriptMode, type TranscriptStatus } from '@securechat/core';
 import {
+  encodeTranscriptView,
   type TranscriptEndLine,
   type TranscriptHeaderLine,
   type TranscriptRecordLine,
-} from '@securechat/client';
-import { type TranscriptMode, type TranscriptStatus } from '@securechat/core';
+} from '@securechat/protocol';
 
 import { TranscriptNotExportableError } from './errors/transcript-not-exportable.error';
 import { TranscriptNotFoundError } from './errors/transcript-not-found.error';
@@ -158,8 +159,8 @@ const jsonLine = (line: object) => `${JSON.stringify(line)}\n`;
 /**
  * The stored records as a client logs them, one at a time in position order, across batches.
  * The store keeps positions, not sequence numbers, so `seq` is recomputed: c2s starts at 1
- * (c2s 0 is the login record, never stored, §8.1), s2c at 0, and each direction starts again
- * at 0 after its own `key_update` (§5.3).
+ * (c2s 0 is the login record, never stored, docs/PROTOCOL.md §8.1), s2c at 0, and each direction
+ * starts again at 0 after its own `key_update` (docs/PROTOCOL.md §5.3).
  */
 class RecordNumbering {
   readonly #next = { c2s: 1, s2c: 0 };
@@ -199,10 +200,7 @@ function endLine(session: StoredTranscriptSession): TranscriptEndLine | undefine
     view && session.receiptSignature
       ? {
           session_id: session.sessionId,
-          c2s_count: view.c2sCount,
-          c2s_chain: view.c2sChain.toString('base64'),
-          s2c_count: view.s2cCount,
-          s2c_chain: view.s2cChain.toString('base64'),
+          ...encodeTranscriptView(view),
           signature: session.receiptSignature.toString('base64'),
         }
       : null;
@@ -210,10 +208,7 @@ function endLine(session: StoredTranscriptSession): TranscriptEndLine | undefine
   const countersign =
     client && session.countersignature
       ? {
-          c2s_count: client.c2sCount,
-          c2s_chain: client.c2sChain.toString('base64'),
-          s2c_count: client.s2cCount,
-          s2c_chain: client.s2cChain.toString('base64'),
+          ...encodeTranscriptView(client),
           signature: session.countersignature.toString('base64'),
         }
       : null;
@@ -224,8 +219,8 @@ function endLine(session: StoredTranscriptSession): TranscriptEndLine | undefine
     reason: countersign ? 'closed' : 'connection_lost',
     receipt,
     countersign,
-    // What the gateway concluded from the countersignature (§8.4); the signatures themselves
-    // are for the verifier to check, not for the exporter to vouch for.
+    // What the gateway concluded from the countersignature (docs/PROTOCOL.md §8.4); the signatures
+    // themselves are for the verifier to check, not for the exporter to vouch for.
     views_match: session.status === 'agreed' ? true : session.status === 'disputed' ? false : null,
     signature_valid: null,
   };

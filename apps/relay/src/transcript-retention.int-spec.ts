@@ -35,13 +35,13 @@ import {
   type ShippedRecord,
   wireView,
 } from '../test/collected-session';
+import { StoredTranscriptVerifier } from '../test/stored-transcript-verifier';
 import { TranscriptPurgedError } from './errors/transcript-purged.error';
 import { ServerPublicKeyRepository } from './server-public-key.repository';
 import { TranscriptExportService } from './transcript-export.service';
 import { TranscriptRetentionScheduler } from './transcript-retention.scheduler';
 import { TranscriptRetentionService } from './transcript-retention.service';
 import { TranscriptRepository } from './transcript.repository';
-import { TranscriptService } from './transcript.service';
 import { UserDirectoryRepository } from './user-directory.repository';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -88,7 +88,7 @@ describe.each([
   let handle: TestDatabase;
   let keyDir: string;
   let repo: TranscriptRepository;
-  let verifier: TranscriptService;
+  let verifier: StoredTranscriptVerifier;
   let exporter: TranscriptExportService;
   let retention: TranscriptRetentionService;
   let old: CollectedSession;
@@ -147,7 +147,7 @@ describe.each([
     });
     handle = await open();
     repo = new TranscriptRepository(handle.db);
-    verifier = new TranscriptService(repo, new UserDirectoryRepository(handle.db));
+    verifier = new StoredTranscriptVerifier(repo, new UserDirectoryRepository(handle.db));
     exporter = new TranscriptExportService(
       repo,
       new ServerPublicKeyRepository({ identityKeyPath: keyPath }),

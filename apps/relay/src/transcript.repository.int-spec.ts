@@ -1,7 +1,8 @@
 /**
  * Transcripts end to end (docs/PROTOCOL.md §8): a real session run with libs/protocol, its
  * records stored through transcriptAppend in several batches (one of them retried), then
- * verified from the store with TranscriptService; a tampered record must fail verification.
+ * verified from the store with the specs' StoredTranscriptVerifier; a tampered record must fail
+ * verification.
  */
 import { createPublicKey } from 'node:crypto';
 
@@ -25,8 +26,8 @@ import {
   runCollectedSession,
   wireView,
 } from '../test/collected-session';
+import { StoredTranscriptVerifier } from '../test/stored-transcript-verifier';
 import { TranscriptRepository } from './transcript.repository';
-import { TranscriptService } from './transcript.service';
 import { UserDirectoryRepository } from './user-directory.repository';
 
 const serverPublicKey = createPublicKey(serverIdentity);
@@ -56,7 +57,7 @@ describe.each([
 ])('transcripts on %s', (_name, open) => {
   let handle: TestDatabase;
   let repo: TranscriptRepository;
-  let service: TranscriptService;
+  let verifier: StoredTranscriptVerifier;
   let full: CollectedSession;
   let digest: CollectedSession;
   let refusing: CollectedSession;
@@ -64,7 +65,7 @@ describe.each([
   beforeAll(async () => {
     handle = await open();
     repo = new TranscriptRepository(handle.db);
-    service = new TranscriptService(repo, new UserDirectoryRepository(handle.db));
+    verifier = new StoredTranscriptVerifier(repo, new UserDirectoryRepository(handle.db));
     const spki = exportSpki(aliceKey);
     await handle.db.insert(users).values({
       username: 'alice',
@@ -137,7 +138,7 @@ describe.each([
       expect(await repo.append(batch)).toEqual({ ok: true, opened: 0, recorded: 0, closed: 0 });
     }
 
-    const stored = await service.load('s-full');
+    const stored = await repo.load('s-full');
     expect(stored!.session).toMatchObject({
       sessionId: 's-full',
       username: 'alice',
@@ -152,7 +153,7 @@ describe.each([
   });
 
   it('verifies the stored session: chains recomputed, receipt and countersignature valid', async () => {
-    const report = await service.verify('s-full', serverPublicKey);
+    const report = await verifier.verify('s-full', serverPublicKey);
     expect(report).toMatchObject({ ok: true, status: 'agreed', mode: 'full' });
     expect(report!.checks.map((c) => [c.name, c.ok])).toEqual([
       ['records contiguous', true],
@@ -167,7 +168,7 @@ describe.each([
     });
     // a foreign server key fails it
     const other = createPublicKey(aliceKey);
-    expect((await service.verify('s-full', other))!.ok).toBe(false);
+    expect((await verifier.verify('s-full', other))!.ok).toBe(false);
   });
 
   // docs/PROTOCOL.md §10 item 25: a request the gateway refused before any work is stored by
@@ -184,7 +185,7 @@ describe.each([
       }),
     ).toEqual({ ok: true, opened: 1, recorded: shipped.length, closed: 1 });
 
-    const stored = await service.load('s-refused');
+    const stored = await repo.load('s-refused');
     expect(stored!.records.filter((r) => r.digest !== undefined).map((r) => r.position)).toEqual(
       refusedAt,
     );
@@ -203,7 +204,7 @@ describe.each([
     expect(bytes.includes(REFUSED.badRoom)).toBe(false);
     expect(bytes.includes('sig: does not verify')).toBe(true);
 
-    const report = await service.verify('s-refused', serverPublicKey);
+    const report = await verifier.verify('s-refused', serverPublicKey);
     expect(report).toMatchObject({ ok: true, status: 'agreed', mode: 'full' });
     expect(report!.checks.map((c) => [c.name, c.ok])).toEqual([
       ['records contiguous', true],
@@ -220,12 +221,12 @@ describe.each([
       refusedAt[0]!,
       ({ direction, chained }) => ({ direction, chained, digest: Buffer.alloc(32, 0xee) }),
       async () => {
-        const tampered = await service.verify('s-refused', serverPublicKey);
+        const tampered = await verifier.verify('s-refused', serverPublicKey);
         expect(tampered!.ok).toBe(false);
         expect(tampered!.checks.find((c) => c.name === 'records match receipt')!.ok).toBe(false);
       },
     );
-    expect((await service.verify('s-refused', serverPublicKey))!.ok).toBe(true);
+    expect((await verifier.verify('s-refused', serverPublicKey))!.ok).toBe(true);
   });
 
   it('keeps a closed session closed: a later close does not rewrite it', async () => {
@@ -233,7 +234,7 @@ describe.each([
     expect(await repo.append({ opens: [], chunks: [], closes: [rewrite] })).toMatchObject({
       closed: 0,
     });
-    expect((await service.load('s-full'))!.session).toMatchObject({
+    expect((await repo.load('s-full'))!.session).toMatchObject({
       status: 'agreed',
       endedAt: 1_764_000_060_000,
     });
@@ -249,14 +250,14 @@ describe.each([
         plaintext: Buffer.from('{"type":"ping","n":999}'),
       }),
       async () => {
-        const report = await service.verify('s-full', serverPublicKey);
+        const report = await verifier.verify('s-full', serverPublicKey);
         expect(report!.ok).toBe(false);
         expect(report!.checks.find((c) => c.name === 'records match receipt')!.ok).toBe(false);
         // signatures themselves are still fine: it is the records that no longer match
         expect(report!.checks.find((c) => c.name === 'receipt signature')!.ok).toBe(true);
       },
     );
-    expect((await service.verify('s-full', serverPublicKey))!.ok).toBe(true);
+    expect((await verifier.verify('s-full', serverPublicKey))!.ok).toBe(true);
   });
 
   it('verifies a digest session by its signatures alone', async () => {
@@ -267,7 +268,7 @@ describe.each([
         closes: [closeOf(digest)],
       }),
     ).toEqual({ ok: true, opened: 1, recorded: 0, closed: 1 });
-    const report = await service.verify('s-digest', serverPublicKey);
+    const report = await verifier.verify('s-digest', serverPublicKey);
     expect(report).toMatchObject({ ok: true, status: 'agreed', mode: 'digest' });
     expect(report!.recomputed).toBeUndefined();
     expect(report!.checks.map((c) => c.name)).toEqual([
@@ -280,7 +281,7 @@ describe.each([
       .update(transcriptSessions)
       .set({ countersignature: Buffer.alloc(64, 7) })
       .where(eq(transcriptSessions.sessionId, 's-digest'));
-    expect((await service.verify('s-digest', serverPublicKey))!.ok).toBe(false);
+    expect((await verifier.verify('s-digest', serverPublicKey))!.ok).toBe(false);
   });
 
   it('applies a batch that opens, closes, and opens-and-closes several sessions at once', async () => {
@@ -369,11 +370,11 @@ describe.each([
         },
       ],
     });
-    const report = await service.verify(sessionId, serverPublicKey);
+    const report = await verifier.verify(sessionId, serverPublicKey);
     expect(report).toMatchObject({ ok: false, status: 'incomplete' });
     expect(report!.checks.find((c) => c.name === 'receipt present')!.ok).toBe(false);
-    expect(await service.verify('s-unknown', serverPublicKey)).toBeUndefined();
-    expect(await service.load('s-unknown')).toBeUndefined();
+    expect(await verifier.verify('s-unknown', serverPublicKey)).toBeUndefined();
+    expect(await repo.load('s-unknown')).toBeUndefined();
   });
 
   it('rejects records of a session that was never opened, storing nothing of the batch', async () => {
@@ -384,7 +385,7 @@ describe.each([
         closes: [],
       }),
     ).rejects.toThrow();
-    expect(await service.load('s-half')).toBeUndefined();
+    expect(await repo.load('s-half')).toBeUndefined();
   });
 
   it('rejects a malformed chunk, storing nothing of the batch', async () => {
@@ -397,7 +398,7 @@ describe.each([
         closes: [],
       }),
     ).rejects.toThrow(/transcript chunk malformed/);
-    expect(await service.load('s-bad')).toBeUndefined();
+    expect(await repo.load('s-bad')).toBeUndefined();
   });
 
   it('pages records across chunk boundaries by position', async () => {

@@ -1,9 +1,9 @@
 /**
  * Session transcripts (tables `transcript_sessions`, `transcript_chunks`; docs/PROTOCOL.md
- * §8). Append-only: a session row is inserted when the session opens and completed exactly
- * once when it closes; records are only ever inserted, in chunks of consecutive records as a
- * gateway shipped them (one row per session per flush, not per record), so what was stored is
- * what an auditor later verifies (§8.5).
+ * §8). Append-only: a session row is inserted when the session opens and completed exactly once
+ * when it closes; records are only ever inserted, in chunks of consecutive records as a gateway
+ * shipped them (one row per session per flush, not per record), so what was stored is what an
+ * auditor later verifies (docs/PROTOCOL.md §8.5).
  *
  * The one exception is retention (purgeRecords): it deletes a session's chunks and marks its
  * row `records_purged_at`, and nothing else. The row keeps H2, both views and both signatures,
@@ -19,6 +19,7 @@ import {
   DATABASE,
   type Database,
   decodeChunk,
+  type TranscriptAppendResult,
   type TranscriptBatch,
   type TranscriptClose,
   type TranscriptMode,
@@ -27,12 +28,11 @@ import {
 import { transcriptChunks, transcriptSessions } from '@db/schema';
 
 import { RelayFailure } from './relay-failure.error';
-import { type TranscriptAppendResult } from './relay.results';
 
 /** Chunks read per query while paging through a session's records. */
 const CHUNKS_PER_READ = 16;
 
-/** A view (§8.3 inputs) as stored: raw chain bytes. */
+/** A view (docs/PROTOCOL.md §8.3 inputs) as stored: raw chain bytes. */
 export interface StoredView {
   readonly c2sCount: number;
   readonly c2sChain: Buffer;
@@ -45,7 +45,7 @@ export interface StoredTranscriptSession {
   readonly username: string;
   readonly gateway: string;
   readonly mode: TranscriptMode;
-  /** H2: the start of both chains (§8.1). */
+  /** H2: the start of both chains (docs/PROTOCOL.md §8.1). */
   readonly h2: Buffer;
   readonly startedAt: number;
   readonly endedAt: number | undefined;

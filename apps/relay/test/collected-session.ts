@@ -5,7 +5,12 @@
  * `refusals`, requests the gateway refuses itself are shipped by digest, as the gateway does
  * (docs/PROTOCOL.md §10 item 25).
  */
-import { encodeChunk, type TranscriptChunk, type TranscriptView } from '@securechat/core';
+import {
+  encodeChunk,
+  toTranscriptViewContract,
+  type TranscriptChunk,
+  type TranscriptView,
+} from '@securechat/core';
 import {
   type CountersignCheck,
   ProtocolError,
@@ -23,12 +28,7 @@ export const PASSWORD = ALICE_PASSWORD;
 export const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
 
 /** A protocol view as the relay contracts carry it (base64 chains). */
-export const wireView = (view: ProtocolView): TranscriptView => ({
-  c2sCount: view.c2sCount,
-  c2sChain: b64(view.c2sChain),
-  s2cCount: view.s2cCount,
-  s2cChain: b64(view.s2cChain),
-});
+export const wireView = (view: ProtocolView): TranscriptView => toTranscriptViewContract(view);
 
 /**
  * One record as the gateway saw it, at its position in the session: its plaintext in base64,
@@ -90,7 +90,7 @@ export interface CollectedSession {
 export const REFUSED = {
   /** A `send` whose body was changed after signing: its signature does not verify. */
   forgedBody: 'FORGED: not what alice signed',
-  /** A `join` whose room breaks the §7.5 pattern. */
+  /** A `join` whose room breaks the docs/PROTOCOL.md §7.5 pattern. */
   badRoom: '#NOT A ROOM',
 } as const;
 

@@ -1,8 +1,7 @@
+import { type AdminFieldError } from '@securechat/admin-api';
+
 /** One invalid input, as the admin API reports it with `bad_request`. */
-export interface AdminApiFieldError {
-  readonly field: string;
-  readonly message: string;
-}
+export type AdminApiFieldError = AdminFieldError;
 
 /**
  * The admin API refused a call, or could not be reached. Act on `code` (the API's stable error

@@ -151,6 +151,19 @@ describe('AdminApiClient', () => {
     expect(error).toMatchObject({ status: 400, code: 'bad_request', errors });
   });
 
+  it("keeps a code this client does not know (a newer server's), read by the API's schema", async () => {
+    const { api } = client(() => json(418, { code: 'quota_exceeded', message: 'too many' }));
+    await expect(api.listSessions()).rejects.toMatchObject({
+      status: 418,
+      code: 'quota_exceeded',
+      message: 'too many',
+      errors: [],
+    });
+    // Field errors that are not the API's shape make the body no API error at all.
+    const odd = client(() => json(400, { code: 'bad_request', message: 'x', errors: 'nope' }));
+    await expect(odd.api.listSessions()).rejects.toMatchObject({ code: 'http_400' });
+  });
+
   it('names a non-API answer by its status, and an unreachable server without the request', async () => {
     const proxy = client(() => new Response('<html>bad gateway</html>', { status: 502 }));
     await expect(proxy.api.listSessions()).rejects.toMatchObject({ status: 502, code: 'http_502' });

@@ -1,80 +1,40 @@
 /**
  * A typed client for the admin HTTP API (`/admin` on the auth service or the embedded
  * server; its OpenAPI document is at `/admin/openapi.json`). One method per endpoint; the
- * results are the API's JSON as it is sent (snake_case). Every failure is an AdminApiError.
+ * results are the API's JSON as it is sent (snake_case), typed by @securechat/admin-api. Every
+ * failure is an AdminApiError.
  */
-import { AdminApiError, type AdminApiFieldError } from './admin-api-error';
+import {
+  type AdminAuditPage,
+  type AdminPasswordReset,
+  type AdminPurgeResult,
+  type AdminSessionClose,
+  type AdminSessionList,
+  type AdminTranscriptPage,
+  type AdminUser,
+  type AdminUserDeleted,
+  type AdminUserDisabled,
+  type AdminUserEnabled,
+  type AdminUserKeySet,
+  type AdminUserPage,
+  type AdminUserSessionsClose,
+  adminErrorReply,
+} from '@securechat/admin-api';
 
-export interface AdminUser {
-  readonly username: string;
-  /** `sha256:` + hex of the SPKI. */
-  readonly fingerprint: string;
-  readonly disabled: boolean;
-  readonly deleted: boolean;
-  readonly deleted_at: string | null;
-  readonly created_at: string;
-}
+import { AdminApiError } from './admin-api-error';
 
-export interface AdminSession {
-  readonly session_id: string;
-  readonly username: string;
-  readonly gateway: string;
-  readonly source_address: string;
-  readonly since: string;
-}
-
-export interface AdminTranscriptSession {
-  readonly session_id: string;
-  readonly username: string;
-  readonly gateway: string;
-  readonly mode: 'full' | 'digest';
-  readonly status: 'open' | 'agreed' | 'disputed' | 'incomplete';
-  readonly started_at: string;
-  readonly ended_at: string | null;
-  /**
-   * When retention deleted the session's records (its receipt is kept, the export answers
-   * `transcript_purged`); null while they are kept. Absent from servers before retention.
-   */
-  readonly records_purged_at?: string | null;
-}
-
-/** A session a purge deleted (or, dry run, would delete) the records of. */
-export interface AdminPurgedSession {
-  readonly session_id: string;
-  readonly username: string;
-  readonly mode: 'full' | 'digest';
-  readonly status: 'open' | 'agreed' | 'disputed' | 'incomplete';
-  readonly started_at: string;
-  readonly ended_at: string | null;
-  /**
-   * true: the receipt is kept and still verifies against the stored chain heads; false: the
-   * session had none (incomplete, or never ended), so nothing signed remains of it.
-   */
-  readonly receipt: boolean;
-  readonly countersigned: boolean;
-  readonly chunks: number;
-  readonly bytes: number;
-}
-
-export interface AdminPurgeTotals {
-  readonly sessions: number;
-  readonly chunks: number;
-  readonly bytes: number;
-  readonly with_receipt: number;
-  readonly without_receipt: number;
-}
-
-/** The answer of one purge call (`POST /admin/transcripts/purge`). */
-export interface AdminPurgeResult {
-  readonly before: string;
-  readonly dry_run: boolean;
-  /** This call's sessions, oldest first (at most `limit`). */
-  readonly sessions: AdminPurgedSession[];
-  readonly totals: AdminPurgeTotals;
-  /** More sessions are due: call again (a dry run: with `next_cursor` as `cursor`). */
-  readonly more: boolean;
-  readonly next_cursor: string | null;
-}
+// The results' types are the API's own (@securechat/admin-api), under the names this client
+// has always exported them by.
+export type {
+  AdminAuditEntry,
+  AdminPurgedSession,
+  AdminPurgeResult,
+  AdminPurgeTotals,
+  AdminSession,
+  AdminSessionsClosed,
+  AdminTranscriptSession,
+  AdminUser,
+} from '@securechat/admin-api';
 
 export interface AdminPurgeOptions {
   /** The cutoff: sessions that ended (never ended: started) before it. */
@@ -85,28 +45,6 @@ export interface AdminPurgeOptions {
   readonly limit?: number;
   /** Dry run: `next_cursor` of the previous page. */
   readonly cursor?: string;
-}
-
-export interface AdminAuditEntry {
-  readonly id: string;
-  readonly at: string;
-  /** `token:` + a hash prefix of the token used. */
-  readonly actor: string;
-  readonly action: string;
-  readonly target: string;
-  readonly details: Record<string, string | number | boolean | null>;
-  readonly source_address: string | null;
-}
-
-/**
- * How a change that ends the user's live sessions (disable, delete, password reset, key
- * change) went for them. The change itself is always made: `sessions_closed` is null when the
- * gateways could not be told (they still end the sessions at their next recheck), and
- * `sessions_close_error` then says how to close the sessions now.
- */
-export interface AdminSessionsClosed {
-  readonly sessions_closed: number | null;
-  readonly sessions_close_error?: string;
 }
 
 export interface Page {
@@ -153,9 +91,7 @@ export class AdminApiClient {
     });
   }
 
-  listUsers(
-    options: Page & { query?: string } = {},
-  ): Promise<{ users: AdminUser[]; next_cursor: string | null }> {
+  listUsers(options: Page & { query?: string } = {}): Promise<AdminUserPage> {
     return this.#json('GET', `/users${queryString(options)}`);
   }
 
@@ -163,35 +99,27 @@ export class AdminApiClient {
     return this.#json('GET', `/users/${segment(username)}`);
   }
 
-  disableUser(
-    username: string,
-  ): Promise<{ username: string; disabled: true } & AdminSessionsClosed> {
+  disableUser(username: string): Promise<AdminUserDisabled> {
     return this.#json('POST', `/users/${segment(username)}/disable`);
   }
 
-  enableUser(username: string): Promise<{ username: string; disabled: false }> {
+  enableUser(username: string): Promise<AdminUserEnabled> {
     return this.#json('POST', `/users/${segment(username)}/enable`);
   }
 
   /** Sets a new password and ends the user's live sessions. */
-  resetPassword(
-    username: string,
-    password: string,
-  ): Promise<{ username: string; password_reset: true } & AdminSessionsClosed> {
+  resetPassword(username: string, password: string): Promise<AdminPasswordReset> {
     return this.#json('POST', `/users/${segment(username)}/password`, { password });
   }
 
   /** Replaces the key (from the next login on) and ends the user's live sessions. */
-  setPublicKey(
-    username: string,
-    publicKey: AdminPublicKey,
-  ): Promise<AdminUser & AdminSessionsClosed> {
+  setPublicKey(username: string, publicKey: AdminPublicKey): Promise<AdminUserKeySet> {
     return this.#json('PUT', `/users/${segment(username)}/public-key`, {
       public_key: keyText(publicKey),
     });
   }
 
-  deleteUser(username: string): Promise<{ username: string; deleted: true } & AdminSessionsClosed> {
+  deleteUser(username: string): Promise<AdminUserDeleted> {
     return this.#json('DELETE', `/users/${segment(username)}`);
   }
 
@@ -199,11 +127,11 @@ export class AdminApiClient {
     await this.#call('DELETE', `/users/${segment(username)}/throttle`);
   }
 
-  listSessions(): Promise<{ sessions: AdminSession[] }> {
+  listSessions(): Promise<AdminSessionList> {
     return this.#json('GET', '/sessions');
   }
 
-  listUserSessions(username: string): Promise<{ sessions: AdminSession[] }> {
+  listUserSessions(username: string): Promise<AdminSessionList> {
     return this.#json('GET', `/users/${segment(username)}/sessions`);
   }
 
@@ -211,19 +139,16 @@ export class AdminApiClient {
    * Orders the session closed on every gateway. `listed: false` (and `closed: 0`): presence
    * did not know the session; the order went out all the same.
    */
-  closeSession(sessionId: string): Promise<{ closed: number; listed: boolean }> {
+  closeSession(sessionId: string): Promise<AdminSessionClose> {
     return this.#json('DELETE', `/sessions/${segment(sessionId)}`);
   }
 
-  closeUserSessions(username: string): Promise<{ closed: number }> {
+  closeUserSessions(username: string): Promise<AdminUserSessionsClose> {
     return this.#json('DELETE', `/users/${segment(username)}/sessions`);
   }
 
   /** Newest first; pass `next_cursor` back as `cursor` for the next (older) page. */
-  listTranscripts(
-    username: string,
-    options: Page = {},
-  ): Promise<{ sessions: AdminTranscriptSession[]; next_cursor: string | null }> {
+  listTranscripts(username: string, options: Page = {}): Promise<AdminTranscriptPage> {
     return this.#json('GET', `/users/${segment(username)}/transcripts${queryString(options)}`);
   }
 
@@ -248,9 +173,7 @@ export class AdminApiClient {
     });
   }
 
-  listAudit(
-    options: Page = {},
-  ): Promise<{ entries: AdminAuditEntry[]; next_cursor: string | null }> {
+  listAudit(options: Page = {}): Promise<AdminAuditPage> {
     return this.#json('GET', `/audit${queryString(options)}`);
   }
 
@@ -293,24 +216,15 @@ async function apiError(response: Response): Promise<AdminApiError> {
   } catch {
     body = undefined;
   }
-  if (isErrorBody(body)) {
-    return new AdminApiError(response.status, body.code, body.message, body.errors ?? []);
+  const error = adminErrorReply.safeParse(body);
+  if (error.success) {
+    const { code, message, errors } = error.data;
+    return new AdminApiError(response.status, code, message, errors ?? []);
   }
   return new AdminApiError(
     response.status,
     `http_${response.status}`,
     `admin API answered ${response.status}`,
-  );
-}
-
-function isErrorBody(
-  body: unknown,
-): body is { code: string; message: string; errors?: AdminApiFieldError[] } {
-  return (
-    typeof body === 'object' &&
-    body !== null &&
-    typeof (body as { code?: unknown }).code === 'string' &&
-    typeof (body as { message?: unknown }).message === 'string'
   );
 }
 

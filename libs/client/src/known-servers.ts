@@ -1,14 +1,14 @@
 /**
  * Server pinning like SSH's `known_hosts` (docs/PROTOCOL.md §4.3 "Pinning"): a store maps
  * `host:port` to the fingerprint of the server's Ed25519 identity key. A key seen for the first
- * time is pinned only after it proved itself over the handshake (§10 item 19); a pinned key is
- * never replaced silently — a different key is refused with both fingerprints.
+ * time is pinned only after it proved itself over the handshake (docs/PROTOCOL.md §10 item 19); a
+ * pinned key is never replaced silently — a different key is refused with both fingerprints.
  */
 import { type ServerIdentityError } from '@securechat/protocol';
 
 import { SerialQueue, readTextIfExists, writeFileAtomic } from './atomic-file';
 
-/** `sha256:` and 64 lowercase hex digits (§2.2 "Fingerprint"). */
+/** `sha256:` and 64 lowercase hex digits (docs/PROTOCOL.md §2.2 "Fingerprint"). */
 export const FINGERPRINT_PATTERN = /^sha256:[0-9a-f]{64}$/;
 
 export function isFingerprint(value: string): boolean {
@@ -42,7 +42,8 @@ export interface KnownServersStore {
   get(address: string): Promise<string | undefined>;
   /**
    * Pins `fingerprint` for `address`. Idempotent for the same fingerprint; a different one over
-   * an existing pin throws PinConflictError (§4.3: never replace a pinned key silently).
+   * an existing pin throws PinConflictError (docs/PROTOCOL.md §4.3: never replace a pinned key
+   * silently).
    */
   pin(address: string, fingerprint: string): Promise<void>;
   /** Forgets `address` (the user's explicit decision, like `ssh-keygen -R`). */
@@ -156,8 +157,8 @@ export class FileKnownServersStore implements KnownServersStore {
 }
 
 /**
- * The loud warning for a refused server (§4.3: "tell the user, showing both the expected
- * (pinned) fingerprint and the one the server presented"), in the spirit of SSH's.
+ * The loud warning for a refused server (docs/PROTOCOL.md §4.3: "tell the user, showing both the
+ * expected (pinned) fingerprint and the one the server presented"), in the spirit of SSH's.
  */
 export function describeServerIdentityError(error: ServerIdentityError, address: string): string {
   switch (error.reason) {

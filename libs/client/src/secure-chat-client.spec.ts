@@ -1,17 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
 
-import { PeerError, ServerIdentityError } from '@securechat/protocol';
-
 import { BoundedLru } from './bounded-lru';
 import { ClientClosedError, TrustConfigurationError } from './client-errors';
+import { type SecureChatClientOptions } from './client-options';
 import { MemoryKnownServersStore } from './known-servers';
 import { MemoryPeerKeyStore } from './peer-keys';
-import {
-  SecureChatClient,
-  type SecureChatClientOptions,
-  backoffDelay,
-  isFinalFailure,
-} from './secure-chat-client';
+import { SecureChatClient } from './secure-chat-client';
 
 const SECRET = 'a very secret password';
 
@@ -27,30 +21,6 @@ function options(overrides: Partial<SecureChatClientOptions> = {}): SecureChatCl
     ...overrides,
   };
 }
-
-describe('backoffDelay', () => {
-  it('doubles per attempt up to the cap, with jitter between half and all of it', () => {
-    const o = { initialDelayMs: 100, maxDelayMs: 1000 };
-    expect([1, 2, 3, 4, 5, 50].map((a) => backoffDelay(a, o, () => 0))).toEqual([
-      50, 100, 200, 400, 500, 500,
-    ]);
-    expect([1, 2, 3, 4, 5].map((a) => backoffDelay(a, o, () => 0.999999))).toEqual([
-      100, 200, 400, 800, 1000,
-    ]);
-  });
-});
-
-describe('isFinalFailure', () => {
-  it('ends the client on identity and authentication failures, retries the rest', () => {
-    expect(isFinalFailure(new ServerIdentityError('server_key_mismatch', 'a', 'b'))).toBe(true);
-    expect(isFinalFailure(new TrustConfigurationError('x:1', 'a', 'b'))).toBe(true);
-    expect(isFinalFailure(new PeerError('auth_failed', 'authentication failed'))).toBe(true);
-    expect(isFinalFailure(new PeerError('conflict', 'taken'))).toBe(true);
-    expect(isFinalFailure(new PeerError('rate_limited', 'wait', 3))).toBe(false);
-    expect(isFinalFailure(new PeerError('shutting_down', 'bye'))).toBe(false);
-    expect(isFinalFailure(new Error('ECONNRESET'))).toBe(false);
-  });
-});
 
 describe('SecureChatClient without a server', () => {
   it('validates its options without ever quoting the password', () => {

@@ -3,15 +3,15 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { type RecordEvent, exportSpki, fingerprint } from '@securechat/protocol';
-
 import {
-  FileTranscriptSink,
-  MemoryTranscriptSink,
-  type TranscriptHeader,
+  type RecordEvent,
+  exportSpki,
+  fingerprint,
   parseTranscript,
   verifyTranscriptLog,
-} from './transcript-log';
+} from '@securechat/protocol';
+
+import { FileTranscriptSink, MemoryTranscriptSink, type TranscriptHeader } from './transcript-log';
 
 const serverKey = exportSpki(generateKeyPairSync('ed25519').publicKey);
 const header: TranscriptHeader = {

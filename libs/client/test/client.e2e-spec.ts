@@ -1,7 +1,8 @@
 /**
  * SecureChatClient against the embedded server as a real process, over real sockets: server
- * pinning (§4.3), reconnect with redelivery and duplicate dropping (§7.4), author-key pinning
- * (§7.3), and the orderly close with a transcript that verifies offline (§8.4, §8.5).
+ * pinning (docs/PROTOCOL.md §4.3), reconnect with redelivery and duplicate dropping
+ * (docs/PROTOCOL.md §7.4), author-key pinning (docs/PROTOCOL.md §7.3), and the orderly close with a
+ * transcript that verifies offline (docs/PROTOCOL.md §8.4, §8.5).
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -30,6 +31,8 @@ import {
   removeDataDir,
   startEmbeddedServer,
 } from '../../../test/support/embedded-server';
+import { eventually } from '../../core/test/eventually';
+import { TcpProxy } from '../../../test/support/tcp-proxy';
 
 jest.setTimeout(40_000);
 
@@ -96,14 +99,6 @@ describe('SecureChatClient against the embedded server', () => {
     return received;
   }
 
-  async function until(what: string, test: () => boolean, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!test()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-
   it('pins the server on first contact with tofu, in a 0600 known_servers file', async () => {
     const path = join(dir, 'known_servers');
     writeFileSync(path, '# pinned servers\n', { mode: 0o600 });
@@ -158,21 +153,27 @@ describe('SecureChatClient against the embedded server', () => {
   });
 
   it('reconnects after a lost connection; every message reaches the application once', async () => {
+    // Bob reaches the server through a proxy the test can cut, as a network failure would.
+    const proxy = await TcpProxy.start(server.host, server.port);
     const alice = await newUser('ra');
-    const bob = await newUser('rb');
+    const bob = await newUser('rb', { port: proxy.port });
     const aliceInbox = collect(alice);
     const bobInbox: IncomingMessage[] = [];
     const states: ClientState[] = [];
-    bob.on('state', (s) => states.push(s));
+    bob.on('state', (s) => {
+      states.push(s);
+      if (s === 'reconnecting') proxy.restore();
+    });
     const duplicates: string[] = [];
     bob.on('duplicate', (d) => duplicates.push(d.msg_id));
     let duringOutage: Promise<unknown> | undefined;
     bob.on('message', (m) => {
       bobInbox.push(m);
       if (bobInbox.length === 5 && duringOutage === undefined) {
-        // Lost before this message's `delivered` could be written: the server sends it again
-        // after the reconnect, and the client must drop it. A send queued now goes out then.
-        bob.socketForTests!.destroy();
+        // Cut before this message's `delivered` could reach the server: the server sends it
+        // again after the reconnect, and the client must drop it. A send made now is written to
+        // the dead connection, so it must go out again on the next one.
+        proxy.cut();
         duringOutage = bob.send(alice.username, 'sent while disconnected');
       }
     });
@@ -182,9 +183,9 @@ describe('SecureChatClient against the embedded server', () => {
     for (let i = 0; i < total; i++) acks.push(alice.send(bob.username, `message ${i}`));
     const ids = (await Promise.all(acks)).map((a) => a.msgId);
 
-    await until('all messages at bob', () => bobInbox.length >= total);
+    await eventually(() => bobInbox.length >= total, { what: 'all messages at bob' });
     await expect(duringOutage).resolves.toMatchObject({ msgId: expect.any(String) });
-    await until('the outage message at alice', () => aliceInbox.length >= 1);
+    await eventually(() => aliceInbox.length >= 1, { what: 'the outage message at alice' });
     await new Promise((r) => setTimeout(r, 300)); // room for any duplicate to show up
 
     expect(states).toEqual(expect.arrayContaining(['reconnecting', 'connected']));
@@ -199,6 +200,31 @@ describe('SecureChatClient against the embedded server', () => {
 
     await alice.close();
     await bob.close();
+    await proxy.close();
+  });
+
+  it('keeps reconnecting through an outage longer than 10 attempts by default (issue 14)', async () => {
+    const proxy = await TcpProxy.start(server.host, server.port);
+    // No maxAttempts: the default. Short delays so that many attempts fit in the test.
+    const carol = await newUser('ro', {
+      port: proxy.port,
+      reconnect: { initialDelayMs: 1, maxDelayMs: 20 },
+    });
+    const attempts: number[] = [];
+    carol.on('state', (state, detail) => {
+      if (state === 'reconnecting') attempts.push(detail.attempt!);
+    });
+    proxy.cut(); // the server is unreachable: every attempt is refused
+    await eventually(() => attempts.length >= 12, { what: '12 reconnect attempts' });
+    // Waiting for the next attempt, or dialling it.
+    expect(['reconnecting', 'connecting']).toContain(carol.state);
+
+    proxy.restore();
+    await eventually(() => carol.state === 'connected', { what: 'the connection back' });
+    expect(attempts.slice(0, 12)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    await expect(carol.ping(3)).resolves.toEqual({ type: 'pong', n: 3 });
+    await carol.close();
+    await proxy.close();
   });
 
   it("flags a message whose author's key differs from the pinned one as key_changed", async () => {
@@ -210,7 +236,7 @@ describe('SecureChatClient against the embedded server', () => {
     const inbox = collect(dave);
 
     await carol.send(dave.username, 'signed with key A');
-    await until('the message at dave', () => inbox.length === 1);
+    await eventually(() => inbox.length === 1, { what: 'the message at dave' });
     const fingerprintA = fingerprint(exportSpki(keys.get(carol.username)!));
     expect(inbox[0]).toMatchObject({
       verification: 'key_changed',
@@ -224,7 +250,7 @@ describe('SecureChatClient against the embedded server', () => {
     const erin = await newUser('ke');
     const erinInbox = collect(erin);
     await carol.send(erin.username, 'hello erin');
-    await until('the message at erin', () => erinInbox.length === 1);
+    await eventually(() => erinInbox.length === 1, { what: 'the message at erin' });
     expect(erinInbox[0]).toMatchObject({
       verification: 'verified',
       senderFingerprint: fingerprintA,
@@ -242,7 +268,7 @@ describe('SecureChatClient against the embedded server', () => {
     await expect(sender.send(receiver.username, 'three')).rejects.toBeInstanceOf(PendingLimitError);
     await Promise.all([first, second]);
     await sender.send(receiver.username, 'four');
-    await until('three deliveries', () => received.length === 3);
+    await eventually(() => received.length === 3, { what: 'three deliveries' });
     expect(received.map((m) => m.deliver.body)).toEqual(['one', 'two', 'four']);
   });
 
@@ -250,13 +276,14 @@ describe('SecureChatClient against the embedded server', () => {
     const transcriptDir = join(dir, 'transcripts');
     const sink: TranscriptSink = new FileTranscriptSink({ directory: transcriptDir });
     const frank = await newUser('cf');
-    // A tiny key update interval: the session rotates its sending key several times (§5.3).
+    // A tiny key update interval: the session rotates its sending key several times
+    // (docs/PROTOCOL.md §5.3).
     const gina = await newUser('cg', { transcript: sink, keyUpdateInterval: 3 });
     const inbox = collect(gina);
 
     for (let i = 0; i < 4; i++) await gina.send(frank.username, `to frank ${i}`);
     await frank.send(gina.username, 'to gina');
-    await until('the message at gina', () => inbox.length === 1);
+    await eventually(() => inbox.length === 1, { what: 'the message at gina' });
     await gina.join('#closers');
     await gina.ping(7);
 

@@ -52,6 +52,10 @@ import {
   userVerify,
 } from '../src';
 
+// The statistics and progress display of `npm run bench`, so that both benches report alike.
+import { spread, type Spread } from '../../../bench/stats';
+import { Progress } from '../../../bench/support/progress';
+
 const REPO_ROOT = path.resolve(__dirname, '../../..');
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench/results');
 
@@ -133,21 +137,7 @@ function batchSize(warmup: RunResult): number {
   return Math.max(1, Math.floor((warmup.ops / warmup.seconds) * 0.002));
 }
 
-interface Stats {
-  readonly median: number;
-  readonly min: number;
-  readonly max: number;
-}
-
-function stats(values: readonly number[]): Stats {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  const median =
-    sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-  return { median, min: sorted[0]!, max: sorted.at(-1)! };
-}
-
-interface MeasurementResult extends Stats {
+interface MeasurementResult extends Spread {
   readonly id: string;
   readonly label: string;
   readonly side: 'ours' | 'raw';
@@ -157,18 +147,6 @@ interface MeasurementResult extends Stats {
   readonly runs: number[];
   readonly opsPerRun: number[];
   readonly batch: number;
-}
-
-class Progress {
-  readonly #tty = process.stderr.isTTY;
-
-  show(text: string): void {
-    process.stderr.write(this.#tty ? `\r\x1b[K${text}` : `${text}\n`);
-  }
-
-  done(): void {
-    if (this.#tty) process.stderr.write('\r\x1b[K');
-  }
 }
 
 /**
@@ -204,7 +182,7 @@ async function measureGroup(
         ? {}
         : { plaintextBytes: measurement.plaintextBytes }),
       unit: 'ops/s',
-      ...stats(rates),
+      ...spread(rates),
       runs: rates,
       opsPerRun: runs[i]!.map((r) => r.ops),
       batch: batches[i]!,
@@ -271,7 +249,7 @@ function proceed<T extends { readonly close: boolean; readonly error?: Error }>(
 
 let sessionCounter = 0;
 
-/** One full §3 handshake, both roles, fresh ephemeral keys, through FrameDecoders. */
+/** One full PROTOCOL.md §3 handshake, both roles, fresh ephemeral keys, through FrameDecoders. */
 async function libraryHandshake(
   site: Deployment,
   credentials: ClientCredentials,
@@ -544,7 +522,7 @@ function recordDirectionRecords(plaintext: Buffer): Operation {
     kind: 'sync',
     run: function recordDirectionRecord() {
       if (sender.sequence >= DEFAULT_KEY_UPDATE_INTERVAL) {
-        sender.update(); // as a session would (§4); only reached with a very long BENCH_SECONDS
+        sender.update(); // as a session would (PROTOCOL.md §4); only reached with a very long BENCH_SECONDS
         receiver.update();
       }
       receiver.open(sender.seal(plaintext));
@@ -590,7 +568,7 @@ function formatRate(value: number): string {
   return (value < 100 ? decimal : integer).format(value);
 }
 
-function formatCell(result: Stats): string {
+function formatCell(result: Spread): string {
   return `${formatRate(result.median)} (${formatRate(result.min)}–${formatRate(result.max)})`;
 }
 
@@ -600,7 +578,7 @@ function formatMicros(seconds: number): string {
 }
 
 /** ours/raw of the medians, as "N× slower (P% of raw, +T µs/op)". */
-function formatRatio(ours: Stats, raw: Stats): string {
+function formatRatio(ours: Spread, raw: Spread): string {
   const ratio = ours.median / raw.median;
   const percent = `${(ratio * 100).toFixed(ratio < 0.1 ? 1 : 0)}% of raw`;
   const extra = 1 / ours.median - 1 / raw.median;
@@ -749,7 +727,7 @@ async function main(): Promise<void> {
     );
     for (const result of measured) results.set(result.id, result);
   }
-  progress.done();
+  progress.end();
 
   const rows = comparisons.map((comparison) => {
     const ours = results.get(comparison.ours.id)!;

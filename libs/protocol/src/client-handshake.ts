@@ -1,7 +1,7 @@
 /**
- * The client role of the §3 handshake as a sans-I/O state machine. It checks the server's key
- * against the pinned fingerprint (or asks a trust-on-first-use callback) and the `server_auth`
- * signature, and refuses before it sends anything else (§3 step 3).
+ * The client role of the PROTOCOL.md §3 handshake as a sans-I/O state machine. It checks the
+ * server's key against the pinned fingerprint (or asks a trust-on-first-use callback) and the
+ * `server_auth` signature, and refuses before it sends anything else (PROTOCOL.md §3 step 3).
  */
 import { type KeyObject } from 'node:crypto';
 
@@ -41,7 +41,7 @@ import { RecordDirection } from './record-layer';
 import { type SessionOptions } from './session';
 import { TranscriptChain } from './transcript';
 
-/** How the client decides to trust `server_key` (§3 step 3). */
+/** How the client decides to trust `server_key` (PROTOCOL.md §3 step 3). */
 export interface ServerTrust {
   /** The fingerprint configured or pinned for this server (`sha256:…`). */
   readonly fingerprint?: string;
@@ -59,7 +59,7 @@ export interface ClientCredentials {
   readonly action: 'login' | 'register';
   readonly username: string;
   readonly password: string;
-  /** The user's RSA (≥ 2048 bits) or Ed25519 private key (§1). */
+  /** The user's RSA (≥ 2048 bits) or Ed25519 private key (PROTOCOL.md §1). */
   readonly privateKey: KeyObject;
 }
 
@@ -118,7 +118,7 @@ export class ClientHandshake {
     return this.#state;
   }
 
-  /** frame1, the `client_hello` (§3 step 1). */
+  /** frame1, the `client_hello` (PROTOCOL.md §3 step 1). */
   start(): Buffer {
     if (this.#state !== 'start') throw new Error('start() may be called once');
     const nonce = (this.#options.randomBytes ?? defaultRandomBytes)(NONCE_BYTES);
@@ -169,8 +169,8 @@ export class ClientHandshake {
     const hello = this.#hello!;
     const { trust } = this.#options;
 
-    // §3 step 3: the signature must verify and the key must be the trusted one, or we stop
-    // here. The signature first, so that a key is never offered for pinning unless it proved
+    // PROTOCOL.md §3 step 3: the signature must verify and the key must be the trusted one, or we
+    // stop here. The signature first, so that a key is never offered for pinning unless it proved
     // itself over this handshake.
     const h1 = computeH1(this.#frame1!, hello.frame);
     if (
@@ -222,7 +222,8 @@ export class ClientHandshake {
             signature,
             public_key: toBase64(exportSpki(credentials.privateKey)),
           };
-    // The login record is c2s sequence 0 and stays out of the chain: it holds the password (§7).
+    // The login record is c2s sequence 0 and stays out of the chain: it holds the password
+    // (PROTOCOL.md §7).
     const ct = this.#keys.c2s.seal(serializeJson(payload));
     const frame4 = this.#encode({
       type: 'login',
@@ -304,7 +305,8 @@ export class ClientHandshake {
         ? cause
         : new ProtocolError('internal', 'internal error', { cause });
     // We tell the server why only when it broke the protocol and before keys exist; a refused
-    // server gets nothing (§3 step 3), and a server that sent an error is already closing.
+    // server gets nothing (PROTOCOL.md §3 step 3), and a server that sent an error is already
+    // closing.
     const tell = error instanceof ProtocolError && !error.silent && this.#keys === undefined;
     const send = tell
       ? [this.#encode({ type: 'error', code: error.code, message: error.message })]

@@ -1,4 +1,4 @@
-/** The client's side of an established session (§5–§7). */
+/** The client's side of an established session (PROTOCOL.md §5–§7). */
 import { type KeyObject } from 'node:crypto';
 
 import { ed25519Verify, timingSafeEqual, userSign } from './crypto';
@@ -21,16 +21,17 @@ import {
   receiptSignedBytes,
   type TranscriptView,
 } from './transcript';
+import { decodeTranscriptView, encodeTranscriptView } from './transcript-view.codec';
 
 export type ClientSessionState =
   | 'open'
-  /** `bye` sent: read until `receipt`, send nothing (§7). */
+  /** `bye` sent: read until `receipt`, send nothing (PROTOCOL.md §7). */
   | 'bye_sent'
   /** `receipt` read: answer with `countersign`. */
   | 'receipt_received'
   | 'closed';
 
-/** How the server's receipt compares with our own view (§7). */
+/** How the server's receipt compares with our own view (PROTOCOL.md §7). */
 export interface ReceiptCheck {
   /** Both counts and both chains equal ours. */
   readonly viewsMatch: boolean;
@@ -75,13 +76,15 @@ export class ClientSession extends Session {
     return this.#state;
   }
 
-  /** Seals a request; key updates are inserted on schedule (§4). Use `bye()` to close. */
+  /**
+   * Seals a request; key updates are inserted on schedule (PROTOCOL.md §4). Use `bye()` to close.
+   */
   send(message: Exclude<ClientMessage, { type: 'bye' | 'countersign' }>): Buffer {
     this.assertCanSend(message.type);
     return this.sealWithRotation(message);
   }
 
-  /** Builds and signs a `send` (§6 message signature) as this session's user. */
+  /** Builds and signs a `send` (PROTOCOL.md §6 message signature) as this session's user. */
   signedSend(message: OutgoingMessage): SendMessage {
     const sig = signMessage(this.#userKey, { from: this.username, ...message });
     return {
@@ -94,7 +97,10 @@ export class ClientSession extends Session {
     };
   }
 
-  /** §6: whether a `deliver` is signed by `senderKey` (the author's key, from `get_key`). */
+  /**
+   * PROTOCOL.md §6: whether a `deliver` is signed by `senderKey` (the author's key, from
+   * `get_key`).
+   */
   static verifyDeliver(deliver: Deliver, senderKey: KeyObject): boolean {
     return verifyMessage(
       senderKey,
@@ -103,7 +109,7 @@ export class ClientSession extends Session {
     );
   }
 
-  /** Starts closing (§7): `bye`, after which only `countersign` may be sent. */
+  /** Starts closing (PROTOCOL.md §7): `bye`, after which only `countersign` may be sent. */
   bye(): Buffer {
     this.assertCanSend('bye');
     const frame = this.seal({ type: 'bye' }, false);
@@ -139,7 +145,7 @@ export class ClientSession extends Session {
     return { message, plaintext };
   }
 
-  /** §7: `countersign`, signed over `D` of our own view, whatever the receipt said. */
+  /** PROTOCOL.md §7: `countersign`, signed over `D` of our own view, whatever the receipt said. */
   countersign(): Buffer {
     if (this.#state !== 'receipt_received')
       throw new Error('countersign() must follow the receipt');
@@ -148,10 +154,7 @@ export class ClientSession extends Session {
     const frame = this.seal(
       {
         type: 'countersign',
-        c2s_count: view.c2sCount,
-        c2s_chain: toBase64(view.c2sChain),
-        s2c_count: view.s2cCount,
-        s2c_chain: toBase64(view.s2cChain),
+        ...encodeTranscriptView(view),
         signature: toBase64(signature),
       },
       false,
@@ -162,13 +165,7 @@ export class ClientSession extends Session {
 
   #checkReceipt(receipt: Receipt): ReceiptCheck {
     const clientView = this.view();
-    const serverView: TranscriptView = {
-      sessionId: receipt.session_id,
-      c2sCount: receipt.c2s_count,
-      c2sChain: fromBase64(receipt.c2s_chain, 'c2s_chain', 32),
-      s2cCount: receipt.s2c_count,
-      s2cChain: fromBase64(receipt.s2c_chain, 's2c_chain', 32),
-    };
+    const serverView = decodeTranscriptView(receipt.session_id, receipt);
     const viewsMatch =
       serverView.sessionId === clientView.sessionId &&
       serverView.c2sCount === clientView.c2sCount &&

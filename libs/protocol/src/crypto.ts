@@ -1,7 +1,7 @@
 /**
- * The primitives of §1, all from node:crypto (OpenSSL). Nothing here is hand-rolled except the
- * HKDF-Expand loop, which node:crypto does not expose on its own; it is RFC 5869 §2.3 over
- * node's HMAC-SHA256. Private keys stay in KeyObjects.
+ * The primitives of PROTOCOL.md §1, all from node:crypto (OpenSSL). Nothing here is hand-rolled
+ * except the HKDF-Expand loop, which node:crypto does not expose on its own; it is RFC 5869 §2.3
+ * over node's HMAC-SHA256. Private keys stay in KeyObjects.
  */
 import {
   createCipheriv,
@@ -51,7 +51,7 @@ function assertBytes(value: Uint8Array, length: number, what: string): void {
   }
 }
 
-/** SHA-256 over the concatenation of `parts` (§1). */
+/** SHA-256 over the concatenation of `parts` (PROTOCOL.md §1). */
 export function sha256(...parts: Uint8Array[]): Buffer {
   const hash = createHash('sha256');
   for (const part of parts) hash.update(part);
@@ -63,7 +63,10 @@ export function hkdfExtract(salt: Uint8Array, ikm: Uint8Array): Buffer {
   return createHmac('sha256', salt).update(ikm).digest();
 }
 
-/** HKDF-Expand(prk, info, length) (RFC 5869 §2.3). `info` text is ASCII as §3 and §4 use it. */
+/**
+ * HKDF-Expand(prk, info, length) (RFC 5869 §2.3). `info` text is ASCII as PROTOCOL.md §3 and §4 use
+ * it.
+ */
 export function hkdfExpand(prk: Uint8Array, info: string, length: number): Buffer {
   if (prk.length < HASH_BYTES) throw new RangeError('hkdfExpand: PRK shorter than HashLen');
   if (!Number.isInteger(length) || length < 1 || length > 255 * HASH_BYTES) {
@@ -83,7 +86,10 @@ export function hkdfExpand(prk: Uint8Array, info: string, length: number): Buffe
   return Buffer.concat(blocks).subarray(0, length);
 }
 
-/** Compares equal-length byte strings in constant time (§9); unequal lengths are simply unequal. */
+/**
+ * Compares equal-length byte strings in constant time (PROTOCOL.md §9); unequal lengths are simply
+ * unequal.
+ */
 export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && nodeTimingSafeEqual(a, b);
 }
@@ -164,8 +170,8 @@ function x25519PrivateFromRaw(privateRaw: Uint8Array): KeyObject {
 }
 
 /**
- * X25519(priv, peer). An all-zero result (a low-order peer key) is fatal on both sides (§3
- * step 4); OpenSSL refuses to derive it, and we check again rather than rely on that.
+ * X25519(priv, peer). An all-zero result (a low-order peer key) is fatal on both sides (PROTOCOL.md
+ * §3 step 4); OpenSSL refuses to derive it, and we check again rather than rely on that.
  */
 export function x25519(privateKey: KeyObject, peerPublicRaw: Uint8Array): Buffer {
   assertBytes(peerPublicRaw, X25519_KEY_BYTES, 'x25519');
@@ -181,7 +187,7 @@ export function x25519(privateKey: KeyObject, peerPublicRaw: Uint8Array): Buffer
   return shared;
 }
 
-// ---------------------------------------------------------------- AES-128-GCM (§5)
+// ---------------------------------------------------------------- AES-128-GCM (PROTOCOL.md §5)
 
 /** AES-128-GCM with empty associated data: `ciphertext || tag`. */
 export function aesGcmSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array): Buffer {
@@ -193,7 +199,7 @@ export function aesGcmSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8A
 
 /**
  * Opens `ciphertext || tag`; returns undefined when it does not authenticate. `authTagLength`
- * pins the tag to 16 bytes: without it node accepts truncated tags (§9).
+ * pins the tag to 16 bytes: without it node accepts truncated tags (PROTOCOL.md §9).
  */
 export function aesGcmOpen(
   key: Uint8Array,
@@ -214,9 +220,9 @@ export function aesGcmOpen(
   }
 }
 
-// ---------------------------------------------------------------- keys and signatures (§1)
+// ------------------------------------------------------------ keys and signatures (PROTOCOL.md §1)
 
-/** `sha256:` and the lowercase hex SHA-256 of the SPKI DER (§1). */
+/** `sha256:` and the lowercase hex SHA-256 of the SPKI DER (PROTOCOL.md §1). */
 export function fingerprint(spkiDer: Uint8Array): string {
   return `sha256:${sha256(spkiDer).toString('hex')}`;
 }
@@ -263,7 +269,7 @@ export function ed25519Verify(publicKey: KeyObject, data: Uint8Array, signature:
   }
 }
 
-/** Imports the Ed25519 server identity key from `server_key` (§3 step 2). */
+/** Imports the Ed25519 server identity key from `server_key` (PROTOCOL.md §3 step 2). */
 export function importServerKey(spkiDer: Uint8Array): KeyObject {
   const key = importSpki(spkiDer, 'server_key', 'bad_frame');
   if (key.asymmetricKeyType !== 'ed25519') {
@@ -308,7 +314,7 @@ function importSpki(
     throw new ProtocolError(code, `${field}: not a SubjectPublicKeyInfo`, { cause });
   }
   // OpenSSL accepts trailing bytes and some non-DER encodings; one key must have one SPKI and
-  // so one fingerprint (§1), so only the canonical encoding is accepted.
+  // so one fingerprint (PROTOCOL.md §1), so only the canonical encoding is accepted.
   if (!timingSafeEqual(key.export({ format: 'der', type: 'spki' }), spkiDer)) {
     throw new ProtocolError(code, `${field}: SubjectPublicKeyInfo is not canonical DER`);
   }
@@ -316,10 +322,10 @@ function importSpki(
 }
 
 /**
- * Imports a user public key (§1): RSA (rsaEncryption or id-RSASSA-PSS, modulus ≥ 2048 bits) or
- * Ed25519. Anything else is `bad_request`: the frame was fine (canonical base64, §2), the key
- * is not acceptable — bytes that are no canonical SubjectPublicKeyInfo included (§10.11: a
- * malformed key at registration is `bad_request`).
+ * Imports a user public key (PROTOCOL.md §1): RSA (rsaEncryption or id-RSASSA-PSS, modulus ≥ 2048
+ * bits) or Ed25519. Anything else is `bad_request`: the frame was fine (canonical base64,
+ * PROTOCOL.md §2), the key is not acceptable — bytes that are no canonical SubjectPublicKeyInfo
+ * included (PROTOCOL.md §10.11: a malformed key at registration is `bad_request`).
  */
 export function importUserPublicKey(spkiDer: Uint8Array, field = 'public_key'): KeyObject {
   const key = importSpki(spkiDer, field, 'bad_request');
@@ -347,8 +353,8 @@ function assertUserKeyType(key: KeyObject, field: string): void {
         );
       }
       const e = key.asymmetricKeyDetails?.publicExponent ?? 0n;
-      // §1 sets no rule; we do: e = 1 makes signatures forgeable, a huge e makes every verify
-      // expensive. FIPS 186-5 range, bounded to 32 bits.
+      // PROTOCOL.md §1 sets no rule; we do: e = 1 makes signatures forgeable, a huge e makes every
+      // verify expensive. FIPS 186-5 range, bounded to 32 bits.
       if (e % 2n === 0n || e < MIN_RSA_EXPONENT || e >= MAX_RSA_EXPONENT) {
         throw new ProtocolError(
           'bad_request',
@@ -375,7 +381,8 @@ const ED25519_P = 2n ** 255n - 19n;
 /**
  * A public key of small order verifies forged signatures (the identity point accepts
  * `01 00…00 ‖ 00…00` for every message), which would void the signature factor of a login and
- * the evidence of §8; a non-canonical y has two encodings. Neither is a key anyone generated.
+ * the evidence of PROTOCOL.md §8; a non-canonical y has two encodings. Neither is a key anyone
+ * generated.
  */
 function isWeakEd25519(key: KeyObject): boolean {
   const publicKey = key.type === 'private' ? createPublicKey(key) : key;
@@ -387,7 +394,10 @@ function isWeakEd25519(key: KeyObject): boolean {
   return y >= ED25519_P;
 }
 
-/** Checks that a private key can act as a user key (§1) before anything is signed with it. */
+/**
+ * Checks that a private key can act as a user key (PROTOCOL.md §1) before anything is signed with
+ * it.
+ */
 export function assertUserPrivateKey(key: KeyObject): void {
   if (!(key instanceof KeyObject) || key.type !== 'private') {
     throw new TypeError('expected a private KeyObject');
@@ -401,8 +411,8 @@ const PSS_OPTIONS = {
 } as const;
 
 /**
- * UserSign (§1): RSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt for RSA keys (node's
- * default salt is the largest possible, §9), Ed25519 otherwise.
+ * UserSign (PROTOCOL.md §1): RSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt for RSA keys
+ * (node's default salt is the largest possible, PROTOCOL.md §9), Ed25519 otherwise.
  */
 export function userSign(privateKey: KeyObject, data: Uint8Array): Buffer {
   assertUserPrivateKey(privateKey);
@@ -412,7 +422,8 @@ export function userSign(privateKey: KeyObject, data: Uint8Array): Buffer {
 
 /**
  * The matching verify. An RSA key is always verified as RSA-PSS with a 32-byte salt, never as
- * PKCS#1 v1.5 and never with "any salt" (node's default, §9). Never throws on bad input.
+ * PKCS#1 v1.5 and never with "any salt" (node's default, PROTOCOL.md §9). Never throws on bad
+ * input.
  */
 export function userVerify(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
   try {

@@ -1,4 +1,6 @@
-/** Property tests of the §1 notation and the §2 base64 rule (encoding.ts). */
+/**
+ * Property tests of the PROTOCOL.md §1 notation and the PROTOCOL.md §2 base64 rule (encoding.ts).
+ */
 import fc from 'fast-check';
 
 import {

@@ -1,6 +1,6 @@
 /**
- * Byte-level notation of §1 and the base64 rule of §2. Every function checks its arguments:
- * these are the entry points all hashing and signing goes through.
+ * Byte-level notation of PROTOCOL.md §1 and the base64 rule of PROTOCOL.md §2. Every function
+ * checks its arguments: these are the entry points all hashing and signing goes through.
  */
 import { ProtocolError } from './errors/protocol-error';
 
@@ -11,8 +11,8 @@ export function toBase64(bytes: Uint8Array): string {
 
 /**
  * Decodes `text` if it is canonical standard base64: RFC 4648 §4 alphabet, padding present,
- * and the unused bits of the last group zero (RFC 4648 §3.5); undefined otherwise. §2 only
- * says "standard base64 with padding"; we also require canonical form so that one value has
+ * and the unused bits of the last group zero (RFC 4648 §3.5); undefined otherwise. PROTOCOL.md §2
+ * only says "standard base64 with padding"; we also require canonical form so that one value has
  * one spelling. node's decoder skips what it does not understand (whitespace, `-`/`_`, missing
  * padding), and re-encoding always yields the canonical text, so "re-encodes to itself" is
  * exactly the rule — one decode and one encode, no regular expression over large inputs.
@@ -29,8 +29,9 @@ export function isCanonicalBase64(text: string): boolean {
 }
 
 /**
- * Decodes a §2 binary field. Throws `bad_frame` on non-canonical base64 or, when `length` is
- * given, on any other decoded length. `field` names the member in the error, never its value.
+ * Decodes a PROTOCOL.md §2 binary field. Throws `bad_frame` on non-canonical base64 or, when
+ * `length` is given, on any other decoded length. `field` names the member in the error, never its
+ * value.
  */
 export function fromBase64(text: string, field: string, length?: number): Buffer {
   const bytes = decodeCanonicalBase64(text);
@@ -43,7 +44,7 @@ export function fromBase64(text: string, field: string, length?: number): Buffer
   return bytes;
 }
 
-/** `u32(n)`, big-endian (§1). */
+/** `u32(n)`, big-endian (PROTOCOL.md §1). */
 export function u32(n: number): Buffer {
   if (!Number.isInteger(n) || n < 0 || n > 0xffff_ffff) {
     throw new RangeError('u32: expected an integer in 0..2^32-1');
@@ -53,7 +54,7 @@ export function u32(n: number): Buffer {
   return out;
 }
 
-/** `u64(n)`, big-endian (§1). Counts here never exceed 2^53, so a number is enough. */
+/** `u64(n)`, big-endian (PROTOCOL.md §1). Counts here never exceed 2^53, so a number is enough. */
 export function u64(n: number | bigint): Buffer {
   const value = typeof n === 'bigint' ? n : BigInt(n);
   if ((typeof n === 'number' && !Number.isSafeInteger(n)) || value < 0n || value >= 1n << 64n) {
@@ -64,19 +65,22 @@ export function u64(n: number | bigint): Buffer {
   return out;
 }
 
-/** UTF-8 bytes of a string. Rejects unpaired surrogates, which have no UTF-8 form (§1 "text is UTF-8 first"). */
+/**
+ * UTF-8 bytes of a string. Rejects unpaired surrogates, which have no UTF-8 form (PROTOCOL.md §1
+ * "text is UTF-8 first").
+ */
 export function utf8(text: string): Buffer {
   if (!text.isWellFormed()) throw new RangeError('utf8: string has an unpaired surrogate');
   return Buffer.from(text, 'utf8');
 }
 
-/** `F(x) = u32(len(x)) || x`; text is UTF-8 first (§1). */
+/** `F(x) = u32(len(x)) || x`; text is UTF-8 first (PROTOCOL.md §1). */
 export function lengthPrefixed(x: Uint8Array | string): Buffer {
   const bytes = typeof x === 'string' ? utf8(x) : x;
   return Buffer.concat([u32(bytes.length), bytes]);
 }
 
-/** `label(s) = ASCII(s) || 0x00` (§1). */
+/** `label(s) = ASCII(s) || 0x00` (PROTOCOL.md §1). */
 export function label(s: string): Buffer {
   if (!/^[\x20-\x7e]+$/.test(s)) throw new RangeError('label: expected printable ASCII');
   return Buffer.from(`${s}\0`, 'ascii');

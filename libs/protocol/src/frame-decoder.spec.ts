@@ -1,6 +1,7 @@
 /**
- * Property tests of §2 framing: FrameDecoder is incremental (any chunking gives the same frames),
- * bounded (never more than 4 + maxFrame bytes held) and fails for good on a bad length prefix.
+ * Property tests of PROTOCOL.md §2 framing: FrameDecoder is incremental (any chunking gives the
+ * same frames), bounded (never more than 4 + maxFrame bytes held) and fails for good on a bad
+ * length prefix.
  */
 import fc from 'fast-check';
 
@@ -169,7 +170,7 @@ interface Model {
   leftover: number;
 }
 
-/** A one-shot reference decoder of §2 over a whole stream. */
+/** A one-shot reference decoder of PROTOCOL.md §2 over a whole stream. */
 function referenceDecode(stream: Buffer, maxFrame: number): Model {
   const frames: Model['frames'] = [];
   let pos = 0;

@@ -1,21 +1,21 @@
 /**
- * §2 framing: `u32(N) || N bytes of JSON`. The decoder is incremental (any chunking of the
- * stream gives the same frames) and bounded: it rejects a length above `maxFrame` as soon as the
- * 4 prefix bytes are in, before it buffers a byte of the body (§2, §9).
+ * PROTOCOL.md §2 framing: `u32(N) || N bytes of JSON`. The decoder is incremental (any chunking of
+ * the stream gives the same frames) and bounded: it rejects a length above `maxFrame` as soon as
+ * the 4 prefix bytes are in, before it buffers a byte of the body (PROTOCOL.md §2, §9).
  */
 import { DEFAULT_MAX_FRAME, LENGTH_PREFIX_BYTES, MIN_FRAME } from './constants';
 import { ProtocolError } from './errors/protocol-error';
 
 /** One frame as it crossed the wire. */
 export interface RawFrame {
-  /** Length prefix and body: the bytes §2 says to hash. */
+  /** Length prefix and body: the bytes PROTOCOL.md §2 says to hash. */
   readonly bytes: Buffer;
   /** The N bytes after the prefix. */
   readonly body: Buffer;
 }
 
 export interface FrameDecoderOptions {
-  /** Largest N accepted; 65536 unless configured otherwise (§2). */
+  /** Largest N accepted; 65536 unless configured otherwise (PROTOCOL.md §2). */
   readonly maxFrame?: number;
 }
 
@@ -26,7 +26,10 @@ function checkMaxFrame(maxFrame: number): number {
   return maxFrame;
 }
 
-/** Frames a JSON text (§2). Refuses a body outside 2..maxFrame: the peer would reject it. */
+/**
+ * Frames a JSON text (PROTOCOL.md §2). Refuses a body outside 2..maxFrame: the peer would reject
+ * it.
+ */
 export function encodeFrame(body: Uint8Array, maxFrame = DEFAULT_MAX_FRAME): Buffer {
   checkMaxFrame(maxFrame);
   if (body.length < MIN_FRAME || body.length > maxFrame) {
@@ -58,8 +61,8 @@ export class FrameDecoder {
 
   /**
    * Changes the bound for the length prefixes still to come (a server keeps it small until
-   * login completes, since no handshake frame is large: §9 "bound what a connection may hold").
-   * A frame whose prefix is already in keeps the bound it was checked against.
+   * login completes, since no handshake frame is large: PROTOCOL.md §9 "bound what a connection may
+   * hold"). A frame whose prefix is already in keeps the bound it was checked against.
    */
   set maxFrame(value: number) {
     this.#maxFrame = checkMaxFrame(value);
@@ -74,9 +77,9 @@ export class FrameDecoder {
   }
 
   /**
-   * True while part of a frame has arrived and the rest has not (for stall timeouts, §9). With
-   * `append`/`next`, true also while complete frames wait to be taken: ask after `next` said
-   * undefined.
+   * True while part of a frame has arrived and the rest has not (for stall timeouts, PROTOCOL.md
+   * §9). With `append`/`next`, true also while complete frames wait to be taken: ask after `next`
+   * said undefined.
    */
   get midFrame(): boolean {
     return this.#buffered > 0;
@@ -98,7 +101,7 @@ export class FrameDecoder {
   /**
    * Buffers bytes without cutting frames out of them: with `next`, a reader takes frames only
    * as fast as it handles them, so a chunk of many small frames costs its bytes and no more
-   * (§9: bound what one connection may hold).
+   * (PROTOCOL.md §9: bound what one connection may hold).
    */
   append(chunk: Uint8Array): void {
     if (this.#failure) throw this.#failure;
@@ -110,7 +113,7 @@ export class FrameDecoder {
 
   /**
    * The next complete frame of the bytes appended so far, or undefined until more arrive.
-   * Throws ProtocolError on a bad length prefix (§2), as `push` does.
+   * Throws ProtocolError on a bad length prefix (PROTOCOL.md §2), as `push` does.
    */
   next(): RawFrame | undefined {
     if (this.#failure) throw this.#failure;

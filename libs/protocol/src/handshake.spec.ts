@@ -1,4 +1,7 @@
-/** Both handshake roles wired in memory (§3): success paths and every refusal the spec names. */
+/**
+ * Both handshake roles wired in memory (PROTOCOL.md §3): success paths and every refusal the spec
+ * names.
+ */
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 
 import {
@@ -206,7 +209,7 @@ describe('login failures (§3 step 5)', () => {
       code: 'auth_failed',
       peerMessage: 'authentication failed',
     });
-    // the error is a record (§2: keys exist), not a plaintext frame
+    // the error is a record (PROTOCOL.md §2: keys exist), not a plaintext frame
     expect(parseJsonObject(run.serverStep!.send[0]!.subarray(4)).type).toBe('enc');
   });
 
@@ -269,7 +272,7 @@ describe('login failures (§3 step 5)', () => {
       username: 'bob',
       password: PASSWORD,
       signature: toBase64(Buffer.alloc(64, 5)),
-      public_key: toBase64(Buffer.alloc(44, 7)), // canonical base64 (§2), but no key
+      public_key: toBase64(Buffer.alloc(44, 7)), // canonical base64 (PROTOCOL.md §2), but no key
     });
     expect(step).toMatchObject({ close: true, error: { code: 'bad_request' } });
     expect(reply).toMatchObject({ type: 'error', code: 'bad_request' });
@@ -538,8 +541,8 @@ describe('key import', () => {
     );
   });
 
-  // §10.11: a malformed key at registration is bad_request (its base64 was fine, §2), while a
-  // server_key that is no SPKI breaks the handshake frame itself.
+  // PROTOCOL.md §10.11: a malformed key at registration is bad_request (its base64 was fine,
+  // PROTOCOL.md §2), while a server_key that is no SPKI breaks the handshake frame itself.
   it('answers a user key that is no SubjectPublicKeyInfo with bad_request, a server_key with bad_frame', () => {
     const noKey = Buffer.alloc(44, 7);
     expect(() => importUserPublicKey(noKey)).toThrow(

@@ -28,3 +28,5 @@ export * from './client-session';
 export * from './server-handshake';
 export * from './client-handshake';
 export * from './transcript-verifier';
+export * from './transcript-file';
+export * from './transcript-view.codec';

@@ -1,4 +1,4 @@
-/** The key schedule of §3 step 4 and §4, in the spec's names. */
+/** The key schedule of PROTOCOL.md §3 step 4 and §4, in the spec's names. */
 import {
   AES_KEY_BYTES,
   GCM_NONCE_BYTES,
@@ -14,12 +14,12 @@ function assertLength(value: Uint8Array, length: number, what: string): void {
   if (value.length !== length) throw new RangeError(`${what}: expected ${length} bytes`);
 }
 
-/** `H1 = SHA-256(frame1 || frame2)`, frames with their length prefixes (§3 step 3). */
+/** `H1 = SHA-256(frame1 || frame2)`, frames with their length prefixes (PROTOCOL.md §3 step 3). */
 export function computeH1(frame1: Uint8Array, frame2: Uint8Array): Buffer {
   return sha256(frame1, frame2);
 }
 
-/** `H2 = SHA-256(frame1 || frame2 || frame3 || client_dh_pub)` (§3 step 4). */
+/** `H2 = SHA-256(frame1 || frame2 || frame3 || client_dh_pub)` (PROTOCOL.md §3 step 4). */
 export function computeH2(
   frame1: Uint8Array,
   frame2: Uint8Array,
@@ -30,19 +30,19 @@ export function computeH2(
   return sha256(frame1, frame2, frame3, clientDhPub);
 }
 
-/** What the server's Ed25519 identity signs in `server_auth` (§3 step 3). */
+/** What the server's Ed25519 identity signs in `server_auth` (PROTOCOL.md §3 step 3). */
 export function serverAuthInput(h1: Uint8Array): Buffer {
   assertLength(h1, HASH_BYTES, 'serverAuthInput H1');
   return Buffer.concat([label(LABELS.serverAuth), h1]);
 }
 
-/** What the user signs in the login payload (§3 step 4). */
+/** What the user signs in the login payload (PROTOCOL.md §3 step 4). */
 export function clientAuthInput(h2: Uint8Array): Buffer {
   assertLength(h2, HASH_BYTES, 'clientAuthInput H2');
   return Buffer.concat([label(LABELS.clientAuth), h2]);
 }
 
-/** `PRK = HKDF-Extract(salt = H2, ikm = shared)` (§3 step 4). */
+/** `PRK = HKDF-Extract(salt = H2, ikm = shared)` (PROTOCOL.md §3 step 4). */
 export function derivePrk(h2: Uint8Array, shared: Uint8Array): Buffer {
   assertLength(h2, HASH_BYTES, 'derivePrk H2');
   assertLength(shared, X25519_KEY_BYTES, 'derivePrk shared');
@@ -56,7 +56,7 @@ export interface TrafficSecrets {
   readonly s2c: Buffer;
 }
 
-/** `c2s_secret` and `s2c_secret` (§3 step 4). */
+/** `c2s_secret` and `s2c_secret` (PROTOCOL.md §3 step 4). */
 export function deriveTrafficSecrets(prk: Uint8Array): TrafficSecrets {
   return {
     c2s: hkdfExpand(prk, LABELS.c2s, TRAFFIC_SECRET_BYTES),
@@ -69,7 +69,7 @@ export interface RecordKeys {
   readonly iv: Buffer;
 }
 
-/** `key` and `iv` of one direction from its traffic secret (§4). */
+/** `key` and `iv` of one direction from its traffic secret (PROTOCOL.md §4). */
 export function deriveRecordKeys(secret: Uint8Array): RecordKeys {
   assertLength(secret, TRAFFIC_SECRET_BYTES, 'deriveRecordKeys secret');
   return {
@@ -78,7 +78,7 @@ export function deriveRecordKeys(secret: Uint8Array): RecordKeys {
   };
 }
 
-/** The next traffic secret after a `key_update` (§4). */
+/** The next traffic secret after a `key_update` (PROTOCOL.md §4). */
 export function nextTrafficSecret(secret: Uint8Array): Buffer {
   assertLength(secret, TRAFFIC_SECRET_BYTES, 'nextTrafficSecret secret');
   return hkdfExpand(secret, LABELS.keyUpdate, TRAFFIC_SECRET_BYTES);

@@ -1,4 +1,4 @@
-/** §6 "Message signature": the authorship signature every `send` carries. */
+/** PROTOCOL.md §6 "Message signature": the authorship signature every `send` carries. */
 import { type KeyObject } from 'node:crypto';
 
 import { LABELS, MAX_TIMESTAMP } from './constants';
@@ -11,12 +11,12 @@ export interface SignedMessageFields {
   readonly to: string;
   /** The client's message id. */
   readonly id: string;
-  /** Client time, integer milliseconds, 0 ≤ ts < 2^53 (§9). */
+  /** Client time, integer milliseconds, 0 ≤ ts < 2^53 (PROTOCOL.md §9). */
   readonly ts: number;
   readonly body: string;
 }
 
-/** `decimal(ts)`: shortest base-10, no sign, exponent or leading zeros (§9). */
+/** `decimal(ts)`: shortest base-10, no sign, exponent or leading zeros (PROTOCOL.md §9). */
 export function decimalTimestamp(ts: number): string {
   if (!Number.isSafeInteger(ts) || ts < 0 || ts > MAX_TIMESTAMP) {
     throw new RangeError('ts must be an integer in 0..2^53-1');

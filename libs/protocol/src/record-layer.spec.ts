@@ -1,6 +1,6 @@
 /**
- * Property tests of §4 and §5: records round-trip across key updates in both directions, and
- * any tampering, truncation or wrong sequence number fails to authenticate.
+ * Property tests of PROTOCOL.md §4 and §5: records round-trip across key updates in both
+ * directions, and any tampering, truncation or wrong sequence number fails to authenticate.
  */
 import { createCipheriv } from 'node:crypto';
 
@@ -45,7 +45,7 @@ function expectAuthFailure(receiver: RecordDirection, sealed: Uint8Array): void 
   expect(error).toBeInstanceOf(RecordAuthenticationError);
   expect(error).toBeInstanceOf(ProtocolError);
   expect(error).toMatchObject({ code: 'bad_frame', silent: true, direction: receiver.direction });
-  // §5: nothing is processed from it, and the count does not move.
+  // PROTOCOL.md §5: nothing is processed from it, and the count does not move.
   expect(receiver.sequence).toBe(before);
 }
 
@@ -147,7 +147,7 @@ function referenceNonce(iv: Uint8Array, sequence: number): Buffer {
   return Buffer.from(hex, 'hex');
 }
 
-/** AES-128-GCM by hand with the §4 keys: what seal must produce. */
+/** AES-128-GCM by hand with the PROTOCOL.md §4 keys: what seal must produce. */
 function referenceSeal(secret: Uint8Array, sequence: number, plaintext: Uint8Array): Buffer {
   const { key, iv } = deriveRecordKeys(secret);
   const cipher = createCipheriv('aes-128-gcm', key, referenceNonce(iv, sequence), {
@@ -202,7 +202,8 @@ describe('round trips across key updates', () => {
 
           for (const op of ops) {
             const d = op.direction;
-            // §4: the key_update record is protected with the old key, then both sides move on.
+            // PROTOCOL.md §4: the key_update record is protected with the old key, then both sides
+            // move on.
             const plaintext = op.kind === 'send' ? op.plaintext : keyUpdate;
             const sealed = sender[d].seal(plaintext);
             expect(

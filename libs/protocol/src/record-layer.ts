@@ -1,4 +1,7 @@
-/** One direction of the record layer: §4 (keys, sequence numbers, key update) and §5 (records). */
+/**
+ * One direction of the record layer: PROTOCOL.md §4 (keys, sequence numbers, key update) and
+ * PROTOCOL.md §5 (records).
+ */
 import { ownedCopy } from './compact-bytes';
 import {
   AES_KEY_BYTES,
@@ -13,14 +16,15 @@ import { deriveRecordKeys, nextTrafficSecret } from './key-schedule';
 
 export type Direction = 'c2s' | 's2c';
 
-/** `nonce = iv XOR (0x00000000 || u64(n))` (§5). */
+/** `nonce = iv XOR (0x00000000 || u64(n))` (PROTOCOL.md §5). */
 export function recordNonce(iv: Uint8Array, sequence: number): Buffer {
   if (iv.length !== GCM_NONCE_BYTES) throw new RangeError('recordNonce: iv must be 12 bytes');
   if (!Number.isSafeInteger(sequence) || sequence < 0) {
     throw new RangeError('recordNonce: sequence must be a non-negative integer');
   }
   const nonce = Buffer.from(iv);
-  // The sequence never reaches 2^53 (§4 caps it at 2^24), so hi/lo 32-bit halves are exact.
+  // The sequence never reaches 2^53 (PROTOCOL.md §4 caps it at 2^24), so hi/lo 32-bit halves are
+  // exact.
   const hi = Math.floor(sequence / 2 ** 32);
   const lo = sequence >>> 0;
   nonce.writeUInt32BE((nonce.readUInt32BE(4) ^ hi) >>> 0, 4);
@@ -31,7 +35,7 @@ export function recordNonce(iv: Uint8Array, sequence: number): Buffer {
 /** Where the iv starts in a direction's `secret || key || iv`. */
 const IV_OFFSET = TRAFFIC_SECRET_BYTES + AES_KEY_BYTES;
 
-/** A traffic secret and its record key and iv (§4), as RecordDirection keeps them. */
+/** A traffic secret and its record key and iv (PROTOCOL.md §4), as RecordDirection keeps them. */
 function materialOf(secret: Uint8Array): Buffer {
   const { key, iv } = deriveRecordKeys(secret);
   return ownedCopy(secret, key, iv);
@@ -39,7 +43,8 @@ function materialOf(secret: Uint8Array): Buffer {
 
 /**
  * The state of one direction: traffic secret, key, iv and the implicit sequence number. The
- * sender seals and the receiver opens with their own count, never one from the wire (§5).
+ * sender seals and the receiver opens with their own count, never one from the wire (PROTOCOL.md
+ * §5).
  */
 export class RecordDirection {
   /**
@@ -81,10 +86,11 @@ export class RecordDirection {
     return this.#sequence;
   }
 
-  /** Seals `plaintext` as the next record (§5). */
+  /** Seals `plaintext` as the next record (PROTOCOL.md §5). */
   seal(plaintext: Uint8Array): Buffer {
     if (this.#sequence >= KEY_UPDATE_LIMIT) {
-      // Our own sender must have rotated before this (§4); refusing beats breaking the spec.
+      // Our own sender must have rotated before this (PROTOCOL.md §4); refusing beats breaking the
+      // spec.
       throw new Error(`${this.direction}: sequence number reached 2^24 without a key update`);
     }
     const sealed = aesGcmSeal(this.#key, recordNonce(this.#iv, this.#sequence), plaintext);
@@ -94,11 +100,11 @@ export class RecordDirection {
 
   /**
    * Opens the next record. A record that fails to authenticate throws
-   * RecordAuthenticationError (§5: fatal, process nothing); the count does not move.
+   * RecordAuthenticationError (PROTOCOL.md §5: fatal, process nothing); the count does not move.
    */
   open(sealed: Uint8Array): Buffer {
     if (this.#sequence >= KEY_UPDATE_LIMIT) {
-      // §4: the peer MUST have sent key_update before its count reached 2^24.
+      // PROTOCOL.md §4: the peer MUST have sent key_update before its count reached 2^24.
       throw new ProtocolError(
         'unexpected_message',
         `${this.direction}: no key_update before 2^24 records`,
@@ -110,7 +116,7 @@ export class RecordDirection {
     return plaintext;
   }
 
-  /** §4 key update: the next secret, new key and iv, sequence number back to 0. */
+  /** PROTOCOL.md §4 key update: the next secret, new key and iv, sequence number back to 0. */
   update(): void {
     this.#material = materialOf(nextTrafficSecret(this.#secret));
     this.#sequence = 0;

@@ -1,6 +1,6 @@
 /**
- * The server role of the §3 handshake as a sans-I/O state machine: frames in, frames out. It
- * does not decide logins: it hands the decrypted login to an injected verifier (the auth
+ * The server role of the PROTOCOL.md §3 handshake as a sans-I/O state machine: frames in, frames
+ * out. It does not decide logins: it hands the decrypted login to an injected verifier (the auth
  * service) and continues with its answer.
  */
 import { type KeyObject } from 'node:crypto';
@@ -36,7 +36,7 @@ import { ServerSession } from './server-session';
 import { type SessionOptions } from './session';
 import { TranscriptChain } from './transcript';
 
-/** What the verifier (the auth service) is asked to decide (§3 step 4). */
+/** What the verifier (the auth service) is asked to decide (PROTOCOL.md §3 step 4). */
 export interface LoginRequest {
   readonly action: 'login' | 'register';
   readonly username: string;
@@ -49,7 +49,7 @@ export interface LoginRequest {
   readonly h2: Buffer;
 }
 
-/** Errors a verifier may answer a login with (§3 step 4–5). */
+/** Errors a verifier may answer a login with (PROTOCOL.md §3 step 4–5). */
 export type LoginFailureCode = Extract<
   ErrorCode,
   | 'auth_failed'
@@ -77,7 +77,7 @@ export type LoginDecision =
 export type LoginVerifier = (request: LoginRequest) => Promise<LoginDecision>;
 
 export interface ServerIdentity {
-  /** The deployment's long-term Ed25519 key (§1). */
+  /** The deployment's long-term Ed25519 key (PROTOCOL.md §1). */
   readonly privateKey: KeyObject;
 }
 
@@ -148,12 +148,14 @@ const LOGIN_FAILURE_TEXT: Record<LoginFailureCode, string> = {
 export class ServerHandshake {
   #state: ServerHandshakeState = 'expect_client_hello';
   readonly #options: ServerHandshakeOptions;
-  /** Made on `client_hello` (§3 step 2), used again on `login`. */
+  /** Made on `client_hello` (PROTOCOL.md §3 step 2), used again on `login`. */
   #ephemeral: X25519KeyPair | undefined;
   #frame1: Buffer | undefined;
   #frame2: Buffer | undefined;
   #frame3: Buffer | undefined;
-  /** Present once the login frame gave us keys: errors from then on are records (§2). */
+  /**
+   * Present once the login frame gave us keys: errors from then on are records (PROTOCOL.md §2).
+   */
   #s2c: RecordDirection | undefined;
 
   constructor(options: ServerHandshakeOptions) {
@@ -198,8 +200,8 @@ export class ServerHandshake {
         case 'verifying':
         case 'done':
         case 'failed':
-          // 'verifying': the client may not send before login_ok (§3 order); 'done': frames now
-          // belong to the session; 'failed': the connection is closing.
+          // 'verifying': the client may not send before login_ok (PROTOCOL.md §3 order); 'done':
+          // frames now belong to the session; 'failed': the connection is closing.
           throw new ProtocolError(
             'unexpected_message',
             `no frame expected in state ${this.#state}`,
@@ -250,14 +252,15 @@ export class ServerHandshake {
     const clientDhPub = fromBase64(login.dh_pub, 'dh_pub', X25519_KEY_BYTES);
     const shared = x25519(this.#ephemeral!.privateKey, clientDhPub);
     const h2 = computeH2(this.#frame1!, this.#frame2!, this.#frame3!, clientDhPub);
-    // Used up: H2 covers the frames, and the ephemeral key has agreed (§3 step 4).
+    // Used up: H2 covers the frames, and the ephemeral key has agreed (PROTOCOL.md §3 step 4).
     this.#ephemeral = undefined;
     this.#frame1 = this.#frame2 = this.#frame3 = undefined;
     const secrets = deriveTrafficSecrets(derivePrk(h2, shared));
     const { c2s, s2c } = RecordDirection.pair(secrets.c2s, secrets.s2c);
     this.#s2c = s2c;
 
-    // c2s sequence 0 is the login record (§3 step 4). A failure to authenticate is silent (§5).
+    // c2s sequence 0 is the login record (PROTOCOL.md §3 step 4). A failure to authenticate is
+    // silent (PROTOCOL.md §5).
     const payload: LoginPayload = parseLoginPayload(c2s.open(fromBase64(login.payload, 'payload')));
     const publicKey =
       payload.action === 'register' ? fromBase64(payload.public_key, 'public_key') : undefined;
@@ -277,7 +280,9 @@ export class ServerHandshake {
     };
   }
 
-  /** The verifier's decision on the login (§3 step 4–5): the session, or the refusal. */
+  /**
+   * The verifier's decision on the login (PROTOCOL.md §3 step 4–5): the session, or the refusal.
+   */
   async #onDecision(
     decided: Promise<LoginDecision>,
     read: ReadLogin,
@@ -313,7 +318,8 @@ export class ServerHandshake {
       session_id: this.#options.sessionId,
       server_time: now(),
     });
-    // §7: the s2c chain starts with login_ok; the c2s chain leaves the login record out.
+    // PROTOCOL.md §7: the s2c chain starts with login_ok; the c2s chain leaves the login record
+    // out.
     const sequence = s2c.sequence;
     const loginOkFrame = this.#sealRecord(loginOk);
     s2cChain.append(loginOk);
@@ -349,7 +355,10 @@ export class ServerHandshake {
     };
   }
 
-  /** A failure of a step as its closing step: PeerError as it is, anything else as §2 says. */
+  /**
+   * A failure of a step as its closing step: PeerError as it is, anything else as PROTOCOL.md §2
+   * says.
+   */
   #failed(error: unknown): ServerHandshakeStep {
     if (error instanceof PeerError) {
       this.#state = 'failed';
@@ -388,7 +397,7 @@ export class ServerHandshake {
       message: error.message,
       ...(error.retryAfter === undefined ? {} : { retry_after: error.retryAfter }),
     };
-    // §2: plaintext before the keys exist, a record after.
+    // PROTOCOL.md §2: plaintext before the keys exist, a record after.
     const frame = this.#s2c ? this.#sealRecord(serializeJson(body)) : this.#encode(body);
     return { send: [frame], close: true, error };
   }

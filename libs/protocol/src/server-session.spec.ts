@@ -1,4 +1,6 @@
-/** ServerSession's closing rules (§6, §7): what may still be said once `bye` was read. */
+/**
+ * ServerSession's closing rules (PROTOCOL.md §6, §7): what may still be said once `bye` was read.
+ */
 import { connectAlice, type ConnectedRun, type Sealer } from '../test/in-memory-pair';
 import { toBase64 } from './encoding';
 import { ProtocolError } from './errors/protocol-error';

@@ -1,4 +1,4 @@
-/** The server's side of an established session (§5–§7). */
+/** The server's side of an established session (PROTOCOL.md §5–§7). */
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 
 import { ed25519Sign, timingSafeEqual, userVerify } from './crypto';
@@ -24,13 +24,14 @@ import {
   receiptSignedBytes,
   type TranscriptView,
 } from './transcript';
+import { decodeTranscriptView, encodeTranscriptView } from './transcript-view.codec';
 
 export type ServerSessionState =
   /** Requests flow both ways. */
   | 'open'
   /**
    * `bye` read: what is left to send is the answers to requests read before it, then
-   * `receipt` (§7; see `send`).
+   * `receipt` (PROTOCOL.md §7; see `send`).
    */
   | 'closing'
   /** `receipt` sent: the only thing left to read is `countersign`. */
@@ -38,7 +39,10 @@ export type ServerSessionState =
   /** `countersign` read (or the session failed): close the connection. */
   | 'closed';
 
-/** The outcome of closing (§7): `agreed` when the views match and the countersignature verifies. */
+/**
+ * The outcome of closing (PROTOCOL.md §7): `agreed` when the views match and the countersignature
+ * verifies.
+ */
 export interface CountersignCheck {
   readonly outcome: 'agreed' | 'disputed';
   readonly viewsMatch: boolean;
@@ -53,7 +57,10 @@ export interface CountersignCheck {
 
 export interface ServerSessionInit extends SessionInit {
   readonly identityKey: KeyObject;
-  /** The user's public key, for message signatures (§6) and the countersignature (§7). */
+  /**
+   * The user's public key, for message signatures (PROTOCOL.md §6) and the countersignature
+   * (PROTOCOL.md §7).
+   */
   readonly userKey: KeyObject;
   readonly limits?: RequestLimits;
 }
@@ -103,13 +110,16 @@ export class ServerSession extends Session {
     return this.#receipt;
   }
 
-  /** Seals a message to the client; key updates are inserted on schedule (§4). */
+  /** Seals a message to the client; key updates are inserted on schedule (PROTOCOL.md §4). */
   send(message: ServerMessage): Buffer {
     this.assertCanSend(message.type);
     return this.sealWithRotation(message);
   }
 
-  /** An `error` record for `error` (§2): the caller sends it with `send` and closes if fatal. */
+  /**
+   * An `error` record for `error` (PROTOCOL.md §2): the caller sends it with `send` and closes if
+   * fatal.
+   */
   static errorMessage(
     code: ErrorCode,
     message: string,
@@ -174,13 +184,13 @@ export class ServerSession extends Session {
   }
 
   /**
-   * The `error` record that tells the client why its session is ending (§2), once, even after
-   * `receive` marked the session closed. Undefined when nothing may be said: a record that
-   * failed to authenticate (§5), an error already sent, or a receipt already sent — §6 (`bye`:
-   * "the server sends nothing else after it") and §7 (the s2c chain ends at the record before
-   * `receipt`): a record sealed after the receipt would extend the s2c chain past the view the
-   * receipt signed, so the stored transcript would no longer recompute it. After the receipt a
-   * failure closes the connection without a word.
+   * The `error` record that tells the client why its session is ending (PROTOCOL.md §2), once, even
+   * after `receive` marked the session closed. Undefined when nothing may be said: a record that
+   * failed to authenticate (PROTOCOL.md §5), an error already sent, or a receipt already sent —
+   * PROTOCOL.md §6 (`bye`: "the server sends nothing else after it") and PROTOCOL.md §7 (the s2c
+   * chain ends at the record before `receipt`): a record sealed after the receipt would extend the
+   * s2c chain past the view the receipt signed, so the stored transcript would no longer recompute
+   * it. After the receipt a failure closes the connection without a word.
    */
   finalError(error: ProtocolError): Buffer | undefined {
     if (error.silent || this.#finalErrorSent || this.#receipt !== undefined) {
@@ -199,7 +209,10 @@ export class ServerSession extends Session {
     );
   }
 
-  /** §6: whether a `send`'s `sig` is this session's user's signature (`from` = our username). */
+  /**
+   * PROTOCOL.md §6: whether a `send`'s `sig` is this session's user's signature (`from` = our
+   * username).
+   */
   verifySendSignature(message: SendMessage): boolean {
     return verifyMessage(
       this.#publicKey(),
@@ -208,7 +221,9 @@ export class ServerSession extends Session {
     );
   }
 
-  /** §7: the `receipt` record answering `bye`, signed by the server identity over `D`. */
+  /**
+   * PROTOCOL.md §7: the `receipt` record answering `bye`, signed by the server identity over `D`.
+   */
   receipt(): Buffer {
     if (this.#state !== 'closing') throw new Error('receipt() is only allowed right after bye');
     const view = this.view();
@@ -218,10 +233,7 @@ export class ServerSession extends Session {
       {
         type: 'receipt',
         session_id: view.sessionId,
-        c2s_count: view.c2sCount,
-        c2s_chain: toBase64(view.c2sChain),
-        s2c_count: view.s2cCount,
-        s2c_chain: toBase64(view.s2cChain),
+        ...encodeTranscriptView(view),
         signature: toBase64(signature),
       },
       false,
@@ -232,13 +244,7 @@ export class ServerSession extends Session {
 
   #checkCountersign(message: CountersignMessage): CountersignCheck {
     const receipt = this.#receipt!;
-    const clientView: TranscriptView = {
-      sessionId: this.sessionId,
-      c2sCount: message.c2s_count,
-      c2sChain: fromBase64(message.c2s_chain, 'c2s_chain', 32),
-      s2cCount: message.s2c_count,
-      s2cChain: fromBase64(message.s2c_chain, 's2c_chain', 32),
-    };
+    const clientView = decodeTranscriptView(this.sessionId, message);
     const clientSignature = fromBase64(message.signature, 'signature');
     const viewsMatch =
       clientView.c2sCount === receipt.view.c2sCount &&
@@ -271,8 +277,8 @@ export class ServerSession extends Session {
   }
 
   /**
-   * §7 says a server that has read `bye` sends nothing but `receipt`. A server that reads
-   * requests ahead of answering them (pipelining) may open `bye` while earlier requests are
+   * PROTOCOL.md §7 says a server that has read `bye` sends nothing but `receipt`. A server that
+   * reads requests ahead of answering them (pipelining) may open `bye` while earlier requests are
    * still being answered: those answers may still go, before the receipt, and the receipt's
    * chain covers them. Nothing may follow the receipt. (docs/PROTOCOL.md §10 records this
    * reading.)

@@ -1,4 +1,4 @@
-/** Established sessions (§4–§7), both roles wired in memory. */
+/** Established sessions (PROTOCOL.md §4–§7), both roles wired in memory. */
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 
 import {
@@ -83,7 +83,7 @@ describe('a long session', () => {
     expect(keyUpdatesSeen.byServer).toBeGreaterThan(20);
     expect(keyUpdatesSeen.byClient).toBeGreaterThan(15);
 
-    // Closing (§7): bye → receipt → countersign.
+    // Closing (PROTOCOL.md §7): bye → receipt → countersign.
     expect(clientToServer(run, client.bye())[0]!.message).toEqual({ type: 'bye' });
     expect(server.state).toBe('closing');
     const [fromServer] = serverToClient(run, server.receipt());
@@ -328,7 +328,7 @@ describe('closing rules (§7)', () => {
           ? { viewsMatch: false, signatureValid: true }
           : { viewsMatch: true, signatureValid: false },
       );
-      // the client still countersigns its own view (§7)
+      // the client still countersigns its own view (PROTOCOL.md §7)
       expect(run.clientSession.countersign().length).toBeGreaterThan(0);
     }
   });

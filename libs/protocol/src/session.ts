@@ -1,7 +1,7 @@
 /**
- * What both roles share once the handshake is done: records (§5), key updates (§4) and the
- * transcript chains (§7). Role rules — what may be sent or received when, receipts — live in
- * ServerSession and ClientSession.
+ * What both roles share once the handshake is done: records (PROTOCOL.md §5), key updates
+ * (PROTOCOL.md §4) and the transcript chains (PROTOCOL.md §7). Role rules — what may be sent or
+ * received when, receipts — live in ServerSession and ClientSession.
  */
 import { packBytes, unpackBytes } from './compact-bytes';
 import {
@@ -19,21 +19,27 @@ import { parseJsonObject, serializeJson } from './messages/json';
 import { type Direction, type RecordDirection } from './record-layer';
 import { type TranscriptChain, type TranscriptView } from './transcript';
 
-/** Every record a session seals or opens, byte-exact, for transcripts (§7) and audit logs. */
+/**
+ * Every record a session seals or opens, byte-exact, for transcripts (PROTOCOL.md §7) and audit
+ * logs.
+ */
 export interface RecordEvent {
   readonly direction: Direction;
   /** The record's sequence number under the key that protected it. */
   readonly sequence: number;
   /** The plaintext exactly as sealed or opened. */
   readonly plaintext: Buffer;
-  /** Whether §7 counts it in its direction's chain (`bye`, `receipt`, `countersign` are not). */
+  /**
+   * Whether PROTOCOL.md §7 counts it in its direction's chain (`bye`, `receipt`, `countersign` are
+   * not).
+   */
   readonly chained: boolean;
 }
 
 export interface SessionOptions {
-  /** Send `key_update` once the sending sequence number reaches this (< 2^24, §4). */
+  /** Send `key_update` once the sending sequence number reaches this (< 2^24, PROTOCOL.md §4). */
   readonly keyUpdateInterval?: number;
-  /** Largest frame body we send or accept (§2). */
+  /** Largest frame body we send or accept (PROTOCOL.md §2). */
   readonly maxFrame?: number;
   /** Called synchronously for every record, in order. */
   readonly onRecord?: (event: RecordEvent) => void;
@@ -87,12 +93,15 @@ export abstract class Session {
     this.#onRecord = init.options?.onRecord;
   }
 
-  /** H2 (§3), where both chains start (a copy). Public: it is a hash of public handshake frames. */
+  /**
+   * H2 (PROTOCOL.md §3), where both chains start (a copy). Public: it is a hash of public handshake
+   * frames.
+   */
   get h2(): Buffer {
     return unpackBytes(this.#h2);
   }
 
-  /** This party's current view of the session (§7). */
+  /** This party's current view of the session (PROTOCOL.md §7). */
   view(): TranscriptView {
     return {
       sessionId: this.sessionId,
@@ -116,7 +125,10 @@ export abstract class Session {
     return this.receiving.direction === 'c2s' ? this.c2sChain : this.s2cChain;
   }
 
-  /** Sends `key_update` now (§4): sealed under the old key, then the sending key moves on. */
+  /**
+   * Sends `key_update` now (PROTOCOL.md §4): sealed under the old key, then the sending key moves
+   * on.
+   */
   keyUpdate(): Buffer {
     this.assertCanSend('key_update');
     const frame = this.seal({ type: 'key_update' }, true);
@@ -134,7 +146,10 @@ export abstract class Session {
     return Buffer.concat([rotation, this.seal(message, true)]);
   }
 
-  /** Serialises, chains (§7), seals (§5) and frames (§2) one record. */
+  /**
+   * Serialises, chains (PROTOCOL.md §7), seals (PROTOCOL.md §5) and frames (PROTOCOL.md §2) one
+   * record.
+   */
   protected seal(message: RecordMessage, chained: boolean): Buffer {
     const plaintext = serializeJson(message);
     if (plaintext.length > this.maxPlaintextBytes) {
@@ -153,7 +168,7 @@ export abstract class Session {
 
   /**
    * The largest plaintext that fits one frame once sealed: base64 of plaintext + 16-byte tag
-   * inside `{"type":"enc","ct":"…"}` must be at most max_frame (§2, §5).
+   * inside `{"type":"enc","ct":"…"}` must be at most max_frame (PROTOCOL.md §2, §5).
    */
   get maxPlaintextBytes(): number {
     return Math.floor((this.maxFrame - ENC_ENVELOPE_BYTES) / 4) * 3 - GCM_TAG_BYTES;
@@ -164,7 +179,9 @@ export abstract class Session {
     return serializeJson(message).length <= this.maxPlaintextBytes;
   }
 
-  /** Opens one `enc` frame (§5) and returns its plaintext and its parsed JSON object. */
+  /**
+   * Opens one `enc` frame (PROTOCOL.md §5) and returns its plaintext and its parsed JSON object.
+   */
   protected openFrame(frame: RawFrame): {
     plaintext: Buffer;
     sequence: number;
@@ -172,10 +189,12 @@ export abstract class Session {
   } {
     const object = parseJsonObject(frame.body);
     if (object.type !== 'enc') {
-      // After the handshake only records cross the wire (§5); plaintext frames are out of order.
+      // After the handshake only records cross the wire (PROTOCOL.md §5); plaintext frames are out
+      // of order.
       throw new ProtocolError('unexpected_message', 'expected an enc frame');
     }
-    // The hot path: the `enc` shape checked by hand so that `ct` is decoded once (§2 rules).
+    // The hot path: the `enc` shape checked by hand so that `ct` is decoded once (PROTOCOL.md §2
+    // rules).
     const { ct } = object;
     if (typeof ct !== 'string' || Object.keys(object).length !== 2) {
       parseStrict(encFrameSchema, object, 'enc frame'); // throws the precise bad_frame
@@ -188,7 +207,10 @@ export abstract class Session {
     return { plaintext, sequence, object: parseJsonObject(plaintext) };
   }
 
-  /** Records a received plaintext: chain (§7), observer, and key update (§4) when it is one. */
+  /**
+   * Records a received plaintext: chain (PROTOCOL.md §7), observer, and key update (PROTOCOL.md §4)
+   * when it is one.
+   */
   protected accept(plaintext: Buffer, sequence: number, type: string, chained: boolean): void {
     if (chained) this.receiveChain.append(plaintext);
     this.#onRecord?.({ direction: this.receiving.direction, sequence, plaintext, chained });

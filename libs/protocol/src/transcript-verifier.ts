@@ -1,6 +1,6 @@
 /**
- * §7 offline verification: from the records of a session and its receipt, recompute both
- * chains and check both signatures. Used by the relay's transcript store, the admin export and
+ * PROTOCOL.md §7 offline verification: from the records of a session and its receipt, recompute
+ * both chains and check both signatures. Used by the relay's transcript store, the admin export and
  * `securechat verify-transcript`.
  */
 import { type KeyObject } from 'node:crypto';
@@ -18,8 +18,8 @@ import {
 
 /**
  * One record of a transcript: its plaintext, or — a record the server stored by digest
- * (docs/PROTOCOL.md §10 item 25) — `digest`, the plaintext's SHA-256, which is what §8.1 folds
- * into the chain.
+ * (docs/PROTOCOL.md §10 item 25) — `digest`, the plaintext's SHA-256, which is what
+ * docs/PROTOCOL.md §8.1 folds into the chain.
  */
 export type TranscriptRecordInput = ChainEntry & {
   readonly direction: Direction;
@@ -32,7 +32,7 @@ export interface TranscriptVerificationInput {
   readonly h2: Uint8Array;
   /** Every record in the order it was exchanged; only their per-direction order matters. */
   readonly records?: readonly TranscriptRecordInput[];
-  /** The receipt's view and signature (§7), when the session reached a receipt. */
+  /** The receipt's view and signature (PROTOCOL.md §7), when the session reached a receipt. */
   readonly receipt?: { readonly view: TranscriptView; readonly signature: Uint8Array };
   readonly countersign?: { readonly view: TranscriptView; readonly signature: Uint8Array };
   readonly serverKey: KeyObject;

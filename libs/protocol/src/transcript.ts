@@ -1,4 +1,4 @@
-/** §7: the two transcript chains and the receipt digest `D`. */
+/** PROTOCOL.md §7: the two transcript chains and the receipt digest `D`. */
 import { createHash } from 'node:crypto';
 
 import { packBytes, unpackBytes } from './compact-bytes';
@@ -41,13 +41,13 @@ export class TranscriptChain {
     return unpackBytes(this.#head);
   }
 
-  /** How many records the chain covers (§7 `c2s_count` / `s2c_count`). */
+  /** How many records the chain covers (PROTOCOL.md §7 `c2s_count` / `s2c_count`). */
   get count(): number {
     return this.#count;
   }
 }
 
-/** Recomputes a chain from its plaintexts, as an offline verifier does (§7). */
+/** Recomputes a chain from its plaintexts, as an offline verifier does (PROTOCOL.md §7). */
 export function computeChain(h2: Uint8Array, plaintexts: Iterable<Uint8Array>) {
   const chain = new TranscriptChain(h2);
   for (const plaintext of plaintexts) chain.append(plaintext);
@@ -62,7 +62,7 @@ export type ChainEntry =
   | { readonly plaintext: Uint8Array; readonly digest?: undefined }
   | { readonly digest: Uint8Array; readonly plaintext?: undefined };
 
-/** Recomputes a chain (§7) from records some of which may be known only by digest. */
+/** Recomputes a chain (PROTOCOL.md §7) from records some of which may be known only by digest. */
 export function computeChainOf(h2: Uint8Array, entries: Iterable<ChainEntry>) {
   const chain = new TranscriptChain(h2);
   for (const entry of entries) {
@@ -95,12 +95,12 @@ export function receiptDigest(view: TranscriptView): Buffer {
   );
 }
 
-/** What the server's identity key signs in `receipt` (§7). */
+/** What the server's identity key signs in `receipt` (PROTOCOL.md §7). */
 export function receiptSignedBytes(d: Uint8Array): Buffer {
   return Buffer.concat([label(LABELS.receipt), d]);
 }
 
-/** What the user's key signs in `countersign` (§7). */
+/** What the user's key signs in `countersign` (PROTOCOL.md §7). */
 export function countersignSignedBytes(d: Uint8Array): Buffer {
   return Buffer.concat([label(LABELS.clientReceipt), d]);
 }

@@ -126,7 +126,9 @@ export const ALICE_PASSWORD = 'correct horse battery staple';
 export type ConnectedRun = HandshakeRun & {
   clientSession: ClientSession;
   serverSession: ServerSession;
-  /** H2 of the handshake (the start of both §7 chains), as the server's verifier saw it. */
+  /**
+   * H2 of the handshake (the start of both PROTOCOL.md §7 chains), as the server's verifier saw it.
+   */
   h2: Buffer;
 };
 

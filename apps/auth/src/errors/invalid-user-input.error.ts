@@ -2,8 +2,8 @@
 export type InvalidUserField = 'username' | 'password' | 'public_key';
 
 /**
- * createUser: a value breaks the rules of §4.4. The message names the field and the rule,
- * never the value (which may be a password).
+ * createUser: a value breaks the rules of docs/PROTOCOL.md §4.4. The message names the field and
+ * the rule, never the value (which may be a password).
  */
 export class InvalidUserInputError extends Error {
   override readonly name = 'InvalidUserInputError';

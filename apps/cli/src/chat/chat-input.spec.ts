@@ -108,6 +108,29 @@ describe('parseChatInput', () => {
     });
   });
 
+  describe('/trust', () => {
+    const F = `sha256:${'c'.repeat(64)}`;
+
+    it('takes a username and, optionally, the fingerprint checked out of band', () => {
+      expect(parseChatInput('/trust carol')).toEqual({ kind: 'trust', user: 'carol' });
+      expect(parseChatInput(`/trust carol ${F}`)).toEqual({
+        kind: 'trust',
+        user: 'carol',
+        fingerprint: F,
+      });
+    });
+
+    it.each(['/trust', '/trust #ops', '/trust carol sha256:abc', `/trust carol ${F} extra`])(
+      'refuses %j',
+      (line) => {
+        expect(parseChatInput(line)).toEqual({
+          kind: 'invalid',
+          problem: 'usage: /trust NAME [sha256:<64 hex digits>]',
+        });
+      },
+    );
+  });
+
   it.each(['/help', '/?', '/HELP'])('%s asks for help', (line) => {
     expect(parseChatInput(line)).toEqual({ kind: 'help' });
   });
@@ -126,7 +149,16 @@ describe('parseChatInput', () => {
 
   it('lists every command in the help', () => {
     const help = CHAT_HELP.join('\n');
-    for (const command of ['/msg', '/join', '/leave', '/history', '/whois', '/help', '/quit']) {
+    for (const command of [
+      '/msg',
+      '/join',
+      '/leave',
+      '/history',
+      '/whois',
+      '/trust',
+      '/help',
+      '/quit',
+    ]) {
       expect(help).toContain(command);
     }
   });

@@ -1,6 +1,7 @@
 /**
  * What a line typed in the chat means. Pure parsing: the controller carries it out.
  */
+import { isFingerprint } from '@securechat/client';
 import { ROOM_PATTERN, USERNAME_PATTERN } from '@securechat/protocol';
 
 export type ChatInput =
@@ -10,6 +11,7 @@ export type ChatInput =
   | { readonly kind: 'leave'; readonly room?: string }
   | { readonly kind: 'history'; readonly limit: number }
   | { readonly kind: 'whois'; readonly user: string }
+  | { readonly kind: 'trust'; readonly user: string; readonly fingerprint?: string }
   | { readonly kind: 'help' }
   | { readonly kind: 'quit' }
   | { readonly kind: 'none' }
@@ -23,8 +25,9 @@ export const CHAT_HELP = [
   '  /msg NAME|#room [text]  open a conversation (and send text to it)',
   '  /join #room             join a room (created if new)',
   '  /leave [#room]          leave a room (default: the current one)',
-  `  /history [N]            load the last N messages of this conversation (default ${HISTORY_DEFAULT}, max ${HISTORY_MAX})`,
+  `  /history [N]            load N earlier messages of this conversation (default ${HISTORY_DEFAULT}, max ${HISTORY_MAX})`,
   "  /whois NAME             show a user's key fingerprint: the server's and the pinned one",
+  "  /trust NAME [sha256:…]  pin NAME's current key after a ⚠ KEY CHANGED (old and new shown)",
   '  /help                   this list',
   '  /quit                   close the session cleanly and exit (also Ctrl-C, Ctrl-D)',
   'Anything else is sent to the current conversation.',
@@ -81,6 +84,20 @@ export function parseChatInput(line: string): ChatInput {
         return { kind: 'invalid', problem: 'usage: /whois NAME' };
       }
       return { kind: 'whois', user };
+    }
+    case 'trust': {
+      const [user, fingerprint] = words;
+      if (
+        user === undefined ||
+        !USERNAME_PATTERN.test(user) ||
+        words.length > 2 ||
+        (fingerprint !== undefined && !isFingerprint(fingerprint))
+      ) {
+        return { kind: 'invalid', problem: 'usage: /trust NAME [sha256:<64 hex digits>]' };
+      }
+      return fingerprint === undefined
+        ? { kind: 'trust', user }
+        : { kind: 'trust', user, fingerprint };
     }
     case 'help':
     case '?':

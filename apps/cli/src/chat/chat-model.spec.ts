@@ -57,6 +57,18 @@ describe('ChatModel', () => {
     expect(events).toHaveLength(1);
   });
 
+  it('tells whether a delivery was added, and which message is the oldest shown', () => {
+    const model = new ChatModel('alice');
+    expect(model.oldestMsgId('bob')).toBeUndefined();
+    model.info('a note has no msg_id', 'bob', 1);
+    const late = incoming({ from: 'bob', to: 'alice', serverTs: 300, msgId: 'late' });
+    expect(model.addIncoming(late)).toBe(true);
+    expect(model.addIncoming(late)).toBe(false);
+    model.addIncoming(incoming({ from: 'bob', to: 'alice', serverTs: 200, msgId: 'early' }));
+    expect(model.oldestMsgId('bob')).toBe('early');
+    expect(model.conversation('bob')?.historyRequested).toBe(false);
+  });
+
   it('does not show an acked own message again when it comes back in history', () => {
     const model = new ChatModel('alice');
     const line = model.addOwn('bob', 'hi', 1000);

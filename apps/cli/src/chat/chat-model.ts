@@ -40,12 +40,15 @@ export interface Conversation {
   readonly key: string;
   readonly lines: ChatLine[];
   unread: number;
+  /** Its recent history was asked for (once, when it was first opened); /history goes further. */
+  historyRequested: boolean;
 }
 
 export type ChatEvent =
   | { readonly type: 'line'; readonly conversation: string; readonly line: ChatLine }
   | { readonly type: 'updated'; readonly conversation: string; readonly line: ChatLine }
-  | { readonly type: 'status'; readonly status: string }
+  /** `tick`: the same state, counted down (e.g. the seconds to the next attempt). */
+  | { readonly type: 'status'; readonly status: string; readonly tick?: true }
   | { readonly type: 'view' };
 
 /** What a verification state looks like next to a message. */
@@ -90,7 +93,12 @@ export class ChatModel {
   scroll = 0;
 
   constructor(readonly me: string) {
-    this.#conversations.set(STATUS_KEY, { key: STATUS_KEY, lines: [], unread: 0 });
+    this.#conversations.set(STATUS_KEY, {
+      key: STATUS_KEY,
+      lines: [],
+      unread: 0,
+      historyRequested: true,
+    });
   }
 
   onEvent(listener: (event: ChatEvent) => void): () => void {
@@ -105,6 +113,12 @@ export class ChatModel {
   set status(status: string) {
     this.#status = status;
     this.#emit({ type: 'status', status });
+  }
+
+  /** A new text for the same state: redrawn on the screen, not printed again by line mode. */
+  tickStatus(status: string): void {
+    this.#status = status;
+    this.#emit({ type: 'status', status, tick: true });
   }
 
   get current(): string {
@@ -130,7 +144,7 @@ export class ChatModel {
     let conversation = this.#conversations.get(key);
     if (conversation === undefined) {
       if (this.#conversations.size >= MAX_CONVERSATIONS) this.#evictOldest();
-      conversation = { key, lines: [], unread: 0 };
+      conversation = { key, lines: [], unread: 0, historyRequested: false };
       this.#conversations.set(key, conversation);
     }
     return conversation;
@@ -159,12 +173,15 @@ export class ChatModel {
     else this.#emit({ type: 'view' });
   }
 
-  /** A delivery, live or from history; a msg_id already shown is not shown twice. */
-  addIncoming(message: IncomingMessage): void {
+  /**
+   * A delivery, live or from history; a msg_id already shown is not shown twice. Tells
+   * whether it was added.
+   */
+  addIncoming(message: IncomingMessage): boolean {
     const { deliver } = message;
     const key = this.conversationOf(deliver.from, deliver.to);
     const conversation = this.open(key);
-    if (conversation.lines.some((line) => line.msgId === deliver.msg_id)) return;
+    if (conversation.lines.some((line) => line.msgId === deliver.msg_id)) return false;
     const own = deliver.from === this.me;
     const line: ChatLine = {
       ts: deliver.server_ts,
@@ -180,6 +197,12 @@ export class ChatModel {
     this.#insertSorted(conversation, line);
     if (key !== this.#current) conversation.unread += 1;
     this.#emit({ type: 'line', conversation: key, line });
+    return true;
+  }
+
+  /** The msg_id of the oldest message shown in a conversation: where /history goes on. */
+  oldestMsgId(key: string): string | undefined {
+    return this.#conversations.get(key)?.lines.find((line) => line.msgId !== undefined)?.msgId;
   }
 
   /** Our message, shown at once as "sending" until the server acks it. */

@@ -7,6 +7,7 @@ import { createInterface, type Interface } from 'node:readline';
 
 import { type CliInput, type CliOutput, writeLine } from '../cli-io';
 import { type ChatController } from './chat-controller';
+import { parseChatInput } from './chat-input';
 import { type ChatEvent, type ChatModel, STATUS_KEY } from './chat-model';
 import { formatLine } from './chat-screen';
 import { sanitizeForTerminal, sanitizeName } from './sanitize';
@@ -30,10 +31,14 @@ export class LineUi {
     this.#unsubscribe = this.model.onEvent((event) => this.#print(event));
     this.#readline = createInterface({ input: this.input, terminal: false });
     this.#readline.on('line', (line) => {
-      this.#chain = this.#chain.then(() => this.controller.submit(line));
+      this.#chain = this.#chain.then(async () => {
+        // Histories come in the background; a script's /quit waits for them to be shown.
+        if (parseChatInput(line).kind === 'quit') await this.controller.settled();
+        await this.controller.submit(line);
+      });
     });
     this.#readline.on('close', () => {
-      void this.#chain.then(() => this.quit());
+      void this.#chain.then(() => this.controller.settled()).then(() => this.quit());
     });
   }
 
@@ -54,6 +59,8 @@ export class LineUi {
         return;
       }
       case 'status':
+        // A countdown would print a line a second for as long as the server is away.
+        if (event.tick === true) return;
         writeLine(this.output, `* status: ${sanitizeForTerminal(event.status)}`);
         return;
       case 'view':

@@ -26,6 +26,11 @@ export class TerminalUi {
   readonly #options: TerminalUiOptions;
   #scheduled = false;
   #stopped = false;
+  /**
+   * Submitted lines are handled one after another, in the order typed (as in LineUi): a
+   * command still waiting for the server never lets a later line overtake it.
+   */
+  #chain: Promise<void> = Promise.resolve();
   readonly #unsubscribe: () => void;
   readonly #onData = (chunk: Buffer | string): void => this.#keys(chunk.toString());
   readonly #onResize = (): void => this.#schedule();
@@ -66,6 +71,16 @@ export class TerminalUi {
     });
   }
 
+  #submit(line: string): void {
+    const { model, controller } = this.#options;
+    this.#chain = this.#chain
+      .then(() => controller.submit(line))
+      .catch((error: unknown) => {
+        // One line's failure must not stop the ones after it.
+        model.error(error instanceof Error ? error.message : String(error));
+      });
+  }
+
   #draw(): void {
     const { output, model } = this.#options;
     const screen = renderChat(model, output.columns ?? 80, output.rows ?? 24);
@@ -78,7 +93,7 @@ export class TerminalUi {
   }
 
   #keys(data: string): void {
-    const { model, controller, quit } = this.#options;
+    const { model, quit } = this.#options;
     let rest = data;
     while (rest.length > 0) {
       // eslint-disable-next-line no-control-regex -- terminal escape sequences are the input
@@ -109,7 +124,7 @@ export class TerminalUi {
           const line = model.input;
           model.input = '';
           model.scroll = 0;
-          void controller.submit(line);
+          this.#submit(line);
           break;
         }
         case '\u0003':

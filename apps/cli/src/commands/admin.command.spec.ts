@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 
 import { runCli } from '../cli';
+import { adminBaseUrl } from './admin.command';
 import { type CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 
@@ -371,5 +372,41 @@ describe('securechat admin transcript purge', () => {
     const io = fakeIo();
     expect(await run(['transcript', 'list', 'alice'], io)).toBe(EXIT.ok);
     expect(io.out()).toContain('records purged 2026-01-01T00:00:00.000Z');
+  });
+});
+
+describe('the admin API address', () => {
+  it('follows SECURECHAT_ADMIN_PORT (and _HOST), as the server does', async () => {
+    const io = fakeIo();
+    answer(200, { users: [], next_cursor: null });
+    const code = await runCli(['admin', 'user', 'list'], {
+      ...io,
+      env: { ...io.env, SECURECHAT_ADMIN_PORT: '18080' },
+    });
+    expect(code).toBe(EXIT.ok);
+    const [url] = fetchSpy.mock.calls[0]!;
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:18080\/admin\/users/);
+  });
+
+  it.each([
+    [{}, 'http://127.0.0.1:8080'],
+    [{ SECURECHAT_ADMIN_PORT: '9000' }, 'http://127.0.0.1:9000'],
+    [{ SECURECHAT_ADMIN_HOST: '0.0.0.0', SECURECHAT_ADMIN_PORT: '9000' }, 'http://127.0.0.1:9000'],
+    [{ SECURECHAT_ADMIN_HOST: '::' }, 'http://[::1]:8080'],
+    [{ SECURECHAT_ADMIN_HOST: 'fd00::1' }, 'http://[fd00::1]:8080'],
+    [{ SECURECHAT_ADMIN_HOST: 'admin.internal' }, 'http://admin.internal:8080'],
+    [
+      { SECURECHAT_ADMIN_URL: 'https://a.example', SECURECHAT_ADMIN_PORT: '9000' },
+      'https://a.example',
+    ],
+  ])('%j → %s', (env, url) => {
+    expect(adminBaseUrl(undefined, env)).toBe(url);
+  });
+
+  it('prefers --url, and refuses a port that is not one', () => {
+    expect(adminBaseUrl('http://h:1', { SECURECHAT_ADMIN_PORT: '9000' })).toBe('http://h:1');
+    expect(() => adminBaseUrl(undefined, { SECURECHAT_ADMIN_PORT: '80x' })).toThrow(
+      'SECURECHAT_ADMIN_PORT must be a port',
+    );
   });
 });

@@ -27,6 +27,7 @@ import {
   terminalSafeJson,
 } from '../chat/sanitize';
 import { CliError } from '../cli.error';
+import { nonEmpty } from '../cli-config';
 import { type CliIo, writeLine } from '../cli-io';
 import { EXIT, type ExitCode } from '../exit-codes';
 import { readAllInput } from '../read-stdin';
@@ -63,7 +64,8 @@ Audit:
   audit [--limit N]                                    every admin action, newest first
 
 Options:
-      --url URL          the admin API (default ${DEFAULT_ADMIN_URL}; env SECURECHAT_ADMIN_URL)
+      --url URL          the admin API (default ${DEFAULT_ADMIN_URL}; env SECURECHAT_ADMIN_URL,
+                         or SECURECHAT_ADMIN_HOST / SECURECHAT_ADMIN_PORT as the server uses them)
       --token-file FILE  file holding the admin token (default: ADMIN_TOKEN from the environment,
                          else ./data/admin-token as written by the embedded server)
       --json             print the API's JSON instead of text
@@ -128,7 +130,7 @@ export const adminCommand: Command = {
       return EXIT.usage;
     }
     const api = new AdminApiClient({
-      baseUrl: values.url ?? nonEmpty(io.env.SECURECHAT_ADMIN_URL) ?? DEFAULT_ADMIN_URL,
+      baseUrl: adminBaseUrl(values.url, io.env),
       token: await adminToken(values, io.env),
     });
     try {
@@ -139,6 +141,29 @@ export const adminCommand: Command = {
     }
   },
 };
+
+/**
+ * --url, SECURECHAT_ADMIN_URL, or the address the server itself is told to listen on
+ * (SECURECHAT_ADMIN_HOST / SECURECHAT_ADMIN_PORT, as in its own environment), else the default.
+ */
+export function adminBaseUrl(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  const url = flag ?? nonEmpty(env.SECURECHAT_ADMIN_URL);
+  if (url !== undefined) return url;
+  const portText = nonEmpty(env.SECURECHAT_ADMIN_PORT);
+  let host = nonEmpty(env.SECURECHAT_ADMIN_HOST);
+  if (portText === undefined && host === undefined) return DEFAULT_ADMIN_URL;
+  if (
+    portText !== undefined &&
+    (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535)
+  ) {
+    throw new UsageError('SECURECHAT_ADMIN_PORT must be a port, 1-65535', 'admin');
+  }
+  // A server listening on every address is reached on this machine's loopback.
+  if (host === undefined || host === '0.0.0.0') host = '127.0.0.1';
+  else if (host === '::') host = '::1';
+  const hostPart = host.includes(':') ? `[${host}]` : host;
+  return `http://${hostPart}:${portText ?? '8080'}`;
+}
 
 async function adminToken(values: Values, env: NodeJS.ProcessEnv): Promise<string> {
   if (values['token-file'] !== undefined) return readToken(values['token-file'], true);
@@ -522,8 +547,4 @@ async function dispatch(
     default:
       throw new UsageError(`unknown admin command "${positionals.slice(0, 2).join(' ')}"`, 'admin');
   }
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === '' ? undefined : value;
 }

@@ -1,7 +1,14 @@
-import { FilePeerKeyStore } from '@securechat/client';
+import { FileJoinedRoomsStore } from '@securechat/client';
 
-import { COMMON_HELP, COMMON_OPTIONS, resolveConnection } from '../cli-config';
-import { toCliError } from '../cli-errors';
+import {
+  COMMON_HELP,
+  COMMON_OPTIONS,
+  RECONNECT_HELP,
+  RECONNECT_OPTIONS,
+  reconnectChoice,
+  resolveConnection,
+} from '../cli-config';
+import { toConnectError, toSessionEndError } from '../cli-errors';
 import { ChatController } from '../chat/chat-controller';
 import { ChatModel } from '../chat/chat-model';
 import { LineUi } from '../chat/line-ui';
@@ -16,8 +23,10 @@ const HELP = `Usage: securechat chat [options] [NAME|#room]
 
 The interactive chat: your conversations and rooms with unread counts on the left, the current
 conversation on the right with each message's verification mark, an input line at the bottom,
-and the connection state on top (reconnects are automatic and shown there). Fits 80×24.
-Starts in the conversation given, if any.
+and the connection state on top (reconnects are automatic: "offline, retrying in N s").
+Fits 80×24. The rooms you joined from this computer are listed from the start (remembered
+per server and user in the data directory, joined_rooms.json); a conversation opens with
+its recent history. Starts in the conversation given, if any.
 
 In the chat:
   /msg NAME|#room [text]   /join #room   /leave [#room]   /history [N]   /whois NAME
@@ -28,6 +37,7 @@ message is shown but its author is not proven), … sending, ✗ not sent.
 Options:
       --line-mode   plain lines instead of the full screen (automatic when stdin or stdout
                     is not a terminal): type commands and text, one event printed per line
+${RECONNECT_HELP}
 ${COMMON_HELP}
 
 Examples:
@@ -43,24 +53,33 @@ export const chatCommand: Command = {
     const { values, positionals } = parseCommandArgs(
       'chat',
       args,
-      { ...COMMON_OPTIONS, 'line-mode': { type: 'boolean' } },
+      { ...COMMON_OPTIONS, ...RECONNECT_OPTIONS, 'line-mode': { type: 'boolean' } },
       true,
     );
     if (positionals.length > 1) throw new UsageError('at most one conversation to open', 'chat');
+    const reconnect = reconnectChoice(values['max-reconnects'], 'chat');
     const settings = await resolveConnection(values, io.env, paths);
     const address = addressOf(settings);
-    const { client } = await createClient(settings, paths, io, { reconnect: true });
+    const { client, peerKeys, serverFingerprint } = await createClient(settings, paths, io, {
+      reconnect,
+    });
     const model = new ChatModel(settings.user);
     let quit!: () => void;
     const quitting = new Promise<void>((resolve) => (quit = resolve));
     const controller = new ChatController({
       client,
       model,
-      peerKeys: new FilePeerKeyStore(paths.peerKeys),
+      peerKeys,
+      // A damaged file costs the list of rooms, never the chat: said in the status pane.
+      joinedRooms: new FileJoinedRoomsStore(paths.joinedRooms, {
+        onWarning: (warning) => model.error(warning),
+      }),
       quit: () => quit(),
     });
     let finalError: Error | undefined;
+    let lostBecause: Error | undefined;
     client.on('state', (state, detail) => {
+      if (state === 'reconnecting' && detail.attempt === 1) lostBecause = detail.error;
       if (state === 'closed' && detail.error) {
         finalError = detail.error;
         quit();
@@ -69,7 +88,7 @@ export const chatCommand: Command = {
     try {
       await client.connect();
     } catch (error) {
-      throw toCliError(error, address);
+      throw toConnectError(error, address);
     }
     const fullScreen =
       values['line-mode'] !== true && io.stdin.isTTY === true && io.stdout.isTTY === true;
@@ -84,12 +103,16 @@ export const chatCommand: Command = {
       : new LineUi(io.stdin, io.stdout, model, controller, () => quit());
     ui.start();
     model.info(`signed in as ${settings.user} on ${address}; /help lists the commands`);
+    // Connected, so the server's key is proven: the rooms are remembered under it.
+    const server = await serverFingerprint();
+    if (server !== undefined) await controller.restoreRooms(server);
     const opening = positionals[0];
     if (opening !== undefined) await controller.submit(`/msg ${opening}`);
     void io.interrupted.then(() => quit());
     await quitting;
     ui.stop();
-    if (finalError !== undefined) throw toCliError(finalError, address);
+    controller.dispose();
+    if (finalError !== undefined) throw toSessionEndError(finalError, address, lostBecause);
     const code: ExitCode = await closeAndReport(client, io);
     return code;
   },

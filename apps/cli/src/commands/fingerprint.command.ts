@@ -9,14 +9,14 @@ import {
 } from '@securechat/client';
 import { ServerIdentityError } from '@securechat/protocol';
 
-import { parseServerAddress } from '../cli-config';
+import { parseServerAddress, readConfigFile, resolveServerText } from '../cli-config';
 import { writeLine } from '../cli-io';
-import { toCliError } from '../cli-errors';
+import { toConnectError } from '../cli-errors';
 import { EXIT } from '../exit-codes';
 import { UsageError } from '../usage.error';
 import { type Command, parseCommandArgs } from './command';
 
-const HELP = `Usage: securechat fingerprint --server HOST:PORT
+const HELP = `Usage: securechat fingerprint [--server HOST:PORT]
 
 Connects, lets the server prove its identity key (the handshake up to the server's signature),
 prints the key's fingerprint and hangs up before anything about you is sent. Compare it with
@@ -24,7 +24,9 @@ the one your operator published, then connect with --fingerprint (or answer the 
 question). Also says whether known_servers already pins this server, and to which key.
 
 Options:
-  -s, --server HOST:PORT   the server (default port 7777)
+  -s, --server HOST:PORT   the server (default port 7777; env SECURECHAT_SERVER, or "server"
+                           in config.json)
+      --config FILE        settings file (default: config.json in the config directory)
   -h, --help               show this help
 
 Example:
@@ -37,10 +39,20 @@ export const fingerprintCommand: Command = {
   async run(args, io, paths) {
     const { values } = parseCommandArgs('fingerprint', args, {
       server: { type: 'string', short: 's' },
+      config: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     });
-    if (values.server === undefined) throw new UsageError('--server is required', 'fingerprint');
-    const { host, port } = parseServerAddress(values.server);
+    // The same sources as every other command, but no default: probing 127.0.0.1:7777 when
+    // nothing was said would show a key nobody asked about.
+    const serverText = resolveServerText(
+      values.server,
+      io.env,
+      await readConfigFile(values.config ?? paths.configFile, values.config !== undefined),
+    );
+    if (serverText === undefined) {
+      throw new UsageError('--server is required (or set SECURECHAT_SERVER)', 'fingerprint');
+    }
+    const { host, port } = parseServerAddress(serverText);
     const address = serverAddress(host, port);
     let presented: string | undefined;
     // A throwaway identity: the trust callback refuses, so no login is ever sent.
@@ -68,7 +80,7 @@ export const fingerprintCommand: Command = {
       throw new Error('the server accepted a login that was never sent');
     } catch (error) {
       if (!(error instanceof ServerIdentityError) || presented === undefined) {
-        throw toCliError(error, address);
+        throw toConnectError(error, address);
       }
     }
     writeLine(io.stdout, `${address} ${presented}`);

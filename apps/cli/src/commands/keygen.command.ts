@@ -1,6 +1,5 @@
-import { resolve } from 'node:path';
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { access, mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 
 import { writeLine } from '../cli-io';
 import { EXIT } from '../exit-codes';
@@ -62,13 +61,17 @@ export const keygenCommand: Command = {
       );
     }
     const out = resolve(values.out ?? paths.defaultKey);
+    // Everything that can refuse is checked before the key is made: an RSA key takes seconds.
+    if (values.force !== true && (await exists(out))) {
+      throw new UsageError(`${out} exists; choose another --out, or --force to replace it`);
+    }
+    await mkdir(dirname(out), { recursive: true, mode: 0o700 });
     const passphrase = await newPassphrase(io);
     io.stderr.write(
       type === 'rsa' ? `Generating a ${bits}-bit RSA key… ` : 'Generating an Ed25519 key… ',
     );
     const key = await generateUserKey(type, bits, passphrase);
     writeLine(io.stderr, 'done.');
-    await mkdir(dirname(out), { recursive: true, mode: 0o700 });
     await writeUserKey(out, key, values.force === true);
     writeLine(io.stdout, `private key: ${out}`);
     writeLine(io.stdout, `public key:  ${out}.pub`);
@@ -79,7 +82,14 @@ export const keygenCommand: Command = {
 
 async function newPassphrase(io: Parameters<Command['run']>[1]): Promise<string> {
   const fromEnv = io.env.SECURECHAT_KEY_PASSPHRASE;
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if (fromEnv.length < MIN_PASSPHRASE_CHARS) {
+      throw new UsageError(
+        `SECURECHAT_KEY_PASSPHRASE must have at least ${MIN_PASSPHRASE_CHARS} characters`,
+      );
+    }
+    return fromEnv;
+  }
   const hint = { echo: false, envHint: 'SECURECHAT_KEY_PASSPHRASE' } as const;
   const first = await askLine(io.stdin, io.stderr, 'New passphrase for the key: ', hint);
   if (first.length < MIN_PASSPHRASE_CHARS) {
@@ -88,4 +98,13 @@ async function newPassphrase(io: Parameters<Command['run']>[1]): Promise<string>
   const second = await askLine(io.stdin, io.stderr, 'Same passphrase again: ', hint);
   if (first !== second) throw new UsageError('the passphrases differ; nothing was written');
   return first;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

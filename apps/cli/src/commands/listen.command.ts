@@ -1,9 +1,16 @@
 import { type IncomingMessage } from '@securechat/client';
 
-import { COMMON_HELP, COMMON_OPTIONS, resolveConnection } from '../cli-config';
+import {
+  COMMON_HELP,
+  COMMON_OPTIONS,
+  RECONNECT_HELP,
+  RECONNECT_OPTIONS,
+  reconnectChoice,
+  resolveConnection,
+} from '../cli-config';
 import { sanitizeForTerminal } from '../chat/sanitize';
 import { writeLine } from '../cli-io';
-import { toCliError } from '../cli-errors';
+import { toConnectError, toSessionEndError } from '../cli-errors';
 import { createClient } from '../client-factory';
 import { EXIT, type ExitCode } from '../exit-codes';
 import { messageJson } from '../message-json';
@@ -24,11 +31,13 @@ Ctrl-C / SIGTERM (closing the session cleanly), or per the options below.
 Options:
   -n, --count N        exit after N messages
       --timeout SEC    exit after SEC seconds
+${RECONNECT_HELP}
 ${COMMON_HELP}
 
 Examples:
   securechat listen -u bob | jq -r 'select(.verification=="verified") | .from + ": " + .body'
-  securechat listen -u bob --count 1 --timeout 30`;
+  securechat listen -u bob --count 1 --timeout 30
+  securechat listen -u bob --max-reconnects 5     # exit 3 when the server stays away`;
 
 export const listenCommand: Command = {
   name: 'listen',
@@ -37,13 +46,15 @@ export const listenCommand: Command = {
   async run(args, io, paths) {
     const { values } = parseCommandArgs('listen', args, {
       ...COMMON_OPTIONS,
+      ...RECONNECT_OPTIONS,
       count: { type: 'string', short: 'n' },
       timeout: { type: 'string' },
     });
     const count = positiveInt(values.count, '--count');
     const timeoutS = positiveInt(values.timeout, '--timeout');
+    const reconnect = reconnectChoice(values['max-reconnects'], 'listen');
     const settings = await resolveConnection(values, io.env, paths);
-    const { client } = await createClient(settings, paths, io, { reconnect: true });
+    const { client } = await createClient(settings, paths, io, { reconnect });
     const address = addressOf(settings);
 
     let received = 0;
@@ -57,7 +68,10 @@ export const listenCommand: Command = {
       writeLine(io.stdout, messageJson(message));
       if (count !== undefined && received >= count) resolveDone(EXIT.ok);
     });
+    // Why the session that was up ended, for the message when logging in again is refused.
+    let lostBecause: Error | undefined;
     client.on('state', (state, detail) => {
+      if (state === 'reconnecting' && detail.attempt === 1) lostBecause = detail.error;
       if (state === 'reconnecting') {
         writeLine(
           io.stderr,
@@ -77,14 +91,14 @@ export const listenCommand: Command = {
     try {
       await client.connect();
     } catch (error) {
-      throw toCliError(error, address);
+      throw toConnectError(error, address);
     }
     const timer =
       timeoutS === undefined ? undefined : setTimeout(() => resolveDone(EXIT.ok), timeoutS * 1000);
     void io.interrupted.then(() => resolveDone(EXIT.ok));
     const outcome = await done;
     if (timer) clearTimeout(timer);
-    if (outcome instanceof Error) throw toCliError(outcome, address);
+    if (outcome instanceof Error) throw toSessionEndError(outcome, address, lostBecause);
     return closeAndReport(client, io, true);
   },
 };

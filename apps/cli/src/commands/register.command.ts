@@ -1,7 +1,7 @@
 import { COMMON_HELP, COMMON_OPTIONS, resolveConnection } from '../cli-config';
 import { sanitizeForTerminal } from '../chat/sanitize';
 import { writeLine } from '../cli-io';
-import { toCliError } from '../cli-errors';
+import { toConnectError } from '../cli-errors';
 import { createClient } from '../client-factory';
 import { type Command, parseCommandArgs } from './command';
 import { addressOf, closeAndReport } from './session-runner';
@@ -35,7 +35,7 @@ export const registerCommand: Command = {
     try {
       await client.connect();
     } catch (error) {
-      throw toCliError(error, addressOf(settings));
+      throw toConnectError(error, addressOf(settings));
     }
     writeLine(io.stdout, `registered ${settings.user} on ${addressOf(settings)}`);
     writeLine(io.stdout, `your key fingerprint: ${keyFingerprint}`);

@@ -3,7 +3,7 @@ import { ROOM_PATTERN, USERNAME_PATTERN } from '@securechat/protocol';
 import { COMMON_HELP, COMMON_OPTIONS, resolveConnection } from '../cli-config';
 import { sanitizeForTerminal, sanitizeName, terminalSafeJson } from '../chat/sanitize';
 import { writeLine } from '../cli-io';
-import { toCliError } from '../cli-errors';
+import { toCliError, toConnectError } from '../cli-errors';
 import { createClient } from '../client-factory';
 import { readAllInput } from '../read-stdin';
 import { UsageError } from '../usage.error';
@@ -64,6 +64,11 @@ export const sendCommand: Command = {
     const address = addressOf(settings);
     try {
       await client.connect();
+    } catch (error) {
+      await client.close().catch(() => undefined);
+      throw toConnectError(error, address);
+    }
+    try {
       const ack = await client.send(to, body);
       // The id is the server's choice: printed as a name, never raw.
       writeLine(

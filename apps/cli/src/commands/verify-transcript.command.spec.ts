@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 
-import { MemoryTranscriptSink, type TranscriptPlaintextRecordLine } from '@securechat/client';
+import { MemoryTranscriptSink } from '@securechat/client';
 import {
   exportSpki,
+  type TranscriptPlaintextRecordLine,
   type RecordEvent,
   type SendMessage,
   ServerSession,

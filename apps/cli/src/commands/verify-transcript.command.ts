@@ -6,7 +6,7 @@ import {
   type TranscriptFile,
   parseTranscript,
   verifyTranscriptLog,
-} from '@securechat/client';
+} from '@securechat/protocol';
 
 import { sanitizeForTerminal, sanitizeName, terminalSafeJson } from '../chat/sanitize';
 import { writeLine } from '../cli-io';

@@ -8,9 +8,34 @@ import { join, resolve } from 'node:path';
 
 import { z } from 'zod';
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+/** The words every boolean setting accepts, whatever their case and surrounding blanks. */
+export const BOOLEAN_WORDS = {
+  true: ['true', '1', 'yes'],
+  false: ['false', '0', 'no'],
+} as const;
+
+const BOOLEAN_ERROR = `must be one of ${[...BOOLEAN_WORDS.true, ...BOOLEAN_WORDS.false].join(', ')} (any case)`;
+
+/**
+ * One rule for every boolean setting: operators write `TRUE`, `Yes` or `1` and mean the same,
+ * so only the spelling is relaxed; a word outside the list (`on`, `y`, a typo) is an error
+ * rather than a silent false.
+ */
+export function parseBoolean(raw: string): boolean | undefined {
+  const word = raw.trim().toLowerCase();
+  if ((BOOLEAN_WORDS.true as readonly string[]).includes(word)) return true;
+  if ((BOOLEAN_WORDS.false as readonly string[]).includes(word)) return false;
+  return undefined;
+}
+
+const bool = z.string().transform((raw, ctx) => {
+  const value = parseBoolean(raw);
+  if (value === undefined) {
+    ctx.addIssue({ code: 'custom', message: BOOLEAN_ERROR });
+    return z.NEVER;
+  }
+  return value;
+});
 
 const int = (min: number, max: number) =>
   z
@@ -125,6 +150,10 @@ export const envSchema = z.object({
       error: 'must be one of fatal, error, warn, info, debug, trace, silent',
     })
     .default('info'),
+  /** Readable lines on a terminal, JSON lines for programs; `auto` tells them apart by isatty. */
+  SECURECHAT_LOG_FORMAT: z
+    .enum(['auto', 'json', 'pretty'], { error: 'must be auto, json or pretty' })
+    .default('auto'),
   /** Time from SIGTERM to exit: stop accepting, tell clients, finish in-flight work. */
   SECURECHAT_SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(10_000),
   /** Benchmarks only: cheap password hashing so that protocol costs show. Never in production. */
@@ -218,6 +247,8 @@ export interface SecureChatConfig {
   };
   readonly ops: { readonly host: string; readonly port: number };
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** `auto`: pretty when stdout is a terminal, JSON otherwise. */
+  readonly logFormat: 'auto' | 'json' | 'pretty';
   readonly shutdownTimeoutMs: number;
   /** Set in the distributed mode. */
   readonly databaseUrl?: string;
@@ -320,6 +351,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
     },
     ops: { host: e.SECURECHAT_OPS_HOST, port: e.SECURECHAT_OPS_PORT },
     logLevel: e.SECURECHAT_LOG_LEVEL,
+    logFormat: e.SECURECHAT_LOG_FORMAT,
     shutdownTimeoutMs: e.SECURECHAT_SHUTDOWN_TIMEOUT_MS,
     ...(e.DATABASE_URL === undefined ? {} : { databaseUrl: e.DATABASE_URL }),
     databasePoolSize: e.DATABASE_POOL_SIZE,

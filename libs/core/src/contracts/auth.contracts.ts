@@ -1,6 +1,8 @@
 /** What the gateway asks the auth service, and what it answers. */
 
-/** §3 step 4: a decrypted login, with where it came from (for throttling per address). */
+/**
+ * PROTOCOL.md §3 step 4: a decrypted login, with where it came from (for throttling per address).
+ */
 export interface LoginCommand {
   readonly action: 'login' | 'register';
   readonly username: string;

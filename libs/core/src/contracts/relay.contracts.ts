@@ -1,6 +1,7 @@
 /** What the gateway asks the relay service, and what it answers. */
+import { type TranscriptView as ProtocolTranscriptView, toBase64 } from '@securechat/protocol';
 
-/** A stored message as §6 `deliver` carries it (without `type`). */
+/** A stored message as PROTOCOL.md §6 `deliver` carries it (without `type`). */
 export interface StoredMessage {
   readonly msg_id: string;
   readonly id: string;
@@ -43,8 +44,8 @@ export type SendResult =
     };
 
 /**
- * Consecutive `send`s of one connection, stored in this order (§6 order per sender): the
- * gateway has one batch of a connection with the relay at a time, so the order holds across
+ * Consecutive `send`s of one connection, stored in this order (PROTOCOL.md §6 order per sender):
+ * the gateway has one batch of a connection with the relay at a time, so the order holds across
  * any number of relay instances.
  */
 export interface SendBatchCommand {
@@ -73,7 +74,7 @@ export interface DeliveredBatchResult {
   readonly marked: number;
 }
 
-/** The client gets no answer to `delivered` (§6); the gateway gets this one. */
+/** The client gets no answer to `delivered` (PROTOCOL.md §6); the gateway gets this one. */
 export interface DeliveredResult {
   readonly ok: true;
   /** Whether a pending delivery was marked; false for unknown, foreign or repeated ids. */
@@ -160,6 +161,18 @@ export interface TranscriptView {
   readonly s2cCount: number;
   /** base64 */
   readonly s2cChain: string;
+}
+
+/** A protocol view as this contract carries it; the relay decodes it in relay.schemas.ts. */
+export function toTranscriptViewContract(
+  view: Omit<ProtocolTranscriptView, 'sessionId'>,
+): TranscriptView {
+  return {
+    c2sCount: view.c2sCount,
+    c2sChain: toBase64(view.c2sChain),
+    s2cCount: view.s2cCount,
+    s2cChain: toBase64(view.s2cChain),
+  };
 }
 
 export interface TranscriptClose {

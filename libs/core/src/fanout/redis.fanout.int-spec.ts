@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import { type FanoutEvent } from '../contracts/relay.contracts';
 import { MAX_EVENTS_PER_PUBLISH, RedisFanout } from './redis.fanout';
 import { deleteKeysWithPrefix } from '../../test/redis-test-keys';
+import { eventually } from '../../test/eventually';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Every key and channel of this file starts with it; afterAll deletes the keys. */
@@ -42,14 +43,6 @@ function event(n: number, recipients = ['bob']): FanoutEvent {
       sig: 'c2lnbmF0dXJl',
     },
   };
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -94,7 +87,7 @@ describe('RedisFanout', () => {
 
     await a.publish(event(1));
     await b.publish(event(2, ['carol', 'dave']));
-    await waitFor(() => gotA.length === 2 && gotB.length === 2);
+    await eventually(() => gotA.length === 2 && gotB.length === 2);
     expect(gotA).toEqual([event(1), event(2, ['carol', 'dave'])]);
     expect(gotB).toEqual(gotA);
     expect(a.channel).toBe(`${prefix}fanout`);
@@ -107,7 +100,7 @@ describe('RedisFanout', () => {
     await other.connect();
     await a.publish(event(1));
     await other.publish(event(2));
-    await waitFor(() => got.length === 1);
+    await eventually(() => got.length === 1);
     await sleep(50);
     expect(got).toEqual([event(2)]);
   });
@@ -136,9 +129,9 @@ describe('RedisFanout', () => {
       await admin.publish(channel, junk);
     }
     await f.publish(event(1));
-    await waitFor(() => got.length === 1);
+    await eventually(() => got.length === 1);
     await f.publish(event(2));
-    await waitFor(() => got.length === 2);
+    await eventually(() => got.length === 2);
     expect(got).toEqual([event(1), event(2)]);
     expect(throwing).toHaveBeenCalledTimes(2);
   });
@@ -157,7 +150,7 @@ describe('RedisFanout', () => {
       const count = MAX_EVENTS_PER_PUBLISH + 44;
       const events = Array.from({ length: count }, (_, i) => event(i));
       await Promise.all(events.map((e) => f.publish(e)));
-      await waitFor(() => got.length === count && messages.length === 2);
+      await eventually(() => got.length === count && messages.length === 2);
       expect(got).toEqual(events);
       expect(messages.map((m) => (JSON.parse(m) as unknown[]).length)).toEqual([
         MAX_EVENTS_PER_PUBLISH,
@@ -165,7 +158,7 @@ describe('RedisFanout', () => {
       ]);
       // A single event object, as earlier versions published it, is still understood.
       await admin.publish(`${prefix}fanout`, JSON.stringify(event(999)));
-      await waitFor(() => got.length === count + 1);
+      await eventually(() => got.length === count + 1);
       expect(got.at(-1)).toEqual(event(999));
     } finally {
       await raw.quit();
@@ -180,10 +173,10 @@ describe('RedisFanout', () => {
     const unsubscribe = f.subscribe((e) => removed.push(e));
     await f.ready;
     await f.publish(event(1));
-    await waitFor(() => kept.length === 1 && removed.length === 1);
+    await eventually(() => kept.length === 1 && removed.length === 1);
     unsubscribe();
     await f.publish(event(2));
-    await waitFor(() => kept.length === 2);
+    await eventually(() => kept.length === 2);
     expect(removed).toHaveLength(1);
   });
 
@@ -206,10 +199,10 @@ describe('RedisFanout', () => {
       const ids = await clientIds(`${name}:sub`);
       expect(ids).toHaveLength(1);
       await admin.client('KILL', 'ID', ids[0] ?? '');
-      await waitFor(() => reconnects === round);
+      await eventually(() => reconnects === round);
       // When onReconnect runs the subscription is active: a publish now is heard.
       await publisher.publish(event(round));
-      await waitFor(() => got.length === round);
+      await eventually(() => got.length === round);
     }
     expect(got).toEqual([event(1), event(2)]);
     expect(await clientIds(`${name}:sub`)).toHaveLength(1);
@@ -222,7 +215,7 @@ describe('RedisFanout', () => {
     f.subscribe((e) => got.push(e));
     await f.ready;
     await f.publish(event(1));
-    await waitFor(() => got.length === 1);
+    await eventually(() => got.length === 1);
     expect(await clientIds(`${name}:pub`)).toHaveLength(1);
     expect(await clientIds(`${name}:sub`)).toHaveLength(1);
 

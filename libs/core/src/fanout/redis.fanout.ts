@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 
 import { type FanoutEvent, type StoredMessage } from '../contracts/relay.contracts';
+import { type RedisEndpoint, redisProvider } from '../redis/redis-provider';
 import { RedisPubSubChannel, type RedisPubSubOwnerOptions } from '../redis/redis-pubsub-channel';
 import { FanoutPort } from './fanout.port';
 
@@ -35,7 +36,8 @@ export const MAX_EVENTS_PER_PUBLISH = 256;
  * Pub/sub is at most once (FanoutPort): whatever is published while a subscriber is
  * disconnected is lost for it. `onReconnect` tells the gateway when its subscription is back,
  * so it can resend its sessions' pending messages from the database; a message can then
- * arrive twice (live and resent), which §6 delivery tolerates (clients dedupe by msg_id).
+ * arrive twice (live and resent), which PROTOCOL.md §6 delivery tolerates (clients dedupe by
+ * msg_id).
  *
  * Two connections, both opened lazily: a command connection for PUBLISH (only the relay
  * needs it) and a subscriber connection (only gateways need it), because a connection in
@@ -63,12 +65,14 @@ export class RedisFanout extends FanoutPort implements OnApplicationShutdown {
     });
   }
 
-  /** `{ provide: FanoutPort, … }` for a Nest module, constructed from a URL and prefix. */
-  static provider(url: string, prefix?: string): Provider {
-    return {
-      provide: FanoutPort,
-      useFactory: () => new RedisFanout({ url, ...(prefix === undefined ? {} : { prefix }) }),
-    };
+  /**
+   * `{ provide: FanoutPort, … }` for a Nest module. `subscribed` (a gateway): resolved only once
+   * SUBSCRIBE is confirmed, so the gateway is subscribed before it accepts anyone — a delivery
+   * published earlier than the first SUBSCRIBE would otherwise wait for the recipient's next
+   * login. Without it (the relay, which only publishes) no subscriber connection is opened.
+   */
+  static provider(redis: RedisEndpoint, { subscribed = false } = {}): Provider {
+    return redisProvider(FanoutPort, () => new RedisFanout(redis), { connect: subscribed });
   }
 
   /** Readiness (/readyz): the subscriber (once opened) up, and Redis answers PING. */
@@ -100,7 +104,8 @@ export class RedisFanout extends FanoutPort implements OnApplicationShutdown {
   /**
    * Resolves once the PUBLISH carrying `event` was accepted by Redis. Events are gathered until
    * the end of the event-loop turn (or MAX_EVENTS_PER_PUBLISH), then sent in publish order:
-   * one connection, so PUBLISHes, and the events in them, keep the storage order (§7.4).
+   * one connection, so PUBLISHes, and the events in them, keep the storage order (docs/PROTOCOL.md
+   * §7.4).
    */
   override publish(event: FanoutEvent): Promise<void> {
     let batch = this.#batch;

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { closeConnection, DISCONNECT_TIMEOUT_MS } from '../redis/close-connection';
 import { reportOutagesOnce } from '../redis/outage-reporter';
 import { pingConnection } from '../redis/ping-connection';
+import { type RedisEndpoint, redisProvider } from '../redis/redis-provider';
 
 /** One use of a sealed login's id. */
 export interface LoginSealClaim {
@@ -89,12 +90,12 @@ export class RedisLoginSealReplayRepository
     reportOutagesOnce(this.#redis, this.#logger, 'connection');
   }
 
-  static provider(url: string, prefix?: string): Provider {
-    return {
-      provide: LoginSealReplayRepository,
-      useFactory: () =>
-        new RedisLoginSealReplayRepository({ url, ...(prefix === undefined ? {} : { prefix }) }),
-    };
+  /** `{ provide: LoginSealReplayRepository, … }` with an own connection. */
+  static provider(redis: RedisEndpoint): Provider {
+    return redisProvider(
+      LoginSealReplayRepository,
+      () => new RedisLoginSealReplayRepository(redis),
+    );
   }
 
   override async claim({ id, delivery, ttlMs }: LoginSealClaim): Promise<boolean> {

@@ -5,9 +5,14 @@
  */
 import { Writable } from 'node:stream';
 
-import { createPinoLogger, PinoLoggerService } from './pino-logger';
+import {
+  createPinoLogger,
+  type LogFormat,
+  PinoLoggerService,
+  resolveLogFormat,
+} from './pino-logger';
 
-function capture(level: 'info' | 'debug' = 'debug') {
+function capture(level: 'info' | 'debug' = 'debug', format?: LogFormat) {
   const lines: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -17,7 +22,7 @@ function capture(level: 'info' | 'debug' = 'debug') {
   });
   // pino writes synchronously to a plain stream's write(): no flush needed.
   const logger = new PinoLoggerService(
-    createPinoLogger({ level, service: 'test', destination: destination }),
+    createPinoLogger({ level, service: 'test', destination, ...(format ? { format } : {}) }),
   );
   return {
     logger,
@@ -99,4 +104,46 @@ it('drops lines below the configured level', () => {
   logger.verbose('hidden too');
   logger.log('shown');
   expect(records().map((r) => r.msg)).toEqual(['shown']);
+});
+
+it("puts Nest's start-up chatter at debug, so that it no longer buries the banner", () => {
+  const { logger, records } = capture('info');
+  // What NestFactory.create and listen() say, once per module, controller and route.
+  logger.log('Starting Nest application...', 'NestFactory');
+  logger.log('AuthModule dependencies initialized', 'InstanceLoader');
+  logger.log('AdminUsersController {/admin/users}:', 'RoutesResolver');
+  logger.log('Mapped {/admin/users, POST} route', 'RouterExplorer');
+  logger.log('Nest application successfully started', 'NestApplication');
+  logger.log('Nest microservice successfully started', 'NestMicroservice');
+  logger.log('listening on 127.0.0.1:7777', 'Gateway');
+  logger.error('failed', undefined, 'NestApplication');
+  expect(records().map((r) => [r.level, r.msg])).toEqual([
+    ['info', 'listening on 127.0.0.1:7777'],
+    ['error', 'failed'],
+  ]);
+  const debug = capture('debug');
+  debug.logger.log('Mapped {/admin/users, POST} route', 'RouterExplorer');
+  expect(debug.records()).toEqual([
+    expect.objectContaining({ level: 'debug', context: 'RouterExplorer' }),
+  ]);
+});
+
+it('writes readable lines with format pretty, JSON by default', () => {
+  const pretty = capture('info', 'pretty');
+  pretty.logger.log({ msg: 'ops endpoints listening', port: 9090 }, 'Ops');
+  expect(pretty.text()).toMatch(
+    /^\d\d:\d\d:\d\d\.\d{3} INFO {2}Ops: ops endpoints listening port=9090$/,
+  );
+  const json = capture('info', 'json');
+  json.logger.log({ msg: 'ops endpoints listening', port: 9090 }, 'Ops');
+  expect(json.records()).toEqual([
+    expect.objectContaining({ msg: 'ops endpoints listening', port: 9090 }),
+  ]);
+});
+
+it('reads auto as pretty on a terminal and JSON anywhere else', () => {
+  expect(resolveLogFormat('auto', true)).toBe('pretty');
+  expect(resolveLogFormat('auto', false)).toBe('json');
+  expect(resolveLogFormat('json', true)).toBe('json');
+  expect(resolveLogFormat('pretty', false)).toBe('pretty');
 });

@@ -1,12 +1,14 @@
 /**
- * Structured JSON logs: every Nest log line of every process goes through pino, one JSON
- * object per line on stdout, so that a log shipper needs no parsing rules. Nest's own call
- * shape (message, then optional stack and context) is mapped onto pino's (bindings, message).
+ * Structured logs: every Nest log line of every process goes through pino, one JSON object per
+ * line on stdout, so that a log shipper needs no parsing rules — or, on a terminal, the same
+ * lines made readable (pretty-log.ts). Nest's own call shape (message, then optional stack and
+ * context) is mapped onto pino's (bindings, message).
  */
 import { type LoggerService } from '@nestjs/common';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 import { type SecureChatConfig } from '../config/config.schema';
+import { type LogSink, PrettyDestination } from './pretty-log';
 
 /**
  * Backstop only: the code never logs a payload. Should a password, key, token, signature or
@@ -44,6 +46,21 @@ export interface PinoLoggerOptions {
   readonly service: string;
   /** Where lines go; stdout when absent (tests pass a buffer). */
   readonly destination?: DestinationStream;
+  /**
+   * `json`: one JSON object per line; `pretty`: readable lines; `auto` (the default): pretty
+   * when stdout is a terminal, JSON otherwise (a pipe, a file, a container's log driver).
+   */
+  readonly format?: LogFormat;
+}
+
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+/** What `auto` means for this process: a person reads a terminal, a program reads the rest. */
+export function resolveLogFormat(
+  format: LogFormat,
+  isTTY: boolean = process.stdout.isTTY === true,
+): 'json' | 'pretty' {
+  return format === 'auto' ? (isTTY ? 'pretty' : 'json') : format;
 }
 
 /** The process's root pino logger, with redaction and ISO timestamps. */
@@ -55,8 +72,23 @@ export function createPinoLogger(options: PinoLoggerOptions): Logger {
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  return options.destination ? pino(settings, options.destination) : pino(settings);
+  const pretty = resolveLogFormat(options.format ?? 'json') === 'pretty';
+  const sink: DestinationStream = options.destination ?? pino.destination({ dest: 1, sync: true });
+  return pino(settings, pretty ? new PrettyDestination(sink as LogSink) : sink);
 }
+
+/**
+ * Nest's own start-up chatter (a line per module, route and listener) at info buries the lines
+ * an operator needs; at debug it is there when asked for.
+ */
+const NEST_STARTUP_CONTEXTS = new Set([
+  'NestFactory',
+  'InstanceLoader',
+  'RoutesResolver',
+  'RouterExplorer',
+  'NestApplication',
+  'NestMicroservice',
+]);
 
 type Bindings = Record<string, unknown>;
 
@@ -72,8 +104,22 @@ export class PinoLoggerService implements LoggerService {
     return new PinoLoggerService(this.pino.child(bindings));
   }
 
+  /** Writes what is buffered now: for the last line, in an `exit` listener, with no event loop left. */
+  flushSync(): void {
+    const stream = (this.pino as unknown as Record<symbol, Partial<LogSink> | undefined>)[
+      pino.symbols.streamSym
+    ];
+    try {
+      stream?.flushSync?.();
+    } catch {
+      // A stream not open yet, or a closed pipe: nothing more can be written anyway.
+    }
+  }
+
   log(message: unknown, ...params: unknown[]): void {
-    this.#write('info', message, params);
+    const context = params.at(-1);
+    const nest = typeof context === 'string' && NEST_STARTUP_CONTEXTS.has(context);
+    this.#write(nest ? 'debug' : 'info', message, params);
   }
 
   error(message: unknown, ...params: unknown[]): void {

@@ -1,16 +1,18 @@
 /**
  * The operations side every process shares: its pino logger, its metrics registry, its ops
- * HTTP server and its shutdown on SIGTERM/SIGINT. Each entry point creates one ProcessOps
- * before Nest, hands `logger` to Nest and `providers()` to its global module, and calls
- * `start()` once it serves.
+ * HTTP server, its shutdown on SIGTERM/SIGINT and its last words (`stopped`, with why). Each
+ * entry point creates one ProcessOps before Nest, hands `logger` to Nest and `providers()` to
+ * its global module, calls `start()` once it serves, and `announce()` last.
  */
+import { type EventEmitter } from 'node:events';
+
 import {
   type INestApplicationContext,
   Injectable,
   type OnApplicationShutdown,
   type Provider,
 } from '@nestjs/common';
-import { type DestinationStream } from 'pino';
+import pino, { type DestinationStream } from 'pino';
 
 import { type SecureChatConfig } from '../config/config.schema';
 import { MetricsRepository } from './metrics.repository';
@@ -29,24 +31,61 @@ export interface ProcessOpsOptions {
   readonly logDestination?: DestinationStream;
   /** Tests: what ends the process. */
   readonly exit?: (code: number) => void;
+  /** Tests: where `exit` and uncaught exceptions are heard instead of `process`. */
+  readonly processEvents?: EventEmitter;
+  /**
+   * Shut down when the parent process goes away (checked every second). On by default when npm
+   * started us (`npm start`): `exec` hands npm's SIGTERM on, but an npm killed outright
+   * (SIGKILL, the OOM killer) cannot, and the server would serve on as an orphan.
+   */
+  readonly stopWithParent?: boolean;
+  /** Tests: the parent's pid now (process.ppid), and what signals this process. */
+  readonly parentPid?: () => number;
+  readonly signalSelf?: (signal: NodeJS.Signals) => void;
 }
 
+const PARENT_CHECK_MS = 1_000;
+
+/** Why the process ends, for its `stopped` line. */
+type StopReason =
+  | { readonly reason: NodeJS.Signals | 'parent_exited' }
+  | { readonly reason: 'error'; readonly error: string };
+
 export class ProcessOps {
+  /** The one whose shutdown is enabled: runMain tells it about a failed start. */
+  static #active: ProcessOps | undefined;
   readonly logger: PinoLoggerService;
   readonly metrics: PrometheusMetricsRepository;
   readonly #config: SecureChatConfig;
   readonly #exit: (code: number) => void;
+  readonly #processEvents: EventEmitter;
+  readonly #stopWithParent: boolean;
+  readonly #parentPid: () => number;
+  readonly #signalSelf: (signal: NodeJS.Signals) => void;
+  /** Where log lines, the ready line and the banner go, in the order they were written. */
+  readonly #output: DestinationStream;
   #server: OpsServer | undefined;
   #shuttingDown = false;
+  #stopReason: StopReason | undefined;
 
   constructor(config: SecureChatConfig, options: ProcessOpsOptions) {
     this.#config = config;
     this.#exit = options.exit ?? ((code) => process.exit(code));
+    this.#processEvents = options.processEvents ?? process;
+    this.#stopWithParent = options.stopWithParent ?? process.env.npm_lifecycle_event !== undefined;
+    this.#parentPid = options.parentPid ?? (() => process.ppid);
+    this.#signalSelf = options.signalSelf ?? ((signal) => process.kill(process.pid, signal));
+    // Synchronous: log lines, the ready line, the banner and the last `stopped` line reach
+    // stdout in the order they were written, even while the process exits (an asynchronous
+    // write still in flight at exit lands after the next one, or never). At info a process logs
+    // a line or two per login: microseconds, against a login's argon2id.
+    this.#output = options.logDestination ?? pino.destination({ dest: 1, sync: true });
     this.logger = new PinoLoggerService(
       createPinoLogger({
         level: config.logLevel,
+        format: config.logFormat,
         service: options.service,
-        ...(options.logDestination ? { destination: options.logDestination } : {}),
+        destination: this.#output,
       }),
     );
     this.metrics = new PrometheusMetricsRepository(options.roles);
@@ -72,6 +111,55 @@ export class ProcessOps {
     // Registered before Nest's listeners, so the deadline is armed before any hook runs.
     for (const signal of SHUTDOWN_SIGNALS) process.on(signal, (s) => this.beginShutdown(s));
     app.enableShutdownHooks(SHUTDOWN_SIGNALS, { useProcessExit: true });
+    this.#reportStop();
+    if (this.#stopWithParent) this.#watchParent();
+  }
+
+  /**
+   * An orphan is re-parented (to init or a subreaper), so a changed ppid means the parent is
+   * gone: shut down as on SIGTERM — the one graceful path — with that as the reason.
+   */
+  #watchParent(): void {
+    const parent = this.#parentPid();
+    const timer = setInterval(() => {
+      if (this.#parentPid() === parent) return;
+      clearInterval(timer);
+      this.#stopReason ??= { reason: 'parent_exited' };
+      this.logger.warn({ msg: 'parent process exited; shutting down', parent }, 'Shutdown');
+      this.#signalSelf('SIGTERM');
+    }, PARENT_CHECK_MS);
+    // Never what keeps the process alive.
+    timer.unref();
+  }
+
+  /**
+   * From here on the process's last line is `stopped`, with the exit code and why: the signal,
+   * or the error that ended it (a failed start, an uncaught exception). Written in the `exit`
+   * listener, so nothing that exits the process — Nest's hooks, the deadline, runMain — can
+   * skip it; written synchronously, as no event loop is left there.
+   */
+  #reportStop(): void {
+    ProcessOps.#active = this;
+    this.#processEvents.on('uncaughtExceptionMonitor', (error: unknown) => this.noteFailure(error));
+    this.#processEvents.once('exit', (code: number) => {
+      const why = this.#stopReason ?? { reason: 'exit' };
+      if (code === 0) this.logger.log({ msg: 'stopped', ...why, code }, 'Shutdown');
+      else this.logger.error({ msg: 'stopped', ...why, code }, undefined, 'Shutdown');
+      this.logger.flushSync();
+    });
+  }
+
+  /** An error ends the process (the first reason recorded is the one reported). */
+  noteFailure(error: unknown): void {
+    this.#stopReason ??= {
+      reason: 'error',
+      error: error instanceof Error ? error.message : String(error),
+    };
+  }
+
+  /** The active ProcessOps, if a process has one, hears that its start failed (runMain). */
+  static noteFailure(error: unknown): void {
+    ProcessOps.#active?.noteFailure(error);
   }
 
   /**
@@ -82,6 +170,7 @@ export class ProcessOps {
   beginShutdown(signal: NodeJS.Signals): void {
     if (this.#shuttingDown) return;
     this.#shuttingDown = true;
+    this.#stopReason ??= { reason: signal };
     const timeoutMs = this.#config.shutdownTimeoutMs;
     this.logger.log({ msg: 'shutting down', signal, timeoutMs }, 'Shutdown');
     this.#server?.drain();
@@ -107,6 +196,16 @@ export class ProcessOps {
     if (this.#shuttingDown) server.drain();
     this.logger.log({ msg: 'ops endpoints listening', host: this.#config.ops.host, port }, 'Ops');
     return port;
+  }
+
+  /**
+   * The process's last start-up words, once everything listens: the machine-readable ready
+   * line that scripts and tests wait for, then the human `banner` (if any) — after every log
+   * line written so far, so that nothing scrolls it away.
+   */
+  announce(details: Record<string, unknown>, banner?: string): void {
+    const ready = JSON.stringify({ event: 'ready', ...details });
+    this.#output.write(banner === undefined ? `${ready}\n` : `${ready}\n${banner}\n`);
   }
 
   /** Closes the ops server (last, once Nest has shut everything else down). */

@@ -3,6 +3,8 @@ import { Inject, Injectable, type OnApplicationShutdown, type Provider } from '@
 import { ClockRepository } from '../clock/clock.repository';
 import { CONFIG, ConfigError, type SecureChatConfig } from '../config/config.schema';
 import { DATABASE, type DatabaseHandle } from '../database/database';
+import { ProcessOps } from '../ops/process-ops';
+import { PortUnavailableError } from './port-check';
 
 export const DATABASE_HANDLE = Symbol('DatabaseHandle');
 
@@ -38,18 +40,16 @@ export function providedTokens(providers: Provider[]): unknown[] {
     .map((p) => (typeof p === 'object' && 'provide' in p ? p.provide : p));
 }
 
-/** Prints the machine-readable ready line that scripts and tests wait for. */
-export function announceReady(details: Record<string, unknown>): void {
-  console.log(JSON.stringify({ event: 'ready', ...details }));
-}
-
 /**
- * Runs a process entry point: a configuration error prints every problem and exits 2, any other
- * start failure exits 1 with its message (never a stack of secrets).
+ * Runs a process entry point. A configuration problem — a bad variable (every one listed), or
+ * a port that cannot be bound (one line each) — goes to stderr and exits 2; any other start
+ * failure exits 1 with its message (never a stack of secrets). A process whose shutdown was
+ * already enabled logs its `stopped` line after it, with the error as the reason.
  */
 export function runMain(main: () => Promise<void>): void {
   main().catch((error: unknown) => {
-    if (error instanceof ConfigError) {
+    ProcessOps.noteFailure(error);
+    if (error instanceof ConfigError || error instanceof PortUnavailableError) {
       console.error(error.message);
       process.exit(2);
     }

@@ -13,32 +13,87 @@ import {
 import { NestFactory } from '@nestjs/core';
 import { type MicroserviceOptions } from '@nestjs/microservices';
 
-import { loadConfig, requireDistributed, type SecureChatConfig } from '../config/config.schema';
+import {
+  loadConfig,
+  requireDistributed,
+  requireRedis,
+  type SecureChatConfig,
+} from '../config/config.schema';
 import { openDatabase } from '../database/database';
 import { OpsModule } from '../ops/ops.module';
 import { pingablesOf, ProcessOps } from '../ops/process-ops';
-import { postgresCheck, redisCheck } from '../ops/readiness';
-import { RedisStreamsServer } from '../transport/redis-streams.server';
 import {
-  announceReady,
-  baseProviders,
-  closeOnShutdown,
-  providedTokens,
-} from './process-infrastructure';
+  postgresCheck,
+  type ReadinessCheck,
+  redisCheck,
+  type RedisPingable,
+} from '../ops/readiness';
+import { type RedisEndpoint, redisEndpoint } from '../redis/redis-provider';
+import { RedisStreamsServer } from '../transport/redis-streams.server';
+import { checkPorts, type ListenerRole, plannedListeners } from './port-check';
+import { baseProviders, closeOnShutdown, providedTokens } from './process-infrastructure';
 
-type DistributedConfig = SecureChatConfig & { databaseUrl: string; redisUrl: string };
+/** What every process run on its own has: Redis (DATABASE_URL only where `database` is on). */
+export type ServiceConfig = SecureChatConfig & { redisUrl: string };
 
-export interface ServiceProcessOptions {
-  /** Which request stream the service consumes (`auth` or `relay`). */
-  readonly service: 'auth' | 'relay';
-  /** The service's Nest module (AuthModule, RelayModule). */
+interface CommonServiceProcessOptions {
+  /** The process's name in its logs, metrics and ready line (and the stream auth/relay consume). */
+  readonly service: 'auth' | 'relay' | 'gateway';
+  /** The service's Nest module (AuthModule, RelayModule, GatewayModule). */
   readonly module: Type<unknown>;
-  /** The service's own adapters on top of config, clock and database (Redis-backed ports). */
-  readonly providers: (config: DistributedConfig) => Provider[];
-  /** Tokens of those adapters to close at shutdown (their Redis connections). */
+  /**
+   * The service's own adapters on top of config, clock and database: its Redis-backed ports,
+   * each registered with its `provider(redis)`.
+   */
+  readonly providers: (config: ServiceConfig, redis: RedisEndpoint) => Provider[];
+  /** Tokens of those adapters to close at shutdown (their Redis connections); also pinged by /readyz. */
   readonly closeOnShutdown: unknown[];
+  /**
+   * false: the process never touches PostgreSQL (the gateway). DATABASE_URL is then not
+   * required, no connection is opened (so the process needs no database password) and /readyz
+   * asks Redis only. Default true: the database is opened and migrated before anything else.
+   */
+  readonly database?: boolean;
+}
+
+/** A service consuming its request stream (auth, relay), with an HTTP API beside it or not. */
+interface StreamServiceProcessOptions extends CommonServiceProcessOptions {
+  readonly service: 'auth' | 'relay';
   /** An HTTP API the process serves besides the transport (the auth service's admin API). */
   readonly http?: ServiceHttpOptions;
+  readonly listener?: undefined;
+}
+
+/** A process serving its own listener instead of a request stream (the TCP gateway). */
+interface ListenerServiceProcessOptions extends CommonServiceProcessOptions {
+  readonly listener: ServiceListenerOptions;
+  readonly http?: undefined;
+}
+
+export type ServiceProcessOptions = StreamServiceProcessOptions | ListenerServiceProcessOptions;
+
+/**
+ * With `listener` the process is a Nest application context whose own server `start` starts,
+ * once shutdown is enabled (so a signal during start-up waits for it).
+ */
+/** /readyz's checks once the application exists: the database if any, and every Redis user. */
+type ReadinessChecks = (
+  app: INestApplicationContext,
+  transport: readonly RedisPingable[],
+) => ReadinessCheck[];
+
+export interface ServiceListenerOptions {
+  /** Where it listens in the configuration: checked with the ops port before anything starts. */
+  readonly role: ListenerRole;
+  /** Starts the listener; resolves with the ready-line fields and the banner. */
+  readonly start: (app: INestApplicationContext, config: ServiceConfig) => Promise<ServiceStarted>;
+}
+
+export interface ServiceStarted {
+  /** Fields of the ready line, between `service` and `ops_port`. */
+  readonly ready: Record<string, unknown>;
+  /** The human summary printed after the ready line, given the bound ops port. */
+  readonly banner: (opsPort: number) => string;
 }
 
 /**
@@ -86,33 +141,53 @@ class ServiceProcessModule {
 }
 
 /**
- * The entry point of a service run on its own (distributed mode): configuration checked, the
- * database migrated under its advisory lock, the module served over Redis Streams, and the
- * ready line printed. The same modules run in the embedded process; only the adapters differ.
+ * The entry point of a process run on its own (distributed mode): configuration and ports
+ * checked, the database (if it uses one) migrated under its advisory lock, the module served
+ * over Redis Streams — or, for the gateway, its own listener started — and the ready line
+ * printed. The same modules run in the embedded process; only the adapters differ.
  */
 export async function startServiceProcess(options: ServiceProcessOptions): Promise<void> {
-  const config = requireDistributed(loadConfig(), options.http?.configProblems);
+  const loaded = loadConfig();
+  const distributed =
+    options.database !== false
+      ? requireDistributed(loaded, options.http?.configProblems)
+      : undefined;
+  const config: ServiceConfig = distributed ?? requireRedis(loaded);
+  // Before the database is touched or a key made (auth's login-seal key is, on first start;
+  // the gateway's identity key too).
+  await checkPorts(plannedListeners(config, listenerRoles(options)));
   const ops = new ProcessOps(config, { service: options.service, roles: [options.service] });
-  const database = await openDatabase({
-    kind: 'postgres',
-    url: config.databaseUrl,
-    poolSize: config.databasePoolSize,
-  });
+  const database = distributed
+    ? await openDatabase({
+        kind: 'postgres',
+        url: distributed.databaseUrl,
+        poolSize: distributed.databasePoolSize,
+      })
+    : undefined;
+  const redis = redisEndpoint(config);
   const infrastructure = ServiceInfrastructureModule.forRoot(
-    [...baseProviders(config, database), ...options.providers(config)],
+    [...baseProviders(config, database), ...options.providers(config, redis)],
     options.closeOnShutdown,
   );
-  const strategy = new RedisStreamsServer({
-    url: config.redisUrl,
-    service: options.service,
-    prefix: config.redisPrefix,
-  });
   const module = ServiceProcessModule.forRoot(
     infrastructure,
     options.module,
     ops,
     options.http ? [options.http.module] : [],
   );
+  const checks: ReadinessChecks = (app, transport) => [
+    ...(database ? [postgresCheck(database.db)] : []),
+    redisCheck([...transport, ...pingablesOf(app, options.closeOnShutdown)]),
+  ];
+  if (options.listener !== undefined) {
+    await startListenerProcess(options, config, ops, module, checks);
+    return;
+  }
+  const strategy = new RedisStreamsServer({
+    url: config.redisUrl,
+    service: options.service,
+    prefix: config.redisPrefix,
+  });
   let app: INestApplicationContext;
   let httpReady: Record<string, unknown> = {};
   if (options.http === undefined) {
@@ -136,9 +211,50 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
     await hybrid.startAllMicroservices();
     app = hybrid;
   }
-  const opsPort = await ops.start([
-    postgresCheck(database.db),
-    redisCheck([strategy, ...pingablesOf(app, options.closeOnShutdown)]),
-  ]);
-  announceReady({ service: options.service, pid: process.pid, ops_port: opsPort, ...httpReady });
+  const opsPort = await ops.start(checks(app, [strategy]));
+  const ready = { service: options.service, pid: process.pid, ops_port: opsPort, ...httpReady };
+  ops.announce(ready, banner(options.service, config, opsPort, httpReady));
+}
+
+/** The ports to check first: the process's own listener or admin API, and the ops endpoints. */
+function listenerRoles(options: ServiceProcessOptions): ListenerRole[] {
+  if (options.listener !== undefined) return [options.listener.role, 'ops'];
+  return options.http ? ['admin', 'ops'] : ['ops'];
+}
+
+/**
+ * A process with its own listener (the gateway): an application context, shutdown enabled
+ * before the listener starts (its module's onModuleDestroy stops it), then the ops endpoints
+ * and the ready line `{ service, …ready, ops_port }`.
+ */
+async function startListenerProcess(
+  options: ListenerServiceProcessOptions,
+  config: ServiceConfig,
+  ops: ProcessOps,
+  module: DynamicModule,
+  checks: ReadinessChecks,
+): Promise<void> {
+  const app = await NestFactory.createApplicationContext(module, { logger: ops.logger });
+  ops.enableShutdown(app);
+  const started = await options.listener.start(app, config);
+  const opsPort = await ops.start(checks(app, []));
+  ops.announce(
+    { service: options.service, ...started.ready, ops_port: opsPort },
+    started.banner(opsPort),
+  );
+}
+
+/** The service's human summary, printed last. */
+function banner(
+  service: string,
+  config: SecureChatConfig,
+  opsPort: number,
+  httpReady: Record<string, unknown>,
+): string {
+  const lines = [`SecureChat ${service} is running (pid ${process.pid})`];
+  if (typeof httpReady.admin_port === 'number') {
+    lines.push(`  admin API:          http://${config.admin.host}:${httpReady.admin_port}/admin`);
+  }
+  lines.push(`  ops endpoints:      http://${config.ops.host}:${opsPort}/healthz`);
+  return lines.join('\n');
 }

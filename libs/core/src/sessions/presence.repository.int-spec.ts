@@ -10,12 +10,9 @@ import { Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
 
-import {
-  MemoryPresenceRepository,
-  type PresenceEntry,
-  PresenceRepository,
-  RedisPresenceRepository,
-} from './presence.repository';
+import { MemoryPresenceRepository } from './memory-presence.repository';
+import { type PresenceEntry, PresenceRepository } from './presence.repository';
+import { RedisPresenceRepository } from './redis-presence.repository';
 import { deleteKeysWithPrefix } from '../../test/redis-test-keys';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -219,7 +216,9 @@ describe('RedisPresenceRepository across gateways', () => {
   });
 
   it('is provided to Nest by RedisPresenceRepository.provider and closes at shutdown', async () => {
-    @Module({ providers: [RedisPresenceRepository.provider(REDIS_URL, testPrefix())] })
+    @Module({
+      providers: [RedisPresenceRepository.provider({ url: REDIS_URL, prefix: testPrefix() })],
+    })
     class PresenceTestModule {}
     const app = await NestFactory.createApplicationContext(PresenceTestModule, { logger: false });
     const presence = app.get(PresenceRepository);

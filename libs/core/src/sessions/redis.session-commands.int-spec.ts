@@ -9,11 +9,12 @@ import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Redis } from 'ioredis';
 
-import { RedisPresenceRepository } from './presence.repository';
+import { RedisPresenceRepository } from './redis-presence.repository';
 import { RedisSessionCommands } from './redis.session-commands';
 import { type SessionCommand } from './session-command.port';
 import { SessionControlService } from './session-control.service';
 import { deleteKeysWithPrefix } from '../../test/redis-test-keys';
+import { eventually } from '../../test/eventually';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Every key and channel of this file starts with it; afterAll deletes the keys. */
@@ -35,14 +36,6 @@ const closeUser = (username: string, reason = 'r'): SessionCommand => ({
   username,
   reason,
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -85,7 +78,7 @@ describe('RedisSessionCommands', () => {
     const closeOne: SessionCommand = { kind: 'close-session', sessionId: 's-1', reason: 'audit' };
     await control.publish(closeUser('alice', 'policy'));
     await control.publish(closeOne);
-    await waitFor(() => a.length === 2 && b.length === 2);
+    await eventually(() => a.length === 2 && b.length === 2);
     expect(a).toEqual([closeUser('alice', 'policy'), closeOne]);
     expect(b).toEqual(a);
     expect(control.channel).toBe(`${prefix}session-control`);
@@ -99,7 +92,7 @@ describe('RedisSessionCommands', () => {
     await mine.connect();
     await other.publish(closeUser('alice'));
     await mine.publish(closeUser('bob'));
-    await waitFor(() => got.length === 1);
+    await eventually(() => got.length === 1);
     await sleep(50);
     expect(got).toEqual([closeUser('bob')]);
   });
@@ -121,7 +114,7 @@ describe('RedisSessionCommands', () => {
     ];
     for (const message of junk) await admin.publish(gateway.channel, message);
     await admin.publish(gateway.channel, JSON.stringify(closeUser('carol')));
-    await waitFor(() => got.length === 1);
+    await eventually(() => got.length === 1);
     expect(got).toEqual([closeUser('carol')]);
   });
 
@@ -151,7 +144,7 @@ describe('RedisSessionCommands', () => {
     c.subscribe((command) => got.push(command));
     await c.connect();
     await c.publish(closeUser('alice'));
-    await waitFor(() => got.length === 1);
+    await eventually(() => got.length === 1);
     expect(await clientIds(`${name}:pub`)).toHaveLength(1);
     expect(await clientIds(`${name}:sub`)).toHaveLength(1);
     await c.close();
@@ -207,7 +200,7 @@ describe('SessionControlService over Redis', () => {
     expect(await control.closeUser('alice', 'policy')).toBe(2);
     expect(await control.closeSession('s-3', 'audit')).toBe(1);
     expect(await control.closeSession('s-9', 'audit')).toBe(0);
-    await waitFor(() => got.length === 3);
+    await eventually(() => got.length === 3);
     expect(got).toEqual([
       closeUser('alice', 'policy'),
       { kind: 'close-session', sessionId: 's-3', reason: 'audit' },

@@ -6,6 +6,7 @@ import {
   type Provider,
 } from '@nestjs/common';
 
+import { type RedisEndpoint, redisProvider } from '../redis/redis-provider';
 import { RedisPubSubChannel, type RedisPubSubOwnerOptions } from '../redis/redis-pubsub-channel';
 import { isSessionCommand, type SessionCommand, SessionCommandPort } from './session-command.port';
 
@@ -48,13 +49,16 @@ export class RedisSessionCommands extends SessionCommandPort implements OnApplic
     });
   }
 
-  /** `{ provide: SessionCommandPort, … }` for a process that only publishes (auth). */
-  static provider(url: string, prefix?: string): Provider {
-    return {
-      provide: SessionCommandPort,
-      useFactory: () =>
-        new RedisSessionCommands({ url, ...(prefix === undefined ? {} : { prefix }) }),
-    };
+  /**
+   * `{ provide: SessionCommandPort, … }` for a Nest module. `subscribed` (a gateway): resolved
+   * only once SUBSCRIBE is confirmed, so an operator's order to close cannot miss a session
+   * that logged in a moment after the gateway started. Without it (auth, which only publishes)
+   * no subscriber connection is opened.
+   */
+  static provider(redis: RedisEndpoint, { subscribed = false } = {}): Provider {
+    return redisProvider(SessionCommandPort, () => new RedisSessionCommands(redis), {
+      connect: subscribed,
+    });
   }
 
   /**

@@ -1,5 +1,6 @@
 /** SessionControlService: presence answers listings and counts, the channel carries orders. */
-import { MemoryPresenceRepository, type PresenceEntry } from './presence.repository';
+import { MemoryPresenceRepository } from './memory-presence.repository';
+import { type PresenceEntry } from './presence.repository';
 import { type SessionCommand, SessionCommandPort } from './session-command.port';
 import { SessionControlService } from './session-control.service';
 

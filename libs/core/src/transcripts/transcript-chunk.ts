@@ -2,9 +2,9 @@
  * The storage form of a run of transcript records (docs/PROTOCOL.md §8): consecutive records of
  * one session packed into one byte string, so that the gateway ships, and the relay stores, one
  * value per session per flush instead of one row per record. Not a wire format of the
- * protocol: the records inside are the byte-exact plaintexts §8.1 chains, or — for a request
- * the gateway refused before any service saw it — only the SHA-256 of one (docs/PROTOCOL.md
- * §10 item 25), which is all §8.1 needs to chain it.
+ * protocol: the records inside are the byte-exact plaintexts docs/PROTOCOL.md §8.1 chains, or
+ * — for a request the gateway refused before any service saw it — only the SHA-256 of one
+ * (docs/PROTOCOL.md §10 item 25), which is all docs/PROTOCOL.md §8.1 needs to chain it.
  *
  * ```
  * chunk  = record*
@@ -17,7 +17,10 @@
 
 interface ChunkRecordBase {
   readonly direction: 'c2s' | 's2c';
-  /** Whether §8.1 counts it in its direction's chain (`bye`, `receipt`, `countersign` are not). */
+  /**
+   * Whether docs/PROTOCOL.md §8.1 counts it in its direction's chain (`bye`, `receipt`,
+   * `countersign` are not).
+   */
   readonly chained: boolean;
 }
 
@@ -28,8 +31,8 @@ export interface PlaintextChunkRecord extends ChunkRecordBase {
 }
 
 /**
- * A record kept by digest: `SHA-256(plaintext)` (DIGEST_BYTES), the value §8.1 folds into the
- * chain, so the chain still recomputes without the plaintext.
+ * A record kept by digest: `SHA-256(plaintext)` (DIGEST_BYTES), the value docs/PROTOCOL.md §8.1
+ * folds into the chain, so the chain still recomputes without the plaintext.
  */
 export interface DigestChunkRecord extends ChunkRecordBase {
   readonly digest: Buffer;

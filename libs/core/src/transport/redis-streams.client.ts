@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 
-import { Logger } from '@nestjs/common';
+import { type FactoryProvider, type InjectionToken, Logger } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { Redis } from 'ioredis';
 import { DISCONNECT_TIMEOUT_MS } from '../redis/close-connection';
 import { pingConnection } from '../redis/ping-connection';
+import { type RedisEndpoint, redisProvider } from '../redis/redis-provider';
 import { connectionName, quit } from './redis-connection.util';
+import { decodeStreamReply, encodeStreamEntry } from './redis-stream-entry.codec';
 
 /** Constructor options of {@link RedisStreamsClient}. */
 export interface RedisStreamsClientOptions {
@@ -13,13 +15,6 @@ export interface RedisStreamsClientOptions {
   url: string;
   /** Key and channel prefix; must match the servers'. Default `sc:`. */
   prefix?: string;
-}
-
-/** What a RedisStreamsServer publishes on the reply channel. */
-interface Reply {
-  i?: unknown;
-  response?: unknown;
-  err?: unknown;
 }
 
 const DEFAULT_PREFIX = 'sc:';
@@ -69,6 +64,17 @@ export class RedisStreamsClient extends ClientProxy {
     this.#url = options.url;
     this.#prefix = options.prefix ?? DEFAULT_PREFIX;
     this.#replyChannel = `${this.#prefix}reply:${this.#clientId}`;
+  }
+
+  /**
+   * `{ provide: token, … }` for a Nest module: a client already connected, its reply channel
+   * subscribed, before anything that injects it can send.
+   */
+  static provider(
+    token: InjectionToken,
+    redis: RedisEndpoint,
+  ): FactoryProvider<RedisStreamsClient> {
+    return redisProvider(token, () => new RedisStreamsClient(redis), { connect: true });
   }
 
   /** Readiness (/readyz): the reply channel's connection up, and Redis answers PING. */
@@ -127,20 +133,16 @@ export class RedisStreamsClient extends ClientProxy {
 
   #onReply(channel: string, message: string): void {
     if (channel !== this.#replyChannel) return;
-    let reply: Reply;
-    try {
-      reply = JSON.parse(message) as Reply;
-    } catch {
+    const reply = decodeStreamReply(message);
+    if (reply === undefined) {
       this.#log.warn('malformed reply ignored');
       return;
     }
-    if (typeof reply.i !== 'string') return;
-    const callback = this.#pending.get(reply.i);
+    const callback = this.#pending.get(reply.requestId);
     if (!callback) return; // timed out, or a second reply after a redelivery
-    this.#pending.delete(reply.i);
-    if (reply.err !== undefined) {
-      const err = typeof reply.err === 'string' ? reply.err : 'failed';
-      callback({ err: new Error(`service error: ${err}`), isDisposed: true });
+    this.#pending.delete(reply.requestId);
+    if ('err' in reply) {
+      callback({ err: new Error(`service error: ${reply.err}`), isDisposed: true });
     } else {
       callback({ response: reply.response, isDisposed: true });
     }
@@ -170,24 +172,16 @@ export class RedisStreamsClient extends ClientProxy {
       if (!commands) throw new Error('not connected');
       const pattern = this.normalizePattern(packet.pattern as string);
       const stream = this.#streamFor(pattern);
-      const data = JSON.stringify(packet.data) ?? 'null';
+      const fields = encodeStreamEntry({
+        kind: 'request',
+        pattern,
+        data: packet.data,
+        replyTo: this.#replyChannel,
+        requestId,
+      });
       this.#pending.set(requestId, callback);
       commands
-        .xadd(
-          stream,
-          'MAXLEN',
-          '~',
-          STREAM_MAX_LEN,
-          '*',
-          'p',
-          pattern,
-          'd',
-          data,
-          'r',
-          this.#replyChannel,
-          'i',
-          requestId,
-        )
+        .xadd(stream, 'MAXLEN', '~', STREAM_MAX_LEN, '*', ...fields)
         .catch((error: unknown) => {
           if (!this.#pending.delete(requestId)) return;
           callback({ err: transportError('request not queued', error), isDisposed: true });
@@ -206,19 +200,9 @@ export class RedisStreamsClient extends ClientProxy {
     const commands = this.#commands;
     if (!commands) throw new Error('not connected');
     const pattern = this.normalizePattern(packet.pattern as string);
-    const data = JSON.stringify(packet.data) ?? 'null';
+    const fields = encodeStreamEntry({ kind: 'event', pattern, data: packet.data });
     try {
-      await commands.xadd(
-        this.#streamFor(pattern),
-        'MAXLEN',
-        '~',
-        STREAM_MAX_LEN,
-        '*',
-        'p',
-        pattern,
-        'd',
-        data,
-      );
+      await commands.xadd(this.#streamFor(pattern), 'MAXLEN', '~', STREAM_MAX_LEN, '*', ...fields);
     } catch (error) {
       throw transportError('event not queued', error);
     }

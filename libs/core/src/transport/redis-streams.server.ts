@@ -8,6 +8,14 @@ import { lastValueFrom } from 'rxjs';
 import { DISCONNECT_TIMEOUT_MS } from '../redis/close-connection';
 import { pingConnection } from '../redis/ping-connection';
 import { connectionName, quit, settlesWithin } from './redis-connection.util';
+import {
+  decodeStreamEntry,
+  encodeStreamReply,
+  type StreamEntry,
+  type StreamEvent,
+  type StreamReply,
+  type StreamRequest,
+} from './redis-stream-entry.codec';
 
 /** Constructor options of {@link RedisStreamsServer}. */
 export interface RedisStreamsServerOptions {
@@ -39,6 +47,16 @@ export interface RedisStreamsServerOptions {
    * acknowledged and deleted, and logged. Default 5.
    */
   maxDeliveries?: number;
+  /**
+   * How long one XREADGROUP waits for entries: short enough that a reconnect is noticed
+   * promptly, long enough to cost nothing idle (close() ends a waiting read at once). Default 1000.
+   */
+  blockMs?: number;
+  /**
+   * How long close() waits for running handlers; what still runs then is left to other
+   * instances (it stays pending). Default 5000.
+   */
+  closeDrainMs?: number;
 }
 
 /** What `status` emits, as Nest's own Redis transport does. */
@@ -65,20 +83,6 @@ export class RedisStreamsContext extends BaseRpcContext<
   }
 }
 
-/** One stream entry as clients write it (see RedisStreamsClient). */
-interface RequestEntry {
-  /** Stream entry id. */
-  readonly id: string;
-  /** `p`: the message pattern. */
-  readonly pattern: string | undefined;
-  /** `d`: the payload, JSON. */
-  readonly data: string | undefined;
-  /** `r`: the reply channel; absent for events. */
-  readonly replyTo: string | undefined;
-  /** `i`: the request id, echoed in the reply. */
-  readonly requestId: string | undefined;
-}
-
 /** A finished entry waiting for the next reply-and-acknowledge pipeline. */
 interface Outgoing {
   readonly id: string;
@@ -88,15 +92,31 @@ interface Outgoing {
 
 type RawEntry = [id: string, fields: string[] | null];
 
+/** What a handler's run comes to: a response, a failure to report, or nothing (events). */
+type Outcome = { readonly response: unknown } | { readonly err: string } | undefined;
+
+/** Entry `id`'s reply, for entries that name a caller to send it to. */
+function outgoing(id: string, entry: StreamEntry | undefined, outcome: Outcome): Outgoing {
+  if (
+    outcome === undefined ||
+    entry === undefined ||
+    entry.kind === 'event' ||
+    entry.replyTo === undefined ||
+    entry.requestId === undefined
+  ) {
+    return { id, replyTo: undefined, reply: undefined };
+  }
+  const reply: StreamReply = { requestId: entry.requestId, ...outcome };
+  return { id, replyTo: entry.replyTo, reply: encodeStreamReply(reply) };
+}
+
 const DEFAULT_PREFIX = 'sc:';
 const DEFAULT_CLAIM_IDLE_MS = 5000;
 const DEFAULT_READ_COUNT = 128;
 const DEFAULT_MAX_IN_FLIGHT = 1024;
 const DEFAULT_MAX_DELIVERIES = 5;
-/** Short enough that close() and reconnects are noticed promptly, long enough to cost nothing idle. */
-const BLOCK_MS = 1000;
-/** close() waits this long for running handlers; what is still running is left to other instances. */
-const CLOSE_DRAIN_MS = 5000;
+const DEFAULT_BLOCK_MS = 1000;
+const DEFAULT_CLOSE_DRAIN_MS = 5000;
 /** Pause after a failed read before the next one, so an outage does not spin. */
 const RETRY_PAUSE_MS = 500;
 /** How long close() waits for each of its Redis steps, in case Redis went away unnoticed. */
@@ -129,15 +149,6 @@ function describeFailure(error: unknown): string {
     : 'handler failed';
 }
 
-function parseEntry([id, fields]: RawEntry): RequestEntry | undefined {
-  if (fields === null) return undefined;
-  const field = (name: string): string | undefined => {
-    for (let k = 0; k + 1 < fields.length; k += 2) if (fields[k] === name) return fields[k + 1];
-    return undefined;
-  };
-  return { id, pattern: field('p'), data: field('d'), replyTo: field('r'), requestId: field('i') };
-}
-
 /**
  * Nest transport strategy for the distributed deployment: each service's instances form one
  * Redis Streams consumer group on `${prefix}req:${service}`, so each request is handled by
@@ -168,6 +179,8 @@ export class RedisStreamsServer
   readonly #readCount: number;
   readonly #maxInFlight: number;
   readonly #maxDeliveries: number;
+  readonly #blockMs: number;
+  readonly #closeDrainMs: number;
 
   /** Dedicated to the blocking XREADGROUP, which would stall every other command on its connection. */
   #reader: Redis | undefined;
@@ -208,11 +221,15 @@ export class RedisStreamsServer
     this.#readCount = options.readCount ?? DEFAULT_READ_COUNT;
     this.#maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.#maxDeliveries = options.maxDeliveries ?? DEFAULT_MAX_DELIVERIES;
+    this.#blockMs = options.blockMs ?? DEFAULT_BLOCK_MS;
+    this.#closeDrainMs = options.closeDrainMs ?? DEFAULT_CLOSE_DRAIN_MS;
     for (const [name, value] of [
       ['claimIdleMs', this.#claimIdleMs],
       ['readCount', this.#readCount],
       ['maxInFlight', this.#maxInFlight],
       ['maxDeliveries', this.#maxDeliveries],
+      ['blockMs', this.#blockMs],
+      ['closeDrainMs', this.#closeDrainMs],
     ] as const) {
       if (!Number.isInteger(value) || value < 1)
         throw new RangeError(`${name} must be a positive integer`);
@@ -317,7 +334,7 @@ export class RedisStreamsServer
           'COUNT',
           Math.min(this.#readCount, room),
           'BLOCK',
-          BLOCK_MS,
+          this.#blockMs,
           'STREAMS',
           this.#stream,
           '>',
@@ -437,20 +454,15 @@ export class RedisStreamsServer
       this.#claimIdleMs,
       ...poisoned,
     )) as RawEntry[];
-    for (const raw of claimed) {
-      const [id] = raw;
+    for (const [id, fields] of claimed) {
       if (this.#held.has(id)) continue;
       this.#held.add(id);
-      const entry = parseEntry(raw);
-      const answer =
-        entry?.replyTo !== undefined && entry.requestId !== undefined
-          ? JSON.stringify({ i: entry.requestId, err: 'request abandoned after repeated failures' })
-          : undefined;
+      const entry = fields === null ? undefined : decodeStreamEntry(fields);
       this.#log.error(
         `abandoned entry ${id} (${entry?.pattern?.slice(0, 100) ?? 'no pattern'}) after ` +
           `${this.#maxDeliveries} deliveries that never completed`,
       );
-      this.#enqueue({ id, replyTo: entry?.replyTo, reply: answer });
+      this.#enqueue(outgoing(id, entry, { err: 'request abandoned after repeated failures' }));
     }
   }
 
@@ -459,19 +471,25 @@ export class RedisStreamsServer
    * started a handler (not for an entry already held, nor for one whose data is gone).
    */
   #accept(raw: RawEntry, redelivered: boolean): boolean {
-    const [id] = raw;
+    const [id, fields] = raw;
     if (this.#stopped) return false;
     if (this.#held.has(id)) return false; // ours already (a reclaim of our own slow entry)
     this.#held.add(id);
-    const entry = parseEntry(raw);
-    if (entry === undefined) {
+    if (fields === null) {
       // Trimmed from the stream before anyone handled it (Redis < 7 still lists such entries).
-      this.#enqueue({ id, replyTo: undefined, reply: undefined });
+      this.#enqueue(outgoing(id, undefined, undefined));
+      return false;
+    }
+    const entry = decodeStreamEntry(fields);
+    if (entry.kind === 'malformed') {
+      // Only the reason: the entry may hold a password or a message body.
+      this.#log.warn(`entry ${id} dropped: ${entry.reason}`);
+      this.#enqueue(outgoing(id, entry, { err: 'malformed request' }));
       return false;
     }
     this.#running++;
-    void this.#handle(entry, redelivered)
-      .then((reply) => this.#enqueue({ id, replyTo: entry.replyTo, reply }))
+    void this.#handle(id, entry, redelivered)
+      .then((outcome) => this.#enqueue(outgoing(id, entry, outcome)))
       .finally(() => {
         this.#running--;
         this.#wakeAll();
@@ -479,31 +497,21 @@ export class RedisStreamsServer
     return true;
   }
 
-  /** Runs the handler; resolves to the reply JSON (undefined for events). Never rejects. */
-  async #handle(entry: RequestEntry, redelivered: boolean): Promise<string | undefined> {
-    const { pattern, requestId, replyTo } = entry;
-    const isEvent = replyTo === undefined;
-    const fail = (err: string): string | undefined =>
-      isEvent ? undefined : JSON.stringify({ i: requestId, err });
-    if (pattern === undefined || (!isEvent && requestId === undefined)) {
-      this.#log.warn(`entry ${entry.id} is not a request; dropped`);
-      return undefined;
-    }
+  /** Runs the handler (events answer nothing, whatever the outcome). Never rejects. */
+  async #handle(
+    id: string,
+    entry: StreamRequest | StreamEvent,
+    redelivered: boolean,
+  ): Promise<Outcome> {
+    const { pattern, data } = entry;
     const handler = this.getHandlerByPattern(pattern);
     if (!handler) {
-      this.#log.warn(`no handler for pattern ${pattern.slice(0, 100)} (entry ${entry.id})`);
-      return fail(`no handler for ${pattern.slice(0, 100)}`);
+      this.#log.warn(`no handler for pattern ${pattern.slice(0, 100)} (entry ${id})`);
+      return { err: `no handler for ${pattern.slice(0, 100)}` };
     }
-    let data: unknown;
+    const context = new RedisStreamsContext([pattern, id, redelivered]);
     try {
-      data = entry.data === undefined ? undefined : JSON.parse(entry.data);
-    } catch {
-      this.#log.warn(`entry ${entry.id} (${pattern}) has malformed data`);
-      return fail('malformed request');
-    }
-    const context = new RedisStreamsContext([pattern, entry.id, redelivered]);
-    try {
-      if (isEvent) {
+      if (entry.kind === 'event') {
         await this.handleEvent(pattern, { pattern, data }, context);
         return undefined;
       }
@@ -511,12 +519,12 @@ export class RedisStreamsServer
         this.transformToObservable(await handler(data, context)),
         { defaultValue: undefined },
       );
-      return JSON.stringify({ i: requestId, response });
+      return { response };
     } catch (error) {
       // The error's text may quote the payload: log and send its class only.
       const description = describeFailure(error);
-      this.#log.warn(`${pattern} (entry ${entry.id}): ${description}`);
-      return fail(description);
+      this.#log.warn(`${pattern} (entry ${id}): ${description}`);
+      return { err: description };
     }
   }
 
@@ -587,7 +595,7 @@ export class RedisStreamsServer
   }
 
   /**
-   * Stops reading and reclaiming, lets running handlers finish (at most CLOSE_DRAIN_MS), sends
+   * Stops reading and reclaiming, lets running handlers finish (at most closeDrainMs), sends
    * their replies, and disconnects. Entries still unfinished stay pending and are taken over by
    * another instance after claimIdleMs.
    */
@@ -604,14 +612,14 @@ export class RedisStreamsServer
     const reader = this.#reader;
     if (!commands || !reader) return;
     if (reader.status === 'ready') {
-      // Ends the blocking read now instead of after up to BLOCK_MS.
+      // Ends the blocking read now instead of after up to blockMs.
       if (this.#readerId !== undefined) {
         commands.client('UNBLOCK', this.#readerId).catch(() => undefined);
       }
       // A read cut off by a lost connection read nothing; ioredis would only send it again.
       const lost = new Promise((resolve) => reader.once('close', resolve));
       const read = Promise.race([this.#readLoop, lost]);
-      if (!(await settlesWithin(read, BLOCK_MS + STEP_TIMEOUT_MS))) reader.disconnect();
+      if (!(await settlesWithin(read, this.#blockMs + STEP_TIMEOUT_MS))) reader.disconnect();
     } else {
       // Redis is away and the read waits for it in the offline queue, where it would stay (see
       // quit()): nothing was read, so there is nothing to wait for.
@@ -619,7 +627,12 @@ export class RedisStreamsServer
     }
     await settlesWithin(this.#reclaimTick, STEP_TIMEOUT_MS);
 
-    const deadline = Date.now() + CLOSE_DRAIN_MS;
+    if (this.#running > 0) {
+      this.#log.log(
+        `closing: waiting up to ${this.#closeDrainMs} ms for ${this.#running} running handlers`,
+      );
+    }
+    const deadline = Date.now() + this.#closeDrainMs;
     while (this.#running > 0 && Date.now() < deadline) await this.#wait(deadline - Date.now());
     if (this.#running > 0) {
       this.#log.warn(

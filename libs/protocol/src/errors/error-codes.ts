@@ -1,4 +1,4 @@
-/** §2: every `code` an `error` frame may carry. */
+/** PROTOCOL.md §2: every `code` an `error` frame may carry. */
 export const ERROR_CODES = [
   'bad_frame',
   'frame_too_large',
@@ -25,8 +25,8 @@ export function isErrorCode(value: string): value is ErrorCode {
 }
 
 /**
- * Whether an error with this code ends the connection. §2, §3 and §5 make framing, ordering and
- * login failures fatal; request-level answers (§6) leave the session open.
+ * Whether an error with this code ends the connection. PROTOCOL.md §2, §3 and §5 make framing,
+ * ordering and login failures fatal; request-level answers (PROTOCOL.md §6) leave the session open.
  */
 export function closesConnection(code: ErrorCode): boolean {
   switch (code) {

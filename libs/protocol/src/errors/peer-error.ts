@@ -1,6 +1,9 @@
 import { type ErrorCode } from './error-codes';
 
-/** The peer sent an `error` frame or record (§2): what it said, for the caller to act on `code`. */
+/**
+ * The peer sent an `error` frame or record (PROTOCOL.md §2): what it said, for the caller to act on
+ * `code`.
+ */
 export class PeerError extends Error {
   override readonly name = 'PeerError';
 

@@ -1,17 +1,17 @@
 import { type ErrorCode } from './error-codes';
 
 export interface ProtocolErrorOptions {
-  /** The request's `id`, echoed in the `error` frame (§6). */
+  /** The request's `id`, echoed in the `error` frame (PROTOCOL.md §6). */
   readonly id?: string;
-  /** Seconds, with `rate_limited` (§2). */
+  /** Seconds, with `rate_limited` (PROTOCOL.md §2). */
   readonly retryAfter?: number;
   readonly cause?: unknown;
 }
 
 /**
- * A violation of securechat/1 by the peer, or an answer the protocol defines, carrying the §2
- * error code to put on the wire. Messages are fixed texts: they never quote the peer's input,
- * which may hold secrets.
+ * A violation of securechat/1 by the peer, or an answer the protocol defines, carrying the
+ * PROTOCOL.md §2 error code to put on the wire. Messages are fixed texts: they never quote the
+ * peer's input, which may hold secrets.
  */
 export class ProtocolError extends Error {
   override readonly name: string = 'ProtocolError';

@@ -1,9 +1,9 @@
 import { ProtocolError } from './protocol-error';
 
 /**
- * §5: a record that fails to authenticate (tampered, replayed, reordered, dropped, truncated or
- * sealed under another key). Fatal, and closed without an `error` frame: once the record layer
- * is in doubt nothing more is said over it.
+ * PROTOCOL.md §5: a record that fails to authenticate (tampered, replayed, reordered, dropped,
+ * truncated or sealed under another key). Fatal, and closed without an `error` frame: once the
+ * record layer is in doubt nothing more is said over it.
  */
 export class RecordAuthenticationError extends ProtocolError {
   override readonly name = 'RecordAuthenticationError';

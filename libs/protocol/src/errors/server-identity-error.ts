@@ -1,4 +1,4 @@
-/** Why a client refuses the server during the handshake (§3 step 3). */
+/** Why a client refuses the server during the handshake (PROTOCOL.md §3 step 3). */
 export type ServerIdentityFailure =
   /** `server_key` is not the key pinned or configured for this server. */
   | 'server_key_mismatch'
@@ -8,8 +8,8 @@ export type ServerIdentityFailure =
   | 'bad_server_signature';
 
 /**
- * The client aborts and sends nothing more (§3 step 3). Carries both fingerprints so that the
- * user can be shown them, as SSH does for a changed host key.
+ * The client aborts and sends nothing more (PROTOCOL.md §3 step 3). Carries both fingerprints so
+ * that the user can be shown them, as SSH does for a changed host key.
  */
 export class ServerIdentityError extends Error {
   override readonly name = 'ServerIdentityError';

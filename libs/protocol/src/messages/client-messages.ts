@@ -1,6 +1,6 @@
 /**
- * §6: what a client sends inside the session. These schemas check structure and JSON types
- * (failures are `bad_frame`); value rules — patterns, ranges, sizes — are in request-rules.ts
+ * PROTOCOL.md §6: what a client sends inside the session. These schemas check structure and JSON
+ * types (failures are `bad_frame`); value rules — patterns, ranges, sizes — are in request-rules.ts
  * and answered with `bad_request`/`too_large`, keeping the session.
  */
 import { z } from 'zod';

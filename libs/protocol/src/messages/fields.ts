@@ -6,8 +6,8 @@ import { type ErrorCode } from '../errors/error-codes';
 import { ProtocolError } from '../errors/protocol-error';
 
 /**
- * A §2 binary field: canonical padded base64, of exactly `length` decoded bytes or within
- * `min..max`. Stays a string after parsing; callers decode with `fromBase64`.
+ * A PROTOCOL.md §2 binary field: canonical padded base64, of exactly `length` decoded bytes or
+ * within `min..max`. Stays a string after parsing; callers decode with `fromBase64`.
  */
 export function base64Field(size: number | { min: number; max: number }) {
   const [min, max] = typeof size === 'number' ? [size, size] : [size.min, size.max];
@@ -38,7 +38,7 @@ export function schemaError(error: z.ZodError, code: ErrorCode, what: string): P
   return new ProtocolError(code, `invalid ${what}: ${where}`);
 }
 
-/** Parses `value` with `schema`, or throws `bad_frame` (§2). */
+/** Parses `value` with `schema`, or throws `bad_frame` (PROTOCOL.md §2). */
 export function parseStrict<T extends z.ZodType>(
   schema: T,
   value: unknown,

@@ -1,6 +1,7 @@
 /**
- * The plaintext frames (§2, §3): `client_hello`, `server_hello`, `server_auth`, `login`,
- * `enc` (§5) and `error`. Every schema is strict: an unknown member is `bad_frame`.
+ * The plaintext frames (PROTOCOL.md §2, §3): `client_hello`, `server_hello`, `server_auth`,
+ * `login`, `enc` (PROTOCOL.md §5) and `error`. Every schema is strict: an unknown member is
+ * `bad_frame`.
  */
 import { z } from 'zod';
 
@@ -51,7 +52,10 @@ export const encFrameSchema = z.strictObject({
   ct: base64Field({ min: GCM_TAG_BYTES, max: MAX_RECORD_BYTES }),
 });
 
-/** §2: `rate_limited` carries an integer `retry_after`; a request's `id` is echoed (§6). */
+/**
+ * PROTOCOL.md §2: `rate_limited` carries an integer `retry_after`; a request's `id` is echoed
+ * (PROTOCOL.md §6).
+ */
 export const errorSchema = z
   .strictObject({
     type: z.literal('error'),
@@ -83,8 +87,8 @@ export type ErrorMessage = z.infer<typeof errorSchema>;
 export type Frame = z.infer<typeof frameSchema>;
 
 /**
- * Parses a frame body (§2). A `client_hello` naming another protocol is
- * `unsupported_protocol` (§3 step 1) even if its other members are not ours.
+ * Parses a frame body (PROTOCOL.md §2). A `client_hello` naming another protocol is
+ * `unsupported_protocol` (PROTOCOL.md §3 step 1) even if its other members are not ours.
  */
 export function parseFrame(body: Uint8Array): Frame {
   const object = parseJsonObject(body);

@@ -1,4 +1,4 @@
-/** §2 and §5: the JSON text of a frame or record, checked before any schema sees it. */
+/** PROTOCOL.md §2 and §5: the JSON text of a frame or record, checked before any schema sees it. */
 import { ProtocolError } from '../errors/protocol-error';
 
 // fatal: invalid UTF-8 is an error, not U+FFFD. ignoreBOM: keep a BOM so JSON.parse rejects it
@@ -10,8 +10,8 @@ export type JsonObject = Record<string, unknown>;
 /**
  * Whether every string (member names included) inside `value` is well-formed UTF-16. JSON's
  * `\uXXXX` escapes can spell an unpaired surrogate in perfectly valid UTF-8; such a string has
- * no UTF-8 form, so nothing could hash or sign it (§1 "text is UTF-8 first"). Iterative, so a
- * deeply nested array cannot exhaust the stack.
+ * no UTF-8 form, so nothing could hash or sign it (PROTOCOL.md §1 "text is UTF-8 first").
+ * Iterative, so a deeply nested array cannot exhaust the stack.
  */
 function isWellFormedDeep(root: unknown): boolean {
   const stack: unknown[] = [root];
@@ -33,7 +33,7 @@ function isWellFormedDeep(root: unknown): boolean {
 
 /**
  * Decodes a frame or record body into a JSON object. Invalid UTF-8, invalid JSON, a value
- * other than an object, or an unpaired surrogate: `bad_frame` (§2).
+ * other than an object, or an unpaired surrogate: `bad_frame` (PROTOCOL.md §2).
  */
 export function parseJsonObject(body: Uint8Array): JsonObject {
   let text: string;

@@ -1,6 +1,7 @@
 /**
- * §3 step 4: the plaintext of the login record. Note that it has `action` and no `type`,
- * although §5 says every plaintext has a `type`; we follow §3 for this one record.
+ * PROTOCOL.md §3 step 4: the plaintext of the login record. Note that it has `action` and no
+ * `type`, although PROTOCOL.md §5 says every plaintext has a `type`; we follow PROTOCOL.md §3 for
+ * this one record.
  */
 import { z } from 'zod';
 

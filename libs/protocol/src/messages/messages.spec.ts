@@ -1,6 +1,6 @@
 /**
- * Property tests of the §2/§5/§6 message parsers (structure: `bad_frame`) and of the §3/§6
- * value rules of checkRequest (`bad_request`, `too_large`).
+ * Property tests of the PROTOCOL.md §2/§5/§6 message parsers (structure: `bad_frame`) and of the
+ * PROTOCOL.md §3/§6 value rules of checkRequest (`bad_request`, `too_large`).
  */
 import fc from 'fast-check';
 
@@ -31,7 +31,7 @@ interface Member {
   readonly kind: Kind;
   readonly arb: fc.Arbitrary<unknown>;
   readonly optional?: boolean;
-  /** A §2 binary field: decoded length range. */
+  /** A PROTOCOL.md §2 binary field: decoded length range. */
   readonly b64?: { readonly min: number; readonly max: number };
   /** Must be an integer in 0..2^53-1 at the schema level. */
   readonly uint?: boolean;
@@ -186,7 +186,7 @@ function objectArb(s: Shape): fc.Arbitrary<JsonObject> {
     .map(([k]) => k);
   return fc.record(arbs, { requiredKeys }).map((members) => {
     const object: JsonObject = { [s.disc]: s.tag, ...members };
-    // §2: rate_limited carries retry_after.
+    // PROTOCOL.md §2: rate_limited carries retry_after.
     if (s === ERROR_SHAPE && object.code === 'rate_limited' && object.retry_after === undefined) {
       object.retry_after = 30;
     }
@@ -525,7 +525,7 @@ function nearlyValid(shapes: Shape[]): fc.Arbitrary<JsonObject> {
     });
 }
 
-/** client_hello with any protocol and sometimes other members (§3 step 1). */
+/** client_hello with any protocol and sometimes other members (PROTOCOL.md §3 step 1). */
 const helloJunk = fc
   .tuple(
     fc.oneof(fc.constantFrom<unknown>(PROTOCOL_ID, 'securechat/2', ''), anyText, memberValue),
@@ -932,7 +932,7 @@ describe('examples: rejected', () => {
 
 // ------------------------------------------------------------------ checkRequest
 
-/** The §3/§6 patterns, written out from PROTOCOL.md, independently of constants.ts. */
+/** The PROTOCOL.md §3/§6 patterns, written out from PROTOCOL.md, independently of constants.ts. */
 const SPEC_USERNAME = /^[a-z0-9_]{3,32}$/;
 const SPEC_ROOM = /^#[a-z0-9_-]{1,32}$/;
 const SPEC_CLIENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -1008,7 +1008,9 @@ describe('name patterns', () => {
   });
 });
 
-/** What checkRequest must do, from §3/§6 alone: undefined, or the error's code and id. */
+/**
+ * What checkRequest must do, from PROTOCOL.md §3/§6 alone: undefined, or the error's code and id.
+ */
 function expectedCheck(
   m: ClientMessage,
   maxBody: number,
@@ -1017,13 +1019,14 @@ function expectedCheck(
   const safeUint = (n: number) => Number.isSafeInteger(n) && n >= 0;
   switch (m.type) {
     case 'send':
-      // §10.2: the request's `id` is echoed whenever it has one, even one that breaks its pattern.
+      // PROTOCOL.md §10.2: the request's `id` is echoed whenever it has one, even one that breaks
+      // its pattern.
       if (!SPEC_CLIENT_ID.test(m.id)) return { code: 'bad_request', id: m.id };
       if (!name(m.to) || !safeUint(m.ts)) return { code: 'bad_request', id: m.id };
       if (Buffer.byteLength(m.body, 'utf8') > maxBody) return { code: 'too_large', id: m.id };
       return undefined;
     case 'delivered':
-      return undefined; // §6 gives msg_id no pattern; §9: one that is not pending is ignored
+      return undefined; // PROTOCOL.md §6 gives msg_id no pattern; PROTOCOL.md §9: one that is not pending is ignored
     case 'join':
     case 'leave':
       return SPEC_ROOM.test(m.room) ? undefined : { code: 'bad_request' };
@@ -1032,7 +1035,8 @@ function expectedCheck(
     case 'history': {
       const limitOk =
         m.limit === undefined || (Number.isInteger(m.limit) && m.limit >= 1 && m.limit <= 200);
-      // `before` is any msg_id text: one that names no stored message precedes nothing (§10.11).
+      // `before` is any msg_id text: one that names no stored message precedes nothing (PROTOCOL.md
+      // §10.11).
       return name(m.with) && limitOk ? undefined : { code: 'bad_request' };
     }
     case 'ping':

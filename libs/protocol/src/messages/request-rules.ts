@@ -1,12 +1,13 @@
 /**
- * §3 and §6 value rules for a client's requests, applied after the structural schema passed.
- * A failure here is an answer (`bad_request`, `too_large`), not a broken session: the error
- * carries the request's `id` when it has one (§10.2), even one that breaks its pattern, and the
- * connection stays open.
+ * PROTOCOL.md §3 and §6 value rules for a client's requests, applied after the structural schema
+ * passed. A failure here is an answer (`bad_request`, `too_large`), not a broken session: the error
+ * carries the request's `id` when it has one (PROTOCOL.md §10.2), even one that breaks its pattern,
+ * and the connection stays open.
  *
- * `msg_id` has no pattern (§6: the server's opaque string), so `delivered.msg_id` and
- * `history.before` break no value rule: a text that names no message of ours is ignored (§9)
- * or precedes nothing (§10.11). `isMsgId` tells whether a text can be one of ours at all.
+ * `msg_id` has no pattern (PROTOCOL.md §6: the server's opaque string), so `delivered.msg_id` and
+ * `history.before` break no value rule: a text that names no message of ours is ignored
+ * (PROTOCOL.md §9) or precedes nothing (PROTOCOL.md §10.11). `isMsgId` tells whether a text can be
+ * one of ours at all.
  */
 import {
   CLIENT_ID_PATTERN,
@@ -22,7 +23,7 @@ import { ProtocolError } from '../errors/protocol-error';
 import { type ClientMessage } from './client-messages';
 
 export interface RequestLimits {
-  /** Largest `send.body` in UTF-8 bytes (§6: 16384 unless configured otherwise). */
+  /** Largest `send.body` in UTF-8 bytes (PROTOCOL.md §6: 16384 unless configured otherwise). */
   readonly maxBodyBytes?: number;
 }
 
@@ -31,7 +32,7 @@ export const isRoom = (s: string): boolean => ROOM_PATTERN.test(s);
 export const isClientId = (s: string): boolean => CLIENT_ID_PATTERN.test(s);
 /**
  * Whether `s` can be a `msg_id` this implementation hands out (and its services take); any
- * other text names no stored message. Not a value rule: §6 gives `msg_id` no pattern.
+ * other text names no stored message. Not a value rule: PROTOCOL.md §6 gives `msg_id` no pattern.
  */
 export const isMsgId = (s: string): boolean => s.length >= 1 && s.length <= MAX_MSG_ID_LENGTH;
 export const isTimestamp = (n: number): boolean =>
@@ -41,7 +42,7 @@ function reject(field: string, rule: string, id?: string): never {
   throw new ProtocolError('bad_request', `${field}: ${rule}`, id === undefined ? {} : { id });
 }
 
-/** Throws `bad_request` or `too_large` when `message` breaks a §3/§6 value rule. */
+/** Throws `bad_request` or `too_large` when `message` breaks a PROTOCOL.md §3/§6 value rule. */
 export function checkRequest(message: ClientMessage, limits: RequestLimits = {}): void {
   switch (message.type) {
     case 'send': {
@@ -57,7 +58,7 @@ export function checkRequest(message: ClientMessage, limits: RequestLimits = {})
       return;
     }
     case 'delivered':
-      return; // any msg_id: one that is not pending is ignored (§9)
+      return; // any msg_id: one that is not pending is ignored (PROTOCOL.md §9)
     case 'join':
     case 'leave':
       if (!isRoom(message.room)) reject('room', 'must match ^#[a-z0-9_-]{1,32}$');

@@ -1,4 +1,7 @@
-/** §3 step 5 and §6: what a server sends inside the session. Strict, like every schema here. */
+/**
+ * PROTOCOL.md §3 step 5 and §6: what a server sends inside the session. Strict, like every schema
+ * here.
+ */
 import { z } from 'zod';
 
 import {
@@ -58,7 +61,10 @@ export const keySchema = z.strictObject({
   public_key: base64Field({ min: 1, max: MAX_USER_PUBLIC_KEY_BYTES }),
   fingerprint: z.string(),
 });
-/** §6 says `messages` is "a list of deliver objects"; we read that as including `"type":"deliver"`. */
+/**
+ * PROTOCOL.md §6 says `messages` is "a list of deliver objects"; we read that as including
+ * `"type":"deliver"`.
+ */
 export const historySchema = z.strictObject({
   type: z.literal('history'),
   with: z.string(),
