@@ -90,8 +90,8 @@ export default tseslint.config(
   {
     ignores: [
       'dist/**',
-      'dist.next/**',
-      'dist.old/**',
+      'dist.next.*/**',
+      'dist.old.*/**',
       'build/**',
       'node_modules/**',
       'coverage/**',

@@ -6,9 +6,11 @@
 // `npm run lint` (tsc), not here. Runs in a few seconds; `--if-stale` skips the work when
 // dist/ is newer than every source file (what `npm start` uses).
 //
-// Builds may run at once (two e2e specs, `npm start` next to `npm run build`): one at a time
-// holds dist.lock, and a build writes dist.next/ and swaps it in with two renames, so a reader
-// never sees a half-written or missing dist/ for longer than that swap.
+// Builds may run at once (two e2e specs, `npm start` next to `npm run build`). Each writes its
+// own dist.next.<pid>/ and swaps it in with two renames, so dist/ is always one whole build and
+// is missing for no longer than that swap; dist.lock only saves the duplicate work (a waiting
+// `--if-stale` build finds the other's result fresh). A lock whose holder died, or older than
+// its lease (builds take seconds), is taken over.
 import {
   mkdirSync,
   readdirSync,
@@ -46,7 +48,10 @@ function sources(dir) {
 
 const files = SOURCES.flatMap((dir) => sources(join(root, dir)));
 const lock = join(root, 'dist.lock');
-const next = join(root, 'dist.next');
+const next = join(root, `dist.next.${process.pid}`);
+const old = join(root, `dist.old.${process.pid}`);
+/** Past this age a lock counts as abandoned, whoever holds it (a pid reused, another host). */
+const LOCK_LEASE_MS = 60_000;
 
 /** Takes dist.lock (a directory: mkdir is atomic), waiting for another build to finish. */
 async function acquireLock() {
@@ -60,7 +65,14 @@ async function acquireLock() {
       if (error.code !== 'EEXIST') throw error;
     }
     if (!holderAlive()) {
-      rmSync(lock, { recursive: true, force: true });
+      // Renamed away first: of two builds taking over one abandoned lock, only one moves it.
+      const abandoned = `${lock}.abandoned.${process.pid}`;
+      try {
+        renameSync(lock, abandoned);
+      } catch (error) {
+        if (error.code !== 'ENOENT') throw error;
+      }
+      rmSync(abandoned, { recursive: true, force: true });
       continue;
     }
     if (Date.now() > deadline) throw new Error(`build: ${lock} held for two minutes`);
@@ -70,6 +82,11 @@ async function acquireLock() {
 
 /** Whether the build that holds the lock still runs (a killed build leaves its lock behind). */
 function holderAlive() {
+  try {
+    if (Date.now() - statSync(lock).mtimeMs > LOCK_LEASE_MS) return false;
+  } catch {
+    return false;
+  }
   let pid;
   try {
     pid = Number(readFileSync(join(lock, 'pid'), 'utf8'));
@@ -103,7 +120,17 @@ function fresh() {
 const ifStale = process.argv.includes('--if-stale');
 if (ifStale && fresh()) process.exit(0);
 await acquireLock();
-process.on('exit', () => rmSync(lock, { recursive: true, force: true }));
+process.on('exit', () => {
+  // Ours only: after a takeover the lock may be another build's.
+  try {
+    if (readFileSync(join(lock, 'pid'), 'utf8') === String(process.pid)) {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  } catch {
+    // already gone
+  }
+  rmSync(next, { recursive: true, force: true });
+});
 // Another build may have finished while this one waited.
 if (ifStale && fresh()) process.exit(0);
 
@@ -127,13 +154,20 @@ for (const file of files) {
   if (map) writeFileSync(`${target}.map`, map);
 }
 writeFileSync(join(next, '.build-stamp'), new Date().toISOString());
-const old = join(root, 'dist.old');
-rmSync(old, { recursive: true, force: true });
-try {
-  renameSync(out, old);
-} catch (error) {
-  if (error.code !== 'ENOENT') throw error;
+// Another build may swap its own dist/ in between the two renames: then move that aside too.
+for (;;) {
+  rmSync(old, { recursive: true, force: true });
+  try {
+    renameSync(out, old);
+  } catch (error) {
+    if (error.code !== 'ENOENT') throw error;
+  }
+  try {
+    renameSync(next, out);
+    break;
+  } catch (error) {
+    if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+  }
 }
-renameSync(next, out);
 rmSync(old, { recursive: true, force: true });
 console.error(`built ${files.length} files into dist/ in ${Date.now() - started} ms`);

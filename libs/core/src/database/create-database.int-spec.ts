@@ -54,10 +54,26 @@ describe('creating the database', () => {
     const { name, url } = freshDatabase('securechat_open');
     expect(await exists(name)).toBe(false);
 
-    const handle = await openDatabase({ kind: 'postgres', url, poolSize: 1 });
+    const told: string[] = [];
+    const handle = await openDatabase({
+      kind: 'postgres',
+      url,
+      poolSize: 1,
+      onCreated: (created) => told.push(created),
+    });
     await handle.close();
 
     expect(await exists(name)).toBe(true);
+    // Said, so that an operator sees a typo in DATABASE_URL; and only the first time.
+    expect(told).toEqual([name]);
+    const again = await openDatabase({
+      kind: 'postgres',
+      url,
+      poolSize: 1,
+      onCreated: (created) => told.push(created),
+    });
+    await again.close();
+    expect(told).toEqual([name]);
   });
 
   it('succeeds for every one of several processes starting together, created once', async () => {

@@ -20,7 +20,17 @@ export { schema };
 export const DATABASE = Symbol('Database');
 
 export type DatabaseTarget =
-  { kind: 'pglite'; dataDir: string } | { kind: 'postgres'; url: string; poolSize?: number };
+  | { kind: 'pglite'; dataDir: string }
+  | {
+      kind: 'postgres';
+      url: string;
+      poolSize?: number;
+      /**
+       * Told when the database did not exist and was created here: worth a warning, since a
+       * typo in DATABASE_URL would otherwise start a service quietly on a new, empty database.
+       */
+      onCreated?: (name: string) => void;
+    };
 
 /** Advisory lock held while migrating, so that instances starting together migrate once. */
 const MIGRATION_LOCK_KEY = 727_272_001;
@@ -152,7 +162,9 @@ export async function openDatabase(target: DatabaseTarget): Promise<DatabaseHand
   const { createDatabase, isMissingDatabase } = await import('./create-database');
   const lockClient = await pool.connect().catch(async (error: unknown) => {
     if (!isMissingDatabase(error)) throw error;
-    await createDatabase(target.url);
+    if (await createDatabase(target.url)) {
+      target.onCreated?.(decodeURIComponent(new URL(target.url).pathname.slice(1)));
+    }
     return pool.connect();
   });
   // Concurrent instances start together: one migrates, the others wait on the lock and then

@@ -47,8 +47,9 @@ export interface PinoLoggerOptions {
   /** Where lines go; stdout when absent (tests pass a buffer). */
   readonly destination?: DestinationStream;
   /**
-   * `json`: one JSON object per line; `pretty`: readable lines; `auto` (the default): pretty
-   * when stdout is a terminal, JSON otherwise (a pipe, a file, a container's log driver).
+   * `json` (the default here; processes pass SECURECHAT_LOG_FORMAT, whose default is `auto`):
+   * one JSON object per line; `pretty`: readable lines; `auto`: pretty when stdout is a
+   * terminal, JSON otherwise (a pipe, a file, a container's log driver).
    */
   readonly format?: LogFormat;
 }

@@ -156,6 +156,49 @@ describe('started by npm', () => {
     expect(logs().at(-1)).toMatchObject({ msg: 'stopped', reason: 'parent_exited', code: 0 });
   });
 
+  it('notices a parent that went away before shutdown was enabled (a slow first start)', () => {
+    jest.useFakeTimers();
+    let parent = 4242;
+    const signalSelf = jest.fn();
+    const { ops } = makeOps({}, { stopWithParent: true, parentPid: () => parent, signalSelf });
+    parent = 1; // npm killed while the database was still being set up
+    ops.enableShutdown({ enableShutdownHooks: jest.fn() });
+    removeSignalListeners();
+    jest.advanceTimersByTime(1_000);
+    expect(signalSelf).toHaveBeenCalledWith('SIGTERM');
+    jest.clearAllTimers();
+  });
+
+  it.each([
+    ['start', true],
+    ['start:auth', true],
+    ['test', false],
+    ['bench', false],
+    [undefined, false],
+  ])('watches its parent by default only under an npm start script (%s → %s)', (event, on) => {
+    jest.useFakeTimers();
+    const saved = process.env.npm_lifecycle_event;
+    if (event === undefined) delete process.env.npm_lifecycle_event;
+    else process.env.npm_lifecycle_event = event;
+    try {
+      let parent = 4242;
+      const signalSelf = jest.fn();
+      const { ops } = makeOps(
+        {},
+        { stopWithParent: undefined, parentPid: () => parent, signalSelf },
+      );
+      ops.enableShutdown({ enableShutdownHooks: jest.fn() });
+      removeSignalListeners();
+      parent = 1;
+      jest.advanceTimersByTime(2_000);
+      expect(signalSelf.mock.calls.length > 0).toBe(on);
+    } finally {
+      if (saved === undefined) delete process.env.npm_lifecycle_event;
+      else process.env.npm_lifecycle_event = saved;
+      jest.clearAllTimers();
+    }
+  });
+
   it('does not watch its parent when told not to (run directly, or under a supervisor)', () => {
     jest.useFakeTimers();
     let parent = 4242;

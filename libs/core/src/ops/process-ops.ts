@@ -34,8 +34,8 @@ export interface ProcessOpsOptions {
   /** Tests: where `exit` and uncaught exceptions are heard instead of `process`. */
   readonly processEvents?: EventEmitter;
   /**
-   * Shut down when the parent process goes away (checked every second). On by default when npm
-   * started us (`npm start`): `exec` hands npm's SIGTERM on, but an npm killed outright
+   * Shut down when the parent process goes away (checked every second). On by default when an
+   * npm start script started us (`npm start`, `npm run start:*`): `exec` hands npm's SIGTERM on, but an npm killed outright
    * (SIGKILL, the OOM killer) cannot, and the server would serve on as an orphan.
    */
   readonly stopWithParent?: boolean;
@@ -61,6 +61,7 @@ export class ProcessOps {
   readonly #processEvents: EventEmitter;
   readonly #stopWithParent: boolean;
   readonly #parentPid: () => number;
+  readonly #parentAtStart: number;
   readonly #signalSelf: (signal: NodeJS.Signals) => void;
   /** Where log lines, the ready line and the banner go, in the order they were written. */
   readonly #output: DestinationStream;
@@ -72,8 +73,15 @@ export class ProcessOps {
     this.#config = config;
     this.#exit = options.exit ?? ((code) => process.exit(code));
     this.#processEvents = options.processEvents ?? process;
-    this.#stopWithParent = options.stopWithParent ?? process.env.npm_lifecycle_event !== undefined;
+    // Only the start scripts: every process under any npm script inherits npm_lifecycle_event
+    // (`npm test`, `npm run bench`), and their servers must not stop with their direct parent.
+    const lifecycle = process.env.npm_lifecycle_event;
+    this.#stopWithParent =
+      options.stopWithParent ?? (lifecycle === 'start' || lifecycle?.startsWith('start:') === true);
     this.#parentPid = options.parentPid ?? (() => process.ppid);
+    // Noted now, early in the start (a first PGlite start takes seconds before shutdown is
+    // enabled): an npm killed in that time must still count as gone.
+    this.#parentAtStart = this.#parentPid();
     this.#signalSelf = options.signalSelf ?? ((signal) => process.kill(process.pid, signal));
     // Synchronous: log lines, the ready line, the banner and the last `stopped` line reach
     // stdout in the order they were written, even while the process exits (an asynchronous
@@ -120,7 +128,7 @@ export class ProcessOps {
    * gone: shut down as on SIGTERM — the one graceful path — with that as the reason.
    */
   #watchParent(): void {
-    const parent = this.#parentPid();
+    const parent = this.#parentAtStart;
     const timer = setInterval(() => {
       if (this.#parentPid() === parent) return;
       clearInterval(timer);

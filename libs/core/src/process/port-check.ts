@@ -80,10 +80,14 @@ export class PortUnavailableError extends Error {
   }
 }
 
-/** The real probe: a TCP listener on host:port, as the gateway, admin and ops servers make. */
+/**
+ * The real probe: a TCP listener on host:port, as the gateway, admin and ops servers make. A
+ * peer that connects in that moment (a client reconnecting, a health check) is dropped at once:
+ * `close()` waits for every accepted connection, so one kept open would stall the start.
+ */
 export const tcpProbe: PortProbe = (host, port) =>
   new Promise((resolve, reject) => {
-    const server = createServer();
+    const server = createServer({ pauseOnConnect: true }, (socket) => socket.destroy());
     server.once('error', reject);
     server.listen({ host, port, exclusive: true }, () => {
       server.off('error', reject);

@@ -1,3 +1,5 @@
+import { writeSync } from 'node:fs';
+
 import { Inject, Injectable, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 
 import { ClockRepository } from '../clock/clock.repository';
@@ -49,11 +51,14 @@ export function providedTokens(providers: Provider[]): unknown[] {
 export function runMain(main: () => Promise<void>): void {
   main().catch((error: unknown) => {
     ProcessOps.noteFailure(error);
+    // Written synchronously: stderr to a pipe is asynchronous, and process.exit would drop the
+    // one line that says why.
     if (error instanceof ConfigError || error instanceof PortUnavailableError) {
-      console.error(error.message);
+      writeSync(2, `${error.message}\n`);
       process.exit(2);
     }
-    console.error('SecureChat failed to start:', error instanceof Error ? error.message : error);
+    const reason = error instanceof Error ? error.message : String(error);
+    writeSync(2, `SecureChat failed to start: ${reason}\n`);
     process.exit(1);
   });
 }

@@ -162,6 +162,12 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
         kind: 'postgres',
         url: distributed.databaseUrl,
         poolSize: distributed.databasePoolSize,
+        onCreated: (name) =>
+          ops.logger.warn(
+            `database "${name}" did not exist and was created (empty, then migrated): ` +
+              'if DATABASE_URL names the wrong database, stop now — this is not the one with your data',
+            'Database',
+          ),
       })
     : undefined;
   const redis = redisEndpoint(config);

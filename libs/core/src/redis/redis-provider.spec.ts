@@ -16,6 +16,8 @@ const ADAPTER = Symbol('Adapter');
 class FakeAdapter {
   readonly events: string[] = [];
   connected = false;
+  /** How many Consumers have been built with this adapter (kept out of `events`). */
+  consumersBuilt = 0;
   #settle!: { resolve: () => void; reject: (error: Error) => void };
   readonly #connection = new Promise<void>((resolve, reject) => {
     this.#settle = { resolve, reject };
@@ -47,6 +49,20 @@ class Consumer {
 
   constructor(@Inject(ADAPTER) adapter: FakeAdapter) {
     this.sawConnected = adapter.connected;
+    adapter.consumersBuilt += 1;
+  }
+}
+
+/** Lets `count` turns of the event loop pass (every pending promise job runs in each). */
+async function turns(count: number): Promise<void> {
+  for (let i = 0; i < count; i += 1) await new Promise(setImmediate);
+}
+
+/** Yields a turn at a time until `done()`; fails after `limit` turns. */
+async function turnsUntil(done: () => boolean, limit = 100): Promise<void> {
+  for (let i = 0; !done(); i += 1) {
+    if (i === limit) throw new Error(`not done after ${limit} turns`);
+    await turns(1);
   }
 }
 
@@ -67,9 +83,17 @@ describe('redisProvider', () => {
 
   it('with connect, resolves only once connect() has: injectors see it connected', async () => {
     const adapter = new FakeAdapter();
-    setTimeout(() => adapter.finishConnect(), 10);
-    const app = await context([redisProvider(ADAPTER, () => adapter, { connect: true })]);
+    const starting = context([redisProvider(ADAPTER, () => adapter, { connect: true })]);
+    // Connect stays pending until finishConnect: wait for the factory to call it, then give
+    // Nest turns enough to build the consumer, were the provider not waiting for connect.
+    await turnsUntil(() => adapter.events.includes('connect'));
+    await turns(5);
     expect(adapter.events).toEqual(['connect']);
+    expect(adapter.consumersBuilt).toBe(0);
+
+    adapter.finishConnect();
+    const app = await starting;
+    expect(adapter.consumersBuilt).toBe(1);
     expect(app.get(Consumer).sawConnected).toBe(true);
     await app.close();
   });
