@@ -30,6 +30,13 @@ export class ClientClosedError extends Error {
   constructor(message = 'the client is closed', options?: { cause?: unknown }) {
     super(message, options);
   }
+
+  /** The error pending requests fail with when the client ends, for `reason` if any. */
+  static because(reason?: Error): ClientClosedError {
+    return reason === undefined
+      ? new ClientClosedError()
+      : new ClientClosedError(`the client is closed: ${reason.message}`, { cause: reason });
+  }
 }
 
 /** No answer within `requestTimeoutMs`. */

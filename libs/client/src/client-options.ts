@@ -120,6 +120,22 @@ export interface CloseResult {
   readonly receipt?: ReceiptCheck;
 }
 
+/** What close() resolves with, from the receipt's check (undefined: none came). */
+export function closeResult(
+  check: ReceiptCheck | undefined,
+  sessionId: string,
+  transcript: string | undefined,
+): CloseResult {
+  return {
+    viewsMatch: check?.viewsMatch ?? false,
+    signatureValid: check?.signatureValid ?? false,
+    receiptReceived: check !== undefined,
+    sessionId,
+    ...(transcript === undefined ? {} : { transcript }),
+    ...(check === undefined ? {} : { receipt: check }),
+  };
+}
+
 export interface SecureChatClientEvents {
   message: [IncomingMessage];
   /**

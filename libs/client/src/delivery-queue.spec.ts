@@ -1,14 +1,19 @@
 import { type Deliver } from '@securechat/protocol';
 
-import { DeliveryQueue, type DeliveryQueueOptions, type InboundFlow } from './delivery-queue';
+import {
+  DeliveryQueue,
+  type DeliveryQueueOptions,
+  type InboundFlow,
+  InboundOverflowError,
+} from './delivery-queue';
 import { type VerificationResult } from './peer-keys';
 
-function deliver(msgId: string): Deliver {
+function deliver(msgId: string, from = 'alice'): Deliver {
   return {
     type: 'deliver',
     msg_id: msgId,
     id: `c-${msgId}`,
-    from: 'alice',
+    from,
     to: 'bob',
     body: `body ${msgId}`,
     ts: 1,
@@ -41,7 +46,7 @@ function setup(overrides: Partial<DeliveryQueueOptions> = {}) {
     onError: (error) => errors.push(error),
     ...overrides,
   });
-  const flow = { pause: jest.fn(), resume: jest.fn() } satisfies InboundFlow;
+  const flow = { pause: jest.fn(), resume: jest.fn(), destroy: jest.fn() } satisfies InboundFlow;
   return { queue, log, errors, state, flow };
 }
 
@@ -143,5 +148,107 @@ describe('DeliveryQueue', () => {
     expect(queue.waiting).toBe(0);
     expect(flow.resume).toHaveBeenCalledTimes(1);
     expect(() => setup({ highWater: 4, lowWater: 4 })).toThrow(RangeError);
+  });
+
+  describe('while an answer is awaited', () => {
+    /**
+     * A connection whose frames are read one by one while it is not paused: what the server
+     * already wrote (the backlog, then the `key` answer) waits in order behind a pause.
+     */
+    function connection(frames: (Deliver | 'key')[], onFrame: (frame: Deliver | 'key') => void) {
+      let paused = false;
+      let reading = false;
+      const read = () => {
+        if (reading) return; // a resume from inside onFrame: the loop below goes on
+        reading = true;
+        while (!paused && !flow.destroyed && frames.length > 0) onFrame(frames.shift()!);
+        reading = false;
+      };
+      const flow = {
+        destroyed: undefined as Error | undefined,
+        pauses: 0,
+        pause: () => {
+          paused = true;
+          flow.pauses += 1;
+        },
+        resume: () => {
+          paused = false;
+          read();
+        },
+        destroy: (reason: Error) => {
+          flow.destroyed = reason;
+        },
+      } satisfies InboundFlow & Record<string, unknown>;
+      return { flow, read, unread: () => frames.length };
+    }
+
+    /**
+     * The client's glue: the first delivery from carol asks for her key (a request in flight
+     * until the `key` frame is read); the verification of her deliveries waits for it.
+     */
+    function client(frames: (Deliver | 'key')[], options: Partial<DeliveryQueueOptions> = {}) {
+      let answer: ((result: VerificationResult) => void) | undefined;
+      let lookup: Promise<VerificationResult> | undefined;
+      const handedOver: string[] = [];
+      const queue: DeliveryQueue = new DeliveryQueue({
+        highWater: 8,
+        lowWater: 2,
+        seenMessageIds: 1000,
+        verify: (d) => {
+          if (d.from !== 'carol') return Promise.resolve(verified);
+          lookup ??= new Promise((resolve) => {
+            answer = resolve;
+            queue.answerAwaited(true); // get_key goes out: the tracker has it in flight
+          });
+          return lookup;
+        },
+        accepting: () => true,
+        handOver: (d) => handedOver.push(d.msg_id),
+        duplicate: () => undefined,
+        confirm: () => undefined,
+        onError: (error) => {
+          throw error;
+        },
+        ...options,
+      });
+      const wire = connection(frames, (frame) => {
+        if (frame === 'key') {
+          queue.answerAwaited(false); // the tracker matched the answer
+          answer!(verified);
+        } else {
+          queue.push(frame, wire.flow);
+        }
+      });
+      return { queue, wire, handedOver };
+    }
+
+    const backlog = (n: number) =>
+      Array.from({ length: n }, (_, i) => deliver(`m${i}`, 'carol')) as (Deliver | 'key')[];
+
+    it('goes on reading past the high-water mark until the key answer behind the backlog is in', async () => {
+      // More than the high-water mark from a sender whose key is not known yet, then the answer
+      // to the get_key the first of them caused.
+      const { queue, wire, handedOver } = client([...backlog(20), 'key', ...backlog(30).slice(20)]);
+      wire.read();
+      await settled();
+      expect(wire.flow.destroyed).toBeUndefined();
+      expect(wire.unread()).toBe(0);
+      expect(handedOver).toEqual(Array.from({ length: 30 }, (_, i) => `m${i}`));
+      expect(queue.waiting).toBe(0);
+      // Reading stopped once the answer was in and the queue was still above the high-water
+      // mark, and started again at the low-water mark.
+      expect(wire.flow.pauses).toBeGreaterThan(0);
+    });
+
+    it('closes the connection past the hard limit instead of buffering without bound', async () => {
+      // A server that never answers but keeps sending.
+      const { queue, wire, handedOver } = client(backlog(100), { maxWaiting: 32 });
+      wire.read();
+      await settled();
+      expect(wire.flow.destroyed).toBeInstanceOf(InboundOverflowError);
+      expect(queue.waiting).toBe(32);
+      expect(handedOver).toEqual([]);
+      expect(() => setup({ highWater: 4, lowWater: 1, maxWaiting: 3 })).toThrow(RangeError);
+    });
   });
 });

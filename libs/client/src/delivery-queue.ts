@@ -5,6 +5,10 @@
  * application took it; a duplicate (delivery is at least once) is confirmed again but not handed
  * over. Past a high-water mark the connection stops reading until the queue is down to the
  * low-water mark: the bound on inbound memory when the application or the key lookups are slow.
+ * Except while an answer is awaited: the `key` a verification waits for comes on the same
+ * connection, behind the deliveries that filled the queue, so stopping then would stall the
+ * queue until the request times out. Reading goes on until the answer is in, up to a hard limit
+ * past which the connection is closed (what was not confirmed is delivered again, §7.4).
  */
 import { type Deliver } from '@securechat/protocol';
 
@@ -15,6 +19,17 @@ import { type VerificationResult } from './peer-keys';
 export interface InboundFlow {
   pause(): void;
   resume(): void;
+  /** Ends the connection: it sent more than the queue may hold. */
+  destroy(reason: Error): void;
+}
+
+/** More deliveries arrived than the queue may hold, even while reading for an answer. */
+export class InboundOverflowError extends Error {
+  override readonly name = 'InboundOverflowError';
+
+  constructor(readonly limit: number) {
+    super(`more than ${limit} deliveries are waiting to be verified: the connection was closed`);
+  }
 }
 
 export interface DeliveryQueueOptions {
@@ -22,6 +37,11 @@ export interface DeliveryQueueOptions {
   readonly highWater?: number;
   /** ... and starts again (default 64). */
   readonly lowWater?: number;
+  /**
+   * Deliveries waiting past which the connection is closed (default 8 × `highWater`). Reached
+   * only when reading goes on above the high-water mark because an answer is awaited.
+   */
+  readonly maxWaiting?: number;
   /** How many handed-over `msg_id`s are remembered to drop duplicates. */
   readonly seenMessageIds: number;
   readonly verify: (deliver: Deliver) => Promise<VerificationResult>;
@@ -39,16 +59,23 @@ export class DeliveryQueue {
   readonly #options: DeliveryQueueOptions;
   readonly #highWater: number;
   readonly #lowWater: number;
+  readonly #maxWaiting: number;
   readonly #seen: BoundedLru<string, true>;
-  readonly #paused = new Set<InboundFlow>();
+  /** The flows over the high-water mark, and whether each is paused now. */
+  readonly #throttled = new Map<InboundFlow, boolean>();
   #tail: Promise<void> = Promise.resolve();
   #waiting = 0;
+  #answerAwaited = false;
 
   constructor(options: DeliveryQueueOptions) {
     this.#highWater = options.highWater ?? 512;
     this.#lowWater = options.lowWater ?? 64;
     if (!(this.#lowWater >= 0 && this.#lowWater < this.#highWater)) {
       throw new RangeError('lowWater must be at least 0 and below highWater');
+    }
+    this.#maxWaiting = options.maxWaiting ?? this.#highWater * 8;
+    if (!(this.#maxWaiting >= this.#highWater)) {
+      throw new RangeError('maxWaiting must be at least highWater');
     }
     this.#options = options;
     this.#seen = new BoundedLru(options.seenMessageIds);
@@ -59,23 +86,50 @@ export class DeliveryQueue {
     return this.#waiting;
   }
 
+  /**
+   * Whether an answer is owed on the connection (a request in flight, such as the `get_key` a
+   * verification waits for): reading then goes on above the high-water mark, so that the answer
+   * can arrive, and stops again once it is in.
+   */
+  answerAwaited(awaited: boolean): void {
+    if (this.#answerAwaited === awaited) return;
+    this.#answerAwaited = awaited;
+    this.#regulate();
+  }
+
   /** Handles `deliver` after every delivery queued before it; `flow` is where it came from. */
   push(deliver: Deliver, flow: InboundFlow): void {
+    if (this.#waiting >= this.#maxWaiting) {
+      // Not queued and not confirmed: the server keeps it pending (§7.4).
+      flow.destroy(new InboundOverflowError(this.#maxWaiting));
+      return;
+    }
     this.#waiting += 1;
-    if (this.#waiting >= this.#highWater && !this.#paused.has(flow)) {
-      this.#paused.add(flow);
-      flow.pause();
+    if (this.#waiting >= this.#highWater && !this.#throttled.has(flow)) {
+      this.#throttled.set(flow, false);
+      this.#regulate();
     }
     this.#tail = this.#tail
       .then(() => this.#handle(deliver))
       .catch((error: unknown) => this.#options.onError(error))
       .finally(() => {
         this.#waiting -= 1;
-        if (this.#paused.size > 0 && this.#waiting <= this.#lowWater) {
-          for (const paused of this.#paused) paused.resume();
-          this.#paused.clear();
+        if (this.#throttled.size > 0 && this.#waiting <= this.#lowWater) {
+          for (const [throttled, paused] of this.#throttled) if (paused) throttled.resume();
+          this.#throttled.clear();
         }
       });
+  }
+
+  /** Pauses the flows over the high-water mark, unless an answer is awaited. */
+  #regulate(): void {
+    const pause = !this.#answerAwaited;
+    for (const [flow, paused] of this.#throttled) {
+      if (paused === pause) continue;
+      this.#throttled.set(flow, pause);
+      if (pause) flow.pause();
+      else flow.resume();
+    }
   }
 
   async #handle(deliver: Deliver): Promise<void> {

@@ -18,6 +18,7 @@ export {
   backoffDelay,
   isFinalFailure,
 } from './reconnector';
+export { InboundOverflowError } from './delivery-queue';
 export type { SendResult } from './request-tracker';
 export type { Timers } from './timers';
 export { CLIENT_KEY_UPDATE_INTERVAL } from './session-opener';

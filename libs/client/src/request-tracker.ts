@@ -129,6 +129,14 @@ export class RequestTracker {
     this.#timers = options.timers ?? systemTimers;
   }
 
+  /**
+   * An id-less request is in flight (or about to be written): its answer is owed on the
+   * connection, so the connection must go on reading for it.
+   */
+  get awaitingAnswer(): boolean {
+    return this.#inFlight !== undefined;
+  }
+
   /** Sends still waiting for their `ack`. */
   get pendingSends(): number {
     return this.#sends.size;

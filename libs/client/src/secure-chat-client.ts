@@ -45,6 +45,7 @@ import {
   type SecureChatClientOptions,
   type StateDetail,
   assertClientOptions,
+  closeResult,
 } from './client-options';
 import { DeliveryQueue } from './delivery-queue';
 import { serverAddress } from './known-servers';
@@ -108,11 +109,14 @@ export class SecureChatClient extends EventEmitter<SecureChatClientEvents> {
         : new Reconnector(options.reconnect, options.random, options.timers);
     this.#tracker = new RequestTracker({
       requestTimeoutMs: this.#requestTimeoutMs,
-      ...(options.maxPendingSends === undefined
-        ? {}
-        : { maxPendingSends: options.maxPendingSends }),
-      ...(options.timers === undefined ? {} : { timers: options.timers }),
-      onWake: () => this.#pump(),
+      maxPendingSends: options.maxPendingSends,
+      timers: options.timers,
+      onWake: () => {
+        // A verification may wait for a `get_key` answer behind the deliveries that filled the
+        // queue: reading goes on while an answer is owed (see DeliveryQueue).
+        this.#deliveries.answerAwaited(this.#tracker.awaitingAnswer);
+        this.#pump();
+      },
       onDesync: (error) => this.#link?.driver.destroy(error),
       onError: (error) => this.#reportError(error),
     });
@@ -393,6 +397,7 @@ export class SecureChatClient extends EventEmitter<SecureChatClientEvents> {
     }
     void link.log.finish({ reason: 'connection_lost' });
     this.#tracker.connectionLost();
+    this.#deliveries.answerAwaited(false);
     if (this.#reconnector === undefined || isFinalFailure(reason)) {
       this.#finalize(reason);
       return;
@@ -422,12 +427,7 @@ export class SecureChatClient extends EventEmitter<SecureChatClientEvents> {
   /** The client is done: every pending request fails, state `closed`. */
   #finalize(reason?: Error): void {
     this.#reconnector?.cancel();
-    this.#tracker.failAll(
-      new ClientClosedError(
-        reason === undefined ? 'the client is closed' : `the client is closed: ${reason.message}`,
-        reason === undefined ? undefined : { cause: reason },
-      ),
-    );
+    this.#tracker.failAll(ClientClosedError.because(reason));
     if (this.#state !== 'closed') {
       this.#setState('closed', reason === undefined ? {} : { error: reason });
       // A failed connect() is its own rejection; a reconnect's dial is `connecting` too.
@@ -458,20 +458,9 @@ export class SecureChatClient extends EventEmitter<SecureChatClientEvents> {
     // The server closes after countersign (docs/PROTOCOL.md §7.1).
     await link.driver.closedWithin(CLOSE_GRACE_MS);
     if (this.#link === link) this.#link = undefined;
-    await link.log.finish(
-      check === undefined
-        ? { reason: 'connection_lost' }
-        : { reason: 'closed', viewsMatch: check.viewsMatch, signatureValid: check.signatureValid },
-    );
+    await link.log.finishWithReceipt(check);
     this.#finalize();
-    return {
-      viewsMatch: check?.viewsMatch ?? false,
-      signatureValid: check?.signatureValid ?? false,
-      receiptReceived: check !== undefined,
-      sessionId: session.sessionId,
-      ...(link.log.location === undefined ? {} : { transcript: link.log.location }),
-      ...(check === undefined ? {} : { receipt: check }),
-    };
+    return closeResult(check, session.sessionId, link.log.location);
   }
 
   /**

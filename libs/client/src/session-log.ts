@@ -7,6 +7,7 @@
  */
 import {
   type RawFrame,
+  type ReceiptCheck,
   type RecordEvent,
   fingerprint as fingerprintOf,
   fromBase64,
@@ -82,6 +83,15 @@ export class SessionLog {
         new Error('the transcript of this session could not be opened', { cause: error }),
       );
     }
+  }
+
+  /** The end line of an orderly close: `closed` with the receipt's check, or none came. */
+  finishWithReceipt(check: ReceiptCheck | undefined): Promise<void> {
+    return this.finish(
+      check === undefined
+        ? { reason: 'connection_lost' }
+        : { reason: 'closed', viewsMatch: check.viewsMatch, signatureValid: check.signatureValid },
+    );
   }
 
   /** Writes the end line once; later calls do nothing. */
