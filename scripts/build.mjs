@@ -11,42 +11,18 @@
 // is missing for no longer than that swap; dist.lock only saves the duplicate work (a waiting
 // `--if-stale` build finds the other's result fresh). A lock whose holder died, or older than
 // its lease (builds take seconds), is taken over.
-import {
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { transformFile } from '@swc/core';
+import { compileFile, productionSources, readSwcrc } from './swc-compile.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist');
 const stamp = join(out, '.build-stamp');
 /** What runs in production: every app and lib, and the database schema and migration runner. */
 const SOURCES = ['apps', 'libs', 'db'];
-const SKIPPED = /(\.spec|\.int-spec|\.e2e-spec)\.ts$|\.d\.ts$/;
-const SKIPPED_DIRS = new Set(['test', 'bench', 'node_modules', 'migrations']);
-
-function sources(dir) {
-  const found = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) {
-      if (!SKIPPED_DIRS.has(entry.name)) found.push(...sources(path));
-    } else if (entry.name.endsWith('.ts') && !SKIPPED.test(entry.name)) {
-      found.push(path);
-    }
-  }
-  return found;
-}
-
-const files = SOURCES.flatMap((dir) => sources(join(root, dir)));
+const files = SOURCES.flatMap((dir) => productionSources(join(root, dir)));
 const lock = join(root, 'dist.lock');
 const next = join(root, `dist.next.${process.pid}`);
 const old = join(root, `dist.old.${process.pid}`);
@@ -113,7 +89,12 @@ function fresh() {
   } catch {
     // never built
   }
-  const inputs = [...files, join(root, '.swcrc'), join(root, 'tsconfig.json')];
+  const inputs = [
+    ...files,
+    join(root, '.swcrc'),
+    join(root, 'tsconfig.json'),
+    fileURLToPath(new URL('./swc-compile.mjs', import.meta.url)),
+  ];
   return built > 0 && inputs.every((file) => statSync(file).mtimeMs < built);
 }
 
@@ -134,24 +115,14 @@ process.on('exit', () => {
 // Another build may have finished while this one waited.
 if (ifStale && fresh()) process.exit(0);
 
-const swcrc = JSON.parse(readFileSync(join(root, '.swcrc'), 'utf8'));
-delete swcrc.$schema;
+const swcrc = readSwcrc(root);
 const { paths } = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8')).compilerOptions;
 
 const started = Date.now();
 rmSync(next, { recursive: true, force: true });
 for (const file of files) {
   const target = join(next, relative(root, file)).replace(/\.ts$/, '.js');
-  const { code, map } = await transformFile(file, {
-    ...swcrc,
-    swcrc: false,
-    filename: file,
-    sourceMaps: true,
-    jsc: { ...swcrc.jsc, baseUrl: root, paths },
-  });
-  mkdirSync(dirname(target), { recursive: true });
-  writeFileSync(target, `${code}\n//# sourceMappingURL=${target.split('/').pop()}.map\n`);
-  if (map) writeFileSync(`${target}.map`, map);
+  await compileFile(swcrc, file, target, { baseUrl: root, paths });
 }
 writeFileSync(join(next, '.build-stamp'), new Date().toISOString());
 // Another build may swap its own dist/ in between the two renames: then move that aside too.

@@ -12,20 +12,12 @@
 // needs neither the repository nor the registry. npm does not bundle workspace links (they are
 // symlinks), which is why the staging copies real directories.
 import { execFileSync } from 'node:child_process';
-import {
-  copyFileSync,
-  cpSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { transformFile } from '@swc/core';
+import { compileFile, productionSources, readSwcrc } from './swc-compile.mjs';
 
 const HELP = `Usage: node scripts/pack-client.mjs [--out DIR]
 
@@ -64,38 +56,17 @@ const PACKAGES = [
 /** Third-party packages the securechat package carries inside itself. */
 const BUNDLED_THIRD_PARTY = ['zod'];
 
-const SKIPPED = /(\.spec|\.int-spec|\.e2e-spec)\.ts$|\.d\.ts$/;
-
-function sources(dir) {
-  const found = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) found.push(...sources(path));
-    else if (entry.name.endsWith('.ts') && !SKIPPED.test(entry.name)) found.push(path);
-  }
-  return found;
-}
-
 function readJson(path) {
   return JSON.parse(readFileSync(path, 'utf8'));
 }
 
-const swcrc = readJson(join(root, '.swcrc'));
-delete swcrc.$schema;
+const swcrc = readSwcrc(root);
 
 async function compile(srcDir, distDir) {
-  const files = sources(srcDir);
+  const files = productionSources(srcDir);
   for (const file of files) {
     const target = join(distDir, relative(srcDir, file)).replace(/\.ts$/, '.js');
-    const { code, map } = await transformFile(file, {
-      ...swcrc,
-      swcrc: false,
-      filename: file,
-      sourceMaps: true,
-    });
-    mkdirSync(dirname(target), { recursive: true });
-    writeFileSync(target, `${code}\n//# sourceMappingURL=${target.split('/').pop()}.map\n`);
-    if (map) writeFileSync(`${target}.map`, map);
+    await compileFile(swcrc, file, target);
   }
   return files.length;
 }
