@@ -6,11 +6,17 @@ const fs = require('node:fs');
 
 const swcConfig = JSON.parse(fs.readFileSync(`${__dirname}/.swcrc`, 'utf8'));
 delete swcConfig.$schema;
+// The @noble packages ship ES modules only; Jest's module system needs them as CommonJS.
+const swcEsmConfig = { ...swcConfig, jsc: { ...swcConfig.jsc, parser: { syntax: 'ecmascript' } } };
 
 const shared = {
   rootDir: __dirname,
   testEnvironment: 'node',
-  transform: { '^.+\\.ts$': ['@swc/jest', swcConfig] },
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', swcConfig],
+    '/node_modules/@noble/.+\\.js$': ['@swc/jest', swcEsmConfig],
+  },
+  transformIgnorePatterns: ['/node_modules/(?!@noble/)'],
   moduleFileExtensions: ['ts', 'js', 'json'],
   moduleNameMapper: {
     '^@securechat/protocol$': '<rootDir>/libs/protocol/src',
@@ -26,6 +32,19 @@ const shared = {
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
 };
 
+/**
+ * libs/protocol specs that run a second time, on browser-crypto.ts (project below): those whose
+ * keys come from ./crypto. handshake, session and server-session specs make node:crypto
+ * KeyObjects (generateKeyPairSync, createPublicKey), which browser-crypto rightly refuses.
+ */
+const BROWSER_CRYPTO_SPECS = [
+  'vectors.spec.ts',
+  'record-layer.spec.ts',
+  'transcript-verifier.spec.ts',
+  'transcript-view.codec.spec.ts',
+  'messages/messages.spec.ts',
+];
+
 /** @type {import('jest').Config} */
 module.exports = {
   reporters: ['default', '<rootDir>/test/summary-reporter.js'],
@@ -39,6 +58,18 @@ module.exports = {
         '<rootDir>/{apps,libs,bench}/**/*.spec.ts',
         '<rootDir>/test/{fuzz,architecture}/**/*.spec.ts',
       ],
+    },
+    // libs/protocol on its browser primitives (libs/protocol/src/crypto/browser-crypto.ts), as a
+    // browser bundle aliases them: the known-answer vectors and the specs whose keys come from
+    // ./crypto. Specs that make node:crypto KeyObjects themselves stay in 'unit' only.
+    {
+      ...shared,
+      displayName: 'protocol-browser-crypto',
+      moduleNameMapper: {
+        '^\\./crypto/node-crypto$': '<rootDir>/libs/protocol/src/crypto/browser-crypto',
+        ...shared.moduleNameMapper,
+      },
+      testMatch: BROWSER_CRYPTO_SPECS.map((spec) => `<rootDir>/libs/protocol/src/${spec}`),
     },
     { ...shared, displayName: 'int', testMatch: ['<rootDir>/{apps,libs,test}/**/*.int-spec.ts'] },
     { ...shared, displayName: 'e2e', testMatch: ['<rootDir>/{apps,libs,test}/**/*.e2e-spec.ts'] },

@@ -55,6 +55,7 @@ function baseEnv(fastHash: boolean, cpuProfDir?: string): Record<string, string>
     SECURECHAT_INSECURE_FAST_HASH: String(fastHash),
     // Other helpers' services may hold the default admin/ops ports.
     SECURECHAT_ADMIN_PORT: '0',
+    SECURECHAT_WS_PORT: '0',
     ADMIN_TOKEN: randomBytes(24).toString('hex'),
     SECURECHAT_OPS_PORT: '0',
     SECURECHAT_LOG_LEVEL: 'warn',

@@ -20,7 +20,12 @@ import { HandshakeFailed, openSocket, socketClosed, TestClient } from '../suppor
 
 /** What the suite needs of a running deployment: one gateway to talk to. */
 export interface ChatTarget {
+  /** Where the suite's clients connect: the TCP port, or the WebSocket one with `transport`. */
   readonly port: number;
+  /** `websocket`: every client speaks the PROTOCOL.md §11 binding to `port`. */
+  readonly transport?: 'tcp' | 'websocket';
+  /** The TCP port, for the raw-bytes probes (byte-stream framing has no WebSocket twin). */
+  readonly tcpPort?: number;
   readonly fingerprint: string;
   /** Everything the server processes printed so far. */
   output(): string;
@@ -49,6 +54,7 @@ export function defineChatSuite(start: (env: Record<string, string>) => Promise<
     keys[username] = key;
     const client = await TestClient.connect({
       port: server.port,
+      transport: server.transport ?? 'tcp',
       username,
       password: PASSWORD,
       key,
@@ -62,6 +68,7 @@ export function defineChatSuite(start: (env: Record<string, string>) => Promise<
   function login(username: string, extra: Partial<Parameters<typeof TestClient.connect>[0]> = {}) {
     return TestClient.connect({
       port: server.port,
+      transport: server.transport ?? 'tcp',
       username,
       password: PASSWORD,
       key: keys[username]!,
@@ -370,7 +377,7 @@ export function defineChatSuite(start: (env: Record<string, string>) => Promise<
 
     /** Sends bytes on a fresh connection; returns the first frame the server answered and whether it closed. */
     async function probe(bytes: Buffer[], waitMs = 3000) {
-      const socket = await openSocket(server.port);
+      const socket = await openSocket(server.tcpPort ?? server.port);
       const decoder = new FrameDecoder();
       const answers: Record<string, unknown>[] = [];
       socket.on('data', (chunk: Buffer) => {

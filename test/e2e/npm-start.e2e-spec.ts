@@ -63,6 +63,7 @@ const baseEnv = (dataDir: string): NodeJS.ProcessEnv => ({
   SECURECHAT_DATA_DIR: dataDir,
   SECURECHAT_OPS_PORT: '0',
   SECURECHAT_ADMIN_PORT: '0',
+  SECURECHAT_WS_PORT: '0',
 });
 
 const dataDirs: string[] = [];
@@ -182,6 +183,7 @@ describe('a port already in use', () => {
     ['the embedded server', 'SECURECHAT_PORT'],
     ['the embedded server', 'SECURECHAT_ADMIN_PORT'],
     ['the embedded server', 'SECURECHAT_OPS_PORT'],
+    ['the embedded server', 'SECURECHAT_WS_PORT'],
     ['a gateway', 'SECURECHAT_PORT'],
   ])(
     '%s on a busy %s exits 2 with one line naming it, and writes no key or token',

@@ -17,6 +17,8 @@ export interface RunningServer {
   readonly opsPort: number;
   /** The admin API's port (`http://127.0.0.1:<adminPort>/admin`). */
   readonly adminPort: number;
+  /** The WebSocket binding's port (PROTOCOL.md §11); 0 when SECURECHAT_WS_PORT=off. */
+  readonly wsPort: number;
   /** The admin bearer token: ADMIN_TOKEN when the test set it, else the generated file's. */
   adminToken(): string;
   readonly dataDir: string;
@@ -49,8 +51,9 @@ export async function startEmbeddedServer(
       SECURECHAT_DATA_DIR: dataDir,
       // Parallel test processes must not collide on the default 9090.
       SECURECHAT_OPS_PORT: '0',
-      // …nor on the admin API's default 8080.
+      // …nor on the admin API's default 8080, nor on the browser port's 7780.
       SECURECHAT_ADMIN_PORT: '0',
+      SECURECHAT_WS_PORT: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -85,6 +88,7 @@ export async function startEmbeddedServer(
     ...ready,
     opsPort: (ready as { ops_port?: number }).ops_port ?? 0,
     adminPort: (ready as { admin_port?: number }).admin_port ?? 0,
+    wsPort: (ready as { ws_port?: number }).ws_port ?? 0,
     adminToken: () => env.ADMIN_TOKEN ?? readFileSync(join(dataDir, 'admin-token'), 'utf8').trim(),
     dataDir,
     process: child,

@@ -5,6 +5,7 @@
  */
 import { type KeyObject } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { type Duplex } from 'node:stream';
 
 import {
   type Ack,
@@ -23,6 +24,7 @@ import {
   type ServerIdentityError,
   type ServerMessage,
 } from '@securechat/protocol';
+import { createWebSocketStream, WebSocket } from 'ws';
 
 export interface ConnectOptions {
   readonly port: number;
@@ -34,6 +36,41 @@ export interface ConnectOptions {
   /** Pinned server fingerprint; trust on first use when absent. */
   readonly fingerprint?: string;
   readonly keyUpdateInterval?: number;
+  /** `websocket`: the PROTOCOL.md §11 binding, `port` being the WebSocket port. */
+  readonly transport?: 'tcp' | 'websocket';
+}
+
+/**
+ * A WebSocket to the gateway's browser port (subprotocol securechat.v1), as a byte stream: each
+ * write leaves as one binary message, each message arrives as one chunk.
+ */
+export function openWebSocket(
+  port: number,
+  host = '127.0.0.1',
+  options: { origin?: string; protocols?: string[] } = {},
+): Promise<{ ws: WebSocket; stream: Duplex }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://${host}:${port}/`, options.protocols ?? ['securechat.v1'], {
+      ...(options.origin === undefined ? {} : { origin: options.origin }),
+    });
+    ws.once('open', () => {
+      ws.off('error', reject);
+      const stream = createWebSocketStream(ws);
+      // One frame per message (PROTOCOL.md §11), while ClientSession.send may hand back two
+      // frames at once (a key_update and the record after it).
+      const writeOne = stream._write.bind(stream);
+      stream._write = (chunk: Buffer, encoding, callback) => {
+        const frames = new FrameDecoder({ maxFrame: 0x7fff_ffff }).push(chunk);
+        for (const frame of frames.slice(0, -1)) ws.send(frame.bytes);
+        writeOne(frames.at(-1)?.bytes ?? chunk, encoding, callback);
+      };
+      // The server's close ends the readable side only; a TCP socket in its place would be
+      // closed by now, and callers wait for 'close'.
+      stream.once('end', () => stream.destroy());
+      resolve({ ws, stream });
+    });
+    ws.once('error', reject);
+  });
 }
 
 export function openSocket(port: number, host = '127.0.0.1'): Promise<Socket> {
@@ -47,7 +84,7 @@ export function openSocket(port: number, host = '127.0.0.1'): Promise<Socket> {
 }
 
 /** Resolves when the socket is closed by either side. */
-export function socketClosed(socket: Socket): Promise<void> {
+export function socketClosed(socket: Socket | Duplex): Promise<void> {
   return new Promise((resolve) => {
     if (socket.destroyed || socket.closed) resolve();
     else socket.once('close', () => resolve());
@@ -72,7 +109,7 @@ export class TestClient {
   receiptCheck: ReceiptCheck | undefined;
 
   private constructor(
-    readonly socket: Socket,
+    readonly socket: Duplex,
     readonly session: ClientSession,
     readonly loginOk: LoginOk,
     private readonly decoder: FrameDecoder,
@@ -87,7 +124,10 @@ export class TestClient {
   }
 
   static async connect(options: ConnectOptions): Promise<TestClient> {
-    const socket = await openSocket(options.port, options.host);
+    const socket: Duplex =
+      options.transport === 'websocket'
+        ? (await openWebSocket(options.port, options.host)).stream
+        : await openSocket(options.port, options.host);
     socket.on('error', () => undefined);
     const decoder = new FrameDecoder();
     const handshake = new ClientHandshake({

@@ -12,6 +12,7 @@ import { type MicroserviceOptions } from '@nestjs/microservices';
 import { ADMIN_HTTP_APP_OPTIONS, serveAdminHttp, withAdminToken } from '@securechat/admin';
 import {
   checkPorts,
+  DEFAULT_WS_PORT,
   InProcessBus,
   InProcessServer,
   loadConfig,
@@ -21,6 +22,7 @@ import {
   postgresCheck,
   ProcessOps,
   runMain,
+  withWebSocketDefault,
 } from '@securechat/core';
 import { GatewayServer } from '@securechat/gateway-tcp';
 
@@ -35,10 +37,11 @@ class EmbeddedProcessModule {
 }
 
 runMain(async () => {
-  const loaded = loadConfig();
+  // The browser port is on unless SECURECHAT_WS_PORT=off (on loopback unless SECURECHAT_WS_HOST).
+  const loaded = withWebSocketDefault(loadConfig(), DEFAULT_WS_PORT);
   // Every port first: a busy one must stop the start before the admin token, the identity key
   // or the database exist — one line naming the setting, exit 2, nothing left behind.
-  await checkPorts(plannedListeners(loaded, ['gateway', 'admin', 'ops']));
+  await checkPorts(plannedListeners(loaded, ['gateway', 'websocket', 'admin', 'ops']));
   const admin = withAdminToken(loaded);
   const config = admin.config;
   const ops = new ProcessOps(config, { service: 'embedded', roles: ['gateway', 'auth', 'relay'] });
@@ -55,7 +58,7 @@ runMain(async () => {
   ops.enableShutdown(app);
   const adminPort = await serveAdminHttp(app, config);
   await app.startAllMicroservices();
-  const { host, port, fingerprint } = await app.get(GatewayServer).start();
+  const { host, port, fingerprint, wsPort } = await app.get(GatewayServer).start();
   const opsPort = await ops.start([postgresCheck(database.db)]);
   // Where the token is, never the token itself.
   const tokenWhere =
@@ -64,9 +67,19 @@ runMain(async () => {
       : `in ${admin.file}${admin.created ? ' (generated now)' : ''}`;
   // One machine-readable line for scripts and tests, then the human summary, last of all.
   ops.announce(
-    { host, port, fingerprint, ops_port: opsPort, admin_port: adminPort },
+    {
+      host,
+      port,
+      fingerprint,
+      ops_port: opsPort,
+      admin_port: adminPort,
+      ...(wsPort === undefined ? {} : { ws_port: wsPort }),
+    },
     `SecureChat is listening on ${host}:${port}\n` +
       `  server fingerprint: ${fingerprint}\n` +
+      (wsPort === undefined
+        ? ''
+        : `  browsers:           ws://${config.webSocket.host}:${wsPort} (WebSocket, securechat.v1)\n`) +
       `  data directory:     ${config.dataDir}\n` +
       `  registration:       ${config.allowRegistration ? 'open (ALLOW_REGISTRATION=true)' : 'closed'}\n` +
       `  admin API:          http://${config.admin.host}:${adminPort}/admin` +

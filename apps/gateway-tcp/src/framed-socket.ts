@@ -14,6 +14,11 @@ export interface ByteStream {
   on(event: 'error', listener: (this: ByteStream, error: Error) => void): unknown;
   /** After `setTimeout(ms)`: no traffic either way for `ms`. */
   on(event: 'timeout', listener: (this: ByteStream) => void): unknown;
+  /**
+   * A transport that carries frames in messages of its own (the WebSocket binding, PROTOCOL.md
+   * §11) reports a message that is not exactly one frame; a byte stream never emits it.
+   */
+  on(event: 'framingError', listener: (this: ByteStream, error: ProtocolError) => void): unknown;
   pause(): unknown;
   resume(): unknown;
   cork(): void;
@@ -121,6 +126,11 @@ export class FramedSocket {
     FramedSocket.#of(this).#drop('idle timeout');
   }
 
+  static #onStreamFramingError(this: ByteStream, error: ProtocolError): void {
+    const framed = FramedSocket.#of(this);
+    if (!framed.#closed) framed.#framingFailed(error);
+  }
+
   readonly #socket: ByteStream;
   readonly #limits: FramedSocketLimits;
   readonly #now: () => number;
@@ -170,6 +180,7 @@ export class FramedSocket {
     socket.on('error', FramedSocket.#onSocketError);
     socket.on('close', FramedSocket.#onSocketClose);
     socket.on('drain', FramedSocket.#onSocketDrain);
+    socket.on('framingError', FramedSocket.#onStreamFramingError);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 
 import { Inject, Injectable, Logger, type OnModuleDestroy, Optional } from '@nestjs/common';
 import {
@@ -14,6 +14,7 @@ import {
 import { encodeFrame, serializeJson } from '@securechat/protocol';
 
 import { ClientConnection, type ConnectionDeps } from './client-connection';
+import { type ByteStream } from './framed-socket';
 import { ConnectionLimiter } from './connection-limiter';
 import { ConnectionLogger } from './connection-logger';
 import { IdentityKeyRepository } from './identity-key.repository';
@@ -21,6 +22,22 @@ import { AuthClient, RelayClient } from './service-clients';
 import { SessionCloser } from './session-closer';
 import { SessionRegistry } from './session-registry';
 import { TranscriptShipper } from './transcript-shipper';
+import { WebSocketListener } from './websocket-listener';
+
+/** What the gateway accepts: a TCP socket, or a WebSocket seen as one (PROTOCOL.md §11). */
+type AcceptedStream = ByteStream & {
+  readonly remoteAddress?: string;
+  off(event: 'error', listener: () => void): unknown;
+};
+
+/** Where the gateway listens, once started. */
+export interface GatewayAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly fingerprint: string;
+  /** The WebSocket binding's port, when it listens (SECURECHAT_WS_PORT). */
+  readonly wsPort?: number;
+}
 
 /** Every accepted socket's first 'error' listener (one function, not a closure per socket). */
 function ignoreSocketError(): void {}
@@ -37,6 +54,7 @@ export class GatewayServer implements OnModuleDestroy {
   readonly #logger = new Logger('Gateway');
   readonly #connections = new Set<ClientConnection>();
   #server: Server | undefined;
+  #webSocket: WebSocketListener | undefined;
   #unsubscribe: (() => void) | undefined;
   #unsubscribeReconnect: (() => void) | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -71,7 +89,7 @@ export class GatewayServer implements OnModuleDestroy {
   }
 
   /** Starts listening; resolves with the bound address once ready. */
-  async start(): Promise<{ host: string; port: number; fingerprint: string }> {
+  async start(): Promise<GatewayAddress> {
     const identity = this.identityKeys.load();
     this.#logger.log(`server identity fingerprint ${identity.fingerprint}`);
     this.#unsubscribe = this.fanout.subscribe((event) => {
@@ -125,10 +143,37 @@ export class GatewayServer implements OnModuleDestroy {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : this.config.port;
     this.#logger.log(`listening on ${this.config.host}:${port}`);
-    return { host: this.config.host, port, fingerprint: identity.fingerprint };
+    const wsPort = await this.#startWebSocket();
+    return {
+      host: this.config.host,
+      port,
+      fingerprint: identity.fingerprint,
+      ...(wsPort === undefined ? {} : { wsPort }),
+    };
   }
 
-  #accept(socket: Socket): void {
+  /** The WebSocket binding, when configured: same accept path, limits and timers as TCP. */
+  async #startWebSocket(): Promise<number | undefined> {
+    const { webSocket, limits } = this.config;
+    if (typeof webSocket.port !== 'number') return undefined;
+    const listener = new WebSocketListener({
+      host: webSocket.host,
+      port: webSocket.port,
+      origins: webSocket.origins,
+      maxFrame: limits.maxFrame,
+      maxConnections: limits.maxHandshakes + limits.maxSessions,
+      requestTimeoutMs: limits.helloTimeoutMs,
+      accept: (stream) => this.#accept(stream),
+      refused: (reason, remoteAddress) =>
+        this.#logger.warn(`WebSocket upgrade from ${remoteAddress} refused: ${reason}`),
+    });
+    this.#webSocket = listener;
+    const wsPort = await listener.start();
+    this.#logger.log(`WebSocket binding listening on ${webSocket.host}:${wsPort}`);
+    return wsPort;
+  }
+
+  #accept(socket: AcceptedStream): void {
     // First of all: a peer may have reset already, and an 'error' with no listener would
     // take the whole process down.
     socket.on('error', ignoreSocketError);
@@ -142,11 +187,13 @@ export class GatewayServer implements OnModuleDestroy {
         too_many_handshakes: { message: 'too many connections in progress', retryAfter: 1 },
         rate_limited: { message: 'too many new connections; slow down', retryAfter: 1 },
       }[verdict];
-      socket.end(
+      socket.write(
         encodeFrame(
           serializeJson({ type: 'error', code: 'rate_limited', message, retry_after: retryAfter }),
         ),
+        ignoreSocketError,
       );
+      socket.end();
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
@@ -214,9 +261,12 @@ export class GatewayServer implements OnModuleDestroy {
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     const server = this.#server;
     this.#server = undefined;
-    const closed = server
-      ? new Promise<void>((resolve) => server.close(() => resolve()))
-      : Promise.resolve();
+    const webSocket = this.#webSocket;
+    this.#webSocket = undefined;
+    const closed = Promise.all([
+      server ? new Promise<void>((resolve) => server.close(() => resolve())) : undefined,
+      webSocket?.stop(),
+    ]);
     for (const connection of [...this.#connections]) {
       connection.shutdown('shutting_down', 'server is shutting down');
     }

@@ -48,7 +48,7 @@ runMain(() =>
       // SIGTERM: GatewayServer.stop() (on module destroy) stops accepting, sends every client
       // `shutting_down` and ships the last transcripts; the process exits within the deadline.
       start: async (app, config) => {
-        const { host, port, fingerprint } = await app.get(GatewayServer).start();
+        const { host, port, fingerprint, wsPort } = await app.get(GatewayServer).start();
         try {
           app.get(LoginSealPublicKeyRepository).current();
         } catch (error) {
@@ -56,10 +56,19 @@ runMain(() =>
           app.get(PinoLoggerService).warn((error as Error).message, 'LoginSeal');
         }
         return {
-          ready: { host, port, fingerprint, gateway: config.gatewayId },
+          ready: {
+            host,
+            port,
+            fingerprint,
+            gateway: config.gatewayId,
+            ...(wsPort === undefined ? {} : { ws_port: wsPort }),
+          },
           banner: (opsPort) =>
             `SecureChat gateway ${config.gatewayId} is listening on ${host}:${port}\n` +
             `  server fingerprint: ${fingerprint}\n` +
+            (wsPort === undefined
+              ? ''
+              : `  browsers:           ws://${config.webSocket.host}:${wsPort} (WebSocket, securechat.v1)\n`) +
             `  ops endpoints:      http://${config.ops.host}:${opsPort}/healthz`,
         };
       },

@@ -1,6 +1,6 @@
 /**
  * StoredTranscriptVerifier.verify over a mocked store, with the protocol's published vectors as the
- * stored session (docs/PROTOCOL.md §8.5, §11): what it checks beyond verifyTranscript.
+ * stored session (docs/PROTOCOL.md §8.5, §12): what it checks beyond verifyTranscript.
  */
 import { createPublicKey } from 'node:crypto';
 

@@ -1,6 +1,7 @@
 /**
  * securechat/1 (docs/PROTOCOL.md): framing, messages, key schedule, records, transcripts and
- * both handshake roles, with node:crypto and no I/O.
+ * both handshake roles, with node:crypto (or, bundled for a browser, crypto/browser-crypto.ts) and
+ * no I/O.
  */
 export * from './constants';
 export * from './errors/error-codes';

@@ -1,7 +1,14 @@
 /** The server's side of an established session (PROTOCOL.md §5–§7). */
-import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { type KeyObject } from 'node:crypto';
 
-import { ed25519Sign, timingSafeEqual, userVerify } from './crypto';
+import {
+  type ParkedPublicKey,
+  ed25519Sign,
+  parkPublicKey,
+  timingSafeEqual,
+  unparkPublicKey,
+  userVerify,
+} from './crypto';
 import { fromBase64, toBase64 } from './encoding';
 import { type ErrorCode } from './errors/error-codes';
 import { ProtocolError } from './errors/protocol-error';
@@ -77,11 +84,11 @@ export class ServerSession extends Session {
   #state: ServerSessionState = 'open';
   readonly #identityKey: KeyObject;
   /**
-   * The user's key, as a KeyObject only once a signature needs it (see #publicKey); until then
-   * `#userJwk` holds it.
+   * The user's key, as a key only once a signature needs it (see #publicKey); until then
+   * `#userParked` holds it.
    */
   #userKey: KeyObject | undefined;
-  #userJwk: JsonWebKey | undefined;
+  #userParked: ParkedPublicKey | undefined;
   readonly #limits: RequestLimits;
   #receipt: { view: TranscriptView; signature: Buffer } | undefined;
   #finalErrorSent = false;
@@ -90,14 +97,10 @@ export class ServerSession extends Session {
     super(init);
     this.#identityKey = init.identityKey;
     // A KeyObject holds ~1.4 KiB of OpenSSL memory, and a server holds a session per
-    // connected user, most of them idle for hours without a `send`: keep the key's public
-    // parameters (a few short strings) and import them when a signature is first checked
-    // (~20 µs). The same parameters make the same key, and userVerify checks its type and
-    // size at every use. RSA-PSS keys stay KeyObjects: JWK cannot carry their parameters.
-    const type = init.userKey.asymmetricKeyType;
-    if (type === 'ed25519' || type === 'rsa')
-      this.#userJwk = init.userKey.export({ format: 'jwk' });
-    else this.#userKey = init.userKey;
+    // connected user, most of them idle for hours without a `send`: keep the key parked (its
+    // public parameters, a few short strings, on Node) and make it a key again when a
+    // signature is first checked (~20 µs). See parkPublicKey in crypto/node-crypto.ts.
+    this.#userParked = parkPublicKey(init.userKey);
     this.#limits = init.limits ?? {};
   }
 
@@ -267,11 +270,11 @@ export class ServerSession extends Session {
     };
   }
 
-  /** The user's key, imported from its JWK the first time (see the constructor). */
+  /** The user's key, unparked the first time (see the constructor). */
   #publicKey(): KeyObject {
     if (this.#userKey === undefined) {
-      this.#userKey = createPublicKey({ key: this.#userJwk!, format: 'jwk' });
-      this.#userJwk = undefined;
+      this.#userKey = unparkPublicKey(this.#userParked!);
+      this.#userParked = undefined;
     }
     return this.#userKey;
   }

@@ -17,9 +17,9 @@
  * 3. a last line `{"kind":"end", ended_at, reason, receipt, countersign, views_match,
  *    signature_valid}`.
  */
-import { type KeyObject, createPublicKey } from 'node:crypto';
+import { type KeyObject } from 'node:crypto';
 
-import { fingerprint as fingerprintOf, importServerKey } from './crypto';
+import { fingerprint as fingerprintOf, importServerKey, publicKeyOf } from './crypto';
 import { fromBase64 } from './encoding';
 import { type CountersignMessage } from './messages/client-messages';
 import { type Receipt } from './messages/server-messages';
@@ -139,8 +139,7 @@ function checkTranscriptLog(
       ],
     };
   }
-  const publicUserKey =
-    userKey === undefined || userKey.type === 'public' ? userKey : createPublicKey(userKey);
+  const publicUserKey = userKey === undefined ? undefined : publicKeyOf(userKey);
   const result = verifyTranscript({
     sessionId: header.session_id,
     h2: fromBase64(header.h2, 'h2', 32),

@@ -1,6 +1,7 @@
-import { createHash, createPublicKey } from 'node:crypto';
+import { createHash } from 'node:crypto';
 
-import { b64, serverIdentityKey, userEd25519Key, userRsaKey, vectors } from '../test/vectors';
+import { b64, serverIdentityKey, userEd25519Key, userRsaPublicKey, vectors } from '../test/vectors';
+import { publicKeyOf } from './crypto';
 import { type TranscriptRecordInput, verifyTranscript } from './transcript-verifier';
 
 const rc = vectors.receipt;
@@ -22,8 +23,8 @@ const base = {
   records,
   receipt: { view, signature: b64(rc.receipt_signature) },
   countersign: { view, signature: b64(rc.countersign_signature_ed25519) },
-  serverKey: createPublicKey(serverIdentityKey),
-  userKey: createPublicKey(userEd25519Key),
+  serverKey: publicKeyOf(serverIdentityKey),
+  userKey: publicKeyOf(userEd25519Key),
 };
 
 describe('verifyTranscript', () => {
@@ -57,10 +58,8 @@ describe('verifyTranscript', () => {
   });
 
   it('fails on a foreign server key, a wrong user key, or a missing receipt', () => {
-    expect(verifyTranscript({ ...base, serverKey: createPublicKey(userEd25519Key) }).ok).toBe(
-      false,
-    );
-    expect(verifyTranscript({ ...base, userKey: createPublicKey(userRsaKey) }).ok).toBe(false);
+    expect(verifyTranscript({ ...base, serverKey: publicKeyOf(userEd25519Key) }).ok).toBe(false);
+    expect(verifyTranscript({ ...base, userKey: userRsaPublicKey() }).ok).toBe(false);
     const { receipt: _receipt, ...withoutReceipt } = base;
     const result = verifyTranscript(withoutReceipt);
     expect(result.ok).toBe(false);

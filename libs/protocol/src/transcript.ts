@@ -1,9 +1,7 @@
 /** PROTOCOL.md §7: the two transcript chains and the receipt digest `D`. */
-import { createHash } from 'node:crypto';
-
 import { packBytes, unpackBytes } from './compact-bytes';
 import { HASH_BYTES, LABELS } from './constants';
-import { sha256 } from './crypto';
+import { sha256, sha256ChainStep } from './crypto';
 import { label, lengthPrefixed, u64 } from './encoding';
 
 /** `chain_i = SHA-256(chain_{i-1} || SHA-256(plaintext_i))`, starting from `chain_0 = H2`. */
@@ -30,9 +28,8 @@ export class TranscriptChain {
     if (digest.length !== HASH_BYTES) {
       throw new RangeError('TranscriptChain: a record digest must be 32 bytes');
     }
-    // sha256(head || digest), the head read and written packed, with no Buffer for it
-    // ('binary' is node's other name for latin1, the packing of compact-bytes.ts).
-    this.#head = createHash('sha256').update(this.#head, 'latin1').update(digest).digest('binary');
+    // sha256(head || digest), the head read and written packed, with no Buffer for it.
+    this.#head = sha256ChainStep(this.#head, digest);
     this.#count += 1;
   }
 

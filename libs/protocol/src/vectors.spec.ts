@@ -1,8 +1,10 @@
 /**
  * Known-answer tests: every value of shared/protocol/vectors.json (copied to
- * test/fixtures/vectors.json) reproduced by this library.
+ * test/fixtures/vectors.json) reproduced by this library — twice: on node-crypto (Jest project
+ * 'unit') and on browser-crypto (project 'protocol-browser-crypto', jest.config.js), which has
+ * no synchronous RSA and signs and verifies RSA-PSS through WebCrypto.
  */
-import { createPublicKey } from 'node:crypto';
+import { KeyObject } from 'node:crypto';
 
 import {
   b64,
@@ -12,7 +14,8 @@ import {
   serverEphemeral,
   serverIdentityKey,
   userEd25519Key,
-  userRsaKey,
+  userRsaKeyHandle,
+  userRsaPublicKey,
   vectors,
 } from '../test/vectors';
 import { ClientHandshake } from './client-handshake';
@@ -24,8 +27,11 @@ import {
   fingerprint,
   importServerKey,
   importUserPublicKey,
+  publicKeyOf,
   userSign,
+  userSignAsync,
   userVerify,
+  userVerifyAsync,
   x25519,
 } from './crypto';
 import { toBase64 } from './encoding';
@@ -59,6 +65,18 @@ const frame3 = b64(hs.frame3);
 const frame4 = b64(hs.frame4);
 const h2 = b64(hs.H2);
 
+/** node-crypto signs and verifies RSA synchronously too; browser-crypto must refuse to. */
+const syncRsa = userRsaPublicKey() instanceof KeyObject;
+
+/** RSA verification both ways the implementation offers: the sync answer must match the async. */
+async function verifyRsa(data: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  const key = userRsaPublicKey();
+  const viaAsync = await userVerifyAsync(key, data, signature);
+  if (syncRsa) expect(userVerify(key, data, signature)).toBe(viaAsync);
+  else expect(() => userVerify(key, data, signature)).toThrow(/async path/);
+  return viaAsync;
+}
+
 describe('keys', () => {
   it('derives the server identity SPKI and fingerprint from the seed', () => {
     const spki = exportSpki(serverIdentityKey);
@@ -66,9 +84,9 @@ describe('keys', () => {
     expect(fingerprint(spki)).toBe(vectors.keys.server_fingerprint);
   });
 
-  it('derives the user keys SPKI and the RSA fingerprint', () => {
+  it('derives the user keys SPKI and the RSA fingerprint', async () => {
     expect(toBase64(exportSpki(userEd25519Key))).toBe(vectors.keys.user_ed25519_spki);
-    const rsaSpki = exportSpki(userRsaKey);
+    const rsaSpki = exportSpki(await userRsaKeyHandle());
     expect(toBase64(rsaSpki)).toBe(vectors.keys.user_rsa_spki);
     expect(fingerprint(rsaSpki)).toBe(vectors.keys.user_rsa_fingerprint);
     expect(importUserPublicKey(rsaSpki).asymmetricKeyType).toBe('rsa');
@@ -107,17 +125,21 @@ describe('handshake values', () => {
     expect(s2c.iv.toString('hex')).toBe(hs.s2c_iv_hex);
   });
 
-  it('signs the client auth input (Ed25519 exactly; the RSA-PSS sample verifies)', () => {
+  it('signs the client auth input (Ed25519 exactly; the RSA-PSS sample verifies)', async () => {
     const input = clientAuthInput(h2);
     expect(toBase64(input)).toBe(hs.client_auth_signed_bytes);
     expect(toBase64(userSign(userEd25519Key, input))).toBe(hs.client_auth_signature_ed25519);
-    const rsaPublic = createPublicKey(userRsaKey);
-    expect(userVerify(rsaPublic, input, b64(hs.client_auth_signature_rsa_pss_sample))).toBe(true);
+    expect(toBase64(await userSignAsync(userEd25519Key, input))).toBe(
+      hs.client_auth_signature_ed25519,
+    );
+    expect(await verifyRsa(input, b64(hs.client_auth_signature_rsa_pss_sample))).toBe(true);
     // Our own RSA-PSS signatures are randomised but must verify the same way.
-    expect(userVerify(rsaPublic, input, userSign(userRsaKey, input))).toBe(true);
+    const userRsa = await userRsaKeyHandle();
+    expect(await verifyRsa(input, await userSignAsync(userRsa, input))).toBe(true);
+    if (syncRsa) expect(await verifyRsa(input, userSign(userRsa, input))).toBe(true);
+    else expect(() => userSign(userRsa, input)).toThrow(/async path/);
     expect(
-      userVerify(
-        rsaPublic,
+      await verifyRsa(
         Buffer.from(input).fill(0, 0, 1),
         b64(hs.client_auth_signature_rsa_pss_sample),
       ),
@@ -256,23 +278,19 @@ describe('message signature', () => {
     expect(toBase64(messageSignedBytes(fields))).toBe(ms.signed_bytes);
   });
 
-  it('signs with Ed25519 exactly and verifies the RSA-PSS sample', () => {
+  it('signs with Ed25519 exactly and verifies the RSA-PSS sample', async () => {
     expect(signMessage(userEd25519Key, fields)).toBe(ms.sig_ed25519);
-    expect(verifyMessage(createPublicKey(userEd25519Key), fields, ms.sig_ed25519)).toBe(true);
-    expect(verifyMessage(createPublicKey(userRsaKey), fields, ms.sig_rsa_pss_sample)).toBe(true);
+    expect(verifyMessage(publicKeyOf(userEd25519Key), fields, ms.sig_ed25519)).toBe(true);
+    const rsaSignature = b64(ms.sig_rsa_pss_sample);
+    expect(await verifyRsa(messageSignedBytes(fields), rsaSignature)).toBe(true);
+    expect(await verifyRsa(messageSignedBytes({ ...fields, body: 'hello' }), rsaSignature)).toBe(
+      false,
+    );
+    if (syncRsa) {
+      expect(verifyMessage(userRsaPublicKey(), fields, ms.sig_rsa_pss_sample)).toBe(true);
+    }
     expect(
-      verifyMessage(
-        createPublicKey(userRsaKey),
-        { ...fields, body: 'hello' },
-        ms.sig_rsa_pss_sample,
-      ),
-    ).toBe(false);
-    expect(
-      verifyMessage(
-        createPublicKey(userEd25519Key),
-        { ...fields, from: 'mallory' },
-        ms.sig_ed25519,
-      ),
+      verifyMessage(publicKeyOf(userEd25519Key), { ...fields, from: 'mallory' }, ms.sig_ed25519),
     ).toBe(false);
   });
 

@@ -8,6 +8,7 @@ import {
   ConfigError,
   envSchema,
   loadConfig,
+  withWebSocketDefault,
   parseBoolean,
   requireDistributed,
   requireRedis,
@@ -30,6 +31,7 @@ describe('loadConfig', () => {
       expect(loadConfig({})).toEqual({
         host: '127.0.0.1',
         port: 7777,
+        webSocket: { host: '127.0.0.1', port: 'default', origins: [] },
         dataDir: resolve('./data'),
         identityKeyPath: join(resolve('./data'), 'server-identity.pem'),
         loginSeal: {
@@ -137,6 +139,9 @@ describe('loadConfig', () => {
       const config = loadConfig({
         SECURECHAT_HOST: '0.0.0.0',
         SECURECHAT_PORT: '9000',
+        SECURECHAT_WS_PORT: '9001',
+        SECURECHAT_WS_HOST: '::1',
+        SECURECHAT_WS_ORIGINS: ' https://chat.example.com, http://localhost:5173 ',
         SECURECHAT_DATA_DIR: '/var/lib/sc',
         SECURECHAT_IDENTITY_KEY: '/etc/sc/key.pem',
         SECURECHAT_IDENTITY_PUBLIC_KEY: '/srv/public/key.pub.pem',
@@ -186,6 +191,11 @@ describe('loadConfig', () => {
       expect(config).toEqual({
         host: '0.0.0.0',
         port: 9000,
+        webSocket: {
+          host: '::1',
+          port: 9001,
+          origins: ['https://chat.example.com', 'http://localhost:5173'],
+        },
         dataDir: '/var/lib/sc',
         identityKeyPath: '/etc/sc/key.pem',
         identityPublicKeyPath: '/srv/public/key.pub.pem',
@@ -304,6 +314,37 @@ describe('loadConfig', () => {
       expect(configErrorFor({ SECURECHAT_HOST: host }).problems).toEqual([
         'SECURECHAT_HOST: must be an IP address or localhost',
       ]);
+    });
+
+    it('reads SECURECHAT_WS_PORT as off, a port, or unset (settled per process)', () => {
+      expect(loadConfig({ SECURECHAT_WS_PORT: 'off' }).webSocket.port).toBe('off');
+      expect(loadConfig({ SECURECHAT_WS_PORT: '0' }).webSocket.port).toBe(0);
+      const unset = loadConfig({});
+      expect(withWebSocketDefault(unset, 7780).webSocket.port).toBe(7780);
+      expect(withWebSocketDefault(unset, 'off').webSocket.port).toBe('off');
+      const set = loadConfig({ SECURECHAT_WS_PORT: '9001' });
+      expect(withWebSocketDefault(set, 7780).webSocket.port).toBe(9001);
+    });
+
+    it.each([
+      ['on', 'SECURECHAT_WS_PORT: must be off or a port number 0-65535'],
+      ['70000', 'SECURECHAT_WS_PORT: must be at most 65535'],
+    ])('refuses SECURECHAT_WS_PORT=%j', (value, problem) => {
+      expect(configErrorFor({ SECURECHAT_WS_PORT: value }).problems).toEqual([problem]);
+    });
+
+    it.each([
+      'chat.example.com',
+      'https://chat.example.com/',
+      'https://chat.example.com/app',
+      'ftp://x.example',
+      'HTTPS://Chat.example.com',
+    ])('refuses the origin %j, naming it', (origin) => {
+      const { problems } = configErrorFor({
+        SECURECHAT_WS_ORIGINS: `https://ok.example, ${origin}`,
+      });
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toContain(`SECURECHAT_WS_ORIGINS: "${origin}" is not an origin`);
     });
 
     it('accepts port 0 (any free port) and 65535', () => {

@@ -54,9 +54,51 @@ const listenHost = z.string().refine((v) => isIP(v) !== 0 || v === 'localhost', 
   error: 'must be an IP address or localhost',
 });
 
+/** `scheme://host[:port]` exactly as a browser sends it in `Origin` (lowercase, no path). */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
 export const envSchema = z.object({
   SECURECHAT_HOST: listenHost.default('127.0.0.1'),
   SECURECHAT_PORT: int(0, 65535).default(7777),
+  /**
+   * The WebSocket binding (PROTOCOL.md §11) for browsers: `off`, or a port. Unset: off in the
+   * distributed gateway, 7780 in the embedded process (`npm start`).
+   */
+  SECURECHAT_WS_PORT: z
+    .union([z.literal('off'), int(0, 65535)], {
+      error: 'must be off or a port number 0-65535',
+    })
+    .optional(),
+  SECURECHAT_WS_HOST: listenHost.default('127.0.0.1'),
+  /**
+   * Origins (`https://chat.example.com`, comma-separated) whose pages may open the WebSocket.
+   * The loopback origins of the WebSocket port itself are always allowed (the page it serves).
+   */
+  SECURECHAT_WS_ORIGINS: z
+    .string()
+    .transform((raw, ctx) => {
+      const origins = raw
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part !== '');
+      for (const origin of origins) {
+        if (!isOrigin(origin)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `"${origin}" is not an origin like https://chat.example.com (scheme, host, optional port; no path)`,
+          });
+        }
+      }
+      return origins;
+    })
+    .optional(),
   SECURECHAT_DATA_DIR: z.string().min(1).default('./data'),
   SECURECHAT_IDENTITY_KEY: z.string().min(1).optional(),
   /** Gateways also write the identity's public key here, for processes that only name it. */
@@ -162,9 +204,22 @@ export const envSchema = z.object({
 
 export type Env = z.input<typeof envSchema>;
 
+/** Where the WebSocket binding listens, if anywhere (PROTOCOL.md §11). */
+export interface WebSocketListenerConfig {
+  readonly host: string;
+  /** `default`: unset — the embedded process opens DEFAULT_WS_PORT, a lone gateway nothing. */
+  readonly port: number | 'off' | 'default';
+  /** Origins allowed besides the listener's own loopback ones. */
+  readonly origins: readonly string[];
+}
+
+/** The embedded process's WebSocket port when SECURECHAT_WS_PORT is unset. */
+export const DEFAULT_WS_PORT = 7780;
+
 export interface SecureChatConfig {
   readonly host: string;
   readonly port: number;
+  readonly webSocket: WebSocketListenerConfig;
   readonly dataDir: string;
   readonly identityKeyPath: string;
   /** Where a gateway also writes the identity's public key (SPKI PEM); unset: nowhere. */
@@ -296,6 +351,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
   return {
     host: e.SECURECHAT_HOST,
     port: e.SECURECHAT_PORT,
+    webSocket: {
+      host: e.SECURECHAT_WS_HOST,
+      port: e.SECURECHAT_WS_PORT ?? 'default',
+      origins: e.SECURECHAT_WS_ORIGINS ?? [],
+    },
     dataDir,
     identityKeyPath: resolve(e.SECURECHAT_IDENTITY_KEY ?? join(dataDir, 'server-identity.pem')),
     ...(e.SECURECHAT_IDENTITY_PUBLIC_KEY === undefined
@@ -387,6 +447,18 @@ export function requireRedis(config: SecureChatConfig): SecureChatConfig & { red
     throw new ConfigError(['REDIS_URL: required to run a gateway on its own']);
   }
   return config as SecureChatConfig & { redisUrl: string };
+}
+
+/**
+ * Settles an unset SECURECHAT_WS_PORT for this kind of process: the embedded process opens the
+ * browser port by default (on loopback), a lone gateway only when asked.
+ */
+export function withWebSocketDefault<C extends SecureChatConfig>(
+  config: C,
+  whenUnset: number | 'off',
+): C {
+  if (config.webSocket.port !== 'default') return config;
+  return { ...config, webSocket: { ...config.webSocket, port: whenUnset } };
 }
 
 /** Nest injection token for SecureChatConfig. */

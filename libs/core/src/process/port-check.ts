@@ -16,20 +16,31 @@ export interface PlannedListener {
   readonly portVariable: string;
 }
 
-export type ListenerRole = 'gateway' | 'admin' | 'ops';
+export type ListenerRole = 'gateway' | 'websocket' | 'admin' | 'ops';
 
 /** The listeners of a process with these roles, as its configuration places them. */
 export function plannedListeners(
   config: SecureChatConfig,
   roles: readonly ListenerRole[],
 ): PlannedListener[] {
-  const all: Record<ListenerRole, PlannedListener> = {
+  const { webSocket } = config;
+  const all: Record<ListenerRole, PlannedListener | undefined> = {
     gateway: {
       host: config.host,
       port: config.port,
       hostVariable: 'SECURECHAT_HOST',
       portVariable: 'SECURECHAT_PORT',
     },
+    // Only when it will listen (see withWebSocketDefault).
+    websocket:
+      typeof webSocket.port === 'number'
+        ? {
+            host: webSocket.host,
+            port: webSocket.port,
+            hostVariable: 'SECURECHAT_WS_HOST',
+            portVariable: 'SECURECHAT_WS_PORT',
+          }
+        : undefined,
     admin: {
       host: config.admin.host,
       port: config.admin.port,
@@ -43,7 +54,7 @@ export function plannedListeners(
       portVariable: 'SECURECHAT_OPS_PORT',
     },
   };
-  return roles.map((role) => all[role]);
+  return roles.flatMap((role) => all[role] ?? []);
 }
 
 /** A bound probe socket; `release()` closes it. */

@@ -224,7 +224,11 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
 
 /** The ports to check first: the process's own listener or admin API, and the ops endpoints. */
 function listenerRoles(options: ServiceProcessOptions): ListenerRole[] {
-  if (options.listener !== undefined) return [options.listener.role, 'ops'];
+  if (options.listener !== undefined) {
+    // A gateway's WebSocket port is planned only when SECURECHAT_WS_PORT sets one.
+    const extra: ListenerRole[] = options.listener.role === 'gateway' ? ['websocket'] : [];
+    return [options.listener.role, ...extra, 'ops'];
+  }
   return options.http ? ['admin', 'ops'] : ['ops'];
 }
 
