@@ -204,18 +204,6 @@ describe('the WebSocket binding', () => {
     ws.terminate();
   });
 
-  it('answers a plain HTTP request with 426 Upgrade Required', async () => {
-    const status = await new Promise<number>((resolve, reject) => {
-      request({ host: '127.0.0.1', port: server.wsPort, path: '/' }, (response) => {
-        response.resume();
-        resolve(response.statusCode ?? 0);
-      })
-        .on('error', reject)
-        .end();
-    });
-    expect(status).toBe(426);
-  });
-
   it('is off when SECURECHAT_WS_PORT=off', async () => {
     const off = await startEmbeddedServer({ SECURECHAT_WS_PORT: 'off' });
     try {

@@ -22,6 +22,7 @@ import { AuthClient, RelayClient } from './service-clients';
 import { SessionCloser } from './session-closer';
 import { SessionRegistry } from './session-registry';
 import { TranscriptShipper } from './transcript-shipper';
+import { checkoutWebDir, StaticFiles } from './static-files';
 import { WebSocketListener } from './websocket-listener';
 
 /** What the gateway accepts: a TCP socket, or a WebSocket seen as one (PROTOCOL.md §11). */
@@ -156,6 +157,12 @@ export class GatewayServer implements OnModuleDestroy {
   async #startWebSocket(): Promise<number | undefined> {
     const { webSocket, limits } = this.config;
     if (typeof webSocket.port !== 'number') return undefined;
+    const webDir = webSocket.webDir ?? checkoutWebDir();
+    const files = webDir === undefined ? undefined : StaticFiles.load(webDir);
+    if (files) this.#logger.log(`serving the web client from ${files.root} (${files.count} files)`);
+    else if (webSocket.webDir !== undefined) {
+      this.#logger.warn(`SECURECHAT_WEB_DIR=${webSocket.webDir} is not a directory: no web client`);
+    }
     const listener = new WebSocketListener({
       host: webSocket.host,
       port: webSocket.port,
@@ -164,6 +171,7 @@ export class GatewayServer implements OnModuleDestroy {
       maxConnections: limits.maxHandshakes + limits.maxSessions,
       requestTimeoutMs: limits.helloTimeoutMs,
       accept: (stream) => this.#accept(stream),
+      ...(files ? { request: files.handle.bind(files) } : {}),
       refused: (reason, remoteAddress) =>
         this.#logger.warn(`WebSocket upgrade from ${remoteAddress} refused: ${reason}`),
     });

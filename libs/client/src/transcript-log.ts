@@ -12,43 +12,20 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import {
-  type CountersignMessage,
-  type Receipt,
   type RecordEvent,
-  type TranscriptEndLine,
-  type TranscriptEndReason,
+  type TranscriptEnd,
   type TranscriptFile,
+  type TranscriptHeader,
   type TranscriptHeaderLine,
-  type TranscriptPlaintextRecordLine,
   type TranscriptVerification,
   parseTranscript,
+  TranscriptLines,
   verifyTranscriptLog,
 } from '@securechat/protocol';
 
+export type { TranscriptEnd, TranscriptHeader } from '@securechat/protocol';
+
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './atomic-file';
-
-export interface TranscriptHeader {
-  readonly sessionId: string;
-  /** `host:port` of the server. */
-  readonly server: string;
-  /**
-   * SPKI DER of the server's identity key, as presented in `server_hello` (docs/PROTOCOL.md §4.3).
-   */
-  readonly serverKey: Buffer;
-  readonly serverFingerprint: string;
-  readonly username: string;
-  /** Where both chains start (docs/PROTOCOL.md §8.1). */
-  readonly h2: Buffer;
-  readonly startedAt: Date;
-}
-
-/** How a session ended. */
-export interface TranscriptEnd {
-  /** `closed`: bye → receipt → countersign ran; anything else: no (complete) receipt. */
-  readonly reason: TranscriptEndReason;
-  readonly viewsMatch?: boolean;
-  readonly signatureValid?: boolean;
-}
 
 /** The log of one session. `record` never throws: a failing disk must not break the session. */
 export interface TranscriptSessionLog {
@@ -62,64 +39,6 @@ export interface TranscriptSessionLog {
 /** Opens one log per session. */
 export interface TranscriptSink {
   open(header: TranscriptHeader): TranscriptSessionLog;
-}
-
-/** Builds the lines; the sinks only decide where they go. */
-class TranscriptLines {
-  receipt: Omit<Receipt, 'type'> | null = null;
-  countersign: Omit<CountersignMessage, 'type'> | null = null;
-
-  static header(header: TranscriptHeader): TranscriptHeaderLine {
-    return {
-      kind: 'header',
-      version: 1,
-      session_id: header.sessionId,
-      server: header.server,
-      server_key: header.serverKey.toString('base64'),
-      server_fingerprint: header.serverFingerprint,
-      username: header.username,
-      h2: header.h2.toString('base64'),
-      started_at: header.startedAt.toISOString(),
-    };
-  }
-
-  record(event: RecordEvent): TranscriptPlaintextRecordLine {
-    if (!event.chained) this.#noteClosing(event.plaintext);
-    return {
-      kind: 'record',
-      dir: event.direction,
-      seq: event.sequence,
-      chained: event.chained,
-      plaintext: event.plaintext.toString('base64'),
-      text: event.plaintext.toString('utf8'),
-    };
-  }
-
-  end(end: TranscriptEnd): TranscriptEndLine {
-    return {
-      kind: 'end',
-      ended_at: new Date().toISOString(),
-      reason: end.reason,
-      receipt: this.receipt,
-      countersign: this.countersign,
-      views_match: end.viewsMatch ?? null,
-      signature_valid: end.signatureValid ?? null,
-    };
-  }
-
-  /**
-   * `receipt` and `countersign` are the unchained records (docs/PROTOCOL.md §8.1); kept for the
-   * last line.
-   */
-  #noteClosing(plaintext: Buffer): void {
-    try {
-      const { type, ...rest } = JSON.parse(plaintext.toString('utf8')) as { type?: string };
-      if (type === 'receipt') this.receipt = rest as Omit<Receipt, 'type'>;
-      if (type === 'countersign') this.countersign = rest as Omit<CountersignMessage, 'type'>;
-    } catch {
-      // The session already validated the record strictly; nothing to note otherwise.
-    }
-  }
 }
 
 /** Keeps every session's lines in memory: for tests. */

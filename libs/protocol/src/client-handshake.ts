@@ -15,7 +15,7 @@ import {
   importServerKey,
   randomBytes as defaultRandomBytes,
   timingSafeEqual,
-  userSign,
+  userSignAsync,
   x25519,
   x25519KeyPair,
 } from './crypto';
@@ -206,7 +206,8 @@ export class ClientHandshake {
     };
 
     const { credentials } = this.#options;
-    const signature = toBase64(userSign(credentials.privateKey, clientAuthInput(h2)));
+    // The async form: in a browser an RSA key signs through WebCrypto only (crypto/browser-crypto.ts).
+    const signature = toBase64(await userSignAsync(credentials.privateKey, clientAuthInput(h2)));
     const payload =
       credentials.action === 'login'
         ? {

@@ -23,6 +23,7 @@ import { fingerprint as fingerprintOf, importServerKey, publicKeyOf } from './cr
 import { fromBase64 } from './encoding';
 import { type CountersignMessage } from './messages/client-messages';
 import { type Receipt } from './messages/server-messages';
+import { type RecordEvent } from './session';
 import {
   type TranscriptRecordInput,
   type TranscriptVerification,
@@ -84,6 +85,90 @@ export interface TranscriptEndLine {
   readonly countersign: Omit<CountersignMessage, 'type'> | null;
   readonly views_match: boolean | null;
   readonly signature_valid: boolean | null;
+}
+
+export interface TranscriptHeader {
+  readonly sessionId: string;
+  /** `host:port` of the server. */
+  readonly server: string;
+  /**
+   * SPKI DER of the server's identity key, as presented in `server_hello` (docs/PROTOCOL.md §4.3).
+   */
+  readonly serverKey: Uint8Array;
+  readonly serverFingerprint: string;
+  readonly username: string;
+  /** Where both chains start (docs/PROTOCOL.md §8.1). */
+  readonly h2: Uint8Array;
+  readonly startedAt: Date;
+}
+
+/** How a session ended. */
+export interface TranscriptEnd {
+  /** `closed`: bye → receipt → countersign ran; anything else: no (complete) receipt. */
+  readonly reason: TranscriptEndReason;
+  readonly viewsMatch?: boolean;
+  readonly signatureValid?: boolean;
+}
+
+/**
+ * Builds a session's lines as it runs (header, each record, the end): the one writer of the
+ * format, for the CLI's files and the web client's download alike; where lines go is the caller's.
+ */
+export class TranscriptLines {
+  receipt: Omit<Receipt, 'type'> | null = null;
+  countersign: Omit<CountersignMessage, 'type'> | null = null;
+
+  static header(header: TranscriptHeader): TranscriptHeaderLine {
+    return {
+      kind: 'header',
+      version: 1,
+      session_id: header.sessionId,
+      server: header.server,
+      server_key: Buffer.from(header.serverKey).toString('base64'),
+      server_fingerprint: header.serverFingerprint,
+      username: header.username,
+      h2: Buffer.from(header.h2).toString('base64'),
+      started_at: header.startedAt.toISOString(),
+    };
+  }
+
+  record(event: RecordEvent): TranscriptPlaintextRecordLine {
+    if (!event.chained) this.#noteClosing(event.plaintext);
+    return {
+      kind: 'record',
+      dir: event.direction,
+      seq: event.sequence,
+      chained: event.chained,
+      plaintext: event.plaintext.toString('base64'),
+      text: event.plaintext.toString('utf8'),
+    };
+  }
+
+  end(end: TranscriptEnd): TranscriptEndLine {
+    return {
+      kind: 'end',
+      ended_at: new Date().toISOString(),
+      reason: end.reason,
+      receipt: this.receipt,
+      countersign: this.countersign,
+      views_match: end.viewsMatch ?? null,
+      signature_valid: end.signatureValid ?? null,
+    };
+  }
+
+  /**
+   * `receipt` and `countersign` are the unchained records (docs/PROTOCOL.md §8.1); kept for the
+   * last line.
+   */
+  #noteClosing(plaintext: Buffer): void {
+    try {
+      const { type, ...rest } = JSON.parse(plaintext.toString('utf8')) as { type?: string };
+      if (type === 'receipt') this.receipt = rest as Omit<Receipt, 'type'>;
+      if (type === 'countersign') this.countersign = rest as Omit<CountersignMessage, 'type'>;
+    } catch {
+      // The session already validated the record strictly; nothing to note otherwise.
+    }
+  }
 }
 
 /** A transcript file read back. */

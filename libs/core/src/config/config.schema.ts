@@ -99,6 +99,11 @@ export const envSchema = z.object({
       return origins;
     })
     .optional(),
+  /**
+   * The web client's files, served on the WebSocket port. Unset: the build of this checkout
+   * (`dist/web`, made by `npm run build:web`), if there is one.
+   */
+  SECURECHAT_WEB_DIR: z.string().min(1).optional(),
   SECURECHAT_DATA_DIR: z.string().min(1).default('./data'),
   SECURECHAT_IDENTITY_KEY: z.string().min(1).optional(),
   /** Gateways also write the identity's public key here, for processes that only name it. */
@@ -211,6 +216,8 @@ export interface WebSocketListenerConfig {
   readonly port: number | 'off' | 'default';
   /** Origins allowed besides the listener's own loopback ones. */
   readonly origins: readonly string[];
+  /** The web client's files (SECURECHAT_WEB_DIR); unset: this checkout's `dist/web`, if built. */
+  readonly webDir?: string;
 }
 
 /** The embedded process's WebSocket port when SECURECHAT_WS_PORT is unset. */
@@ -355,6 +362,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SecureChatConf
       host: e.SECURECHAT_WS_HOST,
       port: e.SECURECHAT_WS_PORT ?? 'default',
       origins: e.SECURECHAT_WS_ORIGINS ?? [],
+      ...(e.SECURECHAT_WEB_DIR === undefined ? {} : { webDir: resolve(e.SECURECHAT_WEB_DIR) }),
     },
     dataDir,
     identityKeyPath: resolve(e.SECURECHAT_IDENTITY_KEY ?? join(dataDir, 'server-identity.pem')),

@@ -690,11 +690,23 @@ function parseSpki(spki: Uint8Array): ParsedSpki {
     rsa: {
       modulusBits: bitLength(n),
       exponent: bigintOf(e),
-      n: Buffer.from(n).toString('base64url'),
-      e: Buffer.from(e).toString('base64url'),
+      n: base64Url(n),
+      e: base64Url(e),
       pssUsable,
     },
   };
+}
+
+/**
+ * base64url without padding (RFC 4648 §5), from base64: the `buffer` package that stands in for
+ * Buffer in a browser bundle predates Node's 'base64url' encoding.
+ */
+function base64Url(bytes: Uint8Array): string {
+  return Buffer.from(bytes)
+    .toString('base64')
+    .replace(/=+$/, '')
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_');
 }
 
 const PSS_SHA1 = '2b0e03021a';
