@@ -1,7 +1,7 @@
 /** The client's side of an established session (PROTOCOL.md §5–§7). */
 import { type KeyObject } from 'node:crypto';
 
-import { ed25519Verify, timingSafeEqual, userSign } from './crypto';
+import { ed25519Verify, timingSafeEqual, userSign, userSignAsync, userVerifyAsync } from './crypto';
 import { fromBase64, toBase64 } from './encoding';
 import { ProtocolError } from './errors/protocol-error';
 import { type RawFrame } from './frame-decoder';
@@ -13,7 +13,7 @@ import {
   type ServerMessage,
   serverMessageSchema,
 } from './messages/server-messages';
-import { signMessage, verifyMessage } from './message-signature';
+import { messageSignedBytes, signMessage, verifyMessage } from './message-signature';
 import { Session, type SessionInit } from './session';
 import {
   countersignSignedBytes,
@@ -63,6 +63,8 @@ export interface OutgoingMessage {
 
 export class ClientSession extends Session {
   #state: ClientSessionState = 'open';
+  /** countersignAsync is waiting for its signature: a second call must not sign again. */
+  #countersigning = false;
   readonly #serverKey: KeyObject;
   readonly #userKey: KeyObject;
 
@@ -101,6 +103,42 @@ export class ClientSession extends Session {
    * PROTOCOL.md §6: whether a `deliver` is signed by `senderKey` (the author's key, from
    * `get_key`).
    */
+  /**
+   * `signedSend` for keys that sign only asynchronously: in a browser, a non-extractable
+   * WebCrypto key or any RSA key (crypto/browser-crypto.ts). The same bytes are signed.
+   */
+  async signedSendAsync(message: OutgoingMessage): Promise<SendMessage> {
+    const signed = messageSignedBytes({ from: this.username, ...message });
+    const sig = toBase64(await userSignAsync(this.#userKey, signed));
+    return {
+      type: 'send',
+      id: message.id,
+      to: message.to,
+      body: message.body,
+      ts: message.ts,
+      sig,
+    };
+  }
+
+  /** `verifyDeliver` for any key, RSA in a browser included (WebCrypto is asynchronous). */
+  static async verifyDeliverAsync(deliver: Deliver, senderKey: KeyObject): Promise<boolean> {
+    let signed: Buffer;
+    let signature: Buffer;
+    try {
+      signed = messageSignedBytes({
+        from: deliver.from,
+        to: deliver.to,
+        id: deliver.id,
+        ts: deliver.ts,
+        body: deliver.body,
+      });
+      signature = fromBase64(deliver.sig, 'sig');
+    } catch {
+      return false;
+    }
+    return userVerifyAsync(senderKey, signed, signature);
+  }
+
   static verifyDeliver(deliver: Deliver, senderKey: KeyObject): boolean {
     return verifyMessage(
       senderKey,
@@ -150,7 +188,29 @@ export class ClientSession extends Session {
     if (this.#state !== 'receipt_received')
       throw new Error('countersign() must follow the receipt');
     const view = this.view();
-    const signature = userSign(this.#userKey, countersignSignedBytes(receiptDigest(view)));
+    return this.#sealCountersign(
+      view,
+      userSign(this.#userKey, countersignSignedBytes(receiptDigest(view))),
+    );
+  }
+
+  /**
+   * `countersign` for keys that sign only asynchronously (see signedSendAsync). The view is taken
+   * before the wait: after the receipt nothing else is chained (PROTOCOL.md §7).
+   */
+  async countersignAsync(): Promise<Buffer> {
+    if (this.#state !== 'receipt_received' || this.#countersigning)
+      throw new Error('countersign() must follow the receipt, once');
+    this.#countersigning = true;
+    const view = this.view();
+    const signature = await userSignAsync(
+      this.#userKey,
+      countersignSignedBytes(receiptDigest(view)),
+    );
+    return this.#sealCountersign(view, signature);
+  }
+
+  #sealCountersign(view: TranscriptView, signature: Uint8Array): Buffer {
     const frame = this.seal(
       {
         type: 'countersign',

@@ -225,6 +225,53 @@ describe('requests', () => {
   });
 });
 
+describe('the asynchronous signing path (keys that sign only asynchronously, e.g. in a browser)', () => {
+  it.each([
+    ['Ed25519', aliceKey],
+    ['RSA', aliceRsaKey],
+  ])(
+    'signedSendAsync, verifyDeliverAsync and countersignAsync agree with the server (%s)',
+    async (_kind, key) => {
+      const run = await connectAlice({ key, sessionId: 's-44' });
+      const client = run.clientSession;
+      const server = run.serverSession;
+      const send = await client.signedSendAsync({ id: 'm-2', to: 'bob', body: 'hé', ts: 7 });
+      expect(server.verifySendSignature(send)).toBe(true);
+      expect(server.verifySendSignature({ ...send, body: 'he' })).toBe(false);
+      const deliver: Deliver = {
+        ...send,
+        type: 'deliver',
+        msg_id: '2',
+        from: 'alice',
+        server_ts: 8,
+      };
+      const publicKey = createPublicKey(key);
+      await expect(ClientSession.verifyDeliverAsync(deliver, publicKey)).resolves.toBe(true);
+      await expect(
+        ClientSession.verifyDeliverAsync({ ...deliver, to: 'carol' }, publicKey),
+      ).resolves.toBe(false);
+      await expect(
+        ClientSession.verifyDeliverAsync({ ...deliver, sig: 'not base64!' }, publicKey),
+      ).resolves.toBe(false);
+      clientToServer(run, client.bye());
+      serverToClient(run, server.receipt());
+      const pending = client.countersignAsync();
+      // A second call while the first waits for its signature must not sign (and send) twice.
+      await expect(client.countersignAsync()).rejects.toThrow(/once/);
+      const [final] = clientToServer(run, await pending);
+      expect(final!.countersign).toMatchObject({ outcome: 'agreed', signatureValid: true });
+    },
+  );
+
+  it('gives the very bytes of the synchronous path for a deterministic (Ed25519) key', async () => {
+    const run = await connect();
+    const message = { id: 'm-3', to: 'bob', body: 'same', ts: 9 };
+    expect(await run.clientSession.signedSendAsync(message)).toEqual(
+      run.clientSession.signedSend(message),
+    );
+  });
+});
+
 describe('closing rules (§7)', () => {
   it('refuses anything but countersign after bye, on both sides', async () => {
     const run = await connect();
