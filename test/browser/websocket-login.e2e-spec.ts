@@ -10,7 +10,8 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { ClientSession } from '@securechat/protocol';
 import { type Browser } from 'playwright-core';
 
-import { removeDataDir, type RunningServer, startEmbeddedServer } from '../support/embedded-server';
+import { Cluster } from '../support/distributed-cluster';
+import { removeDataDir, startEmbeddedServer } from '../support/embedded-server';
 import { TestClient } from '../support/protocol-client';
 import {
   buildPage,
@@ -22,144 +23,201 @@ import {
 } from './browser-harness';
 import { type SecurechatPage } from './page/websocket-login-page';
 
-jest.setTimeout(60_000);
+jest.setTimeout(120_000);
 
 const PASSWORD = 'correct horse battery staple';
 
+/**
+ * Where the page connects and where the Node user does: one embedded process, or a cluster whose
+ * page and Node user sit on different gateways (the message crosses the fan-out).
+ */
+interface Deployment {
+  readonly fingerprint: string;
+  /** The WebSocket port the page uses. */
+  readonly wsPort: number;
+  /** The TCP port the Node user uses. */
+  readonly tcpPort: number;
+  stop(): Promise<unknown>;
+}
+
+const DEPLOYMENTS: [string, (env: Record<string, string>) => Promise<Deployment>][] = [
+  [
+    'the embedded server',
+    async (env) => {
+      const server = await startEmbeddedServer(env);
+      return {
+        fingerprint: server.fingerprint,
+        wsPort: server.wsPort,
+        tcpPort: server.port,
+        stop: async () => {
+          await server.stop();
+          removeDataDir(server);
+        },
+      };
+    },
+  ],
+  [
+    'the distributed deployment',
+    async (env) => {
+      // SECURECHAT_WS_PORT=0: a lone gateway opens the binding only when told to.
+      const cluster = await Cluster.start({
+        auth: 1,
+        relay: 1,
+        gateway: 2,
+        env: { ...env, SECURECHAT_WS_PORT: '0' },
+      });
+      const [first, second] = cluster.gateways;
+      return {
+        fingerprint: first!.fingerprint,
+        wsPort: first!.process.ready.ws_port as number,
+        tcpPort: second!.port,
+        stop: () => cluster.stop(),
+      };
+    },
+  ],
+];
+
 type PageCall<K extends keyof SecurechatPage> = Awaited<ReturnType<SecurechatPage[K]>>;
 
-describeInBrowser('a browser page over the WebSocket binding', () => {
-  let pages: StaticServer | undefined;
-  let server: RunningServer | undefined;
-  let browser: Browser | undefined;
-  const clients: TestClient[] = [];
+for (const [name, deploy] of DEPLOYMENTS) {
+  describeInBrowser(`a browser page over the WebSocket binding of ${name}`, () => {
+    let pages: StaticServer | undefined;
+    let server: Deployment | undefined;
+    let browser: Browser | undefined;
+    const clients: TestClient[] = [];
 
-  beforeAll(async () => {
-    pages = await servePage(await buildPage('test/browser/page/websocket-login-page.ts'));
-    // The page's origin is the one the binding must allow (browsers always send Origin).
-    server = await startEmbeddedServer({
-      ALLOW_REGISTRATION: 'true',
-      SECURECHAT_WS_ORIGINS: pages.origin,
+    beforeAll(async () => {
+      pages = await servePage(await buildPage('test/browser/page/websocket-login-page.ts'));
+      // The page's origin is the one the binding must allow (browsers always send Origin).
+      server = await deploy({
+        ALLOW_REGISTRATION: 'true',
+        SECURECHAT_WS_ORIGINS: pages.origin,
+      });
+      browser = await launchChromium();
     });
-    browser = await launchChromium();
-  });
 
-  afterAll(async () => {
-    for (const client of clients) client.destroy();
-    await browser?.close();
-    await pages?.close();
-    await server?.stop();
-    if (server) removeDataDir(server);
-  });
+    afterAll(async () => {
+      for (const client of clients) client.destroy();
+      await browser?.close();
+      await pages?.close();
+      await server?.stop();
+    });
 
-  /** A fresh page; `call` runs one of its securechatPage functions in it. */
-  async function newPage() {
-    const { page, log } = await openPage(browser!, pages!.origin);
-    const call = <K extends keyof SecurechatPage>(
-      name: K,
-      ...args: Parameters<SecurechatPage[K]>
-    ) =>
-      page.evaluate(
-        ([n, a]) =>
-          (
+    /** A fresh page; `call` runs one of its securechatPage functions in it. */
+    async function newPage() {
+      const { page, log } = await openPage(browser!, pages!.origin);
+      const call = <K extends keyof SecurechatPage>(
+        name: K,
+        ...args: Parameters<SecurechatPage[K]>
+      ) =>
+        page.evaluate(
+          ([n, a]) =>
             (
-              globalThis as unknown as {
-                securechatPage: Record<string, (...x: unknown[]) => unknown>;
-              }
-            ).securechatPage[n] as (...x: unknown[]) => Promise<PageCall<K>>
-          )(...a),
-        [name, args] as const,
-      );
-    return { page, log, call };
-  }
+              (
+                globalThis as unknown as {
+                  securechatPage: Record<string, (...x: unknown[]) => unknown>;
+                }
+              ).securechatPage[n] as (...x: unknown[]) => Promise<PageCall<K>>
+            )(...a),
+          [name, args] as const,
+        );
+      return { page, log, call };
+    }
 
-  it('registers, exchanges signed messages with a TCP user, and closes with a receipt', async () => {
-    const tcpKey = generateKeyPairSync('ed25519').privateKey;
-    const tcp = await TestClient.connect({
-      port: server!.port,
-      transport: 'tcp',
-      username: 'tcpuser1',
-      password: PASSWORD,
-      key: tcpKey,
-      action: 'register',
-      fingerprint: server!.fingerprint,
-    });
-    clients.push(tcp);
-    const { page, log, call } = await newPage();
+    it('registers, exchanges signed messages with a TCP user, and closes with a receipt', async () => {
+      const tcpKey = generateKeyPairSync('ed25519').privateKey;
+      const tcp = await TestClient.connect({
+        port: server!.tcpPort,
+        transport: 'tcp',
+        username: 'tcpuser1',
+        password: PASSWORD,
+        key: tcpKey,
+        action: 'register',
+        fingerprint: server!.fingerprint,
+      });
+      clients.push(tcp);
+      const { page, log, call } = await newPage();
 
-    const connected = await call('connect', {
-      url: `ws://127.0.0.1:${server!.wsPort}/`,
-      fingerprint: server!.fingerprint,
-      username: 'webuser1',
-      password: PASSWORD,
-    });
-    expect({ connected, log }).toMatchObject({
-      connected: {
-        ok: true,
+      const connected = await call('connect', {
+        url: `ws://127.0.0.1:${server!.wsPort}/`,
+        fingerprint: server!.fingerprint,
         username: 'webuser1',
-        protocol: 'securechat.v1',
-        sent: ['client_hello', 'login'],
-      },
-      log: [],
-    });
-    const pageSpki = (connected as Extract<typeof connected, { ok: true }>).spki;
+        password: PASSWORD,
+      });
+      expect({ connected, log }).toMatchObject({
+        connected: {
+          ok: true,
+          username: 'webuser1',
+          protocol: 'securechat.v1',
+          sent: ['client_hello', 'login'],
+        },
+        log: [],
+      });
+      const pageSpki = (connected as Extract<typeof connected, { ok: true }>).spki;
 
-    expect(await call('sendTo', 'tcpuser1', 'hello from Chromium')).toMatchObject({ type: 'ack' });
-    const atTcp = await tcp.receive();
-    expect(atTcp).toMatchObject({ from: 'webuser1', to: 'tcpuser1', body: 'hello from Chromium' });
-    const pageKey = createPublicKey({
-      key: Buffer.from(pageSpki, 'base64'),
-      format: 'der',
-      type: 'spki',
-    });
-    expect(pageKey.asymmetricKeyType).toBe('ed25519');
-    expect(ClientSession.verifyDeliver(atTcp, pageKey)).toBe(true);
+      expect(await call('sendTo', 'tcpuser1', 'hello from Chromium')).toMatchObject({
+        type: 'ack',
+      });
+      const atTcp = await tcp.receive();
+      expect(atTcp).toMatchObject({
+        from: 'webuser1',
+        to: 'tcpuser1',
+        body: 'hello from Chromium',
+      });
+      const pageKey = createPublicKey({
+        key: Buffer.from(pageSpki, 'base64'),
+        format: 'der',
+        type: 'spki',
+      });
+      expect(pageKey.asymmetricKeyType).toBe('ed25519');
+      expect(ClientSession.verifyDeliver(atTcp, pageKey)).toBe(true);
 
-    expect(await tcp.sendAndAck('webuser1', 'hello from Node')).toMatchObject({ type: 'ack' });
-    const tcpSpki = createPublicKey(tcpKey).export({ format: 'der', type: 'spki' });
-    const atPage = await call('receiveFrom', 'tcpuser1', tcpSpki.toString('base64'));
-    expect(atPage).toMatchObject({
-      deliver: { type: 'deliver', from: 'tcpuser1', to: 'webuser1', body: 'hello from Node' },
-      signatureValid: true,
-      alteredBodyValid: false,
+      expect(await tcp.sendAndAck('webuser1', 'hello from Node')).toMatchObject({ type: 'ack' });
+      const tcpSpki = createPublicKey(tcpKey).export({ format: 'der', type: 'spki' });
+      const atPage = await call('receiveFrom', 'tcpuser1', tcpSpki.toString('base64'));
+      expect(atPage).toMatchObject({
+        deliver: { type: 'deliver', from: 'tcpuser1', to: 'webuser1', body: 'hello from Node' },
+        signatureValid: true,
+        alteredBodyValid: false,
+      });
+
+      expect(await call('close')).toEqual({
+        viewsMatch: true,
+        signatureValid: true,
+        closeCode: 1000,
+        sent: ['client_hello', 'login', 'send', 'delivered', 'bye', 'countersign'],
+      });
+      expect(await tcp.close()).toMatchObject({ viewsMatch: true, signatureValid: true });
+      expect(log).toEqual([]);
+      await page.close();
     });
 
-    expect(await call('close')).toEqual({
-      viewsMatch: true,
-      signatureValid: true,
-      closeCode: 1000,
-      sent: ['client_hello', 'login', 'send', 'delivered', 'bye', 'countersign'],
+    it('refuses a server whose key is not the pinned one, and sends no login', async () => {
+      const { page, call } = await newPage();
+      const refused = await call('connect', {
+        url: `ws://127.0.0.1:${server!.wsPort}/`,
+        fingerprint: `sha256:${'0'.repeat(64)}`,
+        username: 'webuser2',
+        password: PASSWORD,
+      });
+      expect(refused).toMatchObject({
+        ok: false,
+        error: { name: 'ServerIdentityError', reason: 'server_key_mismatch' },
+        sent: ['client_hello'],
+      });
+      await page.close();
+
+      // Nothing reached the server's user table: the name is still free.
+      const later = await TestClient.connect({
+        port: server!.tcpPort,
+        username: 'webuser2',
+        password: PASSWORD,
+        key: generateKeyPairSync('ed25519').privateKey,
+        action: 'register',
+        fingerprint: server!.fingerprint,
+      });
+      clients.push(later);
+      expect(later.username).toBe('webuser2');
     });
-    expect(await tcp.close()).toMatchObject({ viewsMatch: true, signatureValid: true });
-    expect(log).toEqual([]);
-    await page.close();
   });
-
-  it('refuses a server whose key is not the pinned one, and sends no login', async () => {
-    const { page, call } = await newPage();
-    const refused = await call('connect', {
-      url: `ws://127.0.0.1:${server!.wsPort}/`,
-      fingerprint: `sha256:${'0'.repeat(64)}`,
-      username: 'webuser2',
-      password: PASSWORD,
-    });
-    expect(refused).toMatchObject({
-      ok: false,
-      error: { name: 'ServerIdentityError', reason: 'server_key_mismatch' },
-      sent: ['client_hello'],
-    });
-    await page.close();
-
-    // Nothing reached the server's user table: the name is still free.
-    const later = await TestClient.connect({
-      port: server!.port,
-      username: 'webuser2',
-      password: PASSWORD,
-      key: generateKeyPairSync('ed25519').privateKey,
-      action: 'register',
-      fingerprint: server!.fingerprint,
-    });
-    clients.push(later);
-    expect(later.username).toBe('webuser2');
-  });
-});
+}

@@ -180,7 +180,7 @@ describe('docker-compose.yml', () => {
     expect(interpolated.filter((name) => !names.has(name) && !CI_ONLY.includes(name))).toEqual([]);
   });
 
-  it('publishes the gateways, and the admin API on the host loopback only', () => {
+  it('publishes the gateways, and the admin API and the browser ports on the host loopback only', () => {
     const published = Object.fromEntries(
       Object.entries(compose.services)
         .filter(([, service]) => service.ports !== undefined)
@@ -188,8 +188,8 @@ describe('docker-compose.yml', () => {
     );
     expect(published).toEqual({
       auth: ['127.0.0.1:8080:8080'],
-      'gateway-1': ['7777:7777'],
-      'gateway-2': ['7778:7777'],
+      'gateway-1': ['7777:7777', '127.0.0.1:7780:7780'],
+      'gateway-2': ['7778:7777', '127.0.0.1:7781:7780'],
     });
   });
 
