@@ -77,6 +77,30 @@ describe('WebSocketListener', () => {
     }
   });
 
+  it('answers no WebSocket ping: output a peer never reads must come from frames only', async () => {
+    const streams: WebSocketByteStream[] = [];
+    const { listener, port } = await listen({ accept: (stream) => streams.push(stream) });
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/`, ['securechat.v1']);
+      await new Promise((resolve) => ws.once('open', resolve));
+      const pongs: Buffer[] = [];
+      ws.on('pong', (data: Buffer) => pongs.push(data));
+      ws.ping(Buffer.from('one'));
+      // A frame the server does answer, sent after the ping: once its answer is in, a pong to
+      // the ping would have arrived before it.
+      const echoed = new Promise<Buffer>((resolve) => ws.once('message', resolve));
+      streams[0]!.on('data', (chunk: Buffer) => streams[0]!.write(chunk, () => undefined));
+      const frame = Buffer.from([0, 0, 0, 2, 0x7b, 0x7d]);
+      ws.send(frame);
+      expect(await echoed).toEqual(frame);
+      expect(pongs).toEqual([]);
+      ws.terminate();
+    } finally {
+      for (const stream of streams) stream.destroy();
+      await listener.stop();
+    }
+  });
+
   describe('serving the web client', () => {
     let dir: string;
     let port: number;

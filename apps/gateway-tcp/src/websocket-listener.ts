@@ -48,6 +48,9 @@ export class WebSocketListener {
       // buffered whole. Smaller limits (before login) are the frame decoder's, as on TCP.
       maxPayload: options.maxFrame + 4,
       perMessageDeflate: false,
+      // No automatic pong: a peer that pings and never reads would grow our output with pongs
+      // that no limit of FramedSocket sees. securechat/1 has its own `ping` (PROTOCOL.md §6).
+      autoPong: false,
       clientTracking: false,
       // Text messages are refused unread (PROTOCOL.md §11), so their UTF-8 is never looked at.
       skipUTF8Validation: true,
