@@ -7,8 +7,9 @@ import tseslint from 'typescript-eslint';
  * import: libs/protocol nothing of ours; libs/client and apps/cli the protocol and the client;
  * libs/core the protocol and the schema; libs/admin-api zod alone; a service (auth, relay,
  * gateway-tcp) the libs and the schema, never a sibling; apps/admin as a service, plus the entry
- * points of auth and relay (it administers them); only the composition roots (apps/embedded and
- * each process's main.ts) put apps together. Relative paths that climb into another part count
+ * points of auth and relay (it administers them); apps/web (the browser client, bundled by
+ * scripts/build-web.mjs) libs/protocol and its own files, and no Node builtin; only the
+ * composition roots (apps/embedded and each process's main.ts) put apps together. Relative paths that climb into another part count
  * as imports of it.
  */
 const APPS = ['auth', 'relay', 'gateway-tcp', 'admin', 'embedded'];
@@ -37,6 +38,18 @@ const ADMIN_FORBIDDEN = [
   ...['gateway-tcp', 'embedded'].flatMap(app),
 ];
 const boundaries = [
+  boundary(
+    ['apps/web/**/*.ts'],
+    [
+      ...APPS.flatMap(app),
+      ...['core', 'client', 'admin-api'].flatMap(lib),
+      ...['cli'].flatMap(app),
+      ...SERVER_SIDE,
+      'node:*',
+      'ws',
+    ],
+    'apps/web runs in a browser: it imports @securechat/protocol and its own files only (no other part, no Node builtin).',
+  ),
   boundary(
     ['libs/protocol/**/*.ts'],
     [...APPS.flatMap(app), ...['core', 'client', 'admin-api'].flatMap(lib), ...SERVER_SIDE],
@@ -126,6 +139,11 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-argument': 'off',
       '@typescript-eslint/unbound-method': 'off',
     },
+  },
+  {
+    // The web client runs in a browser (its bundle gets Buffer from scripts/web-buffer-shim.mjs).
+    files: ['apps/web/**/*.ts'],
+    languageOptions: { globals: { ...globals.browser, Buffer: 'readonly' } },
   },
   ...boundaries,
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },

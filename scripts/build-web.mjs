@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Bundles TypeScript that uses libs/protocol for a browser: `node scripts/build-web.mjs [--json]
-// <entry> [outfile]` (default outfile build/web/<entry name>.js; --json prints the files that
+// <entry> [outfile]`, or the web client (apps/web) as static files with `--app [outdir]` (default
+// dist/web: index.html, style.css, app.js; what `npm run build:web` runs and the gateway serves) (default outfile build/web/<entry name>.js; --json prints the files that
 // went in and came out, for tests, which run it as a process: Jest's CommonJS sandbox can load
 // neither this module nor esbuild), or `buildWeb()` from other ESM.
 //
@@ -10,6 +11,7 @@
 // uses the global Buffer, which the bundle gets from the `buffer` package (web-buffer-shim.mjs).
 // Any import of a Node builtin fails the build, so a bundle that would need Node cannot be
 // produced by accident (type-only imports of node:crypto are erased before resolution).
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,7 +78,45 @@ export async function buildWeb({
   });
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+/** The web client's static files, copied beside its bundle. */
+const APP_STATIC = ['index.html', 'style.css'];
+
+/**
+ * Builds the web client (apps/web) into `outdir`: app.js (minified, with its source map) and the
+ * static files. No inline scripts or styles anywhere: the gateway serves them under a CSP that
+ * allows only the origin's own files.
+ */
+export async function buildApp({ outdir = join(root, 'dist/web') } = {}) {
+  const dir = resolve(root, outdir);
+  mkdirSync(dir, { recursive: true });
+  const result = await buildWeb({
+    entry: 'apps/web/src/main.ts',
+    outfile: join(dir, 'app.js'),
+    minify: true,
+  });
+  for (const name of APP_STATIC) {
+    copyFileSync(join(root, 'apps/web/static', name), join(dir, name));
+  }
+  return result;
+}
+
+if (
+  process.argv[1] &&
+  resolve(process.argv[1]) === fileURLToPath(import.meta.url) &&
+  process.argv[2] === '--app'
+) {
+  const outdir = process.argv[3] ?? 'dist/web';
+  try {
+    const { metafile } = await buildApp({ outdir });
+    for (const [file, { bytes }] of Object.entries(metafile.outputs)) {
+      console.log(`${file}  ${(bytes / 1024).toFixed(1)} KiB`);
+    }
+    for (const name of APP_STATIC) console.log(join(outdir, name));
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  }
+} else if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
   const json = args[0] === '--json';
   const [entry, outfile] = json ? args.slice(1) : args;

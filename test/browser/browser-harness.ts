@@ -6,12 +6,13 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { type AddressInfo } from 'node:net';
 import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { WebSocket, WebSocketServer } from 'ws';
 
 const ROOT = resolve(__dirname, '../..');
 const execFileAsync = promisify(execFile);
@@ -128,4 +129,121 @@ export async function openPage(browser: Browser, origin: string) {
     throw new Error(`the page did not load its bundle:\n${log.join('\n')}`, { cause: error });
   }
   return { page, log };
+}
+
+/**
+ * A man in the middle for a page and the gateway's browser port, on 127.0.0.1 (so the page's
+ * origin is the proxy's): HTTP requests are passed to the target (the web client's files, with
+ * the gateway's headers), WebSocket connections are relayed message by message to a WebSocket
+ * the proxy opens to the target (without Origin, like any program). A test can switch the
+ * target (another server, another key: one origin, one IndexedDB, one pin), drop every relayed
+ * connection, corrupt the next server-to-client message, and see what each page connection sent.
+ */
+export interface WebSocketProxy {
+  readonly origin: string;
+  /** The gateway port (HTTP and WebSocket) connections go to from now on. */
+  target: number;
+  /** Per relayed connection, in order: the client's messages (frames) passed on so far. */
+  readonly connections: { c2sMessages: number; closed: boolean }[];
+  /** Flips one base64 character of the `ct` of the next `enc` frame the server sends. */
+  corruptNextServerRecord(): void;
+  /** Resolves once every connection relayed so far has closed. */
+  settled(): Promise<void>;
+  /** Closes every relayed connection (both sides), as a network failure would. */
+  dropAll(): void;
+  close(): Promise<void>;
+}
+
+export async function startWebSocketProxy(target: number): Promise<WebSocketProxy> {
+  const sockets = new Set<WebSocket>();
+  let corrupt = false;
+  const closings: Promise<void>[] = [];
+  const state = {
+    target,
+    connections: [] as { c2sMessages: number; closed: boolean }[],
+  };
+  const server: Server = createServer((req, res) => {
+    const upstream = httpRequest(
+      { host: '127.0.0.1', port: state.target, path: req.url, method: req.method },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
+  const wss = new WebSocketServer({
+    server,
+    handleProtocols: (protocols) => (protocols.has('securechat.v1') ? 'securechat.v1' : false),
+  });
+  wss.on('connection', (page) => {
+    const record = { c2sMessages: 0, closed: false };
+    state.connections.push(record);
+    const upstream = new WebSocket(`ws://127.0.0.1:${state.target}/`, 'securechat.v1');
+    sockets.add(page);
+    sockets.add(upstream);
+    const queued: Buffer[] = [];
+    page.on('message', (data: Buffer) => {
+      record.c2sMessages += 1;
+      if (upstream.readyState === WebSocket.OPEN) upstream.send(data);
+      else queued.push(data);
+    });
+    upstream.on('open', () => {
+      for (const data of queued.splice(0)) upstream.send(data);
+    });
+    upstream.on('message', (data: Buffer) => {
+      let out = data;
+      const text = data.subarray(4).toString('latin1');
+      const at = text.indexOf('"ct":"');
+      if (corrupt && at >= 0) {
+        corrupt = false;
+        out = Buffer.from(data);
+        const index = 4 + at + 6 + 10;
+        out[index] = out[index] === 0x41 ? 0x42 : 0x41; // 'A' <-> 'B' (both base64)
+      }
+      page.send(out);
+    });
+    let markClosed = (): void => undefined;
+    closings.push(new Promise<void>((resolveClosed) => (markClosed = resolveClosed)));
+    const closeBoth = () => {
+      record.closed = true;
+      markClosed();
+      page.close();
+      upstream.close();
+    };
+    page.on('close', closeBoth);
+    upstream.on('close', closeBoth);
+    page.on('error', closeBoth);
+    upstream.on('error', closeBoth);
+  });
+  await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
+  const { port } = server.address() as AddressInfo;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    get target() {
+      return state.target;
+    },
+    set target(value: number) {
+      state.target = value;
+    },
+    connections: state.connections,
+    settled: async () => {
+      await Promise.all(closings);
+    },
+    corruptNextServerRecord: () => {
+      corrupt = true;
+    },
+    dropAll: () => {
+      for (const socket of sockets) socket.terminate();
+      sockets.clear();
+    },
+    close: () =>
+      new Promise<void>((resolveClose) => {
+        for (const socket of sockets) socket.terminate();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => resolveClose());
+      }),
+  };
 }

@@ -77,7 +77,7 @@ const COUNTERSIGN_TIMEOUT_MS = 10_000;
 /** How long a shutdown waits for the request being handled before it sends the error anyway. */
 const SHUTDOWN_DRAIN_MS = 2_000;
 /** A frame started but not finished within this time is a stalled peer (PROTOCOL.md §9). */
-const FRAME_STALL_TIMEOUT_MS = 30_000;
+export const FRAME_STALL_TIMEOUT_MS = 30_000;
 /** Answers waiting for the peer above which no further request is handled until it reads. */
 const REPLY_WRITE_AHEAD_BYTES = 64 * 1024;
 

@@ -29,6 +29,11 @@ export interface ByteStream {
   destroy(): unknown;
   /** Emits `timeout` after `ms` without traffic either way; 0 disarms it. */
   setTimeout(ms: number): unknown;
+  /**
+   * The largest frame body from now on, for a transport that holds whole messages before they
+   * become bytes here (the WebSocket binding): it must refuse longer ones while reading them.
+   */
+  setMaxFrame?(maxFrame: number): void;
 }
 
 export interface FramedSocketLimits {
@@ -189,6 +194,7 @@ export class FramedSocket {
   set maxFrame(value: number) {
     if (value > this.#limits.maxFrame) throw new RangeError('maxFrame above the configured one');
     this.#decoder.maxFrame = value;
+    this.#socket.setMaxFrame?.(value);
   }
 
   get closed(): boolean {

@@ -13,7 +13,7 @@ import {
 } from '@securechat/core';
 import { encodeFrame, serializeJson } from '@securechat/protocol';
 
-import { ClientConnection, type ConnectionDeps } from './client-connection';
+import { ClientConnection, type ConnectionDeps, FRAME_STALL_TIMEOUT_MS } from './client-connection';
 import { type ByteStream } from './framed-socket';
 import { ConnectionLimiter } from './connection-limiter';
 import { ConnectionLogger } from './connection-logger';
@@ -170,6 +170,8 @@ export class GatewayServer implements OnModuleDestroy {
       maxFrame: limits.maxFrame,
       maxConnections: limits.maxHandshakes + limits.maxSessions,
       requestTimeoutMs: limits.helloTimeoutMs,
+      stallTimeoutMs: FRAME_STALL_TIMEOUT_MS,
+      maxPendingPerAddress: limits.maxHandshakesPerAddress,
       accept: (stream) => this.#accept(stream),
       ...(files ? { request: files.handle.bind(files) } : {}),
       refused: (reason, remoteAddress) =>

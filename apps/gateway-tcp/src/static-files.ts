@@ -1,4 +1,4 @@
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { dirname, extname, join, relative, sep } from 'node:path';
 
@@ -30,19 +30,16 @@ const SECURITY_HEADERS = {
 } as const;
 
 /**
- * Serves the files of one directory, as it was when the server started: the set of paths is
- * read once, so nothing outside it (`..`, symlinks added later, a path with NUL) can be asked
- * for, and a request never touches the file system for a name that is not in the set. GET and
- * HEAD only; `/` is `index.html`.
+ * Serves the files of one directory as they were when the server started, from memory (the web
+ * client is a few hundred KiB): nothing outside that set (`..`, files added later, a path with
+ * NUL) can be asked for, a request never touches the file system, and a rebuild while the
+ * server runs cannot cut a response short. GET and HEAD only; `/` is `index.html`.
  */
 export class StaticFiles {
   readonly #root: string;
-  readonly #files: Map<string, { path: string; size: number; type: string }>;
+  readonly #files: Map<string, { body: Buffer; type: string }>;
 
-  private constructor(
-    root: string,
-    files: Map<string, { path: string; size: number; type: string }>,
-  ) {
+  private constructor(root: string, files: Map<string, { body: Buffer; type: string }>) {
     this.#root = root;
     this.#files = files;
   }
@@ -50,7 +47,7 @@ export class StaticFiles {
   /** The directory's files, or undefined when it does not exist (no web client built). */
   static load(root: string): StaticFiles | undefined {
     if (!existsSync(root) || !statSync(root).isDirectory()) return undefined;
-    const files = new Map<string, { path: string; size: number; type: string }>();
+    const files = new Map<string, { body: Buffer; type: string }>();
     const walk = (dir: string): void => {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
         const path = join(dir, entry.name);
@@ -59,7 +56,11 @@ export class StaticFiles {
           const type = CONTENT_TYPES[extname(entry.name).toLowerCase()];
           if (type === undefined) continue;
           const url = `/${relative(root, path).split(sep).join('/')}`;
-          files.set(url, { path, size: statSync(path).size, type });
+          try {
+            files.set(url, { body: readFileSync(path), type });
+          } catch {
+            // Gone between the listing and the read (a rebuild running): not served.
+          }
         }
       }
     };
@@ -95,16 +96,10 @@ export class StaticFiles {
     }
     response.writeHead(200, {
       'content-type': file.type,
-      'content-length': file.size,
+      'content-length': file.body.length,
       ...SECURITY_HEADERS,
     });
-    if (request.method === 'HEAD') {
-      response.end();
-      return;
-    }
-    const stream = createReadStream(file.path);
-    stream.on('error', () => response.destroy());
-    stream.pipe(response);
+    response.end(request.method === 'HEAD' ? undefined : file.body);
   }
 }
 

@@ -47,15 +47,17 @@ function fakes() {
     paused: false,
     closedWith: undefined as number | undefined,
     terminated: false,
+    _receiver: { _maxPayload: 65540 },
+    isPaused: false,
     send(data: Buffer, _options: unknown, done: (error?: Error) => void) {
       this.sent.push(data);
       done();
     },
     pause() {
-      this.paused = true;
+      this.paused = this.isPaused = true;
     },
     resume() {
-      this.paused = false;
+      this.paused = this.isPaused = false;
     },
     close(code: number) {
       this.closedWith = code;
@@ -77,6 +79,7 @@ function fakes() {
     ws as unknown as WebSocket,
     socket as unknown as Socket,
     '203.0.113.9',
+    30_000,
   );
   return { ws, socket, stream };
 }
@@ -141,6 +144,59 @@ describe('WebSocketByteStream', () => {
     ws.emit('close');
     expect(events).toEqual(['drain', 'timeout', 'close']);
     expect(stream.destroyed).toBe(true);
+  });
+
+  it('ends the socket at once when ws reports broken WebSocket framing', () => {
+    const { ws, stream } = fakes();
+    const errors: Error[] = [];
+    stream.on('error', (error: Error) => errors.push(error));
+    ws.emit('error', new RangeError('Max payload size exceeded'));
+    expect(ws.terminated).toBe(true);
+    expect(stream.destroyed).toBe(true);
+    expect(errors.map((error) => error.message)).toEqual(['Max payload size exceeded']);
+  });
+
+  it("passes the frame limit on to ws's receiver (small before login, then the configured one)", () => {
+    const { ws, stream } = fakes();
+    stream.setMaxFrame(24 * 1024);
+    expect(ws._receiver._maxPayload).toBe(24 * 1024 + 4);
+    stream.setMaxFrame(65536);
+    expect(ws._receiver._maxPayload).toBe(65540);
+  });
+
+  describe('a message started and never finished', () => {
+    beforeEach(() => jest.useFakeTimers());
+    afterEach(() => jest.useRealTimers());
+
+    it('drops the peer after the stall timeout, pings or not', () => {
+      const { ws, socket, stream } = fakes();
+      const errors: Error[] = [];
+      stream.on('error', (error: Error) => errors.push(error));
+      socket.emit('data', Buffer.alloc(10)); // part of a message
+      jest.advanceTimersByTime(29_999);
+      socket.emit('data', Buffer.alloc(6)); // a ping: no message comes of it
+      expect(ws.terminated).toBe(false);
+      jest.advanceTimersByTime(1);
+      expect(ws.terminated).toBe(true);
+      expect(errors.map((error) => error.message)).toEqual(['stalled mid-message']);
+    });
+
+    it('keeps a peer whose bytes became whole messages, and one we stopped reading', () => {
+      const { ws, socket, stream } = fakes();
+      stream.on('data', () => undefined);
+      stream.on('error', () => undefined);
+      socket.emit('data', Buffer.alloc(20));
+      ws.emit('message', encodeFrame(Buffer.from('{}')), true);
+      jest.advanceTimersByTime(60_000);
+      expect(ws.terminated).toBe(false);
+      stream.pause(); // our backpressure: what waits in ws is not the peer's stall
+      socket.emit('data', Buffer.alloc(20));
+      jest.advanceTimersByTime(60_000);
+      expect(ws.terminated).toBe(false);
+      stream.resume();
+      jest.advanceTimersByTime(30_000);
+      expect(ws.terminated).toBe(true);
+    });
   });
 
   it('destroys by terminating the WebSocket', () => {

@@ -43,23 +43,57 @@ export class WebSocketByteStream extends EventEmitter implements ByteStream {
   readonly remoteAddress: string;
   readonly #ws: WebSocket;
   readonly #socket: Socket;
+  readonly #stallTimeoutMs: number;
   #destroyed = false;
+  /** Bytes read from the socket since the last whole message (a message `ws` still assembles). */
+  #partialBytes = 0;
+  #stallTimer: NodeJS.Timeout | undefined;
   /** After `end()`: what the peer still sends is dropped unread. */
   #ending = false;
 
-  constructor(ws: WebSocket, socket: Socket, remoteAddress: string) {
+  /**
+   * `stallTimeoutMs`: a message started and not finished for this long drops the peer, as a
+   * frame started and not finished does on TCP (FramedSocket sees nothing of a message until
+   * `ws` has all of it). WebSocket pings are no progress: they could otherwise keep such a
+   * message open forever.
+   */
+  constructor(ws: WebSocket, socket: Socket, remoteAddress: string, stallTimeoutMs: number) {
     super();
     this.#ws = ws;
     this.#socket = socket;
     this.remoteAddress = remoteAddress;
+    this.#stallTimeoutMs = stallTimeoutMs;
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#onMessage(data, isBinary));
     ws.on('close', () => {
       this.#destroyed = true;
+      this.#disarmStall();
       this.emit('close');
     });
-    ws.on('error', (error: Error) => this.emit('error', error));
+    // `ws` reports a broken WebSocket framing (too large, too many fragments, unmasked, …) and
+    // then waits up to 30 s for the peer's close: FramedSocket takes 'error' as the end of the
+    // socket, as on TCP, so the socket must end here and now.
+    ws.on('error', (error: Error) => {
+      this.destroy();
+      this.emit('error', error);
+    });
+    // Before `ws`'s own listener: a chunk is counted, then `ws` turns it into messages (events
+    // are synchronous: allowSynchronousEvents), which clear the count.
+    socket.prependListener('data', (chunk: Buffer) => this.#onBytes(chunk.length));
     socket.on('drain', () => this.emit('drain'));
     socket.on('timeout', () => this.emit('timeout'));
+  }
+
+  /**
+   * The largest frame body from now on (FramedSocket's maxFrame: small until login, PROTOCOL.md
+   * §9): `ws` refuses a longer message while it reads it, before it holds all of it. `ws` has no
+   * public setter for this; the receiver's field is set directly (websocket-listener.int-spec
+   * checks that it takes effect with the `ws` version installed).
+   */
+  setMaxFrame(maxFrame: number): void {
+    const receiver = (this.#ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver;
+    if (receiver !== undefined && typeof receiver._maxPayload === 'number') {
+      receiver._maxPayload = maxFrame + LENGTH_PREFIX_BYTES;
+    }
   }
 
   get writableLength(): number {
@@ -70,12 +104,17 @@ export class WebSocketByteStream extends EventEmitter implements ByteStream {
     return this.#destroyed;
   }
 
+  /** While we do not read, a message waiting in `ws` is not the peer's stall. */
   pause(): void {
     this.#ws.pause();
+    this.#disarmStall();
   }
 
   resume(): void {
     this.#ws.resume();
+    if (this.#partialBytes > 0 && !this.#destroyed) {
+      this.#stallTimer ??= setTimeout(() => this.#onStall(), this.#stallTimeoutMs);
+    }
   }
 
   cork(): void {
@@ -103,6 +142,7 @@ export class WebSocketByteStream extends EventEmitter implements ByteStream {
 
   destroy(): void {
     this.#destroyed = true;
+    this.#disarmStall();
     this.#ws.terminate();
   }
 
@@ -110,7 +150,30 @@ export class WebSocketByteStream extends EventEmitter implements ByteStream {
     this.#socket.setTimeout(ms);
   }
 
+  #onBytes(length: number): void {
+    this.#partialBytes += length;
+    if (!this.#ws.isPaused) {
+      this.#stallTimer ??= setTimeout(() => this.#onStall(), this.#stallTimeoutMs);
+    }
+  }
+
+  #onStall(): void {
+    this.#stallTimer = undefined;
+    if (this.#partialBytes === 0 || this.#destroyed) return;
+    this.destroy();
+    this.emit('error', new Error('stalled mid-message'));
+  }
+
+  #disarmStall(): void {
+    if (this.#stallTimer) clearTimeout(this.#stallTimer);
+    this.#stallTimer = undefined;
+  }
+
   #onMessage(data: Buffer, isBinary: boolean): void {
+    // A whole message: what was read so far is accounted for (a chunk that also began the next
+    // message is forgiven; the next chunk arms the timer again).
+    this.#partialBytes = 0;
+    this.#disarmStall();
     if (this.#ending) return;
     const problem = messageFramingProblem(data, isBinary);
     if (problem === undefined) {

@@ -4,6 +4,7 @@
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -22,6 +23,8 @@ async function listen(extra: Partial<WebSocketListenerOptions> = {}) {
     maxFrame: 65536,
     maxConnections: 16,
     requestTimeoutMs: 2000,
+    stallTimeoutMs: 30_000,
+    maxPendingPerAddress: 16,
     accept: (stream) => {
       accepted.push(stream);
       stream.destroy();
@@ -30,6 +33,18 @@ async function listen(extra: Partial<WebSocketListenerOptions> = {}) {
   });
   const port = await listener.start();
   return { listener, port, accepted };
+}
+
+/** Whether a WebSocket to the listener opens (and is accepted). */
+function upgraded(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, ['securechat.v1']);
+    ws.once('open', () => {
+      ws.terminate();
+      resolve(true);
+    });
+    ws.once('error', () => resolve(false));
+  });
 }
 
 function get(
@@ -97,6 +112,54 @@ describe('WebSocketListener', () => {
       ws.terminate();
     } finally {
       for (const stream of streams) stream.destroy();
+      await listener.stop();
+    }
+  });
+
+  it('refuses a message above the frame limit set for the connection (pre-login: small)', async () => {
+    const streams: WebSocketByteStream[] = [];
+    const { listener, port } = await listen({
+      accept: (stream) => {
+        stream.on('error', () => undefined);
+        stream.setMaxFrame(24 * 1024);
+        streams.push(stream);
+      },
+    });
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/`, ['securechat.v1']);
+      await new Promise((resolve) => ws.once('open', resolve));
+      const closed = new Promise<number>((resolve) => ws.once('close', resolve));
+      const message = Buffer.alloc(30 * 1024);
+      message.writeUInt32BE(message.length - 4, 0);
+      ws.send(message);
+      // 1009: `ws` measured the message against 24 KiB + 4, not the listener's 64 KiB + 4.
+      expect(await closed).toBe(1009);
+      expect(streams[0]!.destroyed).toBe(true);
+    } finally {
+      await listener.stop();
+    }
+  });
+
+  it('holds at most maxPendingPerAddress connections of one address before their upgrade', async () => {
+    const { listener, port } = await listen({ maxPendingPerAddress: 2 });
+    const sockets: Socket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const socket = connect({ host: '127.0.0.1', port });
+        socket.on('error', () => undefined);
+        await new Promise((resolve) => socket.once('connect', resolve));
+        sockets.push(socket);
+      }
+      // The third is closed by the server; the first two wait for their (unsent) requests.
+      await new Promise((resolve) => sockets[2]!.once('close', resolve));
+      expect(sockets.map((socket) => socket.destroyed)).toEqual([false, false, true]);
+      // One closes: its place is free again.
+      sockets[0]!.destroy();
+      await new Promise((resolve) => sockets[0]!.once('close', resolve));
+      const ok = await upgraded(port);
+      expect(ok).toBe(true);
+    } finally {
+      for (const socket of sockets) socket.destroy();
       await listener.stop();
     }
   });

@@ -16,6 +16,10 @@ export interface WebSocketListenerOptions {
   readonly maxConnections: number;
   /** Time for a client to send its upgrade request (SECURECHAT_HELLO_TIMEOUT_MS). */
   readonly requestTimeoutMs: number;
+  /** A message started and not finished for this long drops the peer (as a frame on TCP). */
+  readonly stallTimeoutMs: number;
+  /** Connections one address may hold before they are upgraded (HTTP requests in progress). */
+  readonly maxPendingPerAddress: number;
   /** Each upgraded connection, handled from here on exactly like a TCP socket. */
   readonly accept: (stream: WebSocketByteStream) => void;
   /** Plain HTTP requests (the web client's files); without it, 426 Upgrade Required. */
@@ -39,6 +43,12 @@ export class WebSocketListener {
   readonly #wss: WebSocketServer;
   #server: Server | undefined;
   #allowed = new Set<string>();
+  /**
+   * Connections not upgraded (yet) per address: the gateway's admission applies after the
+   * upgrade, so until then this bounds what one address holds of `maxConnections`.
+   */
+  readonly #pending = new Map<string, number>();
+  readonly #counted = new WeakSet<Socket>();
 
   constructor(options: WebSocketListenerOptions) {
     this.#options = options;
@@ -48,6 +58,12 @@ export class WebSocketListener {
       // buffered whole. Smaller limits (before login) are the frame decoder's, as on TCP.
       maxPayload: options.maxFrame + 4,
       perMessageDeflate: false,
+      // Whole messages only, and few parts to one: each part is a buffer `ws` keeps until the
+      // message ends (a browser sends our messages, at most 64 KiB, as one frame).
+      maxFragments: 64,
+      // WebSocketByteStream counts a chunk before `ws` parses it and relies on the messages of
+      // that chunk being emitted at once.
+      allowSynchronousEvents: true,
       // No automatic pong: a peer that pings and never reads would grow our output with pongs
       // that no limit of FramedSocket sees. securechat/1 has its own `ping` (PROTOCOL.md §6).
       autoPong: false,
@@ -63,9 +79,16 @@ export class WebSocketListener {
   async start(): Promise<number> {
     const { host, port, maxConnections, requestTimeoutMs } = this.#options;
     const server = createServer(
-      { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: requestTimeoutMs },
+      {
+        maxHeaderSize: MAX_HEADER_BYTES,
+        requestTimeout: requestTimeoutMs,
+        // Node checks the two timeouts every this often (30 s by default): a slow upgrade
+        // request would hold its connection that long.
+        connectionsCheckingInterval: Math.min(1_000, requestTimeoutMs),
+      },
       (request, response) => this.#onRequest(request, response),
     );
+    server.on('connection', (socket: Socket) => this.#onConnection(socket));
     server.headersTimeout = requestTimeoutMs;
     server.keepAliveTimeout = 5_000;
     server.maxConnections = maxConnections;
@@ -114,8 +137,30 @@ export class WebSocketListener {
     );
   }
 
+  #onConnection(socket: Socket): void {
+    const address = socket.remoteAddress ?? 'unknown';
+    const count = this.#pending.get(address) ?? 0;
+    if (count >= this.#options.maxPendingPerAddress) {
+      socket.destroy();
+      return;
+    }
+    this.#pending.set(address, count + 1);
+    this.#counted.add(socket);
+    socket.once('close', () => this.#settle(socket));
+  }
+
+  /** The connection was upgraded or closed: it no longer counts as pending (once). */
+  #settle(socket: Socket): void {
+    if (!this.#counted.delete(socket)) return;
+    const address = socket.remoteAddress ?? 'unknown';
+    const count = (this.#pending.get(address) ?? 1) - 1;
+    if (count <= 0) this.#pending.delete(address);
+    else this.#pending.set(address, count);
+  }
+
   #onUpgrade(request: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', ignoreError);
+    this.#settle(socket);
     const remoteAddress = socket.remoteAddress ?? 'unknown';
     const problem = this.#refusal(request);
     if (problem !== undefined) {
@@ -128,7 +173,9 @@ export class WebSocketListener {
     }
     this.#wss.handleUpgrade(request, socket, head, (ws) => {
       socket.off('error', ignoreError);
-      this.#options.accept(new WebSocketByteStream(ws, socket, remoteAddress));
+      this.#options.accept(
+        new WebSocketByteStream(ws, socket, remoteAddress, this.#options.stallTimeoutMs),
+      );
     });
   }
 

@@ -97,6 +97,8 @@ export class ClientHandshake {
   readonly #options: ClientHandshakeOptions;
   readonly #ephemeral: X25519KeyPair;
   #frame1: Buffer | undefined;
+  /** A receive() is running (see receive). */
+  #receiving = false;
   #hello:
     { frame: Buffer; message: ServerHello; serverKey: KeyObject; fingerprint: string } | undefined;
   #keys: { h2: Buffer; c2s: RecordDirection; s2c: RecordDirection } | undefined;
@@ -132,8 +134,25 @@ export class ClientHandshake {
     return this.#frame1;
   }
 
-  /** Feeds one frame from the server. Never throws: failures come back as a closing step. */
+  /**
+   * Feeds one frame from the server. Never throws on what the server sent: failures come back as
+   * a closing step. One frame at a time: a call made before the previous one resolved (it may be
+   * waiting for `onFirstUse` or for an asynchronous signature) is refused, since it would run a
+   * step of the handshake twice.
+   */
   async receive(frame: RawFrame): Promise<ClientHandshakeStep> {
+    if (this.#receiving) {
+      throw new Error('ClientHandshake.receive: await the previous call before the next frame');
+    }
+    this.#receiving = true;
+    try {
+      return await this.#receiveOne(frame);
+    } finally {
+      this.#receiving = false;
+    }
+  }
+
+  async #receiveOne(frame: RawFrame): Promise<ClientHandshakeStep> {
     try {
       switch (this.#state) {
         case 'expect_server_hello':

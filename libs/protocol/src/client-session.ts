@@ -203,10 +203,14 @@ export class ClientSession extends Session {
       throw new Error('countersign() must follow the receipt, once');
     this.#countersigning = true;
     const view = this.view();
-    const signature = await userSignAsync(
-      this.#userKey,
-      countersignSignedBytes(receiptDigest(view)),
-    );
+    let signature: Buffer;
+    try {
+      signature = await userSignAsync(this.#userKey, countersignSignedBytes(receiptDigest(view)));
+    } finally {
+      this.#countersigning = false;
+    }
+    // Anything read meanwhile closed the session (nothing may follow the receipt).
+    if (this.#state !== 'receipt_received') throw new Error('the session closed meanwhile');
     return this.#sealCountersign(view, signature);
   }
 

@@ -12,6 +12,8 @@ import {
   sign as nodeSign,
 } from 'node:crypto';
 
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { sha512 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
 
 import { b64, hex, userRsaKey, vectors } from '../../test/vectors';
@@ -348,6 +350,48 @@ const weakRsa = [
   generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey,
   generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 }).publicKey,
 ];
+
+describe('Ed25519: a signature whose R carries a small-order part', () => {
+  // R = [r]B + T with T of order 8, S = r + k·a: the cofactored equation holds, the exact one
+  // does not. OpenSSL refuses it; so must the browser, or a message would show as signed in a
+  // browser and unsigned everywhere else.
+  const { Point } = ed25519;
+  const order = Point.Fn.ORDER;
+  const le = (bytes: Uint8Array) =>
+    BigInt(`0x${Buffer.from(bytes).reverse().toString('hex') || '0'}`);
+  const toLe = (n: bigint) => Buffer.from(n.toString(16).padStart(64, '0'), 'hex').reverse();
+  const torsion = Point.fromBytes(
+    Buffer.from('26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05', 'hex'),
+  );
+
+  it('is refused by both implementations, while the honest signature passes both', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 64, maxLength: 64 }),
+        fc.uint8Array({ maxLength: 100 }),
+        (seed, nonce, message) => {
+          const { scalar, pointBytes } = ed25519.utils.getExtendedPublicKey(seed);
+          const r = (le(nonce) % (order - 1n)) + 1n;
+          const R = Point.BASE.multiply(r).add(torsion).toBytes();
+          const k = le(sha512(Buffer.concat([R, pointBytes, message]))) % order;
+          const forged = Buffer.concat([R, toLe((r + k * scalar) % order)]);
+          const privateKey = browser.ed25519PrivateKeyFromSeed(seed);
+          const spki = browser.exportSpki(browser.publicKeyOf(privateKey));
+          const browserKey = browser.importUserPublicKey(spki);
+          const nodeKey = node.importUserPublicKey(spki);
+          expect(browser.userVerify(browserKey, message, forged)).toBe(false);
+          expect(node.userVerify(nodeKey, message, forged)).toBe(false);
+          expect(browser.ed25519Verify(browserKey, message, forged)).toBe(false);
+          const honest = browser.userSign(privateKey, message);
+          expect(browser.userVerify(browserKey, message, honest)).toBe(true);
+          expect(node.userVerify(nodeKey, message, honest)).toBe(true);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
 
 describe('user and server key import: both accept and refuse the same SPKIs', () => {
   it('random RSA, RSA-PSS and Ed25519 keys from node:crypto import alike', () => {

@@ -14,7 +14,7 @@
 import { gcm } from '@noble/ciphers/aes.js';
 import { ed25519, x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
 import { expand, extract } from '@noble/hashes/hkdf.js';
-import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import { sha256 as nobleSha256, sha512 } from '@noble/hashes/sha2.js';
 import { type webcrypto } from 'node:crypto';
 
 import {
@@ -364,16 +364,46 @@ export function ed25519Sign(privateKey: BrowserPrivateKey, data: Uint8Array): Bu
   return asBuffer(ed25519.sign(data, own.secret));
 }
 
+/** Little-endian bytes as an integer (RFC 8032 §5.1.7 reads S and the hash so). */
+function littleEndian(bytes: Uint8Array): bigint {
+  let value = 0n;
+  for (let i = bytes.length - 1; i >= 0; i--) value = (value << 8n) | BigInt(bytes[i]!);
+  return value;
+}
+
 /**
- * RFC 8032 §5.1.7 decoding (`zip215: false`): a non-canonical R or S never verifies, as with
- * OpenSSL.
+ * Ed25519 verification as OpenSSL does it, so that a browser and a Node client give every
+ * signature the same verdict (a message one shows as signed, the other must too):
+ * - RFC 8032 §5.1.7 decoding (`zip215: false`): a non-canonical A, R or S never verifies;
+ * - the cofactorless equation [S]B = R + [k]A. noble checks the cofactored one
+ *   ([8][S]B = [8]R + [8][k]A, RFC 8032's "sufficient" form), which also accepts R with a
+ *   small-order part added; OpenSSL compares R exactly. So noble's verdict comes first (it does
+ *   the decoding rules), then the exact equation on the same decoded points.
  */
 function nobleEd25519Verify(raw: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
   try {
-    return ed25519.verify(signature, data, raw, { zip215: false });
+    if (!ed25519.verify(signature, data, raw, { zip215: false })) return false;
+    const { Point } = ed25519;
+    const order = Point.Fn.ORDER;
+    const r = signature.subarray(0, 32);
+    const R = Point.fromBytes(r, false);
+    const A = Point.fromBytes(raw, false);
+    const S = littleEndian(signature.subarray(32, 64));
+    const k = littleEndian(sha512(concatBytes(r, raw, data))) % order;
+    return Point.BASE.multiplyUnsafe(S).equals(R.add(A.multiplyUnsafe(k)));
   } catch {
     return false;
   }
+}
+
+function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
 
 export function ed25519Verify(
