@@ -1,15 +1,20 @@
 /**
  * A browser page as a SecureChat client (PROTOCOL.md §11 WebSocket binding): Chromium runs
  * libs/protocol's ClientHandshake and ClientSession, bundled with browser-crypto.ts, against the
- * embedded server, and talks to a Node user on the TCP port — both signatures checked on the
- * other side, the session closed with a receipt both agree on. And a page that pins another
- * fingerprint refuses the server before it sends its login.
+ * embedded server and a distributed cluster, and talks to a Node user and to a user of the
+ * `securechat` CLI on the TCP port — every signature checked on the other side, the session
+ * closed with a receipt both agree on. And a page that pins another fingerprint refuses the
+ * server before it sends its login.
  */
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { ClientSession } from '@securechat/protocol';
 import { type Browser } from 'playwright-core';
 
+import { runCli, spawnCli } from '../support/cli-process';
 import { Cluster } from '../support/distributed-cluster';
 import { removeDataDir, startEmbeddedServer } from '../support/embedded-server';
 import { TestClient } from '../support/protocol-client';
@@ -85,6 +90,7 @@ for (const [name, deploy] of DEPLOYMENTS) {
     let server: Deployment | undefined;
     let browser: Browser | undefined;
     const clients: TestClient[] = [];
+    const homes: string[] = [];
 
     beforeAll(async () => {
       pages = await servePage(await buildPage('test/browser/page/websocket-login-page.ts'));
@@ -101,6 +107,7 @@ for (const [name, deploy] of DEPLOYMENTS) {
       await browser?.close();
       await pages?.close();
       await server?.stop();
+      for (const home of homes) rmSync(home, { recursive: true, force: true });
     });
 
     /** A fresh page; `call` runs one of its securechatPage functions in it. */
@@ -188,6 +195,61 @@ for (const [name, deploy] of DEPLOYMENTS) {
         sent: ['client_hello', 'login', 'send', 'delivered', 'bye', 'countersign'],
       });
       expect(await tcp.close()).toMatchObject({ viewsMatch: true, signatureValid: true });
+      expect(log).toEqual([]);
+      await page.close();
+    });
+
+    it('chats with a user of the securechat CLI (its default RSA key), both ways, verified', async () => {
+      const home = mkdtempSync(join(tmpdir(), 'securechat-cli-browser-'));
+      homes.push(home);
+      const cli = {
+        SECURECHAT_CONFIG_DIR: join(home, 'config'),
+        SECURECHAT_DATA_HOME: join(home, 'data'),
+        SECURECHAT_SERVER: `127.0.0.1:${server!.tcpPort}`,
+        SECURECHAT_USER: 'cliuser1',
+        SECURECHAT_PASSWORD: PASSWORD,
+        SECURECHAT_KEY_PASSPHRASE: 'cli passphrase',
+      };
+      expect((await runCli(['keygen'], cli)).code).toBe(0);
+      const registered = await runCli(['register', '--trust-on-first-use'], cli);
+      expect(registered).toMatchObject({ code: 0 });
+      const { page, log, call } = await newPage();
+      expect(
+        await call('connect', {
+          url: `ws://127.0.0.1:${server!.wsPort}/`,
+          fingerprint: server!.fingerprint,
+          username: 'webuser3',
+          password: PASSWORD,
+        }),
+      ).toMatchObject({ ok: true });
+
+      // CLI → page: the page checks the RSA-PSS signature with WebCrypto.
+      const sent = await runCli(['send', '--to', 'webuser3', 'hello from the CLI'], cli);
+      expect(sent).toMatchObject({ code: 0, stderr: '' });
+      const cliPublicPem = readFileSync(join(cli.SECURECHAT_CONFIG_DIR, 'id_securechat.pub'));
+      const cliSpki = createPublicKey(cliPublicPem).export({ format: 'der', type: 'spki' });
+      expect(createPublicKey(cliPublicPem).asymmetricKeyType).toBe('rsa');
+      expect(await call('receiveFrom', 'cliuser1', cliSpki.toString('base64'))).toMatchObject({
+        deliver: { from: 'cliuser1', to: 'webuser3', body: 'hello from the CLI' },
+        signatureValid: true,
+        alteredBodyValid: false,
+      });
+
+      // page → CLI: `securechat listen` fetches the page's key and verifies the signature.
+      const listener = spawnCli(['listen', '--count', '1', '--timeout', '60'], cli);
+      await listener.waitFor(/^listening as cliuser1/, 'stderr');
+      expect(await call('sendTo', 'cliuser1', 'hello from Chromium')).toMatchObject({
+        type: 'ack',
+      });
+      const listened = await listener.done();
+      expect(listened.code).toBe(0);
+      expect(JSON.parse(listened.stdout.trim())).toMatchObject({
+        from: 'webuser3',
+        to: 'cliuser1',
+        body: 'hello from Chromium',
+        verification: 'verified',
+      });
+      await call('close');
       expect(log).toEqual([]);
       await page.close();
     });
