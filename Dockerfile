@@ -25,6 +25,17 @@ COPY libs ./libs
 COPY apps ./apps
 RUN node scripts/build.mjs
 
+# The web client (apps/web → dist/web): bundled with esbuild, a development dependency, so in a
+# stage of its own with the full lockfile install; only its static files reach the image.
+FROM ${NODE_IMAGE} AS web
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+COPY libs ./libs
+COPY apps ./apps
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY scripts ./scripts
+RUN node scripts/build-web.mjs --app dist/web
+
 FROM ${NODE_IMAGE} AS runtime
 # Containers listen on every interface of their own network namespace: only what docker
 # publishes is reachable from outside. The admin API keeps its loopback default here and is
@@ -47,8 +58,9 @@ COPY package.json package-lock.json ./
 # The migrations are read at run time (db:migrate, and every service's start).
 COPY db/migrations ./db/migrations
 COPY --from=build /app/dist ./dist
+COPY --from=web /app/dist/web ./dist/web
 USER node
-EXPOSE 7777 8080 9090
+EXPOSE 7777 7780 8080 9090
 # Liveness from the ops endpoint; slim images have no curl, so node asks.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["node", "-e", "const r=require('node:http').get({host:'127.0.0.1',port:process.env.SECURECHAT_OPS_PORT||9090,path:'/healthz',timeout:4000},(s)=>process.exit(s.statusCode===200?0:1));r.on('error',()=>process.exit(1));r.on('timeout',()=>process.exit(1))"]
