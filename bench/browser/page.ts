@@ -18,18 +18,7 @@ import {
   type RawFrame,
 } from '@securechat/protocol';
 
-/** The part of the DOM's WebSocket used here (the project's types are Node's, not the DOM's). */
-interface PageWebSocket {
-  binaryType: 'arraybuffer' | 'blob';
-  send(data: Uint8Array): void;
-  close(): void;
-  addEventListener(type: 'open' | 'error', listener: () => void): void;
-  addEventListener(type: 'close', listener: (event: { code: number }) => void): void;
-  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
-}
-const PageWebSocket = (
-  globalThis as unknown as { WebSocket: new (url: string, protocol: string) => PageWebSocket }
-).WebSocket;
+import { PageWebSocket } from '../../test/browser/page/page-websocket';
 
 export interface LoginOptions {
   readonly url: string;

@@ -281,8 +281,23 @@ describeInBrowser('the web client', () => {
     ]);
     const file = join(webDir, 'alice-transcript.jsonl');
     await download.saveAs(file);
-    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+    const text = readFileSync(file, 'utf8');
+    const lines = text.trimEnd().split('\n');
     expect(JSON.parse(lines[0]!)).toMatchObject({ kind: 'header', username: 'alice' });
+    // The login record (c2s seq 0, the password inside) is not in the file, in any form.
+    expect(text).not.toContain(PASSWORD);
+    const records = lines
+      .map(
+        (line) =>
+          JSON.parse(line) as { kind: string; dir?: string; seq?: number; plaintext?: string },
+      )
+      .filter((line) => line.kind === 'record');
+    expect(records.filter((line) => line.dir === 'c2s' && line.seq === 0)).toEqual([]);
+    for (const record of records) {
+      expect(Buffer.from(record.plaintext ?? '', 'base64').toString('utf8')).not.toContain(
+        PASSWORD,
+      );
+    }
     expect(JSON.parse(lines.at(-1)!)).toMatchObject({
       kind: 'end',
       reason: 'closed',
@@ -403,6 +418,28 @@ describeInBrowser('the web client', () => {
     await page.screenshot({ path: join(SCREENSHOTS, 'web-client-refused.png') });
     expect(await page.locator('#login-screen').isHidden()).toBe(true);
     // One connection, the probe: client_hello only, nothing after it (the page closed it).
+    await proxy!.settled();
+    expect(proxy!.connections.slice(before)).toEqual([{ c2sMessages: 1, closed: true }]);
+    expect(pageLogs).toEqual([]);
+  });
+
+  it('refuses a login connection that reaches another server than the probe did', async () => {
+    proxy!.target = serverA!.wsPort;
+    const page = await alice.context().newPage();
+    await page.goto(`${proxy!.origin}/`);
+    await visible(page.locator('#login-screen'));
+    await see(page.locator('#login-fingerprint'), serverA!.fingerprint);
+    // The probe saw server A; the login connection goes to server B.
+    await proxy!.settled();
+    proxy!.target = serverB!.wsPort;
+    const before = proxy!.connections.length;
+    await fillLogin(page, 'alice');
+    await page.click('#login');
+    await visible(page.locator('#refused-screen'));
+    await see(page.locator('#refused-expected'), serverA!.fingerprint);
+    await see(page.locator('#refused-presented'), serverB!.fingerprint);
+    expect(await page.locator('#chat-screen').isHidden()).toBe(true);
+    // The login connection carried client_hello only: no login was sent to server B.
     await proxy!.settled();
     expect(proxy!.connections.slice(before)).toEqual([{ c2sMessages: 1, closed: true }]);
     expect(pageLogs).toEqual([]);

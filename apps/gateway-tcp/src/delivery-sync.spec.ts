@@ -368,6 +368,26 @@ describe('DeliverySync', () => {
       expect(store.queries.map((q) => q.after)).toEqual([undefined, '2', '4']);
     });
 
+    it('does not write again a fan-out copy that arrives after the backlog wrote the message', async () => {
+      const { store, output, sync } = setup({ pageMessages: 2 });
+      store.add(...range(1, 3).map((n) => stored(n)));
+      store.manual = true;
+      const started = watch(sync.start());
+      await settle();
+      store.respond(); // [1, 2]: written from storage
+      await settle();
+      expect(output.ids).toEqual(ids(1, 2));
+      // The fan-out of 2 (stored as the backlog was read) comes late, during the catch-up.
+      sync.deliver(stored(2));
+      store.respond(); // [3]: the end of the backlog
+      await settle();
+      expect(started.done).toBe(true);
+      expect(output.ids).toEqual(ids(1, 3));
+      // Live from here on: a delivery is written at once.
+      sync.deliver(stored(4));
+      expect(output.ids).toEqual(ids(1, 4));
+    });
+
     it('drops held deliveries past maxHeldBytes and reads storage again, losing none', async () => {
       const held = 16 + 512; // body and the per-message overhead
       const { store, output, sync } = setup({ pageMessages: 2, maxHeldBytes: 2 * held });

@@ -34,6 +34,13 @@ export const DEFAULT_DELIVERY_SYNC_LIMITS: Omit<DeliverySyncLimits, 'maxOutbound
   maxHeldBytes: 1024 * 1024,
 };
 
+/**
+ * How many of the backlog's latest msg_ids a catch-up remembers, to recognise a fan-out copy of
+ * a message it already wrote from storage (the copy arrives a moment later: stored while the
+ * backlog was being read). Older ones are no longer in flight on the fan-out.
+ */
+const RECENTLY_WRITTEN = 4096;
+
 /** What a held delivery costs besides its body (ids, names, signature), for the held bound. */
 const HELD_OVERHEAD_BYTES = 512;
 
@@ -63,6 +70,8 @@ export class DeliverySync {
   #restart = false;
   /** The last msg_id written, where a catch-up after falling behind starts. */
   #lastSent: string | undefined;
+  /** msg_ids the running catch-up wrote from storage (the latest RECENTLY_WRITTEN). */
+  #writtenFromStorage: Set<string> | undefined;
   #running: Promise<void> | undefined;
 
   constructor(
@@ -125,6 +134,7 @@ export class DeliverySync {
   stop(): void {
     this.#state = 'stopped';
     this.#dropHeld();
+    this.#writtenFromStorage = undefined;
   }
 
   #catchUp(after: string | undefined): Promise<void> {
@@ -160,6 +170,7 @@ export class DeliverySync {
     // is storage order. Bounded by maxHeldBytes.
     const held = [...(this.#held?.values() ?? [])];
     this.#dropHeld();
+    this.#writtenFromStorage = undefined;
     // Live from here on: a catch-up asked for from now (the writes below may put the peer far
     // behind) starts a new run instead of joining this finished one.
     this.#running = undefined;
@@ -184,13 +195,15 @@ export class DeliverySync {
           await this.output.drained();
           if (this.#stopped() || this.#restart) return after;
         }
-        // Sent now from storage: a held copy of it would be a duplicate.
+        // Sent now from storage: a held copy of it would be a duplicate, and so would one that
+        // the fan-out brings later in this catch-up.
         const held = this.#held?.get(message.msg_id);
         if (held) {
           this.#held!.delete(message.msg_id);
           this.#heldBytes -= heldSize(held);
         }
         this.#write(message);
+        this.#rememberWritten(message.msg_id);
         after = message.msg_id;
       }
       if (!page.more && page.messages.length < pageMessages) return after;
@@ -202,8 +215,14 @@ export class DeliverySync {
     return this.#state === 'stopped';
   }
 
+  #rememberWritten(msgId: string): void {
+    const written = (this.#writtenFromStorage ??= new Set());
+    written.add(msgId);
+    if (written.size > RECENTLY_WRITTEN) written.delete(written.values().next().value!);
+  }
+
   #hold(message: StoredMessage): void {
-    if (this.#held?.has(message.msg_id)) return;
+    if (this.#held?.has(message.msg_id) || this.#writtenFromStorage?.has(message.msg_id)) return;
     const bytes = heldSize(message);
     if (this.#heldBytes + bytes > this.limits.maxHeldBytes) {
       // Every held message is pending in storage: drop them and read the backlog again.

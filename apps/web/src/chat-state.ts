@@ -1,7 +1,7 @@
 /**
  * The conversations the page shows, without any DOM: direct messages by the other user's name,
  * rooms by their `#name`; messages deduplicated by `msg_id` (delivery is at least once,
- * docs/PROTOCOL.md §7.4) and kept in server order; unread counts for the conversations not open.
+ * docs/PROTOCOL.md §7.4) and by the signed `(from, id)`, and kept in server order; unread counts for the conversations not open.
  */
 import { type Deliver } from '@securechat/protocol';
 
@@ -13,6 +13,8 @@ export interface ChatMessage {
   /** The server's id once known; own messages have only `localId` until acknowledged. */
   msgId?: string;
   readonly localId: string;
+  /** The client id the author signed (docs/PROTOCOL.md §7.3). */
+  readonly id: string;
   readonly from: string;
   readonly body: string;
   serverTs: number;
@@ -76,16 +78,20 @@ export class ChatState {
   }
 
   /**
-   * Adds a delivered (or history) message unless its `msg_id` is there already; resolves the
+   * Adds a delivered (or history) message unless its `msg_id`, or its author's signed id, is
+   * there already; resolves the
    * message, new or existing. `live` counts it as unread when its conversation is not open.
    */
   addDelivered(deliver: Deliver, live: boolean): { message: ChatMessage; added: boolean } {
     const conversation = this.conversation(this.conversationOf(deliver));
-    const existing = conversation.messages.find((m) => m.msgId === deliver.msg_id);
+    const existing = conversation.messages.find(
+      (m) => m.msgId === deliver.msg_id || (m.from === deliver.from && m.id === deliver.id),
+    );
     if (existing) return { message: existing, added: false };
     const message: ChatMessage = {
       msgId: deliver.msg_id,
       localId: deliver.msg_id,
+      id: deliver.id,
       from: deliver.from,
       body: deliver.body,
       serverTs: deliver.server_ts,
@@ -103,6 +109,7 @@ export class ChatState {
   addOwn(to: string, body: string, localId: string): ChatMessage {
     const message: ChatMessage = {
       localId,
+      id: localId,
       from: this.me,
       body,
       serverTs: Number.MAX_SAFE_INTEGER,
@@ -116,7 +123,10 @@ export class ChatState {
   acknowledged(to: string, message: ChatMessage, msgId: string, serverTs: number): void {
     const conversation = this.conversation(to);
     // History may have brought the same message in meanwhile.
-    const duplicate = conversation.messages.findIndex((m) => m !== message && m.msgId === msgId);
+    const duplicate = conversation.messages.findIndex(
+      (m) =>
+        m !== message && (m.msgId === msgId || (m.from === message.from && m.id === message.id)),
+    );
     if (duplicate >= 0) conversation.messages.splice(duplicate, 1);
     message.msgId = msgId;
     message.serverTs = serverTs;

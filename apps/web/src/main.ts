@@ -4,11 +4,14 @@
  * login, then the chat. The logic lives in the other modules; this wires it to the page.
  */
 import { ServerIdentityError } from '@securechat/protocol';
+import { z } from 'zod';
 
 import { ChatState } from './chat-state';
+import { Inbox } from './inbox';
 import { importKeyFile } from './key-file-import';
 import { KeyStore } from './key-store';
 import { PeerVerifier } from './peer-verifier';
+import { safeFileName } from './reconnect-policy';
 import { defaultSocketUrl, probeServer, serverAddress } from './server-probe';
 import { type SessionTranscript } from './session-transcript';
 import { downloadTranscript } from './transcript-download';
@@ -16,6 +19,9 @@ import { renderChat } from './ui/chat-view';
 import { byId, showScreen } from './ui/dom';
 import { generateUserKeyPair, userKeyOf } from './user-keys';
 import { asUserKey, type ConnectionStatus, describeError, WebConnection } from './web-connection';
+
+// zod would otherwise probe `new Function` (eval) once, which the page's CSP reports.
+z.config({ jitless: true });
 
 const url = defaultSocketUrl(location);
 const server = serverAddress(url);
@@ -120,7 +126,7 @@ function showLogin(store: KeyStore, fingerprint: string): void {
     save?: 'generated' | 'imported',
   ) => {
     const name = username.value.trim();
-    const chat = new ChatClient(store, name);
+    const chat = new ChatClient(store, name, pair.publicKey);
     const connection = new WebConnection({
       url,
       server,
@@ -135,6 +141,8 @@ function showLogin(store: KeyStore, fingerprint: string): void {
       onStatus: setStatus,
       onSession: (transcript) => chat.onSession(transcript),
     });
+    // Deliveries may come as soon as the login completes: their checks need the connection.
+    chat.use(connection);
     await connection.start().catch((failure: unknown) => {
       throw (failure as { cause?: unknown }).cause ?? failure;
     });
@@ -173,23 +181,36 @@ function showLogin(store: KeyStore, fingerprint: string): void {
 /** The chat screen of one logged-in user. */
 class ChatClient {
   readonly state: ChatState;
-  readonly #verifier: PeerVerifier;
+  readonly #inbox: Inbox;
   #connection: WebConnection | undefined;
   readonly #transcripts: SessionTranscript[] = [];
 
   constructor(
     private readonly store: KeyStore,
     username: string,
+    publicKey: CryptoKey,
   ) {
     this.state = new ChatState(username);
-    this.#verifier = new PeerVerifier(
+    const verifier = new PeerVerifier(
       {
         get: (user) => store.peerPin(server, user),
         pin: (user, fp) => store.pinPeer(server, user, fp),
       },
       (user) => this.#connected().getKey(user),
+      {
+        username,
+        spki: async () => new Uint8Array(await crypto.subtle.exportKey('spki', publicKey)),
+      },
+    );
+    this.#inbox = new Inbox(this.state, verifier, (deliver, reason) =>
+      console.warn(`dropped message ${deliver.msg_id}: ${reason}`),
     );
     this.state.onChange(() => renderChat(this.state, (name) => void this.open(name)));
+  }
+
+  /** The connection the checks use, set before it logs in. */
+  use(connection: WebConnection): void {
+    this.#connection = connection;
   }
 
   #connected(): WebConnection {
@@ -199,20 +220,12 @@ class ChatClient {
 
   onSession(transcript: SessionTranscript): void {
     this.#transcripts.push(transcript);
-    this.#verifier.reset();
+    this.#inbox.onSession();
   }
 
   /** A live delivery: shown at once, verified in the background (the check needs `get_key`). */
   onDeliver(deliver: Parameters<ChatState['addDelivered']>[0]): void {
-    const { message, added } = this.state.addDelivered(deliver, true);
-    if (added) void this.#verify(deliver, message);
-  }
-
-  async #verify(
-    deliver: Parameters<ChatState['addDelivered']>[0],
-    message: ReturnType<ChatState['addOwn']>,
-  ) {
-    this.state.setMark(message, await this.#verifier.verify(deliver));
+    this.#inbox.onDeliver(deliver);
   }
 
   attach(connection: WebConnection): void {
@@ -247,6 +260,9 @@ class ChatClient {
       );
     });
     byId('close-session').addEventListener('click', () => {
+      const button = byId<HTMLButtonElement>('close-session');
+      if (button.disabled) return;
+      button.disabled = true;
       const result = byId('receipt-result');
       result.textContent = 'closing…';
       connection.close().then(
@@ -259,7 +275,6 @@ class ChatClient {
             `${check.signatureValid ? 'valid' : 'INVALID'}`;
           input.disabled = true;
           byId<HTMLButtonElement>('send').disabled = true;
-          byId<HTMLButtonElement>('close-session').disabled = true;
         },
         (failure: unknown) => {
           result.textContent = `No receipt: ${describeError(failure)}`;
@@ -270,13 +285,17 @@ class ChatClient {
       const transcript = this.#transcripts.at(-1);
       const text = transcript?.text();
       if (transcript === undefined || text === undefined) return;
-      downloadTranscript(text, `${connection.username}-${transcript.sessionId ?? 'session'}.jsonl`);
+      const stem = safeFileName(`${connection.username}-${transcript.sessionId ?? 'session'}`);
+      downloadTranscript(text, `${stem}.jsonl`);
     });
   }
 
   async open(name: string): Promise<void> {
     const connection = this.#connected();
-    if (name.startsWith('#')) await connection.join(name);
+    if (name.startsWith('#')) {
+      await connection.join(name);
+      this.#inbox.joined(name);
+    }
     const conversation = this.state.open(name);
     const input = byId<HTMLInputElement>('message-input');
     input.disabled = false;
@@ -285,10 +304,7 @@ class ChatClient {
     if (conversation.historyLoaded) return;
     conversation.historyLoaded = true;
     const history = await connection.history(name);
-    for (const deliver of history.messages) {
-      const { message, added } = this.state.addDelivered(deliver, false);
-      if (added) void this.#verify(deliver, message);
-    }
+    this.#inbox.onHistory(name, history.messages);
   }
 }
 

@@ -2,7 +2,9 @@
  * Authors' keys (docs/PROTOCOL.md §7.3), as libs/client's peer-keys.ts does for the CLI: each
  * `deliver` is checked against its author's key, fetched with `get_key` once per author and
  * session, and pinned on first use (per server, in IndexedDB). A key other than the pinned one
- * is never trusted: the message is marked `key_changed`, whatever its signature says.
+ * is never trusted: the message is marked `key_changed`, whatever its signature says. An answer
+ * about another user than the author is no key for the author. The user's own messages (history)
+ * are checked against the user's own public key, the one this page holds, never a server answer.
  */
 import {
   ClientSession,
@@ -20,6 +22,12 @@ export interface PeerPins {
   pin(username: string, fingerprint: string): Promise<void>;
 }
 
+/** The page's user and their public key (SPKI DER), as the page stored it. */
+export interface OwnKey {
+  readonly username: string;
+  spki(): Promise<Uint8Array>;
+}
+
 export class PeerVerifier {
   /** This session's answers, by author; a new session asks again (reset()). */
   #keys = new Map<string, Promise<KeyAnswer>>();
@@ -27,6 +35,7 @@ export class PeerVerifier {
   constructor(
     private readonly pins: PeerPins,
     private readonly getKey: (user: string) => Promise<KeyAnswer>,
+    private readonly own?: OwnKey,
   ) {}
 
   reset(): void {
@@ -34,6 +43,15 @@ export class PeerVerifier {
   }
 
   async verify(deliver: Deliver): Promise<Verification> {
+    if (this.own !== undefined && deliver.from === this.own.username) {
+      let key: ReturnType<typeof importUserPublicKey>;
+      try {
+        key = importUserPublicKey(Buffer.from(await this.own.spki()));
+      } catch {
+        return 'unknown_sender_key';
+      }
+      return (await ClientSession.verifyDeliverAsync(deliver, key)) ? 'verified' : 'bad_signature';
+    }
     let answer: KeyAnswer;
     try {
       let pending = this.#keys.get(deliver.from);
@@ -46,6 +64,7 @@ export class PeerVerifier {
     } catch {
       return 'unknown_sender_key';
     }
+    if (answer.user !== deliver.from) return 'unknown_sender_key';
     let spki: Buffer;
     let key: ReturnType<typeof importUserPublicKey>;
     try {

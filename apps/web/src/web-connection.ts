@@ -1,34 +1,48 @@
 /**
  * The web client's connection (docs/PROTOCOL.md §11.2): one WebSocket at a time carrying one
  * securechat/1 session — handshake against the pinned fingerprint, the session's records (each
- * frame its own binary message), requests matched to their answers, the orderly close
+ * frame its own binary message, both ways), requests matched to their answers, the orderly close
  * (bye → receipt → countersign) — and reconnection with backoff when a connection is lost.
  *
- * Answers are matched like the CLI does (libs/client): `ack` and `error` with an `id` to the
- * `send` of that id, every other answer (`joined`, `left`, `key`, `history`, `pong`, `error`
- * without `id`) to the oldest unanswered request, the server answering those in order
- * (docs/PROTOCOL.md §10 item 21). A protocol failure inside a session (a record that does not
- * authenticate, a malformed message) ends it for good: reconnecting is for lost connections only.
+ * Answers are matched by answer-matcher.ts: `ack` and `error` with an `id` to the `send` of that
+ * id, the id-less requests one at a time, each answer checked against what was asked. A protocol
+ * failure inside a session (a record that does not authenticate, a malformed message) ends it for
+ * good: reconnecting is for lost connections only. The login has a timeout, an idle session sends
+ * the protocol's `ping`, and the backoff honours `retry_after` (reconnect-policy.ts).
  */
 import {
   type Ack,
   type ClientCredentials,
   ClientHandshake,
-  type ClientMessage,
   type ClientSession,
   type Deliver,
   FrameDecoder,
   fromBase64,
+  type KeyAnswer,
+  type History,
+  type Joined,
   PeerError,
+  type RawFrame,
   type ReceiptCheck,
   type ServerMessage,
   ServerIdentityError,
 } from '@securechat/protocol';
 
+import { AnswerMatcher, answerError, type RequestMessage, singleFrame } from './answer-matcher';
+import {
+  attemptAfterSession,
+  DEFAULT_BACKOFF,
+  KEEPALIVE_MS,
+  LOGIN_TIMEOUT_MS,
+  reconnectDelay,
+} from './reconnect-policy';
 import { SUBPROTOCOL } from './server-probe';
 import { SessionTranscript } from './session-transcript';
 
-type Request = Exclude<ClientMessage, { type: 'send' | 'delivered' | 'bye' | 'countersign' }>;
+/** The incoming message is already whole in memory: its size bounds nothing more. */
+const MAX_INCOMING_FRAME = 0x7fff_ffff;
+/** How long close() waits for the server to close after `countersign`. */
+const CLOSE_WAIT_MS = 2_000;
 
 export type ConnectionStatus =
   | { readonly state: 'connecting' }
@@ -59,24 +73,18 @@ export class LoginRefusedError extends Error {
   }
 }
 
-interface Pending {
-  resolve(message: ServerMessage): void;
-  reject(error: Error): void;
-}
-
 /** One WebSocket and the session on it. */
 class Link {
   readonly transcript = new SessionTranscript();
   session: ClientSession | undefined;
   readonly #ws: WebSocket;
-  readonly #decoder = new FrameDecoder();
   #queue = Promise.resolve();
-  readonly #sends = new Map<string, Pending>();
-  readonly #requests: Pending[] = [];
+  readonly #matcher = new AnswerMatcher((message) => this.#send(this.#live().send(message)));
   #receipt: { resolve(check: ReceiptCheck): void } | undefined;
   #failure: Error | undefined;
   readonly closed: Promise<void>;
   #serverKey: Buffer | undefined;
+  #keepalive: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     ws: WebSocket,
@@ -84,16 +92,27 @@ class Link {
   ) {
     this.#ws = ws;
     this.closed = new Promise((resolve) => ws.addEventListener('close', () => resolve()));
-    void this.closed.then(() => this.#failAll(this.#failure ?? new Error('connection lost')));
+    void this.closed.then(() => {
+      if (this.#keepalive !== undefined) clearTimeout(this.#keepalive);
+      this.#matcher.failAll(this.#failure ?? new Error('connection lost'));
+    });
   }
 
   static open(url: string, onDeliver: Link['onDeliver']): Promise<Link> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, SUBPROTOCOL);
       ws.binaryType = 'arraybuffer';
-      const onError = () => reject(new Error(`cannot reach ${url}`));
+      const timer = setTimeout(() => {
+        reject(new Error(`no answer from ${url}`));
+        ws.close();
+      }, LOGIN_TIMEOUT_MS);
+      const onError = () => {
+        clearTimeout(timer);
+        reject(new Error(`cannot reach ${url}`));
+      };
       ws.addEventListener('error', onError);
       ws.addEventListener('open', () => {
+        clearTimeout(timer);
         ws.removeEventListener('error', onError);
         if (ws.protocol !== SUBPROTOCOL) {
           ws.close();
@@ -114,7 +133,7 @@ class Link {
     return this.#ws.readyState === WebSocket.OPEN;
   }
 
-  /** Runs the handshake; resolves once logged in. */
+  /** Runs the handshake; resolves once logged in, rejects after LOGIN_TIMEOUT_MS without. */
   async login(options: WebConnectionOptions): Promise<ClientSession> {
     const handshake = new ClientHandshake({
       trust: { fingerprint: options.fingerprint },
@@ -122,7 +141,12 @@ class Link {
       session: { onRecord: this.transcript.onRecord },
     });
     const startedAt = new Date();
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const outcome = new Promise<ClientSession>((resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(new Error('the server did not complete the login in time'));
+        this.#ws.close();
+      }, LOGIN_TIMEOUT_MS);
       this.#onFrame = async (frame) => {
         if (this.#serverKey === undefined) {
           const hello = JSON.parse(frame.body.toString('utf8')) as { server_key?: string };
@@ -147,6 +171,7 @@ class Link {
             startedAt,
           });
           this.#onFrame = (f) => this.#onSessionFrame(step.session!, f);
+          this.#armKeepalive();
           resolve(step.session);
         }
       };
@@ -154,10 +179,11 @@ class Link {
     });
     this.#ws.addEventListener('message', ({ data }: MessageEvent<unknown>) => {
       // One frame at a time, in order: the handshake's steps and the verification are async.
+      // Each message is exactly one frame (PROTOCOL.md §11.2): anything else is bad_frame.
       this.#queue = this.#queue
         .then(async () => {
           if (!(data instanceof ArrayBuffer)) throw new Error('a text message from the server');
-          for (const frame of this.#decoder.push(Buffer.from(data))) await this.#onFrame(frame);
+          await this.#onFrame(singleFrame(new Uint8Array(data), MAX_INCOMING_FRAME));
         })
         .catch((error: unknown) => {
           this.#failure ??= error instanceof Error ? error : new Error(String(error));
@@ -165,12 +191,16 @@ class Link {
         });
     });
     this.#send(handshake.start());
-    return outcome;
+    try {
+      return await outcome;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
-  #onFrame: (frame: { body: Buffer; bytes: Buffer }) => Promise<void> = () => Promise.resolve();
+  #onFrame: (frame: RawFrame) => Promise<void> = () => Promise.resolve();
 
-  async #onSessionFrame(session: ClientSession, frame: Parameters<ClientSession['receive']>[0]) {
+  async #onSessionFrame(session: ClientSession, frame: RawFrame) {
     const received = session.receive(frame);
     const message = received.message;
     switch (message.type) {
@@ -181,41 +211,16 @@ class Link {
           this.#send(session.send({ type: 'delivered', msg_id: message.msg_id }));
         }
         return;
-      case 'ack':
-        this.#settleSend(message.id, message);
-        return;
-      case 'error':
-        if (message.id !== undefined && this.#sends.has(message.id)) {
-          this.#settleSend(message.id, message);
-        } else {
-          this.#requests.shift()?.resolve(message);
-        }
-        return;
       case 'receipt':
         this.#receipt?.resolve(received.receipt!);
         return;
       case 'key_update':
         return;
-      case 'joined':
-      case 'left':
-      case 'key':
-      case 'history':
-      case 'pong':
-        this.#requests.shift()?.resolve(message);
+      default:
+        // An answer to nothing we asked (an error about a `delivered`, a stray answer) is dropped.
+        this.#matcher.onMessage(message);
         return;
     }
-  }
-
-  #settleSend(id: string, message: ServerMessage): void {
-    const pending = this.#sends.get(id);
-    this.#sends.delete(id);
-    pending?.resolve(message);
-  }
-
-  #failAll(error: Error): void {
-    for (const pending of [...this.#sends.values(), ...this.#requests]) pending.reject(error);
-    this.#sends.clear();
-    this.#requests.length = 0;
   }
 
   /** PROTOCOL.md §11.2: one frame per binary message, while a session may seal several at once. */
@@ -223,6 +228,18 @@ class Link {
     for (const frame of new FrameDecoder({ maxFrame: 0x7fff_ffff }).push(bytes)) {
       this.#ws.send(frame.bytes);
     }
+    if (this.session !== undefined) this.#armKeepalive();
+  }
+
+  /** A `ping` after KEEPALIVE_MS without sending anything (the server drops idle sessions). */
+  #armKeepalive(): void {
+    if (this.#keepalive !== undefined) clearTimeout(this.#keepalive);
+    this.#keepalive = setTimeout(() => {
+      this.#keepalive = undefined;
+      if (this.session?.state === 'open' && this.open) {
+        this.#matcher.request({ type: 'ping' }).catch(() => undefined);
+      }
+    }, KEEPALIVE_MS);
   }
 
   #live(): ClientSession {
@@ -235,28 +252,22 @@ class Link {
   async sendMessage(to: string, body: string, id: string): Promise<Ack> {
     const session = this.#live();
     const signed = await session.signedSendAsync({ id, to, body, ts: Date.now() });
-    const answer = new Promise<ServerMessage>((resolve, reject) =>
-      this.#sends.set(id, { resolve, reject }),
-    );
-    this.#send(this.#live().send(signed));
+    const answer = this.#matcher.expectAck(id);
+    try {
+      this.#send(this.#live().send(signed));
+    } catch (error) {
+      this.#matcher.cancelSend(id, error as Error);
+    }
     const message = await answer;
-    if (message.type === 'error') throw new PeerError(message.code, message.message);
+    if (message.type === 'error') throw answerError(message);
     return message as Ack;
   }
 
-  async request<T extends ServerMessage['type']>(
-    message: Request,
-    expect: T,
-  ): Promise<Extract<ServerMessage, { type: T }>> {
-    const session = this.#live();
-    const answer = new Promise<ServerMessage>((resolve, reject) =>
-      this.#requests.push({ resolve, reject }),
-    );
-    this.#send(session.send(message));
-    const reply = await answer;
-    if (reply.type === 'error') throw new PeerError(reply.code, reply.message);
-    if (reply.type !== expect) throw new Error(`expected ${expect}, got ${reply.type}`);
-    return reply as Extract<ServerMessage, { type: T }>;
+  async request<T extends ServerMessage>(message: RequestMessage): Promise<T> {
+    this.#live();
+    const reply = await this.#matcher.request(message);
+    if (reply.type === 'error') throw answerError(reply);
+    return reply as T;
   }
 
   /** bye → receipt → countersign (PROTOCOL.md §8.4); resolves with the receipt check. */
@@ -269,6 +280,9 @@ class Link {
     this.#send(session.bye());
     const check = await receipt;
     this.#send(await session.countersignAsync());
+    // The server closes next; if it does not, we do (PROTOCOL.md §11.2: status 1000).
+    const timer = setTimeout(() => this.#ws.close(1000), CLOSE_WAIT_MS);
+    void this.closed.then(() => clearTimeout(timer));
     return check;
   }
 
@@ -281,7 +295,9 @@ class Link {
 export class WebConnection {
   #link: Link | undefined;
   #stopped = false;
+  #closing = false;
   #attempt = 0;
+  #connectedAt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #nextId = 0;
   readonly #idPrefix = `w${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
@@ -309,7 +325,7 @@ export class WebConnection {
     const link = await Link.open(this.options.url, this.options.onDeliver);
     this.#link = link;
     const session = await link.login(this.options);
-    this.#attempt = 0;
+    this.#connectedAt = Date.now();
     this.options.onSession?.(link.transcript);
     this.options.onStatus({ state: 'connected', sessionId: session.sessionId });
     void link.closed.then(() => this.#onClosed(link));
@@ -317,6 +333,8 @@ export class WebConnection {
 
   #onClosed(link: Link): void {
     if (link !== this.#link) return;
+    // Only a session that stayed up resets the backoff: one dropped at once must not hammer.
+    this.#attempt = attemptAfterSession(this.#attempt, Date.now() - this.#connectedAt);
     const failure = link.failure;
     if (failure !== undefined) {
       link.transcript.end({ reason: 'error' });
@@ -329,12 +347,11 @@ export class WebConnection {
       return;
     }
     link.transcript.end({ reason: 'connection_lost' });
-    if (!this.#stopped) this.#scheduleReconnect('connection lost');
+    if (!this.#stopped) this.#scheduleReconnect('connection lost', undefined);
   }
 
-  #scheduleReconnect(reason: string): void {
-    const backoff = this.options.backoff ?? [1, 2, 4, 8, 16, 30];
-    let seconds = backoff[Math.min(this.#attempt, backoff.length - 1)] ?? 30;
+  #scheduleReconnect(reason: string, error: unknown): void {
+    let seconds = reconnectDelay(this.#attempt, error, this.options.backoff ?? DEFAULT_BACKOFF);
     this.#attempt += 1;
     const tick = (): void => {
       if (this.#stopped) return;
@@ -345,12 +362,13 @@ export class WebConnection {
         return;
       }
       this.options.onStatus({ state: 'connecting' });
-      this.#connect().catch((error: unknown) => {
-        if (isFatalLoginError(error)) {
+      this.#connect().catch((failure: unknown) => {
+        if (this.#stopped) return;
+        if (isFatalLoginError(failure)) {
           this.#stopped = true;
-          this.options.onStatus({ state: 'offline', reason: describeError(error), fatal: true });
+          this.options.onStatus({ state: 'offline', reason: describeError(failure), fatal: true });
         } else {
-          this.#scheduleReconnect(describeError(error));
+          this.#scheduleReconnect(describeError(failure), failure);
         }
       });
     };
@@ -372,21 +390,23 @@ export class WebConnection {
     return this.#current().sendMessage(to, body, id);
   }
 
-  getKey(user: string) {
-    return this.#current().request({ type: 'get_key', user }, 'key');
+  getKey(user: string): Promise<KeyAnswer> {
+    return this.#current().request<KeyAnswer>({ type: 'get_key', user });
   }
 
-  join(room: string) {
-    return this.#current().request({ type: 'join', room }, 'joined');
+  join(room: string): Promise<Joined> {
+    return this.#current().request<Joined>({ type: 'join', room });
   }
 
-  history(withName: string) {
-    return this.#current().request({ type: 'history', with: withName }, 'history');
+  history(withName: string): Promise<History> {
+    return this.#current().request<History>({ type: 'history', with: withName });
   }
 
-  /** The orderly close; the connection then stays offline. */
+  /** The orderly close, once; the connection then stays offline. */
   async close(): Promise<ReceiptCheck> {
+    if (this.#closing) throw new Error('the session is already closing');
     const link = this.#current();
+    this.#closing = true;
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     const check = await link.close();

@@ -97,8 +97,8 @@ export class ClientHandshake {
   readonly #options: ClientHandshakeOptions;
   readonly #ephemeral: X25519KeyPair;
   #frame1: Buffer | undefined;
-  /** A receive() is running (see receive). */
-  #receiving = false;
+  /** #onServerAuth is waiting (trust decision, signature): see receive. */
+  #awaiting = false;
   #hello:
     { frame: Buffer; message: ServerHello; serverKey: KeyObject; fingerprint: string } | undefined;
   #keys: { h2: Buffer; c2s: RecordDirection; s2c: RecordDirection } | undefined;
@@ -135,21 +135,17 @@ export class ClientHandshake {
   }
 
   /**
-   * Feeds one frame from the server. Never throws on what the server sent: failures come back as
-   * a closing step. One frame at a time: a call made before the previous one resolved (it may be
-   * waiting for `onFirstUse` or for an asynchronous signature) is refused, since it would run a
-   * step of the handshake twice.
+   * Feeds one frame from the server. Never throws: failures come back as a closing step. A frame
+   * that arrives while `server_auth` is still being handled (waiting for `onFirstUse` or for an
+   * asynchronous signature) fails the handshake: the server must wait for our `login`.
    */
   async receive(frame: RawFrame): Promise<ClientHandshakeStep> {
-    if (this.#receiving) {
-      throw new Error('ClientHandshake.receive: await the previous call before the next frame');
+    if (this.#awaiting) {
+      return this.#fail(
+        new ProtocolError('unexpected_message', 'a frame arrived before our login was sent'),
+      );
     }
-    this.#receiving = true;
-    try {
-      return await this.#receiveOne(frame);
-    } finally {
-      this.#receiving = false;
-    }
+    return this.#receiveOne(frame);
   }
 
   async #receiveOne(frame: RawFrame): Promise<ClientHandshakeStep> {
@@ -201,32 +197,50 @@ export class ClientHandshake {
     ) {
       throw new ServerIdentityError('bad_server_signature', hello.fingerprint, trust.fingerprint);
     }
-    if (trust.fingerprint !== undefined) {
-      if (!timingSafeEqual(Buffer.from(trust.fingerprint), Buffer.from(hello.fingerprint))) {
-        throw new ServerIdentityError('server_key_mismatch', hello.fingerprint, trust.fingerprint);
-      }
-    } else if (
-      !(await trust.onFirstUse!({
-        fingerprint: hello.fingerprint,
-        spki: exportSpki(hello.serverKey),
-      }))
-    ) {
-      throw new ServerIdentityError('server_key_untrusted', hello.fingerprint);
-    }
-
-    const serverDhPub = fromBase64(hello.message.dh_pub, 'dh_pub', 32);
-    const shared = x25519(this.#ephemeral.privateKey, serverDhPub);
-    const h2 = computeH2(this.#frame1!, hello.frame, frame.bytes, this.#ephemeral.publicRaw);
-    const secrets = deriveTrafficSecrets(derivePrk(h2, shared));
-    this.#keys = {
-      h2,
-      c2s: new RecordDirection('c2s', secrets.c2s),
-      s2c: new RecordDirection('s2c', secrets.s2c),
-    };
-
     const { credentials } = this.#options;
-    // The async form: in a browser an RSA key signs through WebCrypto only (crypto/browser-crypto.ts).
-    const signature = toBase64(await userSignAsync(credentials.privateKey, clientAuthInput(h2)));
+    this.#awaiting = true;
+    let signature: string;
+    try {
+      if (trust.fingerprint !== undefined) {
+        if (!timingSafeEqual(Buffer.from(trust.fingerprint), Buffer.from(hello.fingerprint))) {
+          throw new ServerIdentityError(
+            'server_key_mismatch',
+            hello.fingerprint,
+            trust.fingerprint,
+          );
+        }
+      } else if (
+        !(await trust.onFirstUse!({
+          fingerprint: hello.fingerprint,
+          spki: exportSpki(hello.serverKey),
+        }))
+      ) {
+        throw new ServerIdentityError('server_key_untrusted', hello.fingerprint);
+      }
+
+      const serverDhPub = fromBase64(hello.message.dh_pub, 'dh_pub', 32);
+      const shared = x25519(this.#ephemeral.privateKey, serverDhPub);
+      const h2 = computeH2(this.#frame1!, hello.frame, frame.bytes, this.#ephemeral.publicRaw);
+      const secrets = deriveTrafficSecrets(derivePrk(h2, shared));
+      this.#keys = {
+        h2,
+        c2s: new RecordDirection('c2s', secrets.c2s),
+        s2c: new RecordDirection('s2c', secrets.s2c),
+      };
+
+      // The async form: in a browser an RSA key signs through WebCrypto only (crypto/browser-crypto.ts).
+      signature = toBase64(await userSignAsync(credentials.privateKey, clientAuthInput(h2)));
+    } finally {
+      this.#awaiting = false;
+    }
+    // A frame that came meanwhile failed the handshake (see receive): no login goes out.
+    if (this.#state !== 'expect_server_auth') {
+      return {
+        send: [],
+        close: true,
+        error: new ProtocolError('unexpected_message', 'a frame arrived before our login was sent'),
+      };
+    }
     const payload =
       credentials.action === 'login'
         ? {

@@ -88,36 +88,16 @@ export class ClientSession extends Session {
 
   /** Builds and signs a `send` (PROTOCOL.md §6 message signature) as this session's user. */
   signedSend(message: OutgoingMessage): SendMessage {
-    const sig = signMessage(this.#userKey, { from: this.username, ...message });
-    return {
-      type: 'send',
-      id: message.id,
-      to: message.to,
-      body: message.body,
-      ts: message.ts,
-      sig,
-    };
+    return sendOf(message, signMessage(this.#userKey, { from: this.username, ...message }));
   }
 
-  /**
-   * PROTOCOL.md §6: whether a `deliver` is signed by `senderKey` (the author's key, from
-   * `get_key`).
-   */
   /**
    * `signedSend` for keys that sign only asynchronously: in a browser, a non-extractable
    * WebCrypto key or any RSA key (crypto/browser-crypto.ts). The same bytes are signed.
    */
   async signedSendAsync(message: OutgoingMessage): Promise<SendMessage> {
     const signed = messageSignedBytes({ from: this.username, ...message });
-    const sig = toBase64(await userSignAsync(this.#userKey, signed));
-    return {
-      type: 'send',
-      id: message.id,
-      to: message.to,
-      body: message.body,
-      ts: message.ts,
-      sig,
-    };
+    return sendOf(message, toBase64(await userSignAsync(this.#userKey, signed)));
   }
 
   /** `verifyDeliver` for any key, RSA in a browser included (WebCrypto is asynchronous). */
@@ -139,6 +119,10 @@ export class ClientSession extends Session {
     return userVerifyAsync(senderKey, signed, signature);
   }
 
+  /**
+   * PROTOCOL.md §6: whether a `deliver` is signed by `senderKey` (the author's key, from
+   * `get_key`).
+   */
   static verifyDeliver(deliver: Deliver, senderKey: KeyObject): boolean {
     return verifyMessage(
       senderKey,
@@ -251,4 +235,9 @@ export class ClientSession extends Session {
       );
     }
   }
+}
+
+/** The `send` of `message` with its signature. */
+function sendOf(message: OutgoingMessage, sig: string): SendMessage {
+  return { type: 'send', id: message.id, to: message.to, body: message.body, ts: message.ts, sig };
 }

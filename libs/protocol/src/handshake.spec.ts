@@ -7,6 +7,7 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import {
   aliceKey,
   aliceRsaKey,
+  Pipe,
   runHandshake,
   serverFingerprint,
   serverIdentity,
@@ -150,6 +151,31 @@ describe('server identity (§3 step 3)', () => {
     });
     expect(run.clientStep?.error?.message).toContain(other);
     expect(run.clientStep?.error?.message).toContain(serverFingerprint);
+  });
+
+  it('fails, and sends no login, when a frame arrives while server_auth waits for the user', async () => {
+    const client = new ClientHandshake({
+      trust: { onFirstUse: () => decision },
+      credentials: aliceLogin,
+    });
+    let answer!: (yes: boolean) => void;
+    const decision = new Promise<boolean>((resolve) => (answer = resolve));
+    const server = new ServerHandshake(serverOptions());
+    const toServer = new Pipe();
+    const toClient = new Pipe();
+    const fromServer: Buffer[] = [];
+    for (const frame of toServer.frames(client.start())) {
+      fromServer.push(...(await server.receive(frame)).send);
+    }
+    const [hello, auth] = toClient.frames(fromServer);
+    expect((await client.receive(hello!)).send).toEqual([]);
+    const waiting = client.receive(auth!); // asks the user: not answered yet
+    const early = await client.receive(auth!); // server_auth again: it must not run twice
+    expect(early).toMatchObject({ close: true, error: { code: 'unexpected_message' } });
+    answer(true);
+    const after = await waiting;
+    expect(after).toMatchObject({ close: true, send: [] });
+    expect(client.state).toBe('failed');
   });
 
   it('refuses when the first-use callback says no', async () => {

@@ -16,19 +16,7 @@ import {
   type ServerMessage,
 } from '@securechat/protocol';
 
-/** The part of the DOM's WebSocket used here (the project's types are Node's, not the DOM's). */
-interface PageWebSocket {
-  binaryType: 'arraybuffer' | 'blob';
-  readonly protocol: string;
-  send(data: Uint8Array): void;
-  close(): void;
-  addEventListener(type: 'open' | 'error', listener: () => void): void;
-  addEventListener(type: 'close', listener: (event: { code: number }) => void): void;
-  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
-}
-const PageWebSocket = (
-  globalThis as unknown as { WebSocket: new (url: string, protocol: string) => PageWebSocket }
-).WebSocket;
+import { PageWebSocket } from './page-websocket';
 
 export interface ConnectOptions {
   readonly url: string;
