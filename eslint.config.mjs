@@ -9,8 +9,8 @@ import tseslint from 'typescript-eslint';
  * gateway-tcp) the libs and the schema, never a sibling; apps/admin as a service, plus the entry
  * points of auth and relay (it administers them); apps/web (the browser client, bundled by
  * scripts/build-web.mjs) libs/protocol and its own files, and no Node builtin; only the
- * composition roots (apps/embedded and each process's main.ts) put apps together. Relative paths that climb into another part count
- * as imports of it.
+ * composition roots (apps/embedded and each process's main.ts) put apps together. Relative
+ * paths that climb into another part count as imports of it.
  */
 const APPS = ['auth', 'relay', 'gateway-tcp', 'admin', 'embedded'];
 const part = (dir, name) => [

@@ -31,6 +31,11 @@ const CASES: Case[] = [
   { file: 'libs/protocol/src/index.ts', from: '@securechat/core', allowed: false },
   { file: 'libs/protocol/src/index.ts', from: '@nestjs/common', allowed: false },
   { file: 'libs/protocol/src/index.ts', from: 'node:crypto', allowed: true },
+  // The browser client: the protocol, and nothing of the server or of Node.
+  { file: 'apps/web/src/main.ts', from: '@securechat/protocol', allowed: true },
+  { file: 'apps/web/src/main.ts', from: '@securechat/client', allowed: false },
+  { file: 'apps/web/src/main.ts', from: 'node:crypto', allowed: false },
+  { file: 'apps/web/src/main.ts', from: 'ws', allowed: false },
   { file: 'libs/client/src/index.ts', from: '@securechat/core', allowed: false },
   { file: 'libs/client/src/index.ts', from: '../../../apps/relay/src/index', allowed: false },
   { file: 'libs/client/src/index.ts', from: '@securechat/protocol', allowed: true },
