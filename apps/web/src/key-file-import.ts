@@ -5,18 +5,26 @@
  * parsed with a strict DER reader, decrypted with WebCrypto, and the key imported as a
  * non-extractable RSA-PSS (SHA-256) or Ed25519 CryptoKey; its public half is derived on the way.
  */
-import { DerError, DerReader, TAG } from './der-reader';
+import { DER_TAG, DerError, DerReader } from '@securechat/protocol';
 
+/** The OIDs' DER contents, in hex (DerReader.readOid): the dotted form in each comment. */
 const OID = {
-  pbes2: '1.2.840.113549.1.5.13',
-  pbkdf2: '1.2.840.113549.1.5.12',
-  hmacWithSha1: '1.2.840.113549.2.7',
-  hmacWithSha256: '1.2.840.113549.2.9',
-  aes128Cbc: '2.16.840.1.101.3.4.1.2',
-  aes256Cbc: '2.16.840.1.101.3.4.1.42',
-  rsaEncryption: '1.2.840.113549.1.1.1',
-  ed25519: '1.3.101.112',
+  pbes2: '2a864886f70d01050d', // 1.2.840.113549.1.5.13
+  pbkdf2: '2a864886f70d01050c', // 1.2.840.113549.1.5.12
+  hmacWithSha1: '2a864886f70d0207', // 1.2.840.113549.2.7
+  hmacWithSha256: '2a864886f70d0209', // 1.2.840.113549.2.9
+  aes128Cbc: '608648016503040102', // 2.16.840.1.101.3.4.1.2
+  aes256Cbc: '60864801650304012a', // 2.16.840.1.101.3.4.1.42
+  rsaEncryption: '2a864886f70d010101', // 1.2.840.113549.1.1.1
+  ed25519: '2b6570', // 1.3.101.112
 } as const;
+
+/** A non-negative INTEGER that fits a JavaScript number exactly (iteration counts, lengths). */
+function smallInteger(reader: DerReader): number {
+  const magnitude = reader.readUnsigned();
+  if (magnitude.length > 6) throw new DerError('integer out of range');
+  return magnitude.reduce((n, b) => n * 256 + b, 0);
+}
 
 /** A key file this page cannot use, or a wrong passphrase: the message says which. */
 export class KeyFileError extends Error {
@@ -49,39 +57,39 @@ interface Pbes2 {
 /** RFC 5958 EncryptedPrivateKeyInfo with RFC 8018 PBES2 parameters. */
 export function parseEncryptedPrivateKeyInfo(der: Uint8Array): Pbes2 {
   const top = new DerReader(der);
-  const info = top.sequence();
-  top.end();
-  const algorithm = info.sequence();
-  if (algorithm.oid() !== OID.pbes2) throw new KeyFileError('not PBES2-encrypted');
-  const params = algorithm.sequence();
-  algorithm.end();
+  const info = top.enter(DER_TAG.sequence);
+  top.finish();
+  const algorithm = info.enter(DER_TAG.sequence);
+  if (algorithm.readOid() !== OID.pbes2) throw new KeyFileError('not PBES2-encrypted');
+  const params = algorithm.enter(DER_TAG.sequence);
+  algorithm.finish();
 
-  const kdf = params.sequence();
-  if (kdf.oid() !== OID.pbkdf2) throw new KeyFileError('not PBKDF2');
-  const kdfParams = kdf.sequence();
-  kdf.end();
-  const salt = kdfParams.octetString();
-  const iterations = kdfParams.smallInteger();
+  const kdf = params.enter(DER_TAG.sequence);
+  if (kdf.readOid() !== OID.pbkdf2) throw new KeyFileError('not PBKDF2');
+  const kdfParams = kdf.enter(DER_TAG.sequence);
+  kdf.finish();
+  const salt = kdfParams.read(DER_TAG.octetString);
+  const iterations = smallInteger(kdfParams);
   let declaredKeyLength: number | undefined;
-  if (kdfParams.peekTag() === TAG.INTEGER) declaredKeyLength = kdfParams.smallInteger();
+  if (kdfParams.peekTag() === DER_TAG.integer) declaredKeyLength = smallInteger(kdfParams);
   let hash: Pbes2['hash'] = 'SHA-1';
   if (!kdfParams.done) {
-    const prf = kdfParams.sequence();
-    const prfOid = prf.oid();
-    if (prf.peekTag() === TAG.NULL && prf.read(TAG.NULL).length !== 0) {
+    const prf = kdfParams.enter(DER_TAG.sequence);
+    const prfOid = prf.readOid();
+    if (prf.peekTag() === DER_TAG.null && prf.read(DER_TAG.null).length !== 0) {
       throw new DerError('NULL with contents');
     }
-    prf.end();
+    prf.finish();
     if (prfOid === OID.hmacWithSha256) hash = 'SHA-256';
     else if (prfOid !== OID.hmacWithSha1) throw new KeyFileError('unsupported PBKDF2 hash');
   }
-  kdfParams.end();
+  kdfParams.finish();
 
-  const cipher = params.sequence();
-  const cipherOid = cipher.oid();
-  const iv = cipher.octetString();
-  cipher.end();
-  params.end();
+  const cipher = params.enter(DER_TAG.sequence);
+  const cipherOid = cipher.readOid();
+  const iv = cipher.read(DER_TAG.octetString);
+  cipher.finish();
+  params.finish();
   const keyBits = cipherOid === OID.aes256Cbc ? 256 : cipherOid === OID.aes128Cbc ? 128 : undefined;
   if (keyBits === undefined) throw new KeyFileError('unsupported cipher (AES-CBC expected)');
   if (iv.length !== 16) throw new KeyFileError('bad AES-CBC IV');
@@ -89,8 +97,8 @@ export function parseEncryptedPrivateKeyInfo(der: Uint8Array): Pbes2 {
     throw new KeyFileError('PBKDF2 key length does not match the cipher');
   }
   if (iterations < 1 || iterations > 10_000_000) throw new KeyFileError('bad iteration count');
-  const data = info.octetString();
-  info.end();
+  const data = info.read(DER_TAG.octetString);
+  info.finish();
   // Copies: WebCrypto takes buffers of their own.
   return {
     salt: new Uint8Array(salt),
@@ -104,9 +112,9 @@ export function parseEncryptedPrivateKeyInfo(der: Uint8Array): Pbes2 {
 
 /** The algorithm of a PKCS#8 PrivateKeyInfo, for WebCrypto's importKey. */
 function keyAlgorithm(pkcs8: Uint8Array): RsaHashedImportParams | { name: 'Ed25519' } {
-  const info = new DerReader(pkcs8).sequence();
-  info.smallInteger();
-  const oid = info.sequence().oid();
+  const info = new DerReader(pkcs8).enter(DER_TAG.sequence);
+  smallInteger(info);
+  const oid = info.enter(DER_TAG.sequence).readOid();
   if (oid === OID.rsaEncryption) return { name: 'RSA-PSS', hash: 'SHA-256' };
   if (oid === OID.ed25519) return { name: 'Ed25519' };
   throw new KeyFileError('the key is neither RSA nor Ed25519');

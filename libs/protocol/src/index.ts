@@ -11,6 +11,7 @@ export * from './errors/server-identity-error';
 export * from './errors/peer-error';
 export * from './encoding';
 export * from './crypto';
+export * from './der-reader';
 export * from './frame-decoder';
 export * from './key-schedule';
 export * from './record-layer';

@@ -27,6 +27,7 @@ import {
   RSA_PSS_SALT_BYTES,
   X25519_KEY_BYTES,
 } from '../constants';
+import { DER_TAG, DerReader } from '../der-reader';
 import { ProtocolError } from '../errors/protocol-error';
 import {
   ED25519_SPKI_PREFIX,
@@ -600,78 +601,8 @@ const OID = {
   sha256: '608648016503040201',
 } as const;
 
-const TAG = {
-  integer: 0x02,
-  bitString: 0x03,
-  null: 0x05,
-  oid: 0x06,
-  sequence: 0x30,
-} as const;
-
-/** A strict DER reader over `bytes[start, end)`; every violation throws. */
-class Der {
-  constructor(
-    private readonly bytes: Uint8Array,
-    private offset = 0,
-    private readonly end = bytes.length,
-  ) {}
-
-  get done(): boolean {
-    return this.offset === this.end;
-  }
-
-  peekTag(): number | undefined {
-    return this.done ? undefined : this.bytes[this.offset];
-  }
-
-  /** The contents of the next element, which must carry `tag`. */
-  read(tag: number): Uint8Array {
-    if (this.offset + 2 > this.end) throw new Error('DER: truncated');
-    if (this.bytes[this.offset] !== tag) throw new Error(`DER: expected tag ${tag}`);
-    let length = this.bytes[this.offset + 1]!;
-    let at = this.offset + 2;
-    if (length & 0x80) {
-      const count = length & 0x7f;
-      // Indefinite (0x80) is BER; more than two length bytes is more than an SPKI here can be.
-      if (count === 0 || count > 2 || at + count > this.end) throw new Error('DER: bad length');
-      length = 0;
-      for (let i = 0; i < count; i++) length = length * 256 + this.bytes[at + i]!;
-      at += count;
-      // Minimal: the long form only from 128, and no leading zero byte.
-      if (length < 0x80 || (count === 2 && length < 0x100)) {
-        throw new Error('DER: length not minimal');
-      }
-    }
-    if (at + length > this.end) throw new Error('DER: truncated');
-    this.offset = at + length;
-    return this.bytes.subarray(at, at + length);
-  }
-
-  /** A nested reader over the contents of the next element. */
-  enter(tag: number): Der {
-    const contents = this.read(tag);
-    return new Der(contents);
-  }
-
-  /** A non-negative INTEGER in minimal form (X.690 §8.3.2), as its magnitude bytes. */
-  readUnsigned(): Uint8Array {
-    const contents = this.read(TAG.integer);
-    if (contents.length === 0) throw new Error('DER: empty INTEGER');
-    if (contents[0]! & 0x80) throw new Error('DER: negative INTEGER');
-    if (contents.length > 1 && contents[0] === 0 && !(contents[1]! & 0x80)) {
-      throw new Error('DER: INTEGER not minimal');
-    }
-    return contents[0] === 0 && contents.length > 1 ? contents.subarray(1) : contents;
-  }
-
-  readOid(): string {
-    return Buffer.from(this.read(TAG.oid)).toString('hex');
-  }
-
-  finish(): void {
-    if (!this.done) throw new Error('DER: trailing bytes');
-  }
-}
+/** An SPKI this code accepts is at most a few KiB: a length needs at most two bytes. */
+const SPKI_LENGTH_BYTES = 2;
 
 function bigintOf(magnitude: Uint8Array): bigint {
   return magnitude.length === 0 ? 0n : BigInt(`0x${Buffer.from(magnitude).toString('hex')}`);
@@ -688,29 +619,29 @@ function bitLength(magnitude: Uint8Array): number {
  * §A.1.1). An algorithm other than RSA parses as 'other' without its key being read.
  */
 function parseSpki(spki: Uint8Array): ParsedSpki {
-  const outer = new Der(spki);
-  const info = outer.enter(TAG.sequence);
+  const outer = new DerReader(spki, SPKI_LENGTH_BYTES);
+  const info = outer.enter(DER_TAG.sequence);
   outer.finish();
-  const algorithm = info.enter(TAG.sequence);
+  const algorithm = info.enter(DER_TAG.sequence);
   const oid = algorithm.readOid();
   let pssUsable = true;
   let type: 'rsa' | 'rsa-pss';
   if (oid === OID.rsaEncryption) {
     type = 'rsa';
     // rsaEncryption's parameters are NULL, present (RFC 8017 §A.1): the form OpenSSL writes.
-    if (algorithm.read(TAG.null).length !== 0) throw new Error('DER: NULL with contents');
+    if (algorithm.read(DER_TAG.null).length !== 0) throw new Error('DER: NULL with contents');
   } else if (oid === OID.rsassaPss) {
     type = 'rsa-pss';
-    if (!algorithm.done) pssUsable = parsePssParams(algorithm.enter(TAG.sequence));
+    if (!algorithm.done) pssUsable = parsePssParams(algorithm.enter(DER_TAG.sequence));
   } else {
     return { type: 'other' };
   }
   algorithm.finish();
-  const bits = info.read(TAG.bitString);
+  const bits = info.read(DER_TAG.bitString);
   info.finish();
   if (bits.length < 1 || bits[0] !== 0) throw new Error('DER: BIT STRING with unused bits');
-  const keyOuter = new Der(bits.subarray(1));
-  const key = keyOuter.enter(TAG.sequence);
+  const keyOuter = new DerReader(bits.subarray(1), SPKI_LENGTH_BYTES);
+  const key = keyOuter.enter(DER_TAG.sequence);
   keyOuter.finish();
   const n = key.readUnsigned();
   const e = key.readUnsigned();
@@ -757,7 +688,7 @@ const PSS_HASHES = new Set([
  * SHA-256 and salt 32 qualify (node's userVerify returns false for the others). Parameters
  * OpenSSL refuses (an unknown hash, a mask other than MGF1, a trailer other than 1) throw.
  */
-function parsePssParams(params: Der): boolean {
+function parsePssParams(params: DerReader): boolean {
   let hash = PSS_SHA1;
   let mgfHash = PSS_SHA1;
   let salt = 20n;
@@ -774,7 +705,7 @@ function parsePssParams(params: Der): boolean {
   }
   if (params.peekTag() === 0xa1) {
     const wrapper = params.enter(0xa1);
-    const algorithm = wrapper.enter(TAG.sequence);
+    const algorithm = wrapper.enter(DER_TAG.sequence);
     wrapper.finish();
     if (algorithm.readOid() !== OID.mgf1) throw new Error('PSS: mask generation is not MGF1');
     mgfHash = readHashAlgorithm(algorithm);
@@ -793,11 +724,11 @@ function parsePssParams(params: Der): boolean {
 }
 
 /** AlgorithmIdentifier of a hash OpenSSL knows: its OID (hex), with NULL as OpenSSL writes it. */
-function readHashAlgorithm(reader: Der): string {
-  const algorithm = reader.enter(TAG.sequence);
+function readHashAlgorithm(reader: DerReader): string {
+  const algorithm = reader.enter(DER_TAG.sequence);
   const oid = algorithm.readOid();
   if (!PSS_HASHES.has(oid)) throw new Error('PSS: unknown hash');
-  if (algorithm.read(TAG.null).length !== 0) throw new Error('DER: NULL with contents');
+  if (algorithm.read(DER_TAG.null).length !== 0) throw new Error('DER: NULL with contents');
   algorithm.finish();
   return oid;
 }
